@@ -1,0 +1,240 @@
+use std::fmt;
+
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyError {
+    #[error("public key is {found} bytes, expected 32")]
+    PublicKeyLength { found: usize },
+    #[error("public key is not a valid Ed25519 point")]
+    PublicKeyInvalid,
+    #[error("signature is {found} bytes, expected 64")]
+    SignatureLength { found: usize },
+    #[error("signature does not verify")]
+    SignatureInvalid,
+    #[error("the operating system's random number generator failed: {0}")]
+    Random(String),
+}
+
+/// An Ed25519 public key (a device key, a paper key, or an identity's inception key).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PublicKey(VerifyingKey);
+
+impl Ord for PublicKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl PartialOrd for PublicKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PublicKey {
+    pub fn from_bytes(bytes: &[u8]) -> Result<PublicKey, KeyError> {
+        let array: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| KeyError::PublicKeyLength { found: bytes.len() })?;
+        VerifyingKey::from_bytes(&array)
+            .map(PublicKey)
+            .map_err(|_| KeyError::PublicKeyInvalid)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.0.as_bytes()
+    }
+
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.0
+    }
+
+    /// Strict verification: rejects small-order keys and non-canonical signatures,
+    /// so one message has exactly one valid signature per key.
+    pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), KeyError> {
+        self.0
+            .verify_strict(message, &signature.0)
+            .map_err(|_| KeyError::SignatureInvalid)
+    }
+
+    /// The first eight base58 characters, for logs and human display.
+    pub fn short(&self) -> String {
+        bs58::encode(self.as_bytes()).into_string()[..8].to_owned()
+    }
+
+    /// The X25519 public key for encryption to this key's holder (birational map).
+    pub fn x25519(&self) -> x25519_dalek::PublicKey {
+        x25519_dalek::PublicKey::from(self.0.to_montgomery().to_bytes())
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PublicKey({})",
+            bs58::encode(self.as_bytes()).into_string()
+        )
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&bs58::encode(self.as_bytes()).into_string())
+    }
+}
+
+impl Serialize for PublicKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.as_bytes().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for PublicKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bytes = <[u8; 32]>::deserialize(deserializer)?;
+        PublicKey::from_bytes(&bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An Ed25519 signature.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Signature(ed25519_dalek::Signature);
+
+impl Signature {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Signature, KeyError> {
+        let array: [u8; 64] = bytes
+            .try_into()
+            .map_err(|_| KeyError::SignatureLength { found: bytes.len() })?;
+        Ok(Signature(ed25519_dalek::Signature::from_bytes(&array)))
+    }
+
+    pub fn to_bytes(&self) -> [u8; 64] {
+        self.0.to_bytes()
+    }
+
+    pub fn inner(&self) -> &ed25519_dalek::Signature {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex: String = self.to_bytes()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        write!(f, "Signature({hex}…)")
+    }
+}
+
+impl Serialize for Signature {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.to_bytes())
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Signature;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("64 signature bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Signature, E> {
+                Signature::from_bytes(v).map_err(E::custom)
+            }
+            fn visit_borrowed_bytes<E: serde::de::Error>(
+                self,
+                v: &'de [u8],
+            ) -> Result<Signature, E> {
+                self.visit_bytes(v)
+            }
+        }
+        deserializer.deserialize_bytes(Visitor)
+    }
+}
+
+/// A secret Ed25519 signing key with its public half. The secret is zeroed on drop.
+#[derive(Clone)]
+pub struct KeyPair(SigningKey);
+
+impl KeyPair {
+    /// A fresh key from the operating system's random number generator.
+    pub fn generate() -> Result<KeyPair, KeyError> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        getrandom::fill(seed.as_mut()).map_err(|error| KeyError::Random(error.to_string()))?;
+        Ok(KeyPair::from_seed(&seed))
+    }
+
+    /// A key from its 32-byte secret seed (deterministic; used by tests and paper keys).
+    pub fn from_seed(seed: &[u8; 32]) -> KeyPair {
+        KeyPair(SigningKey::from_bytes(seed))
+    }
+
+    pub fn seed(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key())
+    }
+
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        Signature(self.0.sign(message))
+    }
+
+    /// The X25519 secret for decrypting what was encrypted to [`PublicKey::x25519`].
+    /// Derived from the same seed, so there is nothing extra to back up.
+    pub fn x25519(&self) -> x25519_dalek::StaticSecret {
+        x25519_dalek::StaticSecret::from(self.0.to_scalar_bytes())
+    }
+}
+
+impl fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyPair({:?}, secret: <redacted>)", self.public())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_and_verify_round_trip() {
+        let key = KeyPair::from_seed(&[7; 32]);
+        let signature = key.sign(b"hello");
+        key.public().verify(b"hello", &signature).unwrap();
+        assert_eq!(
+            key.public().verify(b"hellO", &signature),
+            Err(KeyError::SignatureInvalid)
+        );
+    }
+
+    #[test]
+    fn x25519_halves_agree() {
+        let alice = KeyPair::from_seed(&[1; 32]);
+        let bob = KeyPair::from_seed(&[2; 32]);
+        let ab = alice.x25519().diffie_hellman(&bob.public().x25519());
+        let ba = bob.x25519().diffie_hellman(&alice.public().x25519());
+        assert_eq!(ab.as_bytes(), ba.as_bytes());
+    }
+
+    #[test]
+    fn malformed_public_keys_are_errors() {
+        assert_eq!(
+            PublicKey::from_bytes(&[0; 31]),
+            Err(KeyError::PublicKeyLength { found: 31 })
+        );
+        assert_eq!(
+            Signature::from_bytes(&[0; 10]),
+            Err(KeyError::SignatureLength { found: 10 })
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! The kernel: ICN's replicated, signed, hash-linked event log.
+//!
+//! Pure and deterministic: no IO, no clock (time is an argument), no threads
+//! except the optional parallel signature check. Domains plug in as
+//! [`Domain`] rules; the kernel enforces them without knowing what they mean.
+//!
+//! **API boundary**: nothing here reads a disk or a socket. `icn-store`
+//! persists what [`Changes`] describes; `icn-node` decides when to ingest.
+
+mod domain;
+mod event;
+mod ids;
+mod log;
+mod rules;
+
+pub use domain::{Context, Domain, ViewRow};
+pub use event::{
+    BODY_SIZE_MAX_BYTES, DEPS_MAX, DecodeError, EVENT_SIZE_MAX_BYTES, Event, EventContent,
+    FORMAT_VERSION, VerifiedEvent, encode_body,
+};
+pub use ids::{CoopId, EventId, EventKind, IdParseError, Timestamp};
+pub use log::{Changes, EVIDENCE_PER_SLOT_MAX, Evidence, Log, LogConfig, PendingReason, Verdict};
+pub use rules::{
+    CurrencySpec, Genesis, KIND_GENESIS, KIND_KEY_ADD, KIND_KEY_REVOKE, KIND_KEY_ROTATE, KeyAdd,
+    KeyRevoke, KeyRotate, KeyState, Rejection,
+};

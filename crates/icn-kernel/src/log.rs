@@ -1,0 +1,653 @@
+//! The log: which events count, and the views folded from them.
+//!
+//! An event *counts* when its signature verifies, its signer was authorised by
+//! the author's own chain before it, its prev and deps count, and its domain's
+//! rules accept it. Events that cannot be judged yet wait in a bounded pending
+//! buffer (a missing prev or dep, or a timestamp too far in the future).
+//!
+//! Equivocation rule (this issue's; the ledger issue refines it): when two
+//! valid events share an author and seq, both are kept as evidence and the
+//! author's counted chain ends just before that seq. Whatever order events
+//! arrive in, the same set of events yields the same counted set and views.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+use icn_identity::Did;
+use serde::Serialize;
+
+use crate::{
+    CoopId, Event, EventId, Genesis, KeyState, Rejection, Timestamp, VerifiedEvent, ViewRow,
+    domain::{Context, Domain, key_state_row},
+    rules::{KIND_GENESIS, decode_body, is_identity_kind},
+};
+
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// An event stamped later than `now + future_skew_max_ms` waits until then.
+    pub future_skew_max_ms: u64,
+    /// Events waiting for a prev, a dep or their time, at most.
+    pub pending_max: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            future_skew_max_ms: 5 * 60 * 1000,
+            pending_max: 10_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The event counts; its views are updated.
+    Accepted,
+    /// Already known (counted, kept as evidence, or pending).
+    Duplicate,
+    /// Waits for the listed events or for its timestamp to come within reach.
+    Pending(PendingReason),
+    /// The pending buffer is full; the sender should offer it again later.
+    Dropped,
+    /// Proves its author signed two events at one seq; kept as evidence.
+    Equivocation,
+    Rejected(Rejection),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PendingReason {
+    Missing(Vec<EventId>),
+    Future(Timestamp),
+}
+
+/// Two or more events by one author at one seq.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    pub author: Did,
+    pub seq: u64,
+    pub events: BTreeSet<EventId>,
+}
+
+/// What one or more ingests changed, for the store to write in one transaction.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// New events to store, with whether they count.
+    pub stored: Vec<(Event, bool)>,
+    /// View rows to upsert (or delete).
+    pub rows: Vec<ViewRow>,
+    /// Set when the views were rebuilt: the store replaces every view row with
+    /// `rows` and sets each event's counted flag from `recount`.
+    pub rebuilt: bool,
+    pub recount: Vec<(EventId, bool)>,
+    pub evidence: Vec<Evidence>,
+    /// Every verdict, the released pending events' included, in order.
+    pub verdicts: Vec<(EventId, Verdict)>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Chain {
+    ids: Vec<EventId>,
+    keys: Option<KeyState>,
+    last_timestamp: Timestamp,
+    /// Set once an equivocation is proven at this seq: nothing from it on counts.
+    frozen_at: Option<u64>,
+}
+
+#[derive(Default)]
+struct Pending {
+    events: BTreeMap<EventId, VerifiedEvent>,
+    waiting_on: HashMap<EventId, BTreeSet<EventId>>,
+    future: BTreeSet<(Timestamp, EventId)>,
+}
+
+impl Pending {
+    fn remove(&mut self, id: &EventId) -> Option<VerifiedEvent> {
+        let event = self.events.remove(id)?;
+        self.future.remove(&(event.timestamp(), *id));
+        Some(event)
+    }
+}
+
+pub struct Log {
+    config: LogConfig,
+    genesis: Event,
+    genesis_body: Genesis,
+    coop: CoopId,
+    /// Every event kept: those that count and those kept as evidence.
+    events: HashMap<EventId, Event>,
+    counted: HashSet<EventId>,
+    chains: BTreeMap<Did, Chain>,
+    pending: Pending,
+    evidence: BTreeMap<(Did, u64), BTreeSet<EventId>>,
+    domains: Vec<Box<dyn Domain>>,
+}
+
+/// Variants of one event kept as evidence, at most.
+pub const EVIDENCE_PER_SLOT_MAX: usize = 4;
+
+#[derive(Serialize)]
+struct ChainRow {
+    seq: u64,
+    head: String,
+    frozen_at: Option<u64>,
+}
+
+fn evidence_row(evidence: &Evidence) -> ViewRow {
+    let events: Vec<String> = evidence.events.iter().map(EventId::to_string).collect();
+    let value = serde_json::json!({
+        "author": evidence.author.to_string(),
+        "seq": evidence.seq,
+        "events": events,
+    });
+    ViewRow {
+        view: "equivocation",
+        key: format!("{}/{}", evidence.author, evidence.seq),
+        value: Some(value.to_string()),
+    }
+}
+
+#[derive(Serialize)]
+struct CoopRow<'a> {
+    id: String,
+    name: &'a str,
+    founders: Vec<String>,
+    charter: &'a str,
+    currencies: &'a [crate::CurrencySpec],
+    founded_at_ms: u64,
+}
+
+impl Log {
+    /// Starts a co-op's log from its genesis event.
+    pub fn new(
+        genesis: VerifiedEvent,
+        config: LogConfig,
+        domains: Vec<Box<dyn Domain>>,
+    ) -> Result<(Log, Changes), Rejection> {
+        let genesis = genesis.into_event();
+        let content = genesis.content();
+        if content.kind.as_str() != KIND_GENESIS {
+            return Err(Rejection::rule("the first event of a co-op is its genesis"));
+        }
+        if content.scope != CoopId::GENESIS || content.seq != 1 || !content.deps.is_empty() {
+            return Err(Rejection::rule(
+                "a genesis is its author's first event, with no scope and no deps",
+            ));
+        }
+        if content.signer != content.author.inception_key() {
+            return Err(Rejection::UnauthorisedKey {
+                author: content.author,
+            });
+        }
+        let genesis_body: Genesis = decode_body(&genesis)?;
+        genesis_body.check(content.author)?;
+        let coop = CoopId::from(genesis.id());
+        let mut log = Log {
+            config,
+            genesis_body,
+            coop,
+            events: HashMap::new(),
+            counted: HashSet::new(),
+            chains: BTreeMap::new(),
+            pending: Pending::default(),
+            evidence: BTreeMap::new(),
+            domains,
+            genesis: genesis.clone(),
+        };
+        log.counted.insert(genesis.id());
+        log.events.insert(genesis.id(), genesis.clone());
+        let chain = log.chains.entry(content.author).or_default();
+        chain.ids.push(genesis.id());
+        chain.last_timestamp = content.timestamp;
+        let mut changes = Changes::default();
+        changes.stored.push((genesis.clone(), true));
+        changes.rows = log.all_rows();
+        Ok((log, changes))
+    }
+
+    /// Rebuilds a log from stored events and evidence (at start-up, or after an
+    /// equivocation changed what counts). Order does not matter.
+    pub fn replay(
+        genesis: VerifiedEvent,
+        config: LogConfig,
+        domains: Vec<Box<dyn Domain>>,
+        events: impl IntoIterator<Item = VerifiedEvent>,
+        evidence: impl IntoIterator<Item = (Did, u64)>,
+        now: Timestamp,
+    ) -> Result<(Log, Changes), Rejection> {
+        let (mut log, _) = Log::new(genesis, config, domains)?;
+        for (author, seq) in evidence {
+            log.freeze(author, seq);
+        }
+        let mut events: Vec<VerifiedEvent> = events.into_iter().collect();
+        // Sorting by seq makes most prevs arrive first; it is not needed for correctness.
+        events.sort_by_key(|event| (event.seq(), event.id()));
+        let mut changes = Changes::default();
+        for event in events {
+            log.ingest(event, now, &mut changes);
+        }
+        // A replay is a full rewrite of the views.
+        let mut result = Changes {
+            stored: changes.stored,
+            evidence: changes.evidence,
+            verdicts: changes.verdicts,
+            rebuilt: true,
+            rows: log.all_rows(),
+            recount: Vec::new(),
+        };
+        result.recount = log
+            .events
+            .keys()
+            .map(|id| (*id, log.counted.contains(id)))
+            .collect();
+        result.recount.sort();
+        Ok((log, result))
+    }
+
+    fn freeze(&mut self, author: Did, seq: u64) {
+        let chain = self.chains.entry(author).or_default();
+        chain.frozen_at = Some(chain.frozen_at.map_or(seq, |at| at.min(seq)));
+    }
+
+    pub fn coop(&self) -> CoopId {
+        self.coop
+    }
+
+    pub fn genesis(&self) -> &Event {
+        &self.genesis
+    }
+
+    pub fn genesis_body(&self) -> &Genesis {
+        &self.genesis_body
+    }
+
+    /// Events that count, the genesis included.
+    pub fn counted_len(&self) -> usize {
+        self.counted.len()
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.events.len()
+    }
+
+    pub fn is_counted(&self, id: &EventId) -> bool {
+        self.counted.contains(id)
+    }
+
+    pub fn get(&self, id: &EventId) -> Option<&Event> {
+        self.events.get(id)
+    }
+
+    pub fn evidence(&self) -> impl Iterator<Item = Evidence> + '_ {
+        self.evidence
+            .iter()
+            .map(|((author, seq), events)| Evidence {
+                author: *author,
+                seq: *seq,
+                events: events.clone(),
+            })
+    }
+
+    /// The next seq and prev for a new event by `author`.
+    pub fn next_position(&self, author: &Did) -> (u64, Option<EventId>) {
+        match self.chains.get(author) {
+            Some(chain) => (chain.ids.len() as u64 + 1, chain.ids.last().copied()),
+            None => (1, None),
+        }
+    }
+
+    /// The keys that may sign `author`'s next event.
+    pub fn key_state(&self, author: &Did) -> KeyState {
+        self.chains
+            .get(author)
+            .and_then(|chain| chain.keys.clone())
+            .unwrap_or_else(|| KeyState::inception(*author))
+    }
+
+    /// Per-author heads of the counted chains: author → (seq, id).
+    pub fn heads(&self) -> BTreeMap<Did, (u64, EventId)> {
+        self.chains
+            .iter()
+            .filter_map(|(author, chain)| {
+                chain
+                    .ids
+                    .last()
+                    .map(|id| (*author, (chain.ids.len() as u64, *id)))
+            })
+            .collect()
+    }
+
+    /// Offers one event. Events it releases from the pending buffer are
+    /// ingested too; every verdict is appended to `changes.verdicts`.
+    pub fn ingest(
+        &mut self,
+        event: VerifiedEvent,
+        now: Timestamp,
+        changes: &mut Changes,
+    ) -> Verdict {
+        let id = event.id();
+        let verdict = self.offer(event, now, changes);
+        changes.verdicts.push((id, verdict.clone()));
+        if matches!(verdict, Verdict::Accepted) {
+            self.release_waiters(id, now, changes);
+        }
+        verdict
+    }
+
+    /// Offers again the events whose time has come.
+    pub fn tick(&mut self, now: Timestamp, changes: &mut Changes) {
+        let horizon = now.saturating_add_ms(self.config.future_skew_max_ms);
+        let due: Vec<EventId> = self
+            .pending
+            .future
+            .iter()
+            .take_while(|(at, _)| *at <= horizon)
+            .map(|(_, id)| *id)
+            .collect();
+        for id in due {
+            if let Some(event) = self.pending.remove(&id) {
+                self.ingest(event, now, changes);
+            }
+        }
+    }
+
+    fn release_waiters(&mut self, first: EventId, now: Timestamp, changes: &mut Changes) {
+        let mut ready = VecDeque::from([first]);
+        while let Some(id) = ready.pop_front() {
+            let Some(waiters) = self.pending.waiting_on.remove(&id) else {
+                continue;
+            };
+            for waiter in waiters {
+                let Some(event) = self.pending.remove(&waiter) else {
+                    continue;
+                };
+                let verdict = self.offer(event, now, changes);
+                changes.verdicts.push((waiter, verdict.clone()));
+                if matches!(verdict, Verdict::Accepted) {
+                    ready.push_back(waiter);
+                }
+            }
+        }
+    }
+
+    fn park(&mut self, event: VerifiedEvent, reason: PendingReason) -> Verdict {
+        if self.pending.events.len() >= self.config.pending_max {
+            return Verdict::Dropped;
+        }
+        let id = event.id();
+        match &reason {
+            PendingReason::Missing(missing) => {
+                for waited in missing {
+                    self.pending
+                        .waiting_on
+                        .entry(*waited)
+                        .or_default()
+                        .insert(id);
+                }
+            }
+            PendingReason::Future(at) => {
+                self.pending.future.insert((*at, id));
+            }
+        }
+        self.pending.events.insert(id, event);
+        Verdict::Pending(reason)
+    }
+
+    fn offer(&mut self, event: VerifiedEvent, now: Timestamp, changes: &mut Changes) -> Verdict {
+        let id = event.id();
+        if self.events.contains_key(&id) || self.pending.events.contains_key(&id) {
+            return Verdict::Duplicate;
+        }
+        let content = event.content().clone();
+        if content.kind.as_str() == KIND_GENESIS {
+            return Verdict::Rejected(Rejection::SecondGenesis);
+        }
+        if content.scope != self.coop {
+            return Verdict::Rejected(Rejection::WrongScope);
+        }
+        if content.timestamp > now.saturating_add_ms(self.config.future_skew_max_ms) {
+            return self.park(event, PendingReason::Future(content.timestamp));
+        }
+        let missing: Vec<EventId> = content
+            .prev
+            .iter()
+            .chain(&content.deps)
+            .filter(|needed| !self.counted.contains(needed))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            return self.park(event, PendingReason::Missing(missing));
+        }
+        let author = content.author;
+        let seq = content.seq;
+        if let Some(prev) = content.prev {
+            let prev_event = &self.events[&prev];
+            if prev_event.author() != author || prev_event.seq() + 1 != seq {
+                return Verdict::Rejected(Rejection::BadPrev);
+            }
+            if content.timestamp < prev_event.timestamp() {
+                return Verdict::Rejected(Rejection::TimestampBeforePrev);
+            }
+        }
+        let chain = self.chains.get(&author).cloned().unwrap_or_default();
+        // Its prev counts, so a seq at or below the chain's length, or at the
+        // frozen seq, means a second event at one position: evidence.
+        if (seq as usize) <= chain.ids.len() || chain.frozen_at.is_some_and(|at| seq >= at) {
+            return self.offer_conflict(event, &chain, now, changes);
+        }
+        let keys = chain
+            .keys
+            .clone()
+            .unwrap_or_else(|| KeyState::inception(author));
+        if !keys.authorises(&content.signer) {
+            return Verdict::Rejected(Rejection::UnauthorisedKey { author });
+        }
+        let next_keys = if is_identity_kind(&content.kind) {
+            match keys.after(&event) {
+                Ok(next) => Some(next),
+                Err(rejection) => return Verdict::Rejected(rejection),
+            }
+        } else {
+            let Some(domain) = self
+                .domains
+                .iter()
+                .find(|domain| domain.name() == content.kind.domain())
+            else {
+                return Verdict::Rejected(Rejection::UnknownKind {
+                    kind: content.kind.clone(),
+                });
+            };
+            let context = Context {
+                genesis: &self.genesis_body,
+                author_keys: &keys,
+            };
+            if let Err(rejection) = domain.validate(&event, &context) {
+                return Verdict::Rejected(rejection);
+            }
+            None
+        };
+        self.count(event.into_event(), next_keys, changes);
+        Verdict::Accepted
+    }
+
+    /// Records that `event` counts and folds it into the views.
+    fn count(&mut self, event: Event, next_keys: Option<KeyState>, changes: &mut Changes) {
+        let author = event.author();
+        let chain = self.chains.entry(author).or_default();
+        chain.ids.push(event.id());
+        chain.last_timestamp = event.timestamp();
+        if let Some(keys) = next_keys {
+            changes.rows.push(key_state_row(&author, &keys));
+            chain.keys = Some(keys);
+        } else if let Some(domain) = self
+            .domains
+            .iter_mut()
+            .find(|domain| domain.name() == event.kind().domain())
+        {
+            domain.apply(&event, &mut changes.rows);
+        }
+        changes.rows.push(self.chain_row(&author));
+        self.counted.insert(event.id());
+        self.events.insert(event.id(), event.clone());
+        changes.stored.push((event, true));
+    }
+
+    /// A second valid event at a seq that already has one (or that is frozen).
+    fn offer_conflict(
+        &mut self,
+        event: VerifiedEvent,
+        chain: &Chain,
+        now: Timestamp,
+        changes: &mut Changes,
+    ) -> Verdict {
+        let content = event.content().clone();
+        let seq = content.seq;
+        let keys = self.keys_before(&content.author, seq);
+        if !keys.authorises(&content.signer) {
+            return Verdict::Rejected(Rejection::UnauthorisedKey {
+                author: content.author,
+            });
+        }
+        let slot = self.evidence.entry((content.author, seq)).or_default();
+        if slot.len() >= EVIDENCE_PER_SLOT_MAX {
+            // Enough to prove it; more variants would only fill the disk.
+            return Verdict::Dropped;
+        }
+        if let Some(counted) = chain.ids.get(seq as usize - 1) {
+            slot.insert(*counted);
+        }
+        slot.insert(event.id());
+        let evidence = Evidence {
+            author: content.author,
+            seq,
+            events: slot.clone(),
+        };
+        let already_frozen = chain.frozen_at.is_some_and(|at| at <= seq);
+        let event = event.into_event();
+        self.events.insert(event.id(), event.clone());
+        changes.stored.push((event, false));
+        changes.rows.push(evidence_row(&evidence));
+        changes.evidence.push(evidence);
+        if !already_frozen {
+            self.freeze(content.author, seq);
+            self.rebuild(now, changes);
+        }
+        Verdict::Equivocation
+    }
+
+    /// The author's key state just before `seq`, from the counted chain.
+    fn keys_before(&self, author: &Did, seq: u64) -> KeyState {
+        let mut keys = KeyState::inception(*author);
+        if let Some(chain) = self.chains.get(author) {
+            for id in chain.ids.iter().take(seq.saturating_sub(1) as usize) {
+                let event = &self.events[id];
+                if is_identity_kind(event.kind()) {
+                    keys = keys.after(event).unwrap_or(keys);
+                }
+            }
+        }
+        keys
+    }
+
+    /// Recomputes what counts from every kept event, after a freeze.
+    fn rebuild(&mut self, now: Timestamp, changes: &mut Changes) {
+        let genesis = self
+            .genesis
+            .clone()
+            .verify()
+            .expect("the genesis verified when the log was made");
+        let domains = self.domains.iter().map(|domain| domain.fresh()).collect();
+        let evidence: Vec<(Did, u64)> = self.evidence.keys().copied().collect();
+        let mut kept: Vec<Event> = self
+            .events
+            .values()
+            .filter(|event| event.id() != self.genesis.id())
+            .cloned()
+            .collect();
+        kept.extend(
+            self.pending
+                .events
+                .values()
+                .map(|event| event.event().clone()),
+        );
+        // These were verified when they arrived; verifying again keeps the
+        // type honest and happens only on the rare equivocation path.
+        let verified: Vec<VerifiedEvent> = kept
+            .into_iter()
+            .filter_map(|event| event.verify().ok())
+            .collect();
+        let (fresh, replayed) = Log::replay(
+            genesis,
+            self.config.clone(),
+            domains,
+            verified,
+            evidence,
+            now,
+        )
+        .expect("the genesis was valid when the log was made");
+        let previous_evidence = std::mem::take(&mut changes.evidence);
+        // Everything kept before may have been stored: tell the store, for each,
+        // whether it still counts (some now wait on an event that stopped counting).
+        let mut recount: Vec<(EventId, bool)> = self
+            .events
+            .keys()
+            .chain(changes.stored.iter().map(|(event, _)| event.id_ref()))
+            .map(|id| (*id, fresh.counted.contains(id)))
+            .collect();
+        recount.sort();
+        recount.dedup();
+        drop(replayed.recount);
+        *self = fresh;
+        changes.rebuilt = true;
+        changes.rows = replayed.rows;
+        changes.recount = recount;
+        changes.evidence = previous_evidence;
+        changes.evidence.extend(replayed.evidence);
+    }
+
+    fn chain_row(&self, author: &Did) -> ViewRow {
+        let chain = &self.chains[author];
+        let row = ChainRow {
+            seq: chain.ids.len() as u64,
+            head: chain.ids.last().map(EventId::to_string).unwrap_or_default(),
+            frozen_at: chain.frozen_at,
+        };
+        ViewRow {
+            view: "chain",
+            key: author.to_string(),
+            value: Some(serde_json::to_string(&row).expect("plain data serialises")),
+        }
+    }
+
+    /// Every view row, as a fold of the counted events.
+    pub fn all_rows(&self) -> Vec<ViewRow> {
+        let genesis = &self.genesis_body;
+        let coop = CoopRow {
+            id: self.coop.to_string(),
+            name: &genesis.name,
+            founders: genesis.founders.iter().map(Did::to_string).collect(),
+            charter: &genesis.charter,
+            currencies: &genesis.currencies,
+            founded_at_ms: self.genesis.timestamp().as_millis(),
+        };
+        let mut rows = vec![ViewRow {
+            view: "coop",
+            key: "genesis".to_owned(),
+            value: Some(serde_json::to_string(&coop).expect("plain data serialises")),
+        }];
+        for (author, chain) in &self.chains {
+            if let Some(keys) = &chain.keys {
+                rows.push(key_state_row(author, keys));
+            }
+            if !chain.ids.is_empty() || chain.frozen_at.is_some() {
+                rows.push(self.chain_row(author));
+            }
+        }
+        for evidence in self.evidence() {
+            rows.push(evidence_row(&evidence));
+        }
+        for domain in &self.domains {
+            rows.extend(domain.rows());
+        }
+        rows.sort_by(|a, b| (a.view, &a.key).cmp(&(b.view, &b.key)));
+        rows
+    }
+}

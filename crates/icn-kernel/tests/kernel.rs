@@ -1,0 +1,447 @@
+//! The kernel's behaviour at its boundary: events in, verdicts and view rows out.
+
+use icn_identity::KeyPair;
+use icn_kernel::{
+    Changes, Domain, Event, EventId, KIND_KEY_ADD, KIND_KEY_REVOKE, KIND_KEY_ROTATE, KeyAdd,
+    KeyRevoke, KeyRotate, Log, LogConfig, PendingReason, Rejection, Timestamp, Verdict, ViewRow,
+    encode_body,
+};
+use icn_testkit::{Coop, NoteDomain, at, did_of, member, verified};
+use proptest::prelude::*;
+
+fn domains() -> Vec<Box<dyn Domain>> {
+    vec![Box::new(NoteDomain::default())]
+}
+
+fn new_log(coop: &Coop) -> Log {
+    Log::new(
+        verified(coop.genesis.clone()),
+        LogConfig::default(),
+        domains(),
+    )
+    .unwrap()
+    .0
+}
+
+fn offer(log: &mut Log, event: &Event, now: Timestamp) -> Verdict {
+    log.ingest(verified(event.clone()), now, &mut Changes::default())
+}
+
+#[test]
+fn notes_count_and_fold_into_rows() {
+    let ana = member(1);
+    let mut coop = Coop::found("Bakery", &[&ana]);
+    let mut log = new_log(&coop);
+    let note = coop.note(&ana, "hello", vec![], at(1));
+    let mut changes = Changes::default();
+    assert_eq!(
+        log.ingest(verified(note.clone()), at(1), &mut changes),
+        Verdict::Accepted
+    );
+    assert!(
+        changes
+            .rows
+            .iter()
+            .any(|row| row.view == "note" && row.key == note.id().to_string())
+    );
+    assert_eq!(changes.stored.len(), 1);
+    assert_eq!(offer(&mut log, &note, at(1)), Verdict::Duplicate);
+    assert_eq!(log.counted_len(), 2);
+}
+
+#[test]
+fn domain_rules_unknown_kinds_scope_and_prev_are_enforced() {
+    let ana = member(1);
+    let mut coop = Coop::found("Bakery", &[&ana]);
+    let mut other = Coop::found("Other", &[&ana]);
+    let mut log = new_log(&coop);
+
+    let empty = coop.note(&ana, "", vec![], at(1));
+    assert_eq!(
+        offer(&mut log, &empty, at(1)),
+        Verdict::Rejected(Rejection::rule("a note has 1 to 100 bytes"))
+    );
+    coop.rewind(did_of(&ana), 1, Some(coop.genesis.id()));
+    let unknown = coop.event(&ana, "ledger.transfer", vec![1, 2, 3], at(1));
+    assert!(matches!(
+        offer(&mut log, &unknown, at(1)),
+        Verdict::Rejected(Rejection::UnknownKind { .. })
+    ));
+    let foreign = other.note(&ana, "hi", vec![], at(1));
+    assert_eq!(
+        offer(&mut log, &foreign, at(1)),
+        Verdict::Rejected(Rejection::WrongScope)
+    );
+    assert_eq!(
+        offer(&mut log, &other.genesis, at(1)),
+        Verdict::Rejected(Rejection::SecondGenesis)
+    );
+    // Nothing above counted.
+    assert_eq!(log.counted_len(), 1);
+}
+
+#[test]
+fn device_keys_are_added_revoked_and_rotated_by_the_identity() {
+    let ana = member(1);
+    let laptop = member(10);
+    let phone = member(11);
+    let mut coop = Coop::found("Bakery", &[&ana]);
+    let mut log = new_log(&coop);
+    let ana_did = did_of(&ana);
+
+    // The laptop key cannot sign before it is authorised.
+    let early = coop.event_signed(
+        ana_did,
+        &laptop,
+        "note.add",
+        encode_body(&"x"),
+        vec![],
+        at(1),
+    );
+    assert_eq!(
+        offer(&mut log, &early, at(1)),
+        Verdict::Rejected(Rejection::UnauthorisedKey { author: ana_did })
+    );
+    coop.rewind(ana_did, 1, Some(coop.genesis.id()));
+
+    let add = coop.event(
+        &ana,
+        KIND_KEY_ADD,
+        encode_body(&KeyAdd {
+            key: laptop.public(),
+            label: "laptop".into(),
+        }),
+        at(2),
+    );
+    assert_eq!(offer(&mut log, &add, at(2)), Verdict::Accepted);
+    let by_laptop = coop.event_signed(
+        ana_did,
+        &laptop,
+        "note.add",
+        encode_body(&icn_testkit::Note {
+            text: "from laptop".into(),
+        }),
+        vec![],
+        at(3),
+    );
+    assert_eq!(offer(&mut log, &by_laptop, at(3)), Verdict::Accepted);
+
+    // Rotate the laptop key to the phone; the inception key is revoked with the laptop signing.
+    let rotate = coop.event_signed(
+        ana_did,
+        &laptop,
+        KIND_KEY_ROTATE,
+        encode_body(&KeyRotate {
+            new: phone.public(),
+            label: "phone".into(),
+            old: ana.public(),
+        }),
+        vec![],
+        at(4),
+    );
+    assert_eq!(offer(&mut log, &rotate, at(4)), Verdict::Accepted);
+    let revoked_use = coop.note(&ana, "old key", vec![], at(5));
+    assert_eq!(
+        offer(&mut log, &revoked_use, at(5)),
+        Verdict::Rejected(Rejection::UnauthorisedKey { author: ana_did })
+    );
+    coop.rewind(ana_did, 4, Some(rotate.id()));
+
+    // Revoking the laptop leaves the phone; revoking the phone too is refused.
+    let revoke = coop.event_signed(
+        ana_did,
+        &phone,
+        KIND_KEY_REVOKE,
+        encode_body(&KeyRevoke {
+            key: laptop.public(),
+        }),
+        vec![],
+        at(6),
+    );
+    assert_eq!(offer(&mut log, &revoke, at(6)), Verdict::Accepted);
+    let last = coop.event_signed(
+        ana_did,
+        &phone,
+        KIND_KEY_REVOKE,
+        encode_body(&KeyRevoke {
+            key: phone.public(),
+        }),
+        vec![],
+        at(7),
+    );
+    assert!(matches!(
+        offer(&mut log, &last, at(7)),
+        Verdict::Rejected(Rejection::Rule { .. })
+    ));
+    coop.rewind(ana_did, 5, Some(revoke.id()));
+    // A revoked key can never come back.
+    let re_add = coop.event_signed(
+        ana_did,
+        &phone,
+        KIND_KEY_ADD,
+        encode_body(&KeyAdd {
+            key: ana.public(),
+            label: "again".into(),
+        }),
+        vec![],
+        at(8),
+    );
+    assert!(matches!(
+        offer(&mut log, &re_add, at(8)),
+        Verdict::Rejected(Rejection::Rule { .. })
+    ));
+
+    let keys = log.key_state(&ana_did);
+    assert_eq!(
+        keys.authorised.keys().copied().collect::<Vec<_>>(),
+        vec![phone.public()]
+    );
+    assert!(keys.revoked.contains(&ana.public()) && keys.revoked.contains(&laptop.public()));
+}
+
+#[test]
+fn out_of_order_events_wait_and_then_count() {
+    let ana = member(1);
+    let ben = member(2);
+    let mut coop = Coop::found("Bakery", &[&ana, &ben]);
+    let mut log = new_log(&coop);
+    let first = coop.note(&ana, "one", vec![], at(1));
+    let second = coop.note(&ana, "two", vec![], at(2));
+    let reply = coop.note(&ben, "re: two", vec![second.id()], at(3));
+
+    assert_eq!(
+        offer(&mut log, &reply, at(3)),
+        Verdict::Pending(PendingReason::Missing(vec![second.id()]))
+    );
+    assert!(matches!(
+        offer(&mut log, &second, at(3)),
+        Verdict::Pending(_)
+    ));
+    assert_eq!(log.pending_len(), 2);
+    let mut changes = Changes::default();
+    assert_eq!(
+        log.ingest(verified(first), at(3), &mut changes),
+        Verdict::Accepted
+    );
+    // Releasing `first` released `second`, which released `reply`.
+    let accepted: Vec<EventId> = changes
+        .verdicts
+        .iter()
+        .filter(|(_, verdict)| *verdict == Verdict::Accepted)
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(accepted.len(), 3);
+    assert_eq!(log.pending_len(), 0);
+    assert_eq!(log.counted_len(), 4);
+}
+
+#[test]
+fn future_events_wait_for_the_clock_and_are_not_rejected() {
+    let ana = member(1);
+    let mut coop = Coop::found("Bakery", &[&ana]);
+    let mut log = new_log(&coop);
+    let future = coop.note(&ana, "from the future", vec![], at(60));
+    assert_eq!(
+        offer(&mut log, &future, at(0)),
+        Verdict::Pending(PendingReason::Future(at(60)))
+    );
+    let mut changes = Changes::default();
+    log.tick(at(30), &mut changes);
+    assert!(changes.verdicts.is_empty());
+    log.tick(at(56), &mut changes); // within the five-minute skew
+    assert_eq!(changes.verdicts, vec![(future.id(), Verdict::Accepted)]);
+}
+
+#[test]
+fn a_full_pending_buffer_drops_instead_of_growing() {
+    let ana = member(1);
+    let mut coop = Coop::found("Bakery", &[&ana]);
+    let config = LogConfig {
+        pending_max: 3,
+        ..LogConfig::default()
+    };
+    let mut log = Log::new(verified(coop.genesis.clone()), config, domains())
+        .unwrap()
+        .0;
+    let _gap = coop.note(&ana, "never delivered", vec![], at(1));
+    let waiting: Vec<Event> = (0..4)
+        .map(|i| coop.note(&ana, &format!("n{i}"), vec![], at(2)))
+        .collect();
+    let verdicts: Vec<Verdict> = waiting
+        .iter()
+        .map(|event| offer(&mut log, event, at(2)))
+        .collect();
+    assert!(matches!(verdicts[2], Verdict::Pending(_)));
+    assert_eq!(verdicts[3], Verdict::Dropped);
+    assert_eq!(log.pending_len(), 3);
+}
+
+/// Two events by Ana at one seq; Ben builds on one of them.
+fn equivocation_scenario() -> (Coop, Vec<Event>, [KeyPair; 2]) {
+    let ana = member(1);
+    let ben = member(2);
+    let mut coop = Coop::found("Bakery", &[&ana, &ben]);
+    let ana_did = did_of(&ana);
+    let base = coop.note(&ana, "base", vec![], at(1));
+    let branch_a = coop.note(&ana, "pay Ben", vec![], at(2));
+    coop.rewind(ana_did, 2, Some(base.id()));
+    let branch_b = coop.note(&ana, "pay Cleo", vec![], at(2));
+    let ben_reply = coop.note(&ben, "thanks", vec![branch_a.id()], at(3));
+    let ben_alone = coop.note(&ben, "unrelated", vec![], at(4));
+    (
+        coop,
+        vec![base, branch_a, branch_b, ben_reply, ben_alone],
+        [ana, ben],
+    )
+}
+
+#[test]
+fn equivocation_is_detected_kept_as_evidence_and_freezes_the_chain() {
+    let (coop, events, [ana, _]) = equivocation_scenario();
+    let mut log = new_log(&coop);
+    let mut changes = Changes::default();
+    for event in &events[..2] {
+        assert_eq!(
+            log.ingest(verified(event.clone()), at(5), &mut changes),
+            Verdict::Accepted
+        );
+    }
+    assert_eq!(
+        log.ingest(verified(events[3].clone()), at(5), &mut changes),
+        Verdict::Accepted
+    );
+    assert_eq!(
+        log.ingest(verified(events[2].clone()), at(5), &mut changes),
+        Verdict::Equivocation
+    );
+    assert!(changes.rebuilt);
+    let evidence: Vec<_> = log.evidence().collect();
+    assert_eq!(evidence.len(), 1);
+    assert_eq!(evidence[0].author, did_of(&ana));
+    assert_eq!(evidence[0].seq, 3);
+    assert_eq!(evidence[0].events.len(), 2);
+    // Neither branch counts, nor Ben's reply that depended on one.
+    assert!(!log.is_counted(&events[1].id()) && !log.is_counted(&events[2].id()));
+    assert!(!log.is_counted(&events[3].id()));
+    assert!(log.is_counted(&events[0].id()));
+    // Both branches are kept for replication as proof.
+    assert!(log.get(&events[1].id()).is_some() && log.get(&events[2].id()).is_some());
+    // Recount tells the store which earlier-stored events stopped counting.
+    assert!(changes.recount.contains(&(events[3].id(), false)));
+}
+
+fn final_state(log: &Log) -> (Vec<ViewRow>, Vec<EventId>) {
+    let mut counted: Vec<EventId> = log.heads().values().map(|(_, id)| *id).collect();
+    counted.sort();
+    (log.all_rows(), counted)
+}
+
+fn run(coop: &Coop, events: &[Event], order: &[usize]) -> (Vec<ViewRow>, Vec<EventId>) {
+    let mut log = new_log(coop);
+    let mut changes = Changes::default();
+    for &i in order {
+        log.ingest(verified(events[i].clone()), at(100), &mut changes);
+    }
+    final_state(&log)
+}
+
+/// A random little co-op history: notes with deps, key changes, and sometimes
+/// an equivocation.
+fn history(seed: u64, count: usize, equivocate: bool) -> (Coop, Vec<Event>) {
+    let keys: Vec<KeyPair> = (1..=3).map(member).collect();
+    let refs: Vec<&KeyPair> = keys.iter().collect();
+    let mut coop = Coop::found("Sim", &refs);
+    let mut events: Vec<Event> = Vec::new();
+    let mut state = seed | 1;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for i in 0..count {
+        let who = &keys[(next() % 3) as usize];
+        let deps: Vec<EventId> = if !events.is_empty() && next() % 2 == 0 {
+            vec![events[(next() as usize) % events.len()].id()]
+        } else {
+            vec![]
+        };
+        let event = if next() % 7 == 0 {
+            let device = member(50 + i as u8);
+            coop.event_signed(
+                did_of(who),
+                who,
+                KIND_KEY_ADD,
+                encode_body(&KeyAdd {
+                    key: device.public(),
+                    label: format!("d{i}"),
+                }),
+                deps,
+                at(i as u64),
+            )
+        } else {
+            coop.note(who, &format!("note {i}"), deps, at(i as u64))
+        };
+        events.push(event);
+    }
+    if equivocate {
+        let who = &keys[(next() % 3) as usize];
+        let (seq, prev) = coop.position(&did_of(who));
+        if seq >= 2 {
+            let earlier = events
+                .iter()
+                .find(|e| e.author() == did_of(who) && e.seq() == seq)
+                .unwrap();
+            coop.rewind(did_of(who), seq - 1, earlier.content().prev);
+            events.push(coop.note(who, "the other branch", vec![], at(count as u64)));
+            coop.rewind(did_of(who), seq, prev);
+        }
+    }
+    (coop, events)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Every permutation of the same events yields identical views.
+    #[test]
+    fn every_order_yields_identical_views(seed: u64, count in 1usize..24, equivocate: bool, shuffle_seed: u64) {
+        let (coop, events) = history(seed, count, equivocate);
+        let in_order: Vec<usize> = (0..events.len()).collect();
+        let expected = run(&coop, &events, &in_order);
+        let mut order = in_order.clone();
+        // Fisher–Yates with a seeded xorshift, so a failure replays from its seed.
+        let mut state = shuffle_seed | 1;
+        for i in (1..order.len()).rev() {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+            order.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        let shuffled = run(&coop, &events, &order);
+        prop_assert_eq!(&expected, &shuffled, "order {:?}", order);
+        let reversed: Vec<usize> = in_order.iter().rev().copied().collect();
+        prop_assert_eq!(&expected, &run(&coop, &events, &reversed));
+    }
+}
+
+#[test]
+fn replay_from_storage_matches_the_incremental_log() {
+    for seed in 1..20u64 {
+        let (coop, events) = history(seed, 20, seed % 2 == 0);
+        let mut log = new_log(&coop);
+        let mut changes = Changes::default();
+        for event in &events {
+            log.ingest(verified(event.clone()), at(100), &mut changes);
+        }
+        let evidence: Vec<_> = log.evidence().map(|e| (e.author, e.seq)).collect();
+        let (replayed, _) = Log::replay(
+            verified(coop.genesis.clone()),
+            LogConfig::default(),
+            domains(),
+            events.iter().rev().cloned().map(verified),
+            evidence,
+            at(100),
+        )
+        .unwrap();
+        assert_eq!(final_state(&log), final_state(&replayed), "seed {seed}");
+    }
+}

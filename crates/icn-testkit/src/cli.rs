@@ -1,0 +1,1 @@
+//! Runs the real binaries in a temp dir (filled in with the daemon).
