@@ -1,1 +1,88 @@
+//! The public wire types: HTTP API bodies and `--json` output share them, so
+//! scripts see one shape wherever they look. Domain types are never
+//! serialised for outsiders directly.
 
+use serde::{Deserialize, Serialize};
+
+/// `GET /api/v1/health`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Health {
+    pub status: String,
+}
+
+/// Every error body: a stable machine code, a sentence, and a fix when known.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hint: Option<String>,
+}
+
+/// `icnctl id show --json` and `GET /api/v1/identity`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Identity {
+    pub did: String,
+    /// The key this device signs with (base58).
+    pub device_key: String,
+    pub device_label: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Coop {
+    pub id: String,
+    pub name: String,
+    pub founders: Vec<String>,
+    pub currencies: Vec<String>,
+}
+
+/// `icnctl status --json` and `GET /api/v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Status {
+    pub version: String,
+    /// Whether an `icnd` is running on this data directory.
+    pub running: bool,
+    pub data_dir: String,
+    pub did: Option<String>,
+    pub coop: Option<Coop>,
+    /// Events that count, the genesis included.
+    pub events: u64,
+    /// Events waiting for a missing event or for their time.
+    pub events_pending: u64,
+    /// Proven equivocations.
+    pub equivocations: u64,
+    pub peers: u64,
+    /// Seconds since `icnd` started; absent when it is not running.
+    pub uptime_seconds: Option<u64>,
+}
+
+/// `POST /admin/v1/coop`: found a co-op with this node's identity.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CoopInit {
+    pub name: String,
+    /// Other founding members' DIDs; this node's identity is always a founder.
+    #[serde(default)]
+    pub founders: Vec<String>,
+}
+
+/// `POST /admin/v1/identity/paper-key`: authorise a new paper key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PaperKey {
+    /// Write this down; it is shown once and not stored on this device.
+    pub paper_key: String,
+    pub public_key: String,
+    pub event_id: String,
+}
+
+/// `POST /admin/v1/identity/revoke`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyRevoke {
+    /// The base58 public key to revoke.
+    pub key: String,
+}
+
+/// An event this node signed and recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EventAck {
+    pub event_id: String,
+}

@@ -1,1 +1,15 @@
+//! The node: configuration, the wiring of store, kernel and keystore, the HTTP
+//! gateway and admin socket, and the daemon's lifecycle. `icnd` and `icnctl`
+//! are thin shells over this crate.
 
+pub mod admin_client;
+pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod layout;
+pub mod node;
+pub mod passphrase;
+
+pub use config::{Config, ConfigError, Overrides};
+pub use layout::{DataDir, PublicIdentity};
+pub use node::{Node, NodeError};

@@ -1,1 +1,348 @@
+//! SQLite storage for one node's event log and views.
+//!
+//! One database per data directory, opened by one process at a time (an
+//! advisory lock on `icn.lock`). WAL journal with `synchronous=FULL`: once
+//! [`Store::commit`] returns, the events and the view rows they produced are
+//! durable together, or neither is.
+//!
+//! **Invariant**: view rows are only written in the transaction that writes
+//! the events they were folded from, so a crash never leaves a view that
+//! disagrees with the log.
 
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use icn_kernel::{Changes, Event, EventId};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+pub const DATABASE_FILE: &str = "icn.db";
+pub const LOCK_FILE: &str = "icn.lock";
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts them.
+/// Never edit one that has shipped: add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the event log, equivocation evidence, and materialised views.
+    "CREATE TABLE meta (
+         key TEXT PRIMARY KEY,
+         value TEXT NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE events (
+         seqno INTEGER PRIMARY KEY AUTOINCREMENT,
+         id BLOB NOT NULL UNIQUE,
+         author TEXT NOT NULL,
+         seq INTEGER NOT NULL,
+         kind TEXT NOT NULL,
+         timestamp_ms INTEGER NOT NULL,
+         counted INTEGER NOT NULL,
+         bytes BLOB NOT NULL
+     );
+     CREATE INDEX events_author_seq ON events (author, seq);
+     CREATE TABLE evidence (
+         author TEXT NOT NULL,
+         seq INTEGER NOT NULL,
+         event_id BLOB NOT NULL,
+         PRIMARY KEY (author, seq, event_id)
+     ) WITHOUT ROWID;
+     CREATE TABLE view_rows (
+         view TEXT NOT NULL,
+         key TEXT NOT NULL,
+         value TEXT NOT NULL,
+         PRIMARY KEY (view, key)
+     ) WITHOUT ROWID;",
+];
+
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("{dir} is in use by another ICN process (icnd or icnctl)")]
+    Locked { dir: PathBuf },
+    #[error("{path} is not an ICN database or is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{path} has schema version {found}; this build knows up to {SCHEMA_VERSION}")]
+    TooNew { path: PathBuf, found: u32 },
+    #[error("the disk is full; nothing was written")]
+    DiskFull,
+    #[error("the database is busy (locked by another connection)")]
+    Busy,
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> StoreError {
+        use rusqlite::ErrorCode;
+        match error.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StoreError::DiskFull,
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy,
+            _ => StoreError::Sqlite(error),
+        }
+    }
+}
+
+/// A stored event as read back: its bytes still need decoding and verifying,
+/// because the disk is an input like any other.
+pub struct StoredEvent {
+    pub bytes: Vec<u8>,
+    pub counted: bool,
+}
+
+pub struct Store {
+    connection: Connection,
+    path: PathBuf,
+    // Held for the store's lifetime; the OS releases it if the process dies.
+    _lock: fs::File,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, taking the directory lock.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            action: "create",
+            path: dir.to_owned(),
+            source,
+        })?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| StoreError::Io {
+                action: "open",
+                path: lock_path.clone(),
+                source,
+            })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    dir: dir.to_owned(),
+                });
+            }
+            Err(fs::TryLockError::Error(source)) => {
+                return Err(StoreError::Io {
+                    action: "lock",
+                    path: lock_path,
+                    source,
+                });
+            }
+        }
+        let path = dir.join(DATABASE_FILE);
+        let corrupt = |error: rusqlite::Error| StoreError::Corrupt {
+            path: path.clone(),
+            reason: error.to_string(),
+        };
+        let connection = Connection::open(&path).map_err(corrupt)?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA foreign_keys = ON;
+                 PRAGMA busy_timeout = 5000;",
+            )
+            .map_err(|error| match StoreError::from(error) {
+                StoreError::Sqlite(error) => corrupt(error),
+                other => other,
+            })?;
+        let check: String = connection
+            .query_row("PRAGMA quick_check", [], |row| row.get(0))
+            .map_err(corrupt)?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt {
+                path: path.clone(),
+                reason: check,
+            });
+        }
+        let mut store = Store {
+            connection,
+            path,
+            _lock: lock,
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let found: u32 = self
+            .connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found,
+            });
+        }
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            let transaction = self
+                .connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            transaction.execute_batch(migration)?;
+            transaction.pragma_update(None, "user_version", index as u32 + 1)?;
+            transaction.commit()?;
+            tracing::info!(version = index + 1, "Applied schema migration.");
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        Ok(self
+            .connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))?)
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .connection
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Writes what the kernel changed, in one transaction. On error nothing is
+    /// written and the caller must not acknowledge the events.
+    pub fn commit(&mut self, changes: &Changes, meta: &[(&str, &str)]) -> Result<(), StoreError> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut insert = transaction.prepare_cached(
+                "INSERT INTO events (id, author, seq, kind, timestamp_ms, counted, bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET counted = excluded.counted",
+            )?;
+            for (event, counted) in &changes.stored {
+                insert.execute(params![
+                    event.id().0.as_slice(),
+                    event.author().to_string(),
+                    event.seq() as i64,
+                    event.kind().as_str(),
+                    event.timestamp().as_millis() as i64,
+                    *counted,
+                    event.bytes(),
+                ])?;
+            }
+            let mut recount =
+                transaction.prepare_cached("UPDATE events SET counted = ?2 WHERE id = ?1")?;
+            for (id, counted) in &changes.recount {
+                recount.execute(params![id.0.as_slice(), *counted])?;
+            }
+            let mut evidence = transaction.prepare_cached(
+                "INSERT OR IGNORE INTO evidence (author, seq, event_id) VALUES (?1, ?2, ?3)",
+            )?;
+            for proof in &changes.evidence {
+                for id in &proof.events {
+                    evidence.execute(params![
+                        proof.author.to_string(),
+                        proof.seq as i64,
+                        id.0.as_slice()
+                    ])?;
+                }
+            }
+            if changes.rebuilt {
+                transaction.execute("DELETE FROM view_rows", [])?;
+            }
+            let mut upsert = transaction.prepare_cached(
+                "INSERT INTO view_rows (view, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (view, key) DO UPDATE SET value = excluded.value",
+            )?;
+            let mut delete =
+                transaction.prepare_cached("DELETE FROM view_rows WHERE view = ?1 AND key = ?2")?;
+            for row in &changes.rows {
+                match &row.value {
+                    Some(value) => upsert.execute(params![row.view, row.key, value])?,
+                    None => delete.execute(params![row.view, row.key])?,
+                };
+            }
+            let mut set_meta = transaction.prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?;
+            for (key, value) in meta {
+                set_meta.execute(params![key, value])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// Every stored event, in the order it was stored.
+    pub fn events(&self) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT bytes, counted FROM events ORDER BY seqno")?;
+        let rows = statement.query_map([], |row| {
+            Ok(StoredEvent {
+                bytes: row.get(0)?,
+                counted: row.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn event(&self, id: &EventId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT bytes FROM events WHERE id = ?1",
+                [id.0.as_slice()],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// (author, seq) of every proven equivocation.
+    pub fn evidence_slots(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT DISTINCT author, seq FROM evidence ORDER BY author, seq")?;
+        let rows =
+            statement.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn counted_events(&self) -> Result<u64, StoreError> {
+        Ok(self.connection.query_row(
+            "SELECT COUNT(*) FROM events WHERE counted = 1",
+            [],
+            |row| row.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Every row of one view, ordered by key.
+    pub fn view(&self, view: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT key, value FROM view_rows WHERE view = ?1 ORDER BY key")?;
+        let rows = statement.query_map([view], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every view row, ordered by view and key (to compare with a fresh fold).
+    pub fn all_view_rows(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT view, key, value FROM view_rows ORDER BY view, key")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Decodes one stored event; a damaged row is an error, not a panic.
+    pub fn decode(stored: &StoredEvent) -> Result<Event, icn_kernel::DecodeError> {
+        Event::decode(&stored.bytes)
+    }
+}

@@ -1,1 +1,196 @@
-//! Runs the real binaries in a temp dir (filled in with the daemon).
+//! Runs the real `icnd` and `icnctl` binaries against data directories in a
+//! temp dir, the way a member would.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+pub struct Harness {
+    pub root: tempfile::TempDir,
+    icnd: PathBuf,
+    icnctl: PathBuf,
+}
+
+/// What a finished command printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|error| panic!("stdout is not JSON ({error}): {self:?}"))
+    }
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Harness {
+    /// `icnd` and `icnctl` are the paths Cargo gives as `CARGO_BIN_EXE_*`.
+    pub fn new(icnd: &str, icnctl: &str) -> Harness {
+        Harness {
+            root: tempfile::tempdir().expect("a temp dir"),
+            icnd: icnd.into(),
+            icnctl: icnctl.into(),
+        }
+    }
+
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.root.path())
+            .env("ICN_KEYSTORE_PASSPHRASE", PASSPHRASE)
+            // Cheap scrypt for tests; real keystores use the default 2^18.
+            .env("ICN_KEYSTORE_KDF_LOG_N", "10")
+            .env("ICN_LOG", "warn")
+            .stdin(Stdio::null());
+        command
+    }
+
+    pub fn icnctl(&self, data_dir: &Path, args: &[&str]) -> Run {
+        self.icnctl_with(data_dir, args, |_| {})
+    }
+
+    pub fn icnctl_with(
+        &self,
+        data_dir: &Path,
+        args: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Run {
+        let mut command = self.command(&self.icnctl);
+        command.arg("--data-dir").arg(data_dir).args(args);
+        adjust(&mut command);
+        command.output().expect("icnctl runs").into()
+    }
+
+    pub fn icnd_output(&self, args: &[&str]) -> Run {
+        self.command(&self.icnd)
+            .args(args)
+            .output()
+            .expect("icnd runs")
+            .into()
+    }
+
+    /// Starts `icnd` and waits until it says it is ready.
+    pub fn spawn_icnd(&self, data_dir: &Path, args: &[&str]) -> Daemon {
+        let mut child = self
+            .command(&self.icnd)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("icnd starts");
+        let stdout = child.stdout.take().expect("piped");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.starts_with("icnd ready") => {
+                    let api = line.split("API ").nth(1).map(str::to_owned);
+                    return Daemon {
+                        child,
+                        ready_line: line,
+                        api,
+                    };
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    let output = child.wait_with_output().expect("icnd exits");
+                    panic!(
+                        "icnd did not become ready: {}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A running `icnd`, killed when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub ready_line: String,
+    /// `http://ADDR/api/v1` when the gateway is enabled.
+    pub api: Option<String>,
+}
+
+impl Daemon {
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits for exit and returns the exit code (None if killed by a signal).
+    pub fn wait(mut self) -> Option<i32> {
+        let status = self.child.wait().expect("icnd exits");
+        status.code()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP GET on loopback: (status, body).
+pub fn http_get(url: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host).expect("connects");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}

@@ -1,0 +1,450 @@
+//! `icnctl`: the ICN command line. Talks to a running `icnd` over the data
+//! directory's admin socket, or opens the data directory itself when no
+//! daemon is running.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use icn_identity::{Did, KeyPair, KeystoreContents, StoredKey};
+use icn_node::{
+    DataDir, Node, PublicIdentity,
+    admin_client::{self, ClientError},
+    config::default_data_dir,
+    node::now,
+    passphrase,
+};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(
+    name = "icnctl",
+    version,
+    about = "Manage an ICN node: identity, co-op, status."
+)]
+struct Cli {
+    /// Data directory of the node. Default: $ICN_DATA_DIR or ~/.local/share/icn.
+    #[arg(long, global = true, env = "ICN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Read the keystore passphrase from this file instead of ICN_KEYSTORE_PASSPHRASE or a prompt.
+    #[arg(long, global = true)]
+    passphrase_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Your identity (DID and keys).
+    Id {
+        #[command(subcommand)]
+        command: IdCommand,
+    },
+    /// Your co-op.
+    Coop {
+        #[command(subcommand)]
+        command: CoopCommand,
+    },
+    /// Show this node's DID, co-op, event count, peers, uptime and version.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum IdCommand {
+    /// Create this device's identity and its encrypted keystore.
+    Init {
+        /// A name for this device's key.
+        #[arg(long, default_value = "this device")]
+        label: String,
+    },
+    /// Print this identity's DID.
+    Show,
+    /// Create a paper key for recovery, authorise it, and print it once.
+    PaperKey,
+    /// Revoke one of your keys (a lost device, a used paper key). It can never sign again.
+    Revoke {
+        /// The public key (base58), as `paper-key` printed it.
+        key: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CoopCommand {
+    /// Found a new co-op with you as its first member.
+    Init {
+        /// The co-op's name.
+        name: String,
+        /// Another founding member's DID (repeatable).
+        #[arg(long = "founder")]
+        founders: Vec<String>,
+        /// Accept the defaults (charter, currency `hours`) without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// An error for the member: what went wrong, and how to fix it when we know.
+struct Failure {
+    message: String,
+    hint: Option<String>,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>, hint: Option<&str>) -> Failure {
+        Failure {
+            message: message.into(),
+            hint: hint.map(str::to_owned),
+        }
+    }
+}
+
+impl<E: std::error::Error> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        let message = error.to_string();
+        let hint = if message.contains("in use by another ICN process") {
+            Some("another icnctl is running on this data directory; wait for it and retry")
+        } else if message.contains("wrong passphrase") {
+            Some("check the passphrase (ICN_KEYSTORE_PASSPHRASE, --passphrase-file or the prompt)")
+        } else if message.contains("no passphrase") {
+            Some("set ICN_KEYSTORE_PASSPHRASE or pass --passphrase-file FILE")
+        } else if message.contains("no identity yet") {
+            Some("run `icnctl id init` first")
+        } else if message.contains("not created or joined a co-op") {
+            Some("run `icnctl coop init \"Name\" --yes` first")
+        } else {
+            None
+        };
+        Failure {
+            message,
+            hint: hint.map(str::to_owned),
+        }
+    }
+}
+
+type Outcome = Result<(), Failure>;
+
+struct Context {
+    dir: DataDir,
+    json: bool,
+    passphrase_file: Option<PathBuf>,
+}
+
+impl Context {
+    fn print<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).expect("API types serialise")
+            );
+        } else {
+            println!("{}", text(value));
+        }
+    }
+
+    fn passphrase(
+        &self,
+        prompt: &str,
+        confirm: bool,
+    ) -> Result<zeroize::Zeroizing<String>, Failure> {
+        Ok(passphrase::passphrase(
+            self.passphrase_file.as_deref(),
+            prompt,
+            confirm,
+        )?)
+    }
+
+    /// Opens the node directly (no daemon running), unlocking the keystore if asked.
+    fn open_node(&self, unlock: bool) -> Result<Node, Failure> {
+        let signer = if unlock {
+            let keystore = self.dir.keystore();
+            if !keystore.exists() {
+                return Err(Failure::new(
+                    "this data directory has no identity yet",
+                    Some("run `icnctl id init` first"),
+                ));
+            }
+            let passphrase = self.passphrase("Keystore passphrase: ", false)?;
+            keystore.open(&passphrase)?.signing_key()
+        } else {
+            None
+        };
+        Ok(Node::open(self.dir.clone(), signer)?)
+    }
+
+    /// Asks the running daemon; `Ok(None)` when none is running.
+    fn daemon<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Option<T>, Failure> {
+        match admin_client::request(&self.dir.admin_socket(), method, path, body.as_deref()) {
+            Ok(response) if (200..300).contains(&response.status) => {
+                serde_json::from_slice(&response.body)
+                    .map(Some)
+                    .map_err(|error| {
+                        Failure::new(format!("icnd sent an unreadable answer: {error}"), None)
+                    })
+            }
+            Ok(response) => {
+                let error: icn_api::ErrorBody =
+                    serde_json::from_slice(&response.body).unwrap_or(icn_api::ErrorBody {
+                        code: "unknown".into(),
+                        message: format!("icnd answered {}", response.status),
+                        hint: None,
+                    });
+                Err(Failure {
+                    message: error.message,
+                    hint: error.hint,
+                })
+            }
+            Err(ClientError::NotRunning) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+fn id_init(context: &Context, label: &str) -> Outcome {
+    let keystore = context.dir.keystore();
+    if keystore.exists() || context.dir.identity_file().exists() {
+        return Err(Failure::new(
+            format!(
+                "an identity already exists in {}",
+                context.dir.root().display()
+            ),
+            Some("`icnctl id show` prints it; use another --data-dir for a new one"),
+        ));
+    }
+    std::fs::create_dir_all(context.dir.root())?;
+    let passphrase = context.passphrase("Choose a keystore passphrase: ", true)?;
+    let key = KeyPair::generate()?;
+    let did = Did::from_inception_key(key.public());
+    let contents = KeystoreContents::new(did, vec![StoredKey::new(label, &key)]);
+    keystore.create(&contents, &passphrase, passphrase::kdf_log_n())?;
+    let identity = PublicIdentity {
+        did,
+        device_key: key.public(),
+        device_label: label.to_owned(),
+    };
+    context.dir.write_public_identity(&identity)?;
+    let shown = api_identity(&identity);
+    context.print(&shown, |identity| {
+        format!(
+            "Created identity {}\nKeystore: {}\nNext: `icnctl coop init \"Your Co-op\" --yes` to found a co-op, then `icnctl id paper-key` for a recovery key.",
+            identity.did,
+            keystore.path().display()
+        )
+    });
+    Ok(())
+}
+
+fn api_identity(identity: &PublicIdentity) -> icn_api::Identity {
+    icn_api::Identity {
+        did: identity.did.to_string(),
+        device_key: identity.device_key.to_string(),
+        device_label: identity.device_label.clone(),
+    }
+}
+
+fn id_show(context: &Context) -> Outcome {
+    let identity = context
+        .dir
+        .public_identity()
+        .map_err(|message| Failure::new(message, None))?
+        .ok_or_else(|| {
+            Failure::new(
+                format!("no identity in {}", context.dir.root().display()),
+                Some("run `icnctl id init` to create one"),
+            )
+        })?;
+    context.print(&api_identity(&identity), |identity| identity.did.clone());
+    Ok(())
+}
+
+fn paper_key(context: &Context) -> Outcome {
+    let key =
+        match context.daemon::<icn_api::PaperKey>("POST", "/admin/v1/identity/paper-key", None)? {
+            Some(key) => key,
+            None => context.open_node(true)?.add_paper_key(now())?,
+        };
+    context.print(&key, |key| {
+        format!(
+            "Your paper key (write it down and keep it somewhere safe; it is not stored on this device):\n\n    {}\n\nIt is now authorised to sign for you (event {}).",
+            key.paper_key, key.event_id
+        )
+    });
+    Ok(())
+}
+
+fn revoke(context: &Context, key: &str) -> Outcome {
+    let request = icn_api::KeyRevoke {
+        key: key.to_owned(),
+    };
+    let ack = match context.daemon::<icn_api::EventAck>(
+        "POST",
+        "/admin/v1/identity/revoke",
+        Some(serde_json::to_vec(&request).expect("plain data")),
+    )? {
+        Some(ack) => ack,
+        None => {
+            let public = bs58::decode(key)
+                .into_vec()
+                .ok()
+                .and_then(|bytes| icn_identity::PublicKey::from_bytes(&bytes).ok())
+                .ok_or_else(|| Failure::new("that is not a base58 Ed25519 public key", Some("copy the public key exactly as `icnctl id paper-key --json` printed it")))?;
+            let id = context.open_node(true)?.revoke_key(public, now())?;
+            icn_api::EventAck {
+                event_id: id.to_string(),
+            }
+        }
+    };
+    context.print(&ack, |ack| format!("Revoked (event {}).", ack.event_id));
+    Ok(())
+}
+
+fn coop_init(context: &Context, name: &str, founders: &[String], yes: bool) -> Outcome {
+    if !yes {
+        return Err(Failure::new(
+            "the guided set-up is not available yet",
+            Some("add --yes to found the co-op with the default charter and the currency `hours`"),
+        ));
+    }
+    let request = icn_api::CoopInit {
+        name: name.to_owned(),
+        founders: founders.to_vec(),
+    };
+    let status = match context.daemon::<icn_api::Status>(
+        "POST",
+        "/admin/v1/coop",
+        Some(serde_json::to_vec(&request).expect("plain data")),
+    )? {
+        Some(status) => status,
+        None => {
+            let founders = founders
+                .iter()
+                .map(|text| text.parse::<Did>())
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut node = context.open_node(true)?;
+            node.create_coop(name, &founders, now())?;
+            node.status(false, None)
+        }
+    };
+    context.print(&status, |status| {
+        let coop = status.coop.as_ref().expect("a co-op was just created");
+        format!(
+            "Founded {:?} ({}); founding members: {}.\nStart the node: `icnd --data-dir {}`",
+            coop.name,
+            coop.id,
+            coop.founders.len(),
+            status.data_dir
+        )
+    });
+    Ok(())
+}
+
+fn status(context: &Context) -> Outcome {
+    let status = match context.daemon::<icn_api::Status>("GET", "/admin/v1/status", None)? {
+        Some(status) => status,
+        None => {
+            if !context.dir.root().exists() {
+                return Err(Failure::new(
+                    format!("{} does not exist", context.dir.root().display()),
+                    Some("run `icnctl id init` to create a node here, or pass --data-dir"),
+                ));
+            }
+            context.open_node(false)?.status(false, None)
+        }
+    };
+    context.print(&status, render_status);
+    Ok(())
+}
+
+fn render_status(status: &icn_api::Status) -> String {
+    let mut lines = vec![
+        format!(
+            "icnd:     {}",
+            if status.running {
+                "running"
+            } else {
+                "not running"
+            }
+        ),
+        format!("data dir: {}", status.data_dir),
+        format!(
+            "DID:      {}",
+            status
+                .did
+                .as_deref()
+                .unwrap_or("none (run `icnctl id init`)")
+        ),
+    ];
+    match &status.coop {
+        Some(coop) => lines.push(format!(
+            "co-op:    {} ({}; founding members: {})",
+            coop.name,
+            coop.id,
+            coop.founders.len()
+        )),
+        None => lines.push("co-op:    none (run `icnctl coop init \"Name\" --yes`)".to_owned()),
+    }
+    lines.push(format!(
+        "events:   {} ({} pending)",
+        status.events, status.events_pending
+    ));
+    if status.equivocations > 0 {
+        lines.push(format!("equivocations proven: {}", status.equivocations));
+    }
+    lines.push(format!("peers:    {}", status.peers));
+    if let Some(uptime) = status.uptime_seconds {
+        lines.push(format!("uptime:   {uptime}s"));
+    }
+    lines.push(format!("version:  {}", status.version));
+    lines.join("\n")
+}
+
+fn run(cli: Cli) -> Outcome {
+    let context = Context {
+        dir: DataDir::new(cli.data_dir.unwrap_or_else(default_data_dir)),
+        json: cli.json,
+        passphrase_file: cli.passphrase_file,
+    };
+    match cli.command {
+        Command::Id {
+            command: IdCommand::Init { label },
+        } => id_init(&context, &label),
+        Command::Id {
+            command: IdCommand::Show,
+        } => id_show(&context),
+        Command::Id {
+            command: IdCommand::PaperKey,
+        } => paper_key(&context),
+        Command::Id {
+            command: IdCommand::Revoke { key },
+        } => revoke(&context, &key),
+        Command::Coop {
+            command:
+                CoopCommand::Init {
+                    name,
+                    founders,
+                    yes,
+                },
+        } => coop_init(&context, &name, &founders, yes),
+        Command::Status => status(&context),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("icnctl: error: {}", failure.message);
+            if let Some(hint) = failure.hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}

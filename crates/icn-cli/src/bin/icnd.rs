@@ -1,0 +1,153 @@
+//! `icnd`: the ICN daemon. Parses flags, loads config, runs the node.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use icn_node::{Config, DataDir, Overrides, daemon, passphrase};
+
+#[derive(Parser)]
+#[command(
+    name = "icnd",
+    version,
+    about = "The ICN daemon: runs a co-op member's node."
+)]
+struct Cli {
+    #[command(flatten)]
+    flags: Flags,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args)]
+struct Flags {
+    /// Data directory (identity, keystore, database). Default: ~/.local/share/icn.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// A TOML config file; ICN_* variables and flags override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Serve the HTTP API (/api/v1) on --gateway-bind.
+    #[arg(long, global = true)]
+    gateway_enable: bool,
+    /// Address for the HTTP API. Default: 127.0.0.1:7878.
+    #[arg(long, global = true)]
+    gateway_bind: Option<SocketAddr>,
+    /// Address peers reach this node on (used by replication, coming next).
+    #[arg(long, global = true)]
+    listen: Option<SocketAddr>,
+    /// Read the keystore passphrase from this file instead of ICN_KEYSTORE_PASSPHRASE or a prompt.
+    #[arg(long, global = true)]
+    passphrase_file: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, global = true)]
+    log_format: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (file, then ICN_* environment, then flags).
+    Check,
+}
+
+fn load_config(flags: &Flags) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        data_dir: flags.data_dir.clone(),
+        gateway_enable: flags.gateway_enable.then_some(true),
+        gateway_bind: flags.gateway_bind,
+        listen: flags.listen,
+        log_level: None,
+        log_format: flags.log_format.clone(),
+    };
+    Ok(Config::load(
+        flags.config.as_deref(),
+        std::env::vars(),
+        &overrides,
+    )?)
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(&cli.flags)?;
+    if let Some(Command::Config {
+        command: ConfigCommand::Check,
+    }) = cli.command
+    {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    init_tracing(&config);
+    let dir = DataDir::new(&config.data_dir);
+    let keystore = dir.keystore();
+    let signer = if keystore.exists() {
+        let passphrase = passphrase::passphrase(
+            cli.flags.passphrase_file.as_deref(),
+            "Keystore passphrase: ",
+            false,
+        )?;
+        let contents = keystore.open(&passphrase)?;
+        Some(
+            contents
+                .signing_key()
+                .context("the keystore holds no key")?,
+        )
+    } else {
+        None
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(daemon::run(config, signer, daemon::shutdown_signal()))
+}
+
+fn hint(error: &anyhow::Error) -> Option<&'static str> {
+    let text = error.to_string();
+    if text.contains("in use by another ICN process") {
+        Some(
+            "another icnd (or icnctl) is using this data directory; stop it or choose another --data-dir",
+        )
+    } else if text.contains("wrong passphrase") {
+        Some("check the passphrase (ICN_KEYSTORE_PASSPHRASE, --passphrase-file or the prompt)")
+    } else if text.contains("no passphrase") {
+        Some("set ICN_KEYSTORE_PASSPHRASE or pass --passphrase-file FILE")
+    } else if text.contains("schema version") {
+        Some("this data directory was written by a newer ICN; run that version")
+    } else {
+        None
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("icnd: error: {error:#}");
+            if let Some(hint) = hint(&error) {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}

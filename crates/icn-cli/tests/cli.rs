@@ -1,0 +1,295 @@
+//! End-to-end: the real binaries, as a member and an admin would use them.
+
+use std::sync::{Arc, Mutex};
+
+use icn_node::{DataDir, admin_client, node::replay_store};
+use icn_testkit::cli::{Harness, http_get};
+
+fn harness() -> Harness {
+    Harness::new(env!("CARGO_BIN_EXE_icnd"), env!("CARGO_BIN_EXE_icnctl"))
+}
+
+#[test]
+fn a_new_member_creates_an_identity_and_a_coop() {
+    let h = harness();
+    let dir = h.data_dir("ana");
+
+    let missing = h.icnctl(&dir, &["status"]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("icnctl: error:")
+            && missing.stderr.contains("hint: run `icnctl id init`"),
+        "{missing:?}"
+    );
+
+    let init = h.icnctl(&dir, &["id", "init", "--json"]);
+    assert_eq!(init.code, 0, "{init:?}");
+    let did = init.json()["did"].as_str().unwrap().to_owned();
+    assert!(did.starts_with("did:icn:"));
+
+    let show = h.icnctl(&dir, &["id", "show"]);
+    assert_eq!(show.stdout.trim(), did);
+    let again = h.icnctl(&dir, &["id", "init"]);
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("already exists"), "{again:?}");
+
+    let no_yes = h.icnctl(&dir, &["coop", "init", "Riverside Bakery"]);
+    assert_eq!(no_yes.code, 2);
+    assert!(no_yes.stderr.contains("hint: add --yes"));
+
+    let coop = h.icnctl(
+        &dir,
+        &["coop", "init", "Riverside Bakery", "--yes", "--json"],
+    );
+    assert_eq!(coop.code, 0, "{coop:?}");
+    let status = h.icnctl(&dir, &["status", "--json"]).json();
+    assert_eq!(status["running"], false);
+    assert_eq!(status["did"], did.as_str());
+    assert_eq!(status["coop"]["name"], "Riverside Bakery");
+    assert_eq!(status["coop"]["currencies"][0], "hours");
+    assert_eq!(status["events"], 1);
+
+    let twice = h.icnctl(&dir, &["coop", "init", "Another", "--yes"]);
+    assert_eq!(twice.code, 2);
+    assert!(
+        twice.stderr.contains("already belongs to the co-op"),
+        "{twice:?}"
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let h = harness();
+    let dir = h.data_dir("ben");
+    assert_eq!(h.icnctl(&dir, &["id", "init"]).code, 0);
+
+    let bad_founder = h.icnctl(
+        &dir,
+        &["coop", "init", "X", "--yes", "--founder", "did:web:example"],
+    );
+    assert_eq!(bad_founder.code, 2);
+    assert!(
+        bad_founder
+            .stderr
+            .contains("does not start with `did:icn:`"),
+        "{bad_founder:?}"
+    );
+
+    let wrong = h.icnctl_with(&dir, &["coop", "init", "X", "--yes"], |c| {
+        c.env("ICN_KEYSTORE_PASSPHRASE", "not it");
+    });
+    assert_eq!(wrong.code, 2);
+    assert!(
+        wrong.stderr.contains("wrong passphrase") && wrong.stderr.contains("hint:"),
+        "{wrong:?}"
+    );
+
+    let no_passphrase = h.icnctl_with(&dir, &["coop", "init", "X", "--yes"], |c| {
+        c.env_remove("ICN_KEYSTORE_PASSPHRASE");
+    });
+    assert_eq!(no_passphrase.code, 2);
+    assert!(
+        no_passphrase.stderr.contains("ICN_KEYSTORE_PASSPHRASE"),
+        "{no_passphrase:?}"
+    );
+
+    let keystore = dir.join("keystore.age");
+    let original = std::fs::read(&keystore).unwrap();
+    std::fs::write(&keystore, &original[..original.len() / 2]).unwrap();
+    let truncated = h.icnctl(&dir, &["coop", "init", "X", "--yes"]);
+    assert_eq!(truncated.code, 2);
+    assert!(
+        truncated.stderr.contains("corrupt or truncated"),
+        "{truncated:?}"
+    );
+    std::fs::write(&keystore, &original).unwrap();
+
+    // None of the failures founded a co-op.
+    assert_eq!(
+        h.icnctl(&dir, &["status", "--json"]).json()["coop"],
+        serde_json::Value::Null
+    );
+
+    std::fs::write(
+        dir.join("icn.db"),
+        b"garbage that is not a database, long enough to matter",
+    )
+    .unwrap();
+    let damaged = h.icnctl(&dir, &["status"]);
+    assert_eq!(damaged.code, 2);
+    assert!(
+        damaged
+            .stderr
+            .contains("is not an ICN database or is corrupt"),
+        "{damaged:?}"
+    );
+}
+
+#[test]
+fn the_daemon_serves_health_refuses_a_twin_and_stops_on_sigterm() {
+    let h = harness();
+    let dir = h.data_dir("cleo");
+    assert_eq!(h.icnctl(&dir, &["id", "init"]).code, 0);
+    assert_eq!(
+        h.icnctl(&dir, &["coop", "init", "Orchard", "--yes"]).code,
+        0
+    );
+
+    let daemon = h.spawn_icnd(&dir, &["--gateway-enable", "--gateway-bind", "127.0.0.1:0"]);
+    let api = daemon.api.clone().expect("the gateway address is printed");
+    let (code, body) = http_get(&format!("{api}/health"));
+    assert_eq!((code, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (code, body) = http_get(&format!("{api}/nowhere"));
+    assert_eq!(code, 404);
+    assert!(body.contains(r#""code":"not_found""#));
+
+    let status = h.icnctl(&dir, &["status", "--json"]).json();
+    assert_eq!(status["running"], true);
+    assert_eq!(status["coop"]["name"], "Orchard");
+    assert!(status["uptime_seconds"].is_u64());
+
+    let paper = h.icnctl(&dir, &["id", "paper-key", "--json"]).json();
+    assert!(
+        paper["paper_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("icn-paper-")
+    );
+    let revoke = h.icnctl(
+        &dir,
+        &["id", "revoke", paper["public_key"].as_str().unwrap()],
+    );
+    assert_eq!(revoke.code, 0, "{revoke:?}");
+    let twice = h.icnctl(
+        &dir,
+        &["id", "revoke", paper["public_key"].as_str().unwrap()],
+    );
+    assert_eq!(twice.code, 2);
+    assert!(twice.stderr.contains("key is not authorised"), "{twice:?}");
+
+    let twin = h.icnd_output(&["--data-dir", dir.to_str().unwrap()]);
+    assert_eq!(twin.code, 2);
+    assert!(
+        twin.stderr.contains("in use by another ICN process"),
+        "{twin:?}"
+    );
+
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait(), Some(0));
+    assert!(!dir.join("icnd.sock").exists());
+    assert_eq!(h.icnctl(&dir, &["status", "--json"]).json()["events"], 3);
+}
+
+#[test]
+fn config_check_prints_the_merged_configuration() {
+    let h = harness();
+    let file = h.root.path().join("icn.toml");
+    std::fs::write(
+        &file,
+        "[gateway]\nenable = true\nbind = \"127.0.0.1:9000\"\n",
+    )
+    .unwrap();
+    let run = h.icnd_output(&[
+        "config",
+        "check",
+        "--config",
+        file.to_str().unwrap(),
+        "--data-dir",
+        "/srv/icn",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("data_dir = \"/srv/icn\""),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("bind = \"127.0.0.1:9000\""));
+    let bad = h.icnd_output(&["config", "check", "--config", "/no/such/file.toml"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("cannot read config file"), "{bad:?}");
+}
+
+/// Kill -9 while events are being written: every acknowledged event survives
+/// and the stored views agree with the log.
+#[test]
+fn sigkill_while_writing_loses_no_acknowledged_event() {
+    let h = harness();
+    let dir = h.data_dir("dana");
+    assert_eq!(h.icnctl(&dir, &["id", "init"]).code, 0);
+    assert_eq!(h.icnctl(&dir, &["coop", "init", "Dairy", "--yes"]).code, 0);
+    let daemon = h.spawn_icnd(&dir, &[]);
+
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let writer = {
+        let acknowledged = acknowledged.clone();
+        let socket = DataDir::new(&dir).admin_socket();
+        std::thread::spawn(move || {
+            // Add a paper key, then revoke it, again and again, until the daemon dies.
+            for _ in 0..200 {
+                let Ok(added) =
+                    admin_client::request(&socket, "POST", "/admin/v1/identity/paper-key", None)
+                else {
+                    return;
+                };
+                if added.status != 201 {
+                    return;
+                }
+                let key: icn_api::PaperKey = serde_json::from_slice(&added.body).unwrap();
+                acknowledged.lock().unwrap().push(key.event_id);
+                let body = serde_json::to_vec(&icn_api::KeyRevoke {
+                    key: key.public_key,
+                })
+                .unwrap();
+                let Ok(revoked) = admin_client::request(
+                    &socket,
+                    "POST",
+                    "/admin/v1/identity/revoke",
+                    Some(&body),
+                ) else {
+                    return;
+                };
+                if revoked.status != 200 {
+                    return;
+                }
+                let ack: icn_api::EventAck = serde_json::from_slice(&revoked.body).unwrap();
+                acknowledged.lock().unwrap().push(ack.event_id);
+            }
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while acknowledged.lock().unwrap().len() < 15 && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    daemon.signal("KILL");
+    assert_eq!(daemon.wait(), None);
+    writer.join().unwrap();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= 15,
+        "only {} writes before the deadline",
+        acknowledged.len()
+    );
+
+    // Check the store as the crash left it, before any repair on start-up.
+    let store = icn_store::Store::open(&dir).unwrap();
+    let replayed = replay_store(&store).unwrap().expect("a co-op");
+    assert!(
+        replayed.views_agree,
+        "stored views disagree with the log after SIGKILL"
+    );
+    for id in &acknowledged {
+        let id: icn_kernel::EventId = id.parse().unwrap();
+        assert!(
+            replayed.log.is_counted(&id),
+            "acknowledged event {id} was lost"
+        );
+    }
+    drop(replayed);
+    drop(store);
+
+    // And the daemon starts again on the same directory.
+    let restarted = h.spawn_icnd(&dir, &[]);
+    let status = h.icnctl(&dir, &["status", "--json"]).json();
+    assert!(status["events"].as_u64().unwrap() > acknowledged.len() as u64);
+    drop(restarted);
+}

@@ -1,0 +1,249 @@
+//! Node configuration: defaults, then a TOML file, then `ICN_*` environment
+//! variables, then command-line flags; validated once.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub gateway: GatewayConfig,
+    /// Where peers reach this node (used by replication, the next milestone).
+    pub listen: Option<SocketAddr>,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    pub enable: bool,
+    pub bind: SocketAddr,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `icn_node=debug`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            data_dir: default_data_dir(),
+            gateway: GatewayConfig::default(),
+            listen: None,
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> GatewayConfig {
+        GatewayConfig {
+            enable: false,
+            bind: SocketAddr::from(([127, 0, 0, 1], 7878)),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            level: "info".to_owned(),
+            format: "text".to_owned(),
+        }
+    }
+}
+
+/// `$ICN_DATA_DIR`, else `$XDG_DATA_HOME/icn`, else `~/.local/share/icn`, else `./icn-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|dir| !dir.is_empty()) {
+        return PathBuf::from(dir).join("icn");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|home| !home.is_empty()) {
+        return PathBuf::from(home).join(".local/share/icn");
+    }
+    PathBuf::from("icn-data")
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Env {
+        name: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Flags given on the command line; `None` means "not given".
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub gateway_enable: Option<bool>,
+    pub gateway_bind: Option<SocketAddr>,
+    pub listen: Option<SocketAddr>,
+    pub log_level: Option<String>,
+    pub log_format: Option<String>,
+}
+
+impl Config {
+    /// Builds the effective configuration from its four layers.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|error| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: error.message().to_owned(),
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        config.apply(flags);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_env(
+        &mut self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        for (name, value) in env {
+            let invalid = |reason: String| ConfigError::Env {
+                name: name.clone(),
+                value: value.clone(),
+                reason,
+            };
+            match name.as_str() {
+                "ICN_DATA_DIR" => self.data_dir = PathBuf::from(&value),
+                "ICN_GATEWAY_ENABLE" => {
+                    self.gateway.enable = parse_bool(&value)
+                        .ok_or_else(|| invalid("expected true or false".into()))?
+                }
+                "ICN_GATEWAY_BIND" => {
+                    self.gateway.bind = value.parse().map_err(|e| invalid(format!("{e}")))?
+                }
+                "ICN_LISTEN" => {
+                    self.listen = Some(value.parse().map_err(|e| invalid(format!("{e}")))?)
+                }
+                "ICN_LOG" => self.log.level = value.clone(),
+                "ICN_LOG_FORMAT" => self.log.format = value.clone(),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, flags: &Overrides) {
+        if let Some(dir) = &flags.data_dir {
+            self.data_dir = dir.clone();
+        }
+        if let Some(enable) = flags.gateway_enable {
+            self.gateway.enable = enable;
+        }
+        if let Some(bind) = flags.gateway_bind {
+            self.gateway.bind = bind;
+        }
+        if let Some(listen) = flags.listen {
+            self.listen = Some(listen);
+        }
+        if let Some(level) = &flags.log_level {
+            self.log.level = level.clone();
+        }
+        if let Some(format) = &flags.log_format {
+            self.log.format = format.clone();
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid("data_dir is empty".into()));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid(format!(
+                "log.format is {:?}; use \"text\" or \"json\"",
+                self.log.format
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the config is plain data")
+    }
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("icn.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from/file\"\n[gateway]\nenable = true\nbind = \"127.0.0.1:1000\"\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("ICN_GATEWAY_BIND".to_owned(), "127.0.0.1:2000".to_owned()),
+            ("ICN_DATA_DIR".to_owned(), "/from/env".to_owned()),
+        ];
+        let flags = Overrides {
+            data_dir: Some("/from/flag".into()),
+            ..Overrides::default()
+        };
+        let config = Config::load(Some(&file), env, &flags).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(config.gateway.bind.port(), 2000);
+        assert!(config.gateway.enable);
+    }
+
+    #[test]
+    fn bad_input_names_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("icn.toml");
+        std::fs::write(&file, "gatway = 1\n").unwrap();
+        let error = Config::load(Some(&file), vec![], &Overrides::default()).unwrap_err();
+        assert!(
+            error.to_string().contains("unknown field `gatway`"),
+            "{error}"
+        );
+        let env = vec![("ICN_GATEWAY_BIND".to_owned(), "nonsense".to_owned())];
+        let error = Config::load(None, env, &Overrides::default()).unwrap_err();
+        assert!(error.to_string().contains("ICN_GATEWAY_BIND"), "{error}");
+    }
+}

@@ -1,0 +1,165 @@
+//! The daemon's lifecycle: open the node, serve, tick, shut down cleanly.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use icn_identity::KeyPair;
+use tokio::sync::watch;
+
+use crate::{
+    config::Config,
+    http::{AppState, admin_router, gateway_router},
+    layout::DataDir,
+    node::{Node, now},
+};
+
+/// How often events waiting for their timestamp are offered again.
+const TICK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Runs `icnd` until `shutdown` resolves. The admin socket is removed on exit.
+pub async fn run(
+    config: Config,
+    signer: Option<KeyPair>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let dir = DataDir::new(&config.data_dir);
+    let node = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || Node::open(dir, signer))
+            .await
+            .context("opening the node stopped unexpectedly")??
+    };
+    let state = Arc::new(AppState {
+        node: Mutex::new(node),
+        started: Instant::now(),
+    });
+    let (stop_sender, stop) = watch::channel(false);
+    let stopped = |mut stop: watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+
+    // We hold the data directory's lock, so a socket file left here is stale.
+    let socket_path = dir.admin_socket();
+    let _ = std::fs::remove_file(&socket_path);
+    let admin_listener = tokio::net::UnixListener::bind(&socket_path)
+        .with_context(|| format!("cannot create the admin socket {}", socket_path.display()))?;
+    restrict_to_owner(&socket_path);
+    let admin = tokio::spawn(
+        axum::serve(admin_listener, admin_router(state.clone()))
+            .with_graceful_shutdown(stopped(stop.clone()))
+            .into_future(),
+    );
+
+    let mut gateway_address = None;
+    let gateway = if config.gateway.enable {
+        let listener = tokio::net::TcpListener::bind(config.gateway.bind)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (is another program using it? pick another with --gateway-bind)",
+                    config.gateway.bind
+                )
+            })?;
+        let bound = listener.local_addr()?;
+        tracing::info!(address = %bound, "Gateway listening.");
+        gateway_address = Some(bound);
+        Some(tokio::spawn(
+            axum::serve(listener, gateway_router(state.clone()))
+                .with_graceful_shutdown(stopped(stop.clone()))
+                .into_future(),
+        ))
+    } else {
+        None
+    };
+
+    let ticker = {
+        let state = state.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(TICK_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {}
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                }
+                let state = state.clone();
+                let result = tokio::task::spawn_blocking(move || {
+                    let mut node = state
+                        .node
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    node.tick(now())
+                })
+                .await;
+                if let Ok(Err(error)) = result {
+                    tracing::warn!(%error, "Tick failed; will retry.");
+                }
+            }
+        })
+    };
+
+    {
+        let node = state
+            .node
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let status = node.status(true, Some(0));
+        match (&status.did, &status.coop) {
+            (None, _) => {
+                tracing::info!(data_dir = %status.data_dir, "Ready. No identity yet: run `icnctl id init`.")
+            }
+            (Some(did), None) => {
+                tracing::info!(%did, "Ready. No co-op yet: run `icnctl coop init \"Name\" --yes`.")
+            }
+            (Some(did), Some(coop)) => {
+                tracing::info!(%did, coop = %coop.name, events = status.events, "Ready.")
+            }
+        }
+    }
+    match gateway_address {
+        Some(address) => println!(
+            "icnd ready: admin socket {}, API http://{address}/api/v1",
+            socket_path.display()
+        ),
+        None => println!("icnd ready: admin socket {}", socket_path.display()),
+    }
+
+    shutdown.await;
+    tracing::info!("Shutting down.");
+    let _ = stop_sender.send(true);
+    let _ = admin.await;
+    if let Some(gateway) = gateway {
+        let _ = gateway.await;
+    }
+    let _ = ticker.await;
+    let _ = std::fs::remove_file(&socket_path);
+    // Dropping the state closes the database and releases the lock.
+    drop(state);
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+fn restrict_to_owner(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler works on Unix");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

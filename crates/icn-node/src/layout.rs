@@ -1,0 +1,64 @@
+//! What lives in a data directory.
+
+use std::path::{Path, PathBuf};
+
+use icn_identity::{Did, Keystore, PublicKey};
+use serde::{Deserialize, Serialize};
+
+/// The files of one node's data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+/// The public half of the identity, readable without the passphrase.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublicIdentity {
+    pub did: Did,
+    pub device_key: PublicKey,
+    pub device_label: String,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> DataDir {
+        DataDir { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn keystore(&self) -> Keystore {
+        Keystore::at(self.root.join("keystore.age"))
+    }
+
+    pub fn identity_file(&self) -> PathBuf {
+        self.root.join("identity.json")
+    }
+
+    /// The admin socket of a running `icnd`.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.root.join("icnd.sock")
+    }
+
+    /// Reads the public identity; `Ok(None)` when there is none yet.
+    pub fn public_identity(&self) -> Result<Option<PublicIdentity>, String> {
+        let path = self.identity_file();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|error| format!("{} is damaged: {error}", path.display())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(format!("cannot read {}: {error}", path.display())),
+        }
+    }
+
+    pub fn write_public_identity(&self, identity: &PublicIdentity) -> std::io::Result<()> {
+        let temp = self.identity_file().with_extension("tmp");
+        std::fs::write(
+            &temp,
+            serde_json::to_vec_pretty(identity).expect("plain data"),
+        )?;
+        std::fs::rename(temp, self.identity_file())
+    }
+}

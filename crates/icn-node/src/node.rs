@@ -1,0 +1,409 @@
+//! One node: the store, the co-op's log, and this device's identity, wired.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use icn_identity::{Did, KeyPair, paper_key_encode};
+use icn_kernel::{
+    Changes, CoopId, CurrencySpec, Domain, Event, EventContent, EventId, EventKind, FORMAT_VERSION,
+    Genesis, KIND_GENESIS, KIND_KEY_ADD, KIND_KEY_REVOKE, KeyAdd, KeyRevoke, Log, LogConfig,
+    Rejection, Timestamp, Verdict, VerifiedEvent, encode_body,
+};
+use icn_store::{Store, StoreError};
+
+use crate::layout::{DataDir, PublicIdentity};
+
+const META_GENESIS: &str = "genesis";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("this data directory has no identity yet")]
+    NoIdentity,
+    #[error("the keystore is locked: this operation needs the passphrase")]
+    KeystoreLocked,
+    #[error("this node has not created or joined a co-op yet")]
+    NoCoop,
+    #[error("this node already belongs to the co-op {name:?}")]
+    AlreadyInCoop { name: String },
+    #[error("{0}")]
+    BadInput(String),
+    #[error("the event was refused: {0}")]
+    Rejected(Rejection),
+    #[error("stored event #{position} is damaged: {reason}")]
+    Damaged { position: usize, reason: String },
+    #[error("{0}")]
+    Identity(String),
+}
+
+/// The wall clock as an event timestamp.
+pub fn now() -> Timestamp {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(since_epoch.as_millis() as u64)
+}
+
+/// The domains this build knows. Ledger, governance and trust join here.
+pub fn domains() -> Vec<Box<dyn Domain>> {
+    Vec::new()
+}
+
+pub struct Node {
+    dir: DataDir,
+    store: Store,
+    log: Option<Log>,
+    identity: Option<PublicIdentity>,
+    signer: Option<KeyPair>,
+}
+
+/// The currency every new co-op starts with: hours, counted in minutes.
+pub fn hours() -> CurrencySpec {
+    CurrencySpec {
+        code: "hours".to_owned(),
+        unit: "minute".to_owned(),
+        units_per_whole: 60,
+    }
+}
+
+pub const DEFAULT_CHARTER: &str = "We are a cooperative. Members decide together, one member one vote. \
+Every hour of work is recorded and honoured. Changes to this charter need a proposal and a vote.";
+
+impl Node {
+    /// Opens the data directory (taking its lock), rebuilds the log from the
+    /// stored events, and repairs the stored views if they disagree with it.
+    pub fn open(dir: DataDir, signer: Option<KeyPair>) -> Result<Node, NodeError> {
+        let store = Store::open(dir.root())?;
+        let identity = dir.public_identity().map_err(NodeError::Identity)?;
+        if let (Some(identity), Some(signer)) = (&identity, &signer)
+            && identity.device_key != signer.public()
+        {
+            return Err(NodeError::Identity(
+                "the keystore's key does not match identity.json".to_owned(),
+            ));
+        }
+        let mut node = Node {
+            dir,
+            store,
+            log: None,
+            identity,
+            signer,
+        };
+        node.load_log()?;
+        Ok(node)
+    }
+
+    fn load_log(&mut self) -> Result<(), NodeError> {
+        let Some(replayed) = replay_store(&self.store)? else {
+            return Ok(());
+        };
+        if !replayed.views_agree {
+            tracing::warn!("Stored views disagreed with the event log; rewrote them from the log.");
+            self.store.commit(&replayed.changes, &[])?;
+        }
+        self.log = Some(replayed.log);
+        Ok(())
+    }
+
+    pub fn data_dir(&self) -> &DataDir {
+        &self.dir
+    }
+
+    pub fn identity(&self) -> Option<&PublicIdentity> {
+        self.identity.as_ref()
+    }
+
+    pub fn log(&self) -> Option<&Log> {
+        self.log.as_ref()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn signer(&self) -> Result<(&PublicIdentity, &KeyPair), NodeError> {
+        let identity = self.identity.as_ref().ok_or(NodeError::NoIdentity)?;
+        let signer = self.signer.as_ref().ok_or(NodeError::KeystoreLocked)?;
+        Ok((identity, signer))
+    }
+
+    /// Founds a co-op with this node's identity as its first founder.
+    pub fn create_coop(
+        &mut self,
+        name: &str,
+        other_founders: &[Did],
+        now: Timestamp,
+    ) -> Result<CoopId, NodeError> {
+        if let Some(log) = &self.log {
+            return Err(NodeError::AlreadyInCoop {
+                name: log.genesis_body().name.clone(),
+            });
+        }
+        let (identity, signer) = self.signer()?;
+        let mut founders = vec![identity.did];
+        for founder in other_founders {
+            if !founders.contains(founder) {
+                founders.push(*founder);
+            }
+        }
+        let body = Genesis {
+            name: name.trim().to_owned(),
+            founders,
+            charter: DEFAULT_CHARTER.to_owned(),
+            currencies: vec![hours()],
+        };
+        body.check(identity.did)
+            .map_err(|rejection| NodeError::BadInput(rejection.to_string()))?;
+        if identity.did.inception_key() != signer.public() {
+            return Err(NodeError::BadInput(
+                "a co-op is founded with the identity's inception key".to_owned(),
+            ));
+        }
+        let genesis = Event::sign(
+            EventContent {
+                format: FORMAT_VERSION,
+                scope: CoopId::GENESIS,
+                author: identity.did,
+                seq: 1,
+                prev: None,
+                deps: vec![],
+                timestamp: now,
+                kind: EventKind::new(KIND_GENESIS).expect("a valid constant"),
+                body: encode_body(&body),
+                signer: signer.public(),
+            },
+            signer,
+        )
+        .map_err(|error| NodeError::BadInput(error.to_string()))?;
+        let genesis = genesis
+            .verify()
+            .expect("an event this node just signed verifies");
+        let genesis_id = genesis.id().to_string();
+        let (log, changes) =
+            Log::new(genesis, LogConfig::default(), domains()).map_err(NodeError::Rejected)?;
+        self.store
+            .commit(&changes, &[(META_GENESIS, &genesis_id)])?;
+        let id = log.coop();
+        self.log = Some(log);
+        Ok(id)
+    }
+
+    /// Signs and records an event by this node's identity.
+    pub fn append(
+        &mut self,
+        kind: &str,
+        body: Vec<u8>,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        let (identity, signer) = self.signer()?;
+        let (did, signer) = (identity.did, signer.clone());
+        let log = self.log.as_ref().ok_or(NodeError::NoCoop)?;
+        let (seq, prev) = log.next_position(&did);
+        let previous_time = prev
+            .and_then(|id| log.get(&id))
+            .map_or(Timestamp(0), Event::timestamp);
+        let event = Event::sign(
+            EventContent {
+                format: FORMAT_VERSION,
+                scope: log.coop(),
+                author: did,
+                seq,
+                prev,
+                deps: vec![],
+                timestamp: now.max(previous_time),
+                kind: EventKind::new(kind)
+                    .map_err(|error| NodeError::BadInput(error.to_string()))?,
+                body,
+                signer: signer.public(),
+            },
+            &signer,
+        )
+        .map_err(|error| NodeError::BadInput(error.to_string()))?;
+        let id = event.id();
+        let verified = event
+            .verify()
+            .expect("an event this node just signed verifies");
+        match self.ingest(vec![verified], now)?.pop() {
+            Some(Verdict::Accepted) => Ok(id),
+            Some(Verdict::Rejected(rejection)) => Err(NodeError::Rejected(rejection)),
+            other => Err(NodeError::BadInput(format!("unexpected verdict {other:?}"))),
+        }
+    }
+
+    /// Ingests verified events and commits everything they changed in one
+    /// transaction. Returns the verdict for each input, in order. If the commit
+    /// fails, the in-memory log is rebuilt from the store so that it never runs
+    /// ahead of what is durable.
+    pub fn ingest(
+        &mut self,
+        events: Vec<VerifiedEvent>,
+        now: Timestamp,
+    ) -> Result<Vec<Verdict>, NodeError> {
+        let log = self.log.as_mut().ok_or(NodeError::NoCoop)?;
+        let mut changes = Changes::default();
+        let verdicts = events
+            .into_iter()
+            .map(|event| log.ingest(event, now, &mut changes))
+            .collect();
+        if let Err(error) = self.store.commit(&changes, &[]) {
+            self.log = None;
+            self.load_log()?;
+            return Err(error.into());
+        }
+        Ok(verdicts)
+    }
+
+    /// Re-offers events whose timestamps have come within reach.
+    pub fn tick(&mut self, now: Timestamp) -> Result<(), NodeError> {
+        let Some(log) = self.log.as_mut() else {
+            return Ok(());
+        };
+        let mut changes = Changes::default();
+        log.tick(now, &mut changes);
+        if !changes.stored.is_empty() {
+            self.store.commit(&changes, &[])?;
+        }
+        Ok(())
+    }
+
+    /// Creates a paper key, authorises it by an identity event, and returns it
+    /// for printing. It is not stored anywhere on this device.
+    pub fn add_paper_key(&mut self, now: Timestamp) -> Result<icn_api::PaperKey, NodeError> {
+        let paper = KeyPair::generate().map_err(|error| NodeError::Identity(error.to_string()))?;
+        let body = encode_body(&KeyAdd {
+            key: paper.public(),
+            label: "paper".to_owned(),
+        });
+        let event_id = self.append(KIND_KEY_ADD, body, now)?;
+        Ok(icn_api::PaperKey {
+            paper_key: paper_key_encode(&paper).to_string(),
+            public_key: paper.public().to_string(),
+            event_id: event_id.to_string(),
+        })
+    }
+
+    /// Revokes one of this identity's keys (a lost device, a used paper key).
+    pub fn revoke_key(
+        &mut self,
+        key: icn_identity::PublicKey,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        self.append(KIND_KEY_REVOKE, encode_body(&KeyRevoke { key }), now)
+    }
+
+    pub fn status(&self, running: bool, uptime_seconds: Option<u64>) -> icn_api::Status {
+        let coop = self.log.as_ref().map(|log| {
+            let genesis = log.genesis_body();
+            icn_api::Coop {
+                id: log.coop().to_string(),
+                name: genesis.name.clone(),
+                founders: genesis.founders.iter().map(Did::to_string).collect(),
+                currencies: genesis.currencies.iter().map(|c| c.code.clone()).collect(),
+            }
+        });
+        icn_api::Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            running,
+            data_dir: self.dir.root().display().to_string(),
+            did: self
+                .identity
+                .as_ref()
+                .map(|identity| identity.did.to_string()),
+            coop,
+            events: self.log.as_ref().map_or(0, |log| log.counted_len() as u64),
+            events_pending: self.log.as_ref().map_or(0, |log| log.pending_len() as u64),
+            equivocations: self
+                .log
+                .as_ref()
+                .map_or(0, |log| log.evidence().count() as u64),
+            peers: 0,
+            uptime_seconds,
+        }
+    }
+}
+
+pub struct Replayed {
+    pub log: Log,
+    /// A full rewrite of the views, to apply when they disagree.
+    pub changes: Changes,
+    pub views_agree: bool,
+}
+
+/// The log rebuilt from a store's events, and whether the stored views and
+/// counted flags agree with it. `None` when the store holds no co-op yet.
+pub fn replay_store(store: &Store) -> Result<Option<Replayed>, NodeError> {
+    let Some(genesis_id) = store.meta(META_GENESIS)? else {
+        return Ok(None);
+    };
+    let genesis_id: EventId = genesis_id.parse().map_err(|_| NodeError::Damaged {
+        position: 0,
+        reason: "the recorded genesis id is not an event id".to_owned(),
+    })?;
+    let stored = store.events()?;
+    let mut events = Vec::with_capacity(stored.len());
+    let mut flags: Vec<(EventId, bool)> = Vec::with_capacity(stored.len());
+    for (position, row) in stored.iter().enumerate() {
+        let event = Store::decode(row).map_err(|error| NodeError::Damaged {
+            position: position + 1,
+            reason: error.to_string(),
+        })?;
+        flags.push((event.id(), row.counted));
+        events.push(event);
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut genesis = None;
+    let mut verified = Vec::with_capacity(events.len());
+    for (position, result) in Event::verify_all(events, threads).into_iter().enumerate() {
+        let event = result.map_err(|_| NodeError::Damaged {
+            position: position + 1,
+            reason: "its signature does not verify".to_owned(),
+        })?;
+        if event.id() == genesis_id {
+            genesis = Some(event);
+        } else {
+            verified.push(event);
+        }
+    }
+    let genesis = genesis.ok_or(NodeError::Damaged {
+        position: 0,
+        reason: "the genesis event is missing".to_owned(),
+    })?;
+    let mut evidence = Vec::new();
+    for (author, seq) in store.evidence_slots()? {
+        let author: Did = author.parse().map_err(|error| NodeError::Damaged {
+            position: 0,
+            reason: format!("evidence names a bad author: {error}"),
+        })?;
+        evidence.push((author, seq));
+    }
+    let (log, replayed) = Log::replay(
+        genesis,
+        LogConfig::default(),
+        domains(),
+        verified,
+        evidence,
+        now(),
+    )
+    .map_err(NodeError::Rejected)?;
+    let stored_rows = store.all_view_rows()?;
+    let folded_rows: Vec<(String, String, String)> = replayed
+        .rows
+        .iter()
+        .map(|row| {
+            (
+                row.view.to_owned(),
+                row.key.clone(),
+                row.value.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let flags_agree = flags
+        .iter()
+        .all(|(id, counted)| log.is_counted(id) == *counted);
+    Ok(Some(Replayed {
+        views_agree: stored_rows == folded_rows && flags_agree,
+        log,
+        changes: replayed,
+    }))
+}

@@ -1,0 +1,115 @@
+//! The store at its boundary: open, commit, read back, refuse what is wrong.
+
+use icn_kernel::{Changes, Domain, Event, Log, LogConfig};
+use icn_store::{Store, StoreError};
+use icn_testkit::{Coop, NoteDomain, at, member, verified};
+
+fn domains() -> Vec<Box<dyn Domain>> {
+    vec![Box::new(NoteDomain::default())]
+}
+
+#[test]
+fn events_and_views_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = member(1);
+    let mut coop = Coop::found("Bakery", &[&ana]);
+    let (mut log, mut changes) = Log::new(
+        verified(coop.genesis.clone()),
+        LogConfig::default(),
+        domains(),
+    )
+    .unwrap();
+    let note = coop.note(&ana, "hello", vec![], at(1));
+    log.ingest(verified(note.clone()), at(1), &mut changes);
+    {
+        let mut store = Store::open(dir.path()).unwrap();
+        let genesis = coop.genesis.id().to_string();
+        store
+            .commit(&changes, &[("genesis", genesis.as_str())])
+            .unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), icn_store::SCHEMA_VERSION);
+    assert_eq!(
+        store.meta("genesis").unwrap(),
+        Some(coop.genesis.id().to_string())
+    );
+    assert_eq!(store.counted_events().unwrap(), 2);
+    let events: Vec<Event> = store
+        .events()
+        .unwrap()
+        .iter()
+        .map(|stored| Store::decode(stored).unwrap())
+        .collect();
+    assert_eq!(events[1].id(), note.id());
+    let stored_rows: Vec<(String, String)> = store
+        .all_view_rows()
+        .unwrap()
+        .into_iter()
+        .map(|(view, key, _)| (view, key))
+        .collect();
+    let folded: Vec<(String, String)> = log
+        .all_rows()
+        .into_iter()
+        .map(|row| (row.view.to_owned(), row.key))
+        .collect();
+    assert_eq!(stored_rows, folded);
+}
+
+#[test]
+fn a_second_process_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Store::open(dir.path()).unwrap();
+    let second = Store::open(dir.path());
+    assert!(matches!(second, Err(StoreError::Locked { .. })));
+    assert!(
+        second
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("in use by another ICN process")
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_reported_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(icn_store::DATABASE_FILE);
+    std::fs::write(
+        &path,
+        b"this is certainly not sqlite, just some text that is long enough",
+    )
+    .unwrap();
+    let error = Store::open(dir.path()).err().unwrap();
+    assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
+    assert!(
+        std::fs::read(&path)
+            .unwrap()
+            .starts_with(b"this is certainly not sqlite")
+    );
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let connection = rusqlite_connection(&dir.path().join(icn_store::DATABASE_FILE));
+    connection.pragma_update(None, "user_version", 99).unwrap();
+    drop(connection);
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(StoreError::TooNew { found: 99, .. })
+    ));
+}
+
+fn rusqlite_connection(path: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).unwrap()
+}
+
+#[test]
+fn an_empty_commit_is_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    store.commit(&Changes::default(), &[]).unwrap();
+    assert_eq!(store.counted_events().unwrap(), 0);
+}
