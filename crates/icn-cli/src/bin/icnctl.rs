@@ -103,19 +103,7 @@ impl Failure {
 impl<E: std::error::Error> From<E> for Failure {
     fn from(error: E) -> Failure {
         let message = error.to_string();
-        let hint = if message.contains("in use by another ICN process") {
-            Some("another icnctl is running on this data directory; wait for it and retry")
-        } else if message.contains("wrong passphrase") {
-            Some("check the passphrase (ICN_KEYSTORE_PASSPHRASE, --passphrase-file or the prompt)")
-        } else if message.contains("no passphrase") {
-            Some("set ICN_KEYSTORE_PASSPHRASE or pass --passphrase-file FILE")
-        } else if message.contains("no identity yet") {
-            Some("run `icnctl id init` first")
-        } else if message.contains("not created or joined a co-op") {
-            Some("run `icnctl coop init \"Name\" --yes` first")
-        } else {
-            None
-        };
+        let hint = icn_node::hints::hint_for(&message);
         Failure {
             message,
             hint: hint.map(str::to_owned),

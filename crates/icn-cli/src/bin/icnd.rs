@@ -121,30 +121,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(daemon::run(config, signer, daemon::shutdown_signal()))
 }
 
-fn hint(error: &anyhow::Error) -> Option<&'static str> {
-    let text = error.to_string();
-    if text.contains("in use by another ICN process") {
-        Some(
-            "another icnd (or icnctl) is using this data directory; stop it or choose another --data-dir",
-        )
-    } else if text.contains("wrong passphrase") {
-        Some("check the passphrase (ICN_KEYSTORE_PASSPHRASE, --passphrase-file or the prompt)")
-    } else if text.contains("no passphrase") {
-        Some("set ICN_KEYSTORE_PASSPHRASE or pass --passphrase-file FILE")
-    } else if text.contains("schema version") {
-        Some("this data directory was written by a newer ICN; run that version")
-    } else {
-        None
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("icnd: error: {error:#}");
-            if let Some(hint) = hint(&error) {
+            if let Some(hint) = icn_node::hints::hint_for(&format!("{error:#}")) {
                 eprintln!("hint: {hint}");
             }
             ExitCode::from(2)
