@@ -427,16 +427,21 @@ impl Log {
                 return Verdict::Rejected(Rejection::TimestampBeforePrev);
             }
         }
-        let chain = self.chains.get(&author).cloned().unwrap_or_default();
+        // Read only what is needed: cloning the chain would copy every id in it.
+        let (chain_len, frozen_at, counted_at_seq) = match self.chains.get(&author) {
+            Some(chain) => (
+                chain.ids.len(),
+                chain.frozen_at,
+                chain.ids.get(seq as usize - 1).copied(),
+            ),
+            None => (0, None, None),
+        };
         // Its prev counts, so a seq at or below the chain's length, or at the
         // frozen seq, means a second event at one position: evidence.
-        if (seq as usize) <= chain.ids.len() || chain.frozen_at.is_some_and(|at| seq >= at) {
-            return self.offer_conflict(event, &chain, now, changes);
+        if (seq as usize) <= chain_len || frozen_at.is_some_and(|at| seq >= at) {
+            return self.offer_conflict(event, counted_at_seq, frozen_at, now, changes);
         }
-        let keys = chain
-            .keys
-            .clone()
-            .unwrap_or_else(|| KeyState::inception(author));
+        let keys = self.key_state(&author);
         if !keys.authorises(&content.signer) {
             return Verdict::Rejected(Rejection::UnauthorisedKey { author });
         }
@@ -494,7 +499,8 @@ impl Log {
     fn offer_conflict(
         &mut self,
         event: VerifiedEvent,
-        chain: &Chain,
+        counted_at_seq: Option<EventId>,
+        frozen_at: Option<u64>,
         now: Timestamp,
         changes: &mut Changes,
     ) -> Verdict {
@@ -511,8 +517,8 @@ impl Log {
             // Enough to prove it; more variants would only fill the disk.
             return Verdict::Dropped;
         }
-        if let Some(counted) = chain.ids.get(seq as usize - 1) {
-            slot.insert(*counted);
+        if let Some(counted) = counted_at_seq {
+            slot.insert(counted);
         }
         slot.insert(event.id());
         let evidence = Evidence {
@@ -520,7 +526,7 @@ impl Log {
             seq,
             events: slot.clone(),
         };
-        let already_frozen = chain.frozen_at.is_some_and(|at| at <= seq);
+        let already_frozen = frozen_at.is_some_and(|at| at <= seq);
         let event = event.into_event();
         self.events.insert(event.id(), event.clone());
         changes.stored.push((event, false));

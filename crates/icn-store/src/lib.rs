@@ -262,7 +262,16 @@ impl Store {
             )?;
             let mut delete =
                 transaction.prepare_cached("DELETE FROM view_rows WHERE view = ?1 AND key = ?2")?;
-            for row in &changes.rows {
+            // Only the last row written for each (view, key) in this batch matters.
+            let mut seen = std::collections::HashSet::new();
+            let mut latest: Vec<&icn_kernel::ViewRow> = changes
+                .rows
+                .iter()
+                .rev()
+                .filter(|row| seen.insert((row.view, row.key.as_str())))
+                .collect();
+            latest.reverse();
+            for row in latest {
                 match &row.value {
                     Some(value) => upsert.execute(params![row.view, row.key, value])?,
                     None => delete.execute(params![row.view, row.key])?,
