@@ -204,6 +204,21 @@ impl Store {
             .query_row("PRAGMA user_version", [], |row| row.get(0))?)
     }
 
+    /// Caps the database at `pages` pages (of 4 KiB by default); past it,
+    /// writes fail with [`StoreError::DiskFull`] as on a full disk. A quota
+    /// for small devices, and how tests produce a full disk.
+    pub fn set_page_limit(&self, pages: u64) -> Result<(), StoreError> {
+        self.connection
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    pub fn page_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .connection
+            .query_row("PRAGMA page_count", [], |row| row.get::<_, i64>(0))? as u64)
+    }
+
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .connection

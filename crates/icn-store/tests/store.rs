@@ -113,3 +113,42 @@ fn an_empty_commit_is_harmless() {
     store.commit(&Changes::default(), &[]).unwrap();
     assert_eq!(store.counted_events().unwrap(), 0);
 }
+
+#[test]
+fn a_full_disk_refuses_the_batch_and_keeps_what_was_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = member(1);
+    let mut coop = Coop::found("Bakery", &[&ana]);
+    let (mut log, changes) = Log::new(
+        verified(coop.genesis.clone()),
+        LogConfig::default(),
+        domains(),
+    )
+    .unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    store.commit(&changes, &[]).unwrap();
+    let rows_before = store.all_view_rows().unwrap();
+
+    store.set_page_limit(store.page_count().unwrap()).unwrap();
+    let mut big = Changes::default();
+    for i in 0..500 {
+        let note = coop.note(
+            &ana,
+            &format!("note number {i} with some padding text"),
+            vec![],
+            at(1),
+        );
+        log.ingest(verified(note), at(1), &mut big);
+    }
+    let error = store.commit(&big, &[]).unwrap_err();
+    assert!(matches!(error, StoreError::DiskFull), "{error}");
+    assert_eq!(error.to_string(), "the disk is full; nothing was written");
+    // Nothing of the failed batch is stored; everything before it still is.
+    assert_eq!(store.counted_events().unwrap(), 1);
+    assert_eq!(store.all_view_rows().unwrap(), rows_before);
+
+    // With room again, the same batch commits.
+    store.set_page_limit(1 << 30).unwrap();
+    store.commit(&big, &[]).unwrap();
+    assert_eq!(store.counted_events().unwrap(), 501);
+}
