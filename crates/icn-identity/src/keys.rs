@@ -9,6 +9,8 @@ use zeroize::Zeroizing;
 pub enum KeyError {
     #[error("public key is {found} bytes, expected 32")]
     PublicKeyLength { found: usize },
+    #[error("public key is not base58 text")]
+    PublicKeyBase58,
     #[error("public key is not a valid Ed25519 point")]
     PublicKeyInvalid,
     #[error("signature is {found} bytes, expected 64")]
@@ -85,6 +87,18 @@ impl fmt::Debug for PublicKey {
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&bs58::encode(self.as_bytes()).into_string())
+    }
+}
+
+/// Parses the base58 form that `Display` prints.
+impl std::str::FromStr for PublicKey {
+    type Err = KeyError;
+
+    fn from_str(text: &str) -> Result<PublicKey, KeyError> {
+        let bytes = bs58::decode(text.trim())
+            .into_vec()
+            .map_err(|_| KeyError::PublicKeyBase58)?;
+        PublicKey::from_bytes(&bytes)
     }
 }
 
@@ -214,6 +228,17 @@ mod tests {
         assert_eq!(
             key.public().verify(b"hellO", &signature),
             Err(KeyError::SignatureInvalid)
+        );
+    }
+
+    #[test]
+    fn public_keys_round_trip_through_base58() {
+        let key = KeyPair::from_seed(&[4; 32]).public();
+        assert_eq!(key.to_string().parse::<PublicKey>().unwrap(), key);
+        assert_eq!("0OIl".parse::<PublicKey>(), Err(KeyError::PublicKeyBase58));
+        assert_eq!(
+            "abc".parse::<PublicKey>(),
+            Err(KeyError::PublicKeyLength { found: 3 })
         );
     }
 

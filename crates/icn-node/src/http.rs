@@ -181,11 +181,10 @@ async fn revoke_key(
     body: Bytes,
 ) -> Result<Json<icn_api::EventAck>, ApiError> {
     let request: icn_api::KeyRevoke = parse_json(&body)?;
-    let key = bs58::decode(&request.key)
-        .into_vec()
-        .ok()
-        .and_then(|bytes| icn_identity::PublicKey::from_bytes(&bytes).ok())
-        .ok_or_else(|| ApiError::bad_request("key is not a base58 Ed25519 public key"))?;
+    let key: icn_identity::PublicKey = request
+        .key
+        .parse()
+        .map_err(|error: icn_identity::KeyError| ApiError::bad_request(error.to_string()))?;
     with_node(&state, move |node| node.revoke_key(key, now()))
         .await
         .map(|id| {

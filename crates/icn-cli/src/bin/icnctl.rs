@@ -277,11 +277,7 @@ fn revoke(context: &Context, key: &str) -> Outcome {
     )? {
         Some(ack) => ack,
         None => {
-            let public = bs58::decode(key)
-                .into_vec()
-                .ok()
-                .and_then(|bytes| icn_identity::PublicKey::from_bytes(&bytes).ok())
-                .ok_or_else(|| Failure::new("that is not a base58 Ed25519 public key", Some("copy the public key exactly as `icnctl id paper-key --json` printed it")))?;
+            let public: icn_identity::PublicKey = key.parse()?;
             let id = context.open_node(true)?.revoke_key(public, now())?;
             icn_api::EventAck {
                 event_id: id.to_string(),
