@@ -216,10 +216,6 @@ impl Event {
         self.id
     }
 
-    pub fn id_ref(&self) -> &EventId {
-        &self.id
-    }
-
     pub fn content(&self) -> &EventContent {
         &self.content
     }

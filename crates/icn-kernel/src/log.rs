@@ -87,7 +87,6 @@ pub struct Changes {
 struct Chain {
     ids: Vec<EventId>,
     keys: Option<KeyState>,
-    last_timestamp: Timestamp,
     /// Set once an equivocation is proven at this seq: nothing from it on counts.
     frozen_at: Option<u64>,
 }
@@ -196,7 +195,6 @@ impl Log {
         log.events.insert(genesis.id(), genesis.clone());
         let chain = log.chains.entry(content.author).or_default();
         chain.ids.push(genesis.id());
-        chain.last_timestamp = content.timestamp;
         let mut changes = Changes::default();
         changes.stored.push((genesis.clone(), true));
         changes.rows = log.all_rows();
@@ -220,25 +218,29 @@ impl Log {
         let mut events: Vec<VerifiedEvent> = events.into_iter().collect();
         // Sorting by seq makes most prevs arrive first; it is not needed for correctness.
         events.sort_by_key(|event| (event.seq(), event.id()));
+        let mut given: Vec<EventId> = events.iter().map(|event| event.id()).collect();
+        given.push(log.genesis.id());
         let mut changes = Changes::default();
         for event in events {
             log.ingest(event, now, &mut changes);
         }
+        // Every event given, whether it ended counted, as evidence or waiting:
+        // one that was stored as counting may now wait on a frozen chain.
+        let mut recount: Vec<(EventId, bool)> = given
+            .into_iter()
+            .map(|id| (id, log.counted.contains(&id)))
+            .collect();
+        recount.sort();
+        recount.dedup();
         // A replay is a full rewrite of the views.
-        let mut result = Changes {
+        let result = Changes {
             stored: changes.stored,
             evidence: changes.evidence,
             verdicts: changes.verdicts,
             rebuilt: true,
             rows: log.all_rows(),
-            recount: Vec::new(),
+            recount,
         };
-        result.recount = log
-            .events
-            .keys()
-            .map(|id| (*id, log.counted.contains(id)))
-            .collect();
-        result.recount.sort();
         Ok((log, result))
     }
 
@@ -478,7 +480,6 @@ impl Log {
         let author = event.author();
         let chain = self.chains.entry(author).or_default();
         chain.ids.push(event.id());
-        chain.last_timestamp = event.timestamp();
         if let Some(keys) = next_keys {
             changes.rows.push(key_state_row(&author, &keys));
             chain.keys = Some(keys);
@@ -589,23 +590,20 @@ impl Log {
             now,
         )
         .expect("the genesis was valid when the log was made");
-        let previous_evidence = std::mem::take(&mut changes.evidence);
-        // Everything kept before may have been stored: tell the store, for each,
-        // whether it still counts (some now wait on an event that stopped counting).
-        let mut recount: Vec<(EventId, bool)> = self
-            .events
-            .keys()
-            .chain(changes.stored.iter().map(|(event, _)| event.id_ref()))
-            .map(|id| (*id, fresh.counted.contains(id)))
-            .collect();
-        recount.sort();
-        recount.dedup();
-        drop(replayed.recount);
+        // Everything kept before may have been stored: the replay's recount
+        // tells the store, for each, whether it still counts. Anything the
+        // replay kept that was not kept before must be stored too.
+        let previously_kept: HashSet<EventId> = self.events.keys().copied().collect();
         *self = fresh;
         changes.rebuilt = true;
         changes.rows = replayed.rows;
-        changes.recount = recount;
-        changes.evidence = previous_evidence;
+        changes.recount = replayed.recount;
+        changes.stored.extend(
+            replayed
+                .stored
+                .into_iter()
+                .filter(|(event, _)| !previously_kept.contains(&event.id())),
+        );
         changes.evidence.extend(replayed.evidence);
     }
 

@@ -445,3 +445,33 @@ fn replay_from_storage_matches_the_incremental_log() {
         assert_eq!(final_state(&log), final_state(&replayed), "seed {seed}");
     }
 }
+
+/// A restart replays the store: an event stored while it counted, that now
+/// waits on a frozen chain, must be reported as no longer counting, or the
+/// stored flags never agree with the log.
+#[test]
+fn replay_recounts_every_event_it_is_given() {
+    let (coop, events, _) = equivocation_scenario();
+    let evidence = {
+        let mut log = new_log(&coop);
+        let mut changes = Changes::default();
+        for event in &events {
+            log.ingest(verified(event.clone()), at(5), &mut changes);
+        }
+        log.evidence()
+            .map(|e| (e.author, e.seq))
+            .collect::<Vec<_>>()
+    };
+    let (log, replayed) = Log::replay(
+        verified(coop.genesis.clone()),
+        LogConfig::default(),
+        domains(),
+        events.iter().cloned().map(verified),
+        evidence,
+        at(5),
+    )
+    .unwrap();
+    assert!(!log.is_counted(&events[3].id()));
+    assert!(replayed.recount.contains(&(events[3].id(), false)));
+    assert_eq!(replayed.recount.len(), events.len() + 1);
+}
