@@ -161,20 +161,20 @@ impl Context {
         Ok(Node::open(self.dir.clone(), signer)?)
     }
 
-    /// Asks the running daemon; `Ok(None)` when none is running.
-    fn daemon<T: serde::de::DeserializeOwned>(
+    /// Asks the running daemon; when none runs, does the work with `local`
+    /// (which opens the data directory itself).
+    fn daemon_or_local<T: serde::de::DeserializeOwned>(
         &self,
         method: &str,
         path: &str,
         body: Option<Vec<u8>>,
-    ) -> Result<Option<T>, Failure> {
+        local: impl FnOnce() -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
         match admin_client::request(&self.dir.admin_socket(), method, path, body.as_deref()) {
             Ok(response) if (200..300).contains(&response.status) => {
-                serde_json::from_slice(&response.body)
-                    .map(Some)
-                    .map_err(|error| {
-                        Failure::new(format!("icnd sent an unreadable answer: {error}"), None)
-                    })
+                serde_json::from_slice(&response.body).map_err(|error| {
+                    Failure::new(format!("icnd sent an unreadable answer: {error}"), None)
+                })
             }
             Ok(response) => {
                 let error: icn_api::ErrorBody =
@@ -188,10 +188,15 @@ impl Context {
                     hint: error.hint,
                 })
             }
-            Err(ClientError::NotRunning) => Ok(None),
+            Err(ClientError::NotRunning) => local(),
             Err(error) => Err(error.into()),
         }
     }
+}
+
+/// A request body for the admin API.
+fn json(value: &impl Serialize) -> Option<Vec<u8>> {
+    Some(serde_json::to_vec(value).expect("API types serialise"))
 }
 
 fn id_init(context: &Context, label: &str) -> Outcome {
@@ -252,11 +257,9 @@ fn id_show(context: &Context) -> Outcome {
 }
 
 fn paper_key(context: &Context) -> Outcome {
-    let key =
-        match context.daemon::<icn_api::PaperKey>("POST", "/admin/v1/identity/paper-key", None)? {
-            Some(key) => key,
-            None => context.open_node(true)?.add_paper_key(now())?,
-        };
+    let key = context.daemon_or_local("POST", "/admin/v1/identity/paper-key", None, || {
+        Ok(context.open_node(true)?.add_paper_key(now())?)
+    })?;
     context.print(&key, |key| {
         format!(
             "Your paper key (write it down and keep it somewhere safe; it is not stored on this device):\n\n    {}\n\nIt is now authorised to sign for you (event {}).",
@@ -270,20 +273,14 @@ fn revoke(context: &Context, key: &str) -> Outcome {
     let request = icn_api::KeyRevoke {
         key: key.to_owned(),
     };
-    let ack = match context.daemon::<icn_api::EventAck>(
-        "POST",
-        "/admin/v1/identity/revoke",
-        Some(serde_json::to_vec(&request).expect("plain data")),
-    )? {
-        Some(ack) => ack,
-        None => {
+    let ack =
+        context.daemon_or_local("POST", "/admin/v1/identity/revoke", json(&request), || {
             let public: icn_identity::PublicKey = key.parse()?;
             let id = context.open_node(true)?.revoke_key(public, now())?;
-            icn_api::EventAck {
+            Ok(icn_api::EventAck {
                 event_id: id.to_string(),
-            }
-        }
-    };
+            })
+        })?;
     context.print(&ack, |ack| format!("Revoked (event {}).", ack.event_id));
     Ok(())
 }
@@ -299,22 +296,15 @@ fn coop_init(context: &Context, name: &str, founders: &[String], yes: bool) -> O
         name: name.to_owned(),
         founders: founders.to_vec(),
     };
-    let status = match context.daemon::<icn_api::Status>(
-        "POST",
-        "/admin/v1/coop",
-        Some(serde_json::to_vec(&request).expect("plain data")),
-    )? {
-        Some(status) => status,
-        None => {
-            let founders = founders
-                .iter()
-                .map(|text| text.parse::<Did>())
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut node = context.open_node(true)?;
-            node.create_coop(name, &founders, now())?;
-            node.status(false, None)
-        }
-    };
+    let status = context.daemon_or_local("POST", "/admin/v1/coop", json(&request), || {
+        let founders = founders
+            .iter()
+            .map(|text| text.parse::<Did>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut node = context.open_node(true)?;
+        node.create_coop(name, &founders, now())?;
+        Ok(node.status(false, None))
+    })?;
     context.print(&status, |status| {
         let coop = status.coop.as_ref().expect("a co-op was just created");
         format!(
@@ -329,18 +319,15 @@ fn coop_init(context: &Context, name: &str, founders: &[String], yes: bool) -> O
 }
 
 fn status(context: &Context) -> Outcome {
-    let status = match context.daemon::<icn_api::Status>("GET", "/admin/v1/status", None)? {
-        Some(status) => status,
-        None => {
-            if !context.dir.root().exists() {
-                return Err(Failure::new(
-                    format!("{} does not exist", context.dir.root().display()),
-                    Some("run `icnctl id init` to create a node here, or pass --data-dir"),
-                ));
-            }
-            context.open_node(false)?.status(false, None)
+    let status = context.daemon_or_local("GET", "/admin/v1/status", None, || {
+        if !context.dir.root().exists() {
+            return Err(Failure::new(
+                format!("{} does not exist", context.dir.root().display()),
+                Some("run `icnctl id init` to create a node here, or pass --data-dir"),
+            ));
         }
-    };
+        Ok(context.open_node(false)?.status(false, None))
+    })?;
     context.print(&status, render_status);
     Ok(())
 }
