@@ -77,7 +77,7 @@ fn ceiling(events: &[Vec<u8>]) -> f64 {
             .map(|bytes| Event::decode(bytes).expect("valid"))
             .collect();
         for group in decoded.chunks(64) {
-            let messages: Vec<Vec<u8>> = group.iter().map(signed_message).collect();
+            let messages: Vec<Vec<u8>> = group.iter().map(Event::signed_message).collect();
             let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
             let signatures: Vec<_> = group.iter().map(|e| *e.signature().inner()).collect();
             let keys: Vec<_> = group
@@ -100,20 +100,6 @@ fn ceiling(events: &[Vec<u8>]) -> f64 {
         transaction.commit().expect("commits");
     }
     events.len() as f64 / start.elapsed().as_secs_f64()
-}
-
-/// The bytes an event's signature covers (as in icn-kernel's event.rs).
-fn signed_message(event: &Event) -> Vec<u8> {
-    let mut bytes = b"icn-event-v1".to_vec();
-    bytes.extend(postcard_content(event));
-    bytes
-}
-
-fn postcard_content(event: &Event) -> Vec<u8> {
-    // The wire form is postcard(content) followed by the signature as
-    // length-prefixed bytes (1-byte varint 64 + 64 bytes).
-    let wire = event.bytes();
-    wire[..wire.len() - 65].to_vec()
 }
 
 fn main() {

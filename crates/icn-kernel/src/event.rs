@@ -172,7 +172,7 @@ impl Event {
     /// Whether the signer was *authorised* to sign for the author is a separate
     /// question, answered by the log from the author's key state.
     pub fn verify(self) -> Result<VerifiedEvent, Event> {
-        let message = signed_bytes(&self.content);
+        let message = self.signed_message();
         match self.content.signer.verify(&message, &self.signature) {
             Ok(()) => Ok(VerifiedEvent(self)),
             Err(_) => Err(self),
@@ -210,6 +210,11 @@ impl Event {
                 .flat_map(|handle| handle.join().expect("verification does not panic"))
                 .collect()
         })
+    }
+
+    /// The bytes the signature covers (and the id hashes).
+    pub fn signed_message(&self) -> Vec<u8> {
+        signed_bytes(&self.content)
     }
 
     pub fn id(&self) -> EventId {

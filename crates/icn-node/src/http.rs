@@ -126,7 +126,15 @@ async fn with_node<T: Send + 'static>(
         work(&mut node)
     })
     .await
-    .map_err(|_| ApiError::from(NodeError::Identity("a request worker stopped".into())))?
+    .map_err(|error| {
+        tracing::error!(%error, "A request worker stopped.");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the node could not complete the request; see its log",
+            None,
+        )
+    })?
     .map_err(ApiError::from)
 }
 
