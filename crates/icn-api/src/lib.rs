@@ -81,6 +81,24 @@ pub struct KeyRevoke {
     pub key: String,
 }
 
+/// `POST /admin/v1/identity/rotate` (admin socket only): replace this
+/// device's signing key. `icnctl` writes the new key into the keystore before
+/// it sends this, so a crash at any point leaves a key that can sign.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyRotate {
+    /// The new key's secret, in paper-key form.
+    pub secret: String,
+    pub label: String,
+}
+
+impl std::fmt::Debug for KeyRotate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRotate")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An event this node signed and recorded.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EventAck {

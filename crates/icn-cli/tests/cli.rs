@@ -180,6 +180,42 @@ fn the_daemon_serves_health_refuses_a_twin_and_stops_on_sigterm() {
     assert_eq!(h.icnctl(&dir, &["status", "--json"]).json()["events"], 3);
 }
 
+/// Rotation works with the daemon stopped and running, and after each the
+/// node still signs (a paper key is added) and restarts with the new key.
+#[test]
+fn the_device_key_rotates_with_and_without_the_daemon() {
+    let h = harness();
+    let dir = h.data_dir("emil");
+    assert_eq!(h.icnctl(&dir, &["id", "init"]).code, 0);
+    assert_eq!(h.icnctl(&dir, &["coop", "init", "Forge", "--yes"]).code, 0);
+    let device_key =
+        |h: &Harness| h.icnctl(&dir, &["id", "show", "--json"]).json()["device_key"].clone();
+    let first = device_key(&h);
+
+    let local = h.icnctl(&dir, &["id", "rotate", "--label", "laptop 2"]);
+    assert_eq!(local.code, 0, "{local:?}");
+    assert!(local.stdout.contains("Rotated"), "{local:?}");
+    let second = device_key(&h);
+    assert_ne!(first, second);
+    assert_eq!(h.icnctl(&dir, &["id", "paper-key"]).code, 0);
+
+    let daemon = h.spawn_icnd(&dir, &[]);
+    let live = h.icnctl(&dir, &["id", "rotate", "--json"]);
+    assert_eq!(live.code, 0, "{live:?}");
+    let third = device_key(&h);
+    assert_ne!(second, third);
+    assert_eq!(h.icnctl(&dir, &["id", "paper-key"]).code, 0);
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait(), Some(0));
+
+    // Restart: the keystore holds the new key only, and the node accepts it.
+    let _daemon = h.spawn_icnd(&dir, &[]);
+    assert_eq!(h.icnctl(&dir, &["id", "paper-key"]).code, 0);
+    let status = h.icnctl(&dir, &["status", "--json"]).json();
+    // Genesis, two rotations, three paper keys.
+    assert_eq!(status["events"], 6);
+}
+
 #[test]
 fn config_check_prints_the_merged_configuration() {
     let h = harness();

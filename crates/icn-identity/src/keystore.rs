@@ -101,6 +101,11 @@ impl KeystoreContents {
     pub fn signing_key(&self) -> Option<KeyPair> {
         self.keys.first().map(StoredKey::key_pair)
     }
+
+    /// Every key held, in order.
+    pub fn key_pairs(&self) -> Vec<KeyPair> {
+        self.keys.iter().map(StoredKey::key_pair).collect()
+    }
 }
 
 /// The keystore file on disk.

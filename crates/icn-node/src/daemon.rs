@@ -22,13 +22,13 @@ const TICK_INTERVAL: Duration = Duration::from_secs(5);
 /// Runs `icnd` until `shutdown` resolves. The admin socket is removed on exit.
 pub async fn run(
     config: Config,
-    signer: Option<KeyPair>,
+    keys: Vec<KeyPair>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let dir = DataDir::new(&config.data_dir);
     let node = {
         let dir = dir.clone();
-        tokio::task::spawn_blocking(move || Node::open(dir, signer))
+        tokio::task::spawn_blocking(move || Node::open(dir, keys))
             .await
             .context("opening the node stopped unexpectedly")??
     };

@@ -202,6 +202,24 @@ async fn revoke_key(
         })
 }
 
+async fn rotate_key(
+    State(state): State<SharedState>,
+    body: Bytes,
+) -> Result<Json<icn_api::EventAck>, ApiError> {
+    let request: icn_api::KeyRotate = parse_json(&body)?;
+    let new = icn_identity::paper_key_decode(&request.secret)
+        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    with_node(&state, move |node| {
+        node.rotate_key(new, &request.label, now())
+    })
+    .await
+    .map(|id| {
+        Json(icn_api::EventAck {
+            event_id: id.to_string(),
+        })
+    })
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -229,6 +247,7 @@ pub fn admin_router(state: SharedState) -> Router {
         .route("/admin/v1/coop", post(coop_init))
         .route("/admin/v1/identity/paper-key", post(paper_key))
         .route("/admin/v1/identity/revoke", post(revoke_key))
+        .route("/admin/v1/identity/rotate", post(rotate_key))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(REQUEST_BODY_MAX_BYTES))
         .with_state(state)

@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use icn_identity::{Did, KeyPair, paper_key_encode};
 use icn_kernel::{
     Changes, CoopId, CurrencySpec, Domain, Event, EventContent, EventId, EventKind, FORMAT_VERSION,
-    Genesis, KIND_GENESIS, KIND_KEY_ADD, KIND_KEY_REVOKE, KeyAdd, KeyRevoke, Log, LogConfig,
-    Rejection, Timestamp, Verdict, VerifiedEvent, encode_body,
+    Genesis, KIND_GENESIS, KIND_KEY_ADD, KIND_KEY_REVOKE, KIND_KEY_ROTATE, KeyAdd, KeyRevoke,
+    KeyRotate, Log, LogConfig, Rejection, Timestamp, Verdict, VerifiedEvent, encode_body,
 };
 use icn_store::{Store, StoreError};
 
@@ -73,25 +73,60 @@ Every hour of work is recorded and honoured. Changes to this charter need a prop
 impl Node {
     /// Opens the data directory (taking its lock), rebuilds the log from the
     /// stored events, and repairs the stored views if they disagree with it.
-    pub fn open(dir: DataDir, signer: Option<KeyPair>) -> Result<Node, NodeError> {
+    ///
+    /// `keys` are the keystore's keys (none when it stays locked). The node
+    /// signs with the one the log authorises, preferring the device key named
+    /// in identity.json; if a rotation was interrupted after its event was
+    /// committed, this is where identity.json catches up.
+    pub fn open(dir: DataDir, keys: Vec<KeyPair>) -> Result<Node, NodeError> {
         let store = Store::open(dir.root())?;
         let identity = dir.public_identity().map_err(NodeError::Identity)?;
-        if let (Some(identity), Some(signer)) = (&identity, &signer)
-            && identity.device_key != signer.public()
-        {
-            return Err(NodeError::Identity(
-                "the keystore's key does not match identity.json".to_owned(),
-            ));
-        }
         let mut node = Node {
             dir,
             store,
             log: None,
             identity,
-            signer,
+            signer: None,
         };
         node.load_log()?;
+        node.choose_signer(keys)?;
         Ok(node)
+    }
+
+    fn choose_signer(&mut self, keys: Vec<KeyPair>) -> Result<(), NodeError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let identity = self.identity.as_mut().ok_or_else(|| {
+            NodeError::Identity("there is a keystore but no identity.json".to_owned())
+        })?;
+        let state = match &self.log {
+            Some(log) => log.key_state(&identity.did),
+            None => icn_kernel::KeyState::inception(identity.did),
+        };
+        let mut authorised: Vec<KeyPair> = keys
+            .into_iter()
+            .filter(|key| state.authorises(&key.public()))
+            .collect();
+        authorised.sort_by_key(|key| key.public() != identity.device_key);
+        let Some(signer) = authorised.into_iter().next() else {
+            return Err(NodeError::Identity(format!(
+                "none of the keystore's keys may sign for {} any more (they were revoked or rotated away)",
+                identity.did
+            )));
+        };
+        if signer.public() != identity.device_key {
+            tracing::info!("The device key was rotated; updating identity.json.");
+            identity.device_key = signer.public();
+            if let Some(label) = state.authorised.get(&signer.public()) {
+                identity.device_label = label.clone();
+            }
+            self.dir.write_public_identity(identity).map_err(|error| {
+                NodeError::Identity(format!("cannot write identity.json: {error}"))
+            })?;
+        }
+        self.signer = Some(signer);
+        Ok(())
     }
 
     fn load_log(&mut self) -> Result<(), NodeError> {
@@ -290,6 +325,33 @@ impl Node {
         now: Timestamp,
     ) -> Result<EventId, NodeError> {
         self.append(KIND_KEY_REVOKE, encode_body(&KeyRevoke { key }), now)
+    }
+
+    /// Replaces this device's signing key with `new` by an `identity.key_rotate`
+    /// event signed with the current key. The caller must already hold `new`
+    /// in the keystore, so that a crash at any point leaves a usable key.
+    pub fn rotate_key(
+        &mut self,
+        new: KeyPair,
+        label: &str,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        let (_, current) = self.signer()?;
+        let body = encode_body(&KeyRotate {
+            new: new.public(),
+            label: label.to_owned(),
+            old: current.public(),
+        });
+        let id = self.append(KIND_KEY_ROTATE, body, now)?;
+        let identity = self.identity.as_mut().ok_or(NodeError::NoIdentity)?;
+        identity.device_key = new.public();
+        identity.device_label = label.to_owned();
+        self.signer = Some(new);
+        if let Err(error) = self.dir.write_public_identity(identity) {
+            // The next start repairs identity.json from the log.
+            tracing::warn!(%error, "Could not update identity.json after rotating the key.");
+        }
+        Ok(id)
     }
 
     pub fn status(&self, running: bool, uptime_seconds: Option<u64>) -> icn_api::Status {

@@ -16,7 +16,7 @@ fn node_with_coop(dir: &std::path::Path) -> Node {
         device_label: "laptop".into(),
     })
     .unwrap();
-    let mut node = Node::open(data, Some(key)).unwrap();
+    let mut node = Node::open(data, vec![key]).unwrap();
     node.create_coop("Bakery", &[], at(0)).unwrap();
     node
 }
@@ -59,9 +59,44 @@ fn a_full_disk_fails_the_write_and_the_log_does_not_run_ahead() {
     });
     node.append(KIND_KEY_ADD, body, at(2)).unwrap();
     drop(node);
-    let reopened = Node::open(DataDir::new(dir.path()), None).unwrap();
+    let reopened = Node::open(DataDir::new(dir.path()), Vec::new()).unwrap();
     assert_eq!(
         reopened.log().unwrap().counted_len() as u64,
         counted_in_memory + 1
     );
+}
+
+/// A rotation cut short after its event was committed (identity.json still
+/// names the old key, the keystore holds both): the node signs with the new
+/// key on the next start and brings identity.json up to date.
+#[test]
+fn an_interrupted_rotation_resumes_with_the_key_the_log_authorises() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = node_with_coop(dir.path());
+    let old_identity = node.identity().unwrap().clone();
+    let new = member(2);
+    node.rotate_key(new.clone(), "new laptop", at(1)).unwrap();
+    drop(node);
+    DataDir::new(dir.path())
+        .write_public_identity(&old_identity)
+        .unwrap();
+
+    let mut node = Node::open(DataDir::new(dir.path()), vec![member(1), new.clone()]).unwrap();
+    assert_eq!(node.identity().unwrap().device_key, new.public());
+    assert_eq!(node.identity().unwrap().device_label, "new laptop");
+    let on_disk = DataDir::new(dir.path()).public_identity().unwrap().unwrap();
+    assert_eq!(on_disk.device_key, new.public());
+    // And it can sign.
+    let body = encode_body(&KeyAdd {
+        key: member(3).public(),
+        label: "paper".into(),
+    });
+    node.append(KIND_KEY_ADD, body, at(2)).unwrap();
+    drop(node);
+
+    // Only the rotated-away key left: a clear refusal, not a silent bad signer.
+    let Err(error) = Node::open(DataDir::new(dir.path()), vec![member(1)]) else {
+        panic!("a revoked key was accepted as signer");
+    };
+    assert!(error.to_string().contains("may sign for"), "{error}");
 }

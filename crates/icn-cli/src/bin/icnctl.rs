@@ -14,6 +14,7 @@ use icn_node::{
     passphrase,
 };
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 #[derive(Parser)]
 #[command(
@@ -63,6 +64,12 @@ enum IdCommand {
     Show,
     /// Create a paper key for recovery, authorise it, and print it once.
     PaperKey,
+    /// Replace this device's key with a new one (after a scare, or routinely).
+    Rotate {
+        /// A name for the new key.
+        #[arg(long, default_value = "this device")]
+        label: String,
+    },
     /// Revoke one of your keys (a lost device, a used paper key). It can never sign again.
     Revoke {
         /// The public key (base58), as `paper-key` printed it.
@@ -131,11 +138,7 @@ impl Context {
         }
     }
 
-    fn passphrase(
-        &self,
-        prompt: &str,
-        confirm: bool,
-    ) -> Result<zeroize::Zeroizing<String>, Failure> {
+    fn passphrase(&self, prompt: &str, confirm: bool) -> Result<Zeroizing<String>, Failure> {
         Ok(passphrase::passphrase(
             self.passphrase_file.as_deref(),
             prompt,
@@ -143,22 +146,28 @@ impl Context {
         )?)
     }
 
+    /// Asks for the passphrase and decrypts the keystore.
+    fn unlock(&self) -> Result<(Zeroizing<String>, KeystoreContents), Failure> {
+        let keystore = self.dir.keystore();
+        if !keystore.exists() {
+            return Err(Failure::new(
+                "this data directory has no identity yet",
+                Some("run `icnctl id init` first"),
+            ));
+        }
+        let passphrase = self.passphrase("Keystore passphrase: ", false)?;
+        let contents = keystore.open(&passphrase)?;
+        Ok((passphrase, contents))
+    }
+
     /// Opens the node directly (no daemon running), unlocking the keystore if asked.
     fn open_node(&self, unlock: bool) -> Result<Node, Failure> {
-        let signer = if unlock {
-            let keystore = self.dir.keystore();
-            if !keystore.exists() {
-                return Err(Failure::new(
-                    "this data directory has no identity yet",
-                    Some("run `icnctl id init` first"),
-                ));
-            }
-            let passphrase = self.passphrase("Keystore passphrase: ", false)?;
-            keystore.open(&passphrase)?.signing_key()
+        let keys = if unlock {
+            self.unlock()?.1.key_pairs()
         } else {
-            None
+            Vec::new()
         };
-        Ok(Node::open(self.dir.clone(), signer)?)
+        Ok(Node::open(self.dir.clone(), keys)?)
     }
 
     /// Asks the running daemon; when none runs, does the work with `local`
@@ -285,6 +294,49 @@ fn revoke(context: &Context, key: &str) -> Outcome {
     Ok(())
 }
 
+/// Rotation in an order that survives a crash at any step: the keystore
+/// gains the new key, the rotate event is committed (signed by the old key),
+/// then the keystore drops the old key. On start the node signs with
+/// whichever stored key the log authorises.
+fn rotate(context: &Context, label: &str) -> Outcome {
+    let keystore = context.dir.keystore();
+    let (passphrase, contents) = context.unlock()?;
+    let (did, old_keys) = (contents.did, contents.key_pairs());
+    let new = KeyPair::generate()?;
+    let mut keys = contents.keys;
+    keys.push(StoredKey::new(label, &new));
+    keystore.write(
+        &KeystoreContents::new(did, keys),
+        &passphrase,
+        passphrase::kdf_log_n(),
+    )?;
+    let request = icn_api::KeyRotate {
+        secret: icn_identity::paper_key_encode(&new).to_string(),
+        label: label.to_owned(),
+    };
+    let ack =
+        context.daemon_or_local("POST", "/admin/v1/identity/rotate", json(&request), || {
+            let mut node = Node::open(context.dir.clone(), old_keys)?;
+            let id = node.rotate_key(new.clone(), label, now())?;
+            Ok(icn_api::EventAck {
+                event_id: id.to_string(),
+            })
+        })?;
+    keystore.write(
+        &KeystoreContents::new(did, vec![StoredKey::new(label, &new)]),
+        &passphrase,
+        passphrase::kdf_log_n(),
+    )?;
+    context.print(&ack, |ack| {
+        format!(
+            "Rotated: this device now signs with {} (event {}). The old key can never sign again.",
+            new.public(),
+            ack.event_id
+        )
+    });
+    Ok(())
+}
+
 fn coop_init(context: &Context, name: &str, founders: &[String], yes: bool) -> Outcome {
     if !yes {
         return Err(Failure::new(
@@ -391,6 +443,9 @@ fn run(cli: Cli) -> Outcome {
         Command::Id {
             command: IdCommand::PaperKey,
         } => paper_key(&context),
+        Command::Id {
+            command: IdCommand::Rotate { label },
+        } => rotate(&context, &label),
         Command::Id {
             command: IdCommand::Revoke { key },
         } => revoke(&context, &key),

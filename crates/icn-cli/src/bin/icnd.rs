@@ -2,7 +2,6 @@
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use icn_node::{Config, DataDir, Overrides, daemon, passphrase};
 
@@ -100,25 +99,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing(&config);
     let dir = DataDir::new(&config.data_dir);
     let keystore = dir.keystore();
-    let signer = if keystore.exists() {
+    let keys = if keystore.exists() {
         let passphrase = passphrase::passphrase(
             cli.flags.passphrase_file.as_deref(),
             "Keystore passphrase: ",
             false,
         )?;
-        let contents = keystore.open(&passphrase)?;
-        Some(
-            contents
-                .signing_key()
-                .context("the keystore holds no key")?,
-        )
+        keystore.open(&passphrase)?.key_pairs()
     } else {
-        None
+        Vec::new()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(daemon::run(config, signer, daemon::shutdown_signal()))
+    runtime.block_on(daemon::run(config, keys, daemon::shutdown_signal()))
 }
 
 fn main() -> ExitCode {
