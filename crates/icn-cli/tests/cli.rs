@@ -308,7 +308,9 @@ fn sigkill_while_writing_loses_no_acknowledged_event() {
 
     // Check the store as the crash left it, before any repair on start-up.
     let store = icn_store::Store::open(&dir).unwrap();
-    let replayed = replay_store(&store).unwrap().expect("a co-op");
+    let replayed = replay_store(&store, icn_node::node::domains)
+        .unwrap()
+        .expect("a co-op");
     assert!(
         replayed.views_agree,
         "stored views disagree with the log after SIGKILL"

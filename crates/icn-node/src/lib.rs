@@ -10,6 +10,7 @@ pub mod http;
 pub mod layout;
 pub mod node;
 pub mod passphrase;
+pub mod pipeline;
 
 pub use config::{Config, ConfigError, Overrides};
 pub use layout::{DataDir, PublicIdentity};

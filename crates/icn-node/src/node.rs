@@ -50,12 +50,16 @@ pub fn domains() -> Vec<Box<dyn Domain>> {
     Vec::new()
 }
 
+/// Makes a fresh set of domains (for a new log, or a replay).
+pub type Domains = fn() -> Vec<Box<dyn Domain>>;
+
 pub struct Node {
     dir: DataDir,
     store: Store,
     log: Option<Log>,
     identity: Option<PublicIdentity>,
     signer: Option<KeyPair>,
+    domains: Domains,
 }
 
 /// The currency every new co-op starts with: hours, counted in minutes.
@@ -79,6 +83,15 @@ impl Node {
     /// in identity.json; if a rotation was interrupted after its event was
     /// committed, this is where identity.json catches up.
     pub fn open(dir: DataDir, keys: Vec<KeyPair>) -> Result<Node, NodeError> {
+        Node::open_with(dir, keys, domains)
+    }
+
+    /// [`Node::open`] with another set of domains (tests and benchmarks).
+    pub fn open_with(
+        dir: DataDir,
+        keys: Vec<KeyPair>,
+        domains: Domains,
+    ) -> Result<Node, NodeError> {
         let store = Store::open(dir.root())?;
         let identity = dir.public_identity().map_err(NodeError::Identity)?;
         let mut node = Node {
@@ -87,6 +100,7 @@ impl Node {
             log: None,
             identity,
             signer: None,
+            domains,
         };
         node.load_log()?;
         node.choose_signer(keys)?;
@@ -130,7 +144,7 @@ impl Node {
     }
 
     fn load_log(&mut self) -> Result<(), NodeError> {
-        let Some(replayed) = replay_store(&self.store)? else {
+        let Some(replayed) = replay_store(&self.store, self.domains)? else {
             return Ok(());
         };
         if !replayed.views_agree {
@@ -214,9 +228,19 @@ impl Node {
         let genesis = genesis
             .verify()
             .expect("an event this node just signed verifies");
+        self.join(genesis)
+    }
+
+    /// Joins the co-op that `genesis` founds: records it and starts its log.
+    pub fn join(&mut self, genesis: VerifiedEvent) -> Result<CoopId, NodeError> {
+        if let Some(log) = &self.log {
+            return Err(NodeError::AlreadyInCoop {
+                name: log.genesis_body().name.clone(),
+            });
+        }
         let genesis_id = genesis.id().to_string();
-        let (log, changes) =
-            Log::new(genesis, LogConfig::default(), domains()).map_err(NodeError::Rejected)?;
+        let (log, changes) = Log::new(genesis, LogConfig::default(), (self.domains)())
+            .map_err(NodeError::Rejected)?;
         self.store
             .commit(&changes, &[(META_GENESIS, &genesis_id)])?;
         let id = log.coop();
@@ -394,7 +418,7 @@ pub struct Replayed {
 
 /// The log rebuilt from a store's events, and whether the stored views and
 /// counted flags agree with it. `None` when the store holds no co-op yet.
-pub fn replay_store(store: &Store) -> Result<Option<Replayed>, NodeError> {
+pub fn replay_store(store: &Store, domains: Domains) -> Result<Option<Replayed>, NodeError> {
     let Some(genesis_id) = store.meta(META_GENESIS)? else {
         return Ok(None);
     };

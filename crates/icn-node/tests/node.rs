@@ -100,3 +100,42 @@ fn an_interrupted_rotation_resumes_with_the_key_the_log_authorises() {
     };
     assert!(error.to_string().contains("may sign for"), "{error}");
 }
+
+/// Peer ingest through the pipeline: batches verified on several workers are
+/// committed in their original order (so no chain waits on itself), and
+/// garbage or forged bytes are counted, not applied, and stop nothing.
+#[test]
+fn the_pipeline_commits_in_order_and_counts_bad_bytes() {
+    use icn_node::pipeline::ingest_batches;
+    use icn_testkit::{Coop, NoteDomain, verified};
+
+    fn note_domains() -> Vec<Box<dyn icn_kernel::Domain>> {
+        vec![Box::new(NoteDomain::default())]
+    }
+    let keys: Vec<_> = (1..=3).map(member).collect();
+    let mut coop = Coop::found("Pipeline", &keys.iter().collect::<Vec<_>>());
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::open_with(DataDir::new(dir.path()), Vec::new(), note_domains).unwrap();
+    node.join(verified(coop.genesis.clone())).unwrap();
+
+    let mut wire: Vec<Vec<u8>> = (0..60)
+        .map(|i| {
+            coop.note(&keys[i % 3], &format!("note {i}"), vec![], at(1))
+                .bytes()
+                .to_vec()
+        })
+        .collect();
+    let mut forged = wire[59].clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1; // breaks the signature
+    wire.insert(30, b"not an event".to_vec());
+    wire.insert(31, forged);
+    let batches: Vec<Vec<Vec<u8>>> = wire.chunks(7).map(<[_]>::to_vec).collect();
+
+    let report = ingest_batches(&mut node, batches, 3, at(2)).unwrap();
+    assert_eq!(report.accepted, 60, "{report:?}");
+    assert_eq!(report.malformed, 2, "{report:?}");
+    assert_eq!(report.pending, 0, "out-of-order commit: {report:?}");
+    assert!(report.commits >= 1);
+    assert_eq!(node.log().unwrap().counted_len(), 61);
+}

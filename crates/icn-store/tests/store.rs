@@ -152,3 +152,56 @@ fn a_full_disk_refuses_the_batch_and_keeps_what_was_committed() {
     store.commit(&big, &[]).unwrap();
     assert_eq!(store.counted_events().unwrap(), 501);
 }
+
+/// A database written by schema version 1 (the first release) is migrated
+/// in place and keeps its events, their order and their counted flags.
+#[test]
+fn a_version_one_database_is_migrated_without_losing_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = member(1);
+    let mut coop = Coop::found("Bakery", &[&ana]);
+    let note = coop.note(&ana, "hello", vec![], at(1));
+    {
+        let connection = rusqlite::Connection::open(dir.path().join("icn.db")).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE events (
+                     seqno INTEGER PRIMARY KEY AUTOINCREMENT, id BLOB NOT NULL UNIQUE,
+                     author TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+                     timestamp_ms INTEGER NOT NULL, counted INTEGER NOT NULL, bytes BLOB NOT NULL);
+                 CREATE INDEX events_author_seq ON events (author, seq);
+                 CREATE TABLE evidence (author TEXT NOT NULL, seq INTEGER NOT NULL,
+                     event_id BLOB NOT NULL, PRIMARY KEY (author, seq, event_id)) WITHOUT ROWID;
+                 CREATE TABLE view_rows (view TEXT NOT NULL, key TEXT NOT NULL,
+                     value TEXT NOT NULL, PRIMARY KEY (view, key)) WITHOUT ROWID;
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        for (event, counted) in [(&coop.genesis, true), (&note, false)] {
+            connection
+                .execute(
+                    "INSERT INTO events (id, author, seq, kind, timestamp_ms, counted, bytes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    rusqlite::params![
+                        event.id().0.as_slice(),
+                        event.author().to_string(),
+                        event.seq() as i64,
+                        event.kind().as_str(),
+                        event.timestamp().as_millis() as i64,
+                        counted,
+                        event.bytes()
+                    ],
+                )
+                .unwrap();
+        }
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), icn_store::SCHEMA_VERSION);
+    let events = store.events().unwrap();
+    let ids: Vec<_> = events
+        .iter()
+        .map(|row| (Store::decode(row).unwrap().id(), row.counted))
+        .collect();
+    assert_eq!(ids, vec![(coop.genesis.id(), true), (note.id(), false)]);
+}
