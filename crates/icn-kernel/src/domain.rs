@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use icn_identity::Did;
 
-use crate::{Event, Genesis, KeyState, Rejection};
+use crate::{Event, Genesis, KeyState, Rejection, log::Clock};
 
 /// One row of a materialised view, written in the same transaction as the
 /// events that produced it. `value: None` deletes the row.
@@ -15,12 +15,29 @@ pub struct ViewRow {
     pub value: Option<String>,
 }
 
-/// What a domain may read while validating an event: the co-op's genesis and
-/// the author's key state. Domains that need more of the causal past (a
-/// ledger's balance over the payer's chain) keep it in their own state.
+/// What a domain may read while validating an event: the co-op's genesis,
+/// the author's key state, the event's causal clock, and where the author
+/// forked their chain. Domains keep the rest of what they need (a ledger's
+/// balances) in their own state and read it *through the clock*, so that a
+/// verdict depends only on the event's causal past.
 pub struct Context<'a> {
     pub genesis: &'a Genesis,
     pub author_keys: &'a KeyState,
+    /// For each other author, the highest seq in the event's causal past.
+    /// The author's own chain before the event is all in its causal past.
+    pub clock: &'a Clock,
+    /// The first seq at which the author signed two events, if proven.
+    pub forked_at: Option<u64>,
+}
+
+/// A proven fork, as domains hear of it after the log settles.
+pub struct Fork<'a> {
+    pub author: Did,
+    pub seq: u64,
+    /// The variant that counts (the smallest id), if it is valid.
+    pub counted: Option<&'a Event>,
+    /// Variants that never count.
+    pub voided: &'a [&'a Event],
 }
 
 /// A domain's rules: which kinds it owns, how they validate, and how accepted
@@ -40,6 +57,11 @@ pub trait Domain: Send {
     fn validate(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection>;
 
     fn apply(&mut self, event: &Event, rows: &mut Vec<ViewRow>);
+
+    /// Hears of a fork once the log has settled what counts (after every
+    /// replay or rebuild). Called for every known fork, in (author, seq)
+    /// order, on a state folded from the counted events only.
+    fn fork(&mut self, _fork: &Fork<'_>, _rows: &mut Vec<ViewRow>) {}
 
     /// Every row of the view, for a full rewrite after a rebuild.
     fn rows(&self) -> Vec<ViewRow>;

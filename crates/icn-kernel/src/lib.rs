@@ -13,13 +13,15 @@ mod ids;
 mod log;
 mod rules;
 
-pub use domain::{Context, Domain, ViewRow};
+pub use domain::{Context, Domain, Fork, ViewRow};
 pub use event::{
     BODY_SIZE_MAX_BYTES, DEPS_MAX, DecodeError, EVENT_SIZE_MAX_BYTES, Event, EventContent,
     FORMAT_VERSION, VerifiedEvent, encode_body,
 };
 pub use ids::{CoopId, EventId, EventKind, IdParseError, Timestamp};
-pub use log::{Changes, EVIDENCE_PER_SLOT_MAX, Evidence, Log, LogConfig, PendingReason, Verdict};
+pub use log::{
+    Changes, Clock, EVIDENCE_PER_SLOT_MAX, Evidence, Log, LogConfig, PendingReason, Verdict,
+};
 pub use rules::{
     CurrencySpec, Genesis, KIND_GENESIS, KIND_KEY_ADD, KIND_KEY_REVOKE, KIND_KEY_ROTATE, KeyAdd,
     KeyRevoke, KeyRotate, KeyState, Rejection,

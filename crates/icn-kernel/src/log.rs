@@ -5,19 +5,29 @@
 //! rules accept it. Events that cannot be judged yet wait in a bounded pending
 //! buffer (a missing prev or dep, or a timestamp too far in the future).
 //!
-//! Equivocation rule (this issue's; the ledger issue refines it): when two
-//! valid events share an author and seq, both are kept as evidence and the
-//! author's counted chain ends just before that seq. Whatever order events
-//! arrive in, the same set of events yields the same counted set and views.
+//! Equivocation rule: when two validly signed events share an author and seq
+//! (a *fork*), every variant is kept as evidence and exactly one branch
+//! counts: the variant with the smallest id. The others, and anything built
+//! on them, never count. Domains learn of the fork (the ledger freezes the
+//! author's account after it and tells the payees of voided entries).
+//! Whatever order events arrive in, the same set of events yields the same
+//! counted set and views; a fork that changes what counts rebuilds the views.
+//!
+//! Every counted event has a causal clock: for each other author, the highest
+//! seq in its causal past. Domains validate against it, so a verdict depends
+//! only on the event's causal past and every node reaches the same one.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
+    sync::Arc,
+};
 
 use icn_identity::Did;
 use serde::Serialize;
 
 use crate::{
     CoopId, Event, EventId, Genesis, KeyState, Rejection, Timestamp, VerifiedEvent, ViewRow,
-    domain::{Context, Domain, key_state_row},
+    domain::{Context, Domain, Fork, key_state_row},
     rules::{KIND_GENESIS, decode_body, is_identity_kind},
 };
 
@@ -87,9 +97,10 @@ pub struct Changes {
 struct Chain {
     ids: Vec<EventId>,
     keys: Option<KeyState>,
-    /// Set once an equivocation is proven at this seq: nothing from it on counts.
-    frozen_at: Option<u64>,
 }
+
+/// For each author, the highest seq of theirs in an event's causal past.
+pub type Clock = BTreeMap<Did, u64>;
 
 #[derive(Default)]
 struct Pending {
@@ -116,7 +127,15 @@ pub struct Log {
     counted: HashSet<EventId>,
     chains: BTreeMap<Did, Chain>,
     pending: Pending,
+    /// Forks: every variant kept at one (author, seq). The smallest id counts.
     evidence: BTreeMap<(Did, u64), BTreeSet<EventId>>,
+    /// Each counted event's causal past, other authors only (shared with its
+    /// prev's when it has no deps, so memory grows only where deps add news).
+    clocks: HashMap<EventId, Arc<Clock>>,
+    /// Set for a log that [`Log::replay`] is building: a new fork then marks
+    /// it `stale` (the replay starts over knowing it) instead of rebuilding.
+    in_replay: bool,
+    stale: bool,
     domains: Vec<Box<dyn Domain>>,
 }
 
@@ -127,7 +146,7 @@ pub const EVIDENCE_PER_SLOT_MAX: usize = 4;
 struct ChainRow {
     seq: u64,
     head: String,
-    frozen_at: Option<u64>,
+    forked_at: Option<u64>,
 }
 
 fn evidence_row(evidence: &Evidence) -> ViewRow {
@@ -188,9 +207,13 @@ impl Log {
             chains: BTreeMap::new(),
             pending: Pending::default(),
             evidence: BTreeMap::new(),
+            clocks: HashMap::new(),
+            in_replay: false,
+            stale: false,
             domains,
             genesis: genesis.clone(),
         };
+        log.clocks.insert(genesis.id(), Arc::default());
         log.counted.insert(genesis.id());
         log.events.insert(genesis.id(), genesis.clone());
         let chain = log.chains.entry(content.author).or_default();
@@ -201,52 +224,108 @@ impl Log {
         Ok((log, changes))
     }
 
-    /// Rebuilds a log from stored events and evidence (at start-up, or after an
-    /// equivocation changed what counts). Order does not matter.
+    /// Rebuilds a log from stored events and the forks known (at start-up, or
+    /// after a fork changed what counts). Order does not matter.
     pub fn replay(
         genesis: VerifiedEvent,
         config: LogConfig,
         domains: Vec<Box<dyn Domain>>,
         events: impl IntoIterator<Item = VerifiedEvent>,
-        evidence: impl IntoIterator<Item = (Did, u64)>,
+        evidence: impl IntoIterator<Item = Evidence>,
         now: Timestamp,
     ) -> Result<(Log, Changes), Rejection> {
-        let (mut log, _) = Log::new(genesis, config, domains)?;
-        for (author, seq) in evidence {
-            log.freeze(author, seq);
-        }
         let mut events: Vec<VerifiedEvent> = events.into_iter().collect();
         // Sorting by seq makes most prevs arrive first; it is not needed for correctness.
         events.sort_by_key(|event| (event.seq(), event.id()));
-        let mut given: Vec<EventId> = events.iter().map(|event| event.id()).collect();
-        given.push(log.genesis.id());
-        let mut changes = Changes::default();
-        for event in events {
-            log.ingest(event, now, &mut changes);
+        let mut forks: BTreeMap<(Did, u64), BTreeSet<EventId>> = BTreeMap::new();
+        for evidence in evidence {
+            forks
+                .entry((evidence.author, evidence.seq))
+                .or_default()
+                .extend(evidence.events);
         }
-        // Every event given, whether it ended counted, as evidence or waiting:
-        // one that was stored as counting may now wait on a frozen chain.
-        let mut recount: Vec<(EventId, bool)> = given
-            .into_iter()
-            .map(|id| (id, log.counted.contains(&id)))
-            .collect();
-        recount.sort();
-        recount.dedup();
-        // A replay is a full rewrite of the views.
-        let result = Changes {
-            stored: changes.stored,
-            evidence: changes.evidence,
-            verdicts: changes.verdicts,
-            rebuilt: true,
-            rows: log.all_rows(),
-            recount,
-        };
-        Ok((log, result))
+        let fresh_domains: Vec<Box<dyn Domain>> =
+            domains.iter().map(|domain| domain.fresh()).collect();
+        let mut domains = Some(domains);
+        loop {
+            let domains = domains
+                .take()
+                .unwrap_or_else(|| fresh_domains.iter().map(|domain| domain.fresh()).collect());
+            let (mut log, _) = Log::new(genesis.clone(), config.clone(), domains)?;
+            log.evidence = forks.clone();
+            log.in_replay = true;
+            let mut changes = Changes::default();
+            for event in &events {
+                log.ingest(event.clone(), now, &mut changes);
+            }
+            if log.stale {
+                // A fork we did not start with: start again knowing it. Each
+                // round knows strictly more forks, so this ends.
+                forks = log.evidence.clone();
+                continue;
+            }
+            log.in_replay = false;
+            log.announce_forks(&mut changes);
+            // Every event given, whether it ended counted, as evidence or
+            // waiting: one that was stored as counting may no longer count.
+            let mut recount: Vec<(EventId, bool)> = events
+                .iter()
+                .map(|event| event.id())
+                .chain([log.genesis.id()])
+                .map(|id| (id, log.counted.contains(&id)))
+                .collect();
+            recount.sort();
+            recount.dedup();
+            // A replay is a full rewrite of the views.
+            let result = Changes {
+                stored: changes.stored,
+                evidence: log.evidence().collect(),
+                verdicts: changes.verdicts,
+                rebuilt: true,
+                rows: log.all_rows(),
+                recount,
+            };
+            return Ok((log, result));
+        }
     }
 
-    fn freeze(&mut self, author: Did, seq: u64) {
-        let chain = self.chains.entry(author).or_default();
-        chain.frozen_at = Some(chain.frozen_at.map_or(seq, |at| at.min(seq)));
+    /// Tells the domains about every fork: which variant counts (if any does)
+    /// and which were voided.
+    fn announce_forks(&mut self, changes: &mut Changes) {
+        for ((author, seq), variants) in &self.evidence {
+            let counted = variants
+                .iter()
+                .find(|id| self.counted.contains(id))
+                .and_then(|id| self.events.get(id));
+            let voided: Vec<&Event> = variants
+                .iter()
+                .filter(|id| !self.counted.contains(id))
+                .filter_map(|id| self.events.get(id))
+                .collect();
+            let fork = Fork {
+                author: *author,
+                seq: *seq,
+                counted,
+                voided: &voided,
+            };
+            for domain in &mut self.domains {
+                domain.fork(&fork, &mut changes.rows);
+            }
+        }
+    }
+
+    /// The first seq at which `author` forked their chain, if they did.
+    pub fn forked_at(&self, author: &Did) -> Option<u64> {
+        self.evidence
+            .range((*author, 0)..=(*author, u64::MAX))
+            .next()
+            .map(|((_, seq), _)| *seq)
+    }
+
+    /// The causal clock of a counted event: for each author other than its
+    /// own, the highest seq in its causal past.
+    pub fn clock(&self, id: &EventId) -> Option<&Clock> {
+        self.clocks.get(id).map(|clock| clock.as_ref())
     }
 
     pub fn coop(&self) -> CoopId {
@@ -430,18 +509,19 @@ impl Log {
             }
         }
         // Read only what is needed: cloning the chain would copy every id in it.
-        let (chain_len, frozen_at, counted_at_seq) = match self.chains.get(&author) {
-            Some(chain) => (
-                chain.ids.len(),
-                chain.frozen_at,
-                chain.ids.get(seq as usize - 1).copied(),
-            ),
-            None => (0, None, None),
+        let (chain_len, counted_at_seq) = match self.chains.get(&author) {
+            Some(chain) => (chain.ids.len(), chain.ids.get(seq as usize - 1).copied()),
+            None => (0, None),
         };
-        // Its prev counts, so a seq at or below the chain's length, or at the
-        // frozen seq, means a second event at one position: evidence.
-        if (seq as usize) <= chain_len || frozen_at.is_some_and(|at| seq >= at) {
-            return self.offer_conflict(event, counted_at_seq, frozen_at, now, changes);
+        // Its prev counts, so a seq at or below the chain's length means a
+        // second event at one position; at a known fork, only the smallest id
+        // may count.
+        let known_fork_winner = self
+            .evidence
+            .get(&(author, seq))
+            .and_then(|variants| variants.first().copied());
+        if (seq as usize) <= chain_len || known_fork_winner.is_some_and(|winner| winner != id) {
+            return self.offer_conflict(event, counted_at_seq, now, changes);
         }
         let keys = self.key_state(&author);
         if !keys.authorises(&content.signer) {
@@ -462,17 +542,48 @@ impl Log {
                     kind: content.kind.clone(),
                 });
             };
+            let clock = self.causal_clock(&content);
             let context = Context {
                 genesis: &self.genesis_body,
                 author_keys: &keys,
+                clock: &clock,
+                forked_at: self.forked_at(&author),
             };
             if let Err(rejection) = domain.validate(&event, &context) {
                 return Verdict::Rejected(rejection);
             }
             None
         };
+        let clock = self.causal_clock(&content);
+        self.clocks.insert(id, clock);
         self.count(event.into_event(), next_keys, changes);
         Verdict::Accepted
+    }
+
+    /// Other authors' seqs in the causal past of an event whose prev and
+    /// deps count: prev's clock, merged with each dep and its clock.
+    fn causal_clock(&self, content: &crate::EventContent) -> Arc<Clock> {
+        let from_prev = content
+            .prev
+            .and_then(|prev| self.clocks.get(&prev).cloned())
+            .unwrap_or_default();
+        if content.deps.is_empty() {
+            return from_prev;
+        }
+        let mut clock = Clock::clone(&from_prev);
+        for dep in &content.deps {
+            let event = &self.events[dep];
+            if let Some(dep_clock) = self.clocks.get(dep) {
+                for (author, seq) in dep_clock.iter() {
+                    let entry = clock.entry(*author).or_default();
+                    *entry = (*entry).max(*seq);
+                }
+            }
+            let entry = clock.entry(event.author()).or_default();
+            *entry = (*entry).max(event.seq());
+        }
+        clock.remove(&content.author);
+        Arc::new(clock)
     }
 
     /// Records that `event` counts and folds it into the views.
@@ -496,12 +607,12 @@ impl Log {
         changes.stored.push((event, true));
     }
 
-    /// A second valid event at a seq that already has one (or that is frozen).
+    /// A second validly signed event at a seq that already has one, or a
+    /// variant at a known fork that is not its winner.
     fn offer_conflict(
         &mut self,
         event: VerifiedEvent,
         counted_at_seq: Option<EventId>,
-        frozen_at: Option<u64>,
         now: Timestamp,
         changes: &mut Changes,
     ) -> Verdict {
@@ -514,7 +625,8 @@ impl Log {
             });
         }
         let slot = self.evidence.entry((content.author, seq)).or_default();
-        if slot.len() >= EVIDENCE_PER_SLOT_MAX {
+        let winner_before = slot.first().copied();
+        if slot.len() >= EVIDENCE_PER_SLOT_MAX && !slot.contains(&event.id()) {
             // Enough to prove it; more variants would only fill the disk.
             return Verdict::Dropped;
         }
@@ -527,17 +639,28 @@ impl Log {
             seq,
             events: slot.clone(),
         };
-        let already_frozen = frozen_at.is_some_and(|at| at <= seq);
+        // A new fork, or a new smallest variant, changes what counts.
+        let changes_what_counts = winner_before != slot.first().copied()
+            || counted_at_seq.is_some_and(|counted| Some(counted) != slot.first().copied());
         let event = event.into_event();
         self.events.insert(event.id(), event.clone());
         changes.stored.push((event, false));
         changes.rows.push(evidence_row(&evidence));
         changes.evidence.push(evidence);
-        if !already_frozen {
-            self.freeze(content.author, seq);
-            self.rebuild(now, changes);
+        if changes_what_counts {
+            if self.replaying() {
+                self.stale = true;
+            } else {
+                self.rebuild(now, changes);
+            }
         }
         Verdict::Equivocation
+    }
+
+    /// Whether this log is being built by [`Log::replay`] (which handles new
+    /// forks by starting over, not by rebuilding from inside).
+    fn replaying(&self) -> bool {
+        self.in_replay
     }
 
     /// The author's key state just before `seq`, from the counted chain.
@@ -562,7 +685,7 @@ impl Log {
             .verify()
             .expect("the genesis verified when the log was made");
         let domains = self.domains.iter().map(|domain| domain.fresh()).collect();
-        let evidence: Vec<(Did, u64)> = self.evidence.keys().copied().collect();
+        let evidence: Vec<Evidence> = self.evidence().collect();
         let mut kept: Vec<Event> = self
             .events
             .values()
@@ -612,7 +735,7 @@ impl Log {
         let row = ChainRow {
             seq: chain.ids.len() as u64,
             head: chain.ids.last().map(EventId::to_string).unwrap_or_default(),
-            frozen_at: chain.frozen_at,
+            forked_at: self.forked_at(author),
         };
         ViewRow {
             view: "chain",
@@ -641,7 +764,7 @@ impl Log {
             if let Some(keys) = &chain.keys {
                 rows.push(key_state_row(author, keys));
             }
-            if !chain.ids.is_empty() || chain.frozen_at.is_some() {
+            if !chain.ids.is_empty() {
                 rows.push(self.chain_row(author));
             }
         }

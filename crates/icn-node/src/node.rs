@@ -4,9 +4,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use icn_identity::{Did, KeyPair, paper_key_encode};
 use icn_kernel::{
-    Changes, CoopId, CurrencySpec, Domain, Event, EventContent, EventId, EventKind, FORMAT_VERSION,
-    Genesis, KIND_GENESIS, KIND_KEY_ADD, KIND_KEY_REVOKE, KIND_KEY_ROTATE, KeyAdd, KeyRevoke,
-    KeyRotate, Log, LogConfig, Rejection, Timestamp, Verdict, VerifiedEvent, encode_body,
+    Changes, CoopId, CurrencySpec, Domain, Event, EventContent, EventId, EventKind, Evidence,
+    FORMAT_VERSION, Genesis, KIND_GENESIS, KIND_KEY_ADD, KIND_KEY_REVOKE, KIND_KEY_ROTATE, KeyAdd,
+    KeyRevoke, KeyRotate, Log, LogConfig, Rejection, Timestamp, Verdict, VerifiedEvent,
+    encode_body,
 };
 use icn_store::{Store, StoreError};
 
@@ -455,13 +456,22 @@ pub fn replay_store(store: &Store, domains: Domains) -> Result<Option<Replayed>,
         position: 0,
         reason: "the genesis event is missing".to_owned(),
     })?;
-    let mut evidence = Vec::new();
-    for (author, seq) in store.evidence_slots()? {
+    let mut evidence: Vec<Evidence> = Vec::new();
+    for (author, seq, id) in store.evidence()? {
         let author: Did = author.parse().map_err(|error| NodeError::Damaged {
             position: 0,
             reason: format!("evidence names a bad author: {error}"),
         })?;
-        evidence.push((author, seq));
+        match evidence.last_mut() {
+            Some(last) if last.author == author && last.seq == seq => {
+                last.events.insert(id);
+            }
+            _ => evidence.push(Evidence {
+                author,
+                seq,
+                events: [id].into(),
+            }),
+        }
     }
     let (log, replayed) = Log::replay(
         genesis,

@@ -343,14 +343,29 @@ impl Store {
             .optional()?)
     }
 
-    /// (author, seq) of every proven equivocation.
-    pub fn evidence_slots(&self) -> Result<Vec<(String, u64)>, StoreError> {
+    /// Every variant of every proven fork: (author, seq, event id). An id of
+    /// the wrong length is reported as corruption.
+    pub fn evidence(&self) -> Result<Vec<(String, u64, EventId)>, StoreError> {
         let mut statement = self
             .connection
-            .prepare("SELECT DISTINCT author, seq FROM evidence ORDER BY author, seq")?;
-        let rows =
-            statement.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .prepare("SELECT author, seq, event_id FROM evidence ORDER BY author, seq, event_id")?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)? as u64,
+                row.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        let mut evidence = Vec::new();
+        for row in rows {
+            let (author, seq, id) = row?;
+            let id: [u8; 32] = id.try_into().map_err(|_| StoreError::Corrupt {
+                path: self.path.clone(),
+                reason: "an evidence row has an event id of the wrong length".to_owned(),
+            })?;
+            evidence.push((author, seq, EventId(id)));
+        }
+        Ok(evidence)
     }
 
     pub fn counted_events(&self) -> Result<u64, StoreError> {
