@@ -54,6 +54,9 @@ pub trait Domain: Send {
     /// A fresh, empty instance, for rebuilding views from the log.
     fn fresh(&self) -> Box<dyn Domain>;
 
+    /// Hears of the co-op's genesis before any other event.
+    fn begin(&mut self, _genesis: &Genesis) {}
+
     fn validate(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection>;
 
     fn apply(&mut self, event: &Event, rows: &mut Vec<ViewRow>);

@@ -197,6 +197,10 @@ impl Log {
         }
         let genesis_body: Genesis = decode_body(&genesis)?;
         genesis_body.check(content.author)?;
+        let mut domains = domains;
+        for domain in &mut domains {
+            domain.begin(&genesis_body);
+        }
         let coop = CoopId::from(genesis.id());
         let mut log = Log {
             config,
