@@ -104,3 +104,57 @@ impl std::fmt::Debug for KeyRotate {
 pub struct EventAck {
     pub event_id: String,
 }
+
+/// `POST /admin/v1/ledger/pay`: pay one member.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Pay {
+    pub to: String,
+    /// `3h`, `1h30m`, `90m`, `2.5h`, or a whole number of the smallest unit.
+    pub amount: String,
+    /// Default: `hours`.
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub memo: String,
+}
+
+/// One account of one member.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Account {
+    pub currency: String,
+    /// In the smallest unit (minutes for hours).
+    pub balance: i64,
+    /// The balance as members read it (`-3:30` for hours).
+    pub display: String,
+    pub floor: i64,
+    pub ceiling: i64,
+    pub over_ceiling: bool,
+    pub frozen: bool,
+}
+
+/// `GET /admin/v1/ledger/balance?did=…`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Balance {
+    pub did: String,
+    pub accounts: Vec<Account>,
+}
+
+/// One line of a member's history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub id: String,
+    pub time_ms: u64,
+    pub currency: String,
+    /// Positive when received, negative when paid.
+    pub amount: i64,
+    pub display: String,
+    pub counterparty: String,
+    pub memo: String,
+}
+
+/// `GET /admin/v1/ledger/history?did=…&limit=…`: the latest entries, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct History {
+    pub did: String,
+    pub entries: Vec<HistoryEntry>,
+}

@@ -216,6 +216,86 @@ fn the_device_key_rotates_with_and_without_the_daemon() {
     assert_eq!(status["events"], 6);
 }
 
+/// The treasurer's tour: pay in hours, read balances and history, with and
+/// without the daemon; bad amounts and bad payees change nothing.
+#[test]
+fn members_pay_in_hours_and_read_balances_and_history() {
+    let h = harness();
+    let ana = h.data_dir("ana");
+    let ben = h.data_dir("ben");
+    assert_eq!(h.icnctl(&ana, &["id", "init"]).code, 0);
+    let ben_did = h.icnctl(&ben, &["id", "init", "--json"]).json()["did"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        h.icnctl(
+            &ana,
+            &["coop", "init", "Bakery", "--yes", "--founder", &ben_did]
+        )
+        .code,
+        0
+    );
+
+    let paid = h.icnctl(
+        &ana,
+        &["ledger", "pay", &ben_did, "3h", "--memo", "website"],
+    );
+    assert_eq!(paid.code, 0, "{paid:?}");
+    assert!(paid.stdout.contains("Paid 3h hours"), "{paid:?}");
+    let mine = h.icnctl(&ana, &["ledger", "balance", "--json"]).json();
+    assert_eq!(mine["accounts"][0]["balance"], -180);
+    assert_eq!(mine["accounts"][0]["display"], "-3:00");
+    let text = h.icnctl(&ana, &["ledger", "balance", &ben_did]);
+    assert!(text.stdout.contains("3:00 hours"), "{text:?}");
+
+    let daemon = h.spawn_icnd(&ana, &[]);
+    assert_eq!(
+        h.icnctl(&ana, &["ledger", "pay", &ben_did, "1h30m"]).code,
+        0
+    );
+    let history = h.icnctl(&ana, &["ledger", "history", "--json"]).json();
+    let entries = history["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["amount"], -180);
+    assert_eq!(entries[0]["memo"], "website");
+    assert_eq!(entries[1]["display"], "-1:30");
+    assert_eq!(entries[1]["counterparty"], ben_did.as_str());
+
+    let refused = [
+        (
+            vec!["ledger", "pay", &ben_did, "3x"],
+            "not a number of units",
+        ),
+        (vec!["ledger", "pay", &ben_did, "0h"], "is zero"),
+        (vec!["ledger", "pay", &ben_did, "-3h"], "is negative"),
+        (vec!["ledger", "pay", &ben_did, "36h"], "below the floor"),
+        (
+            vec!["ledger", "pay", &ben_did, "1h", "--currency", "euros"],
+            "no currency `euros`",
+        ),
+        (vec!["ledger", "pay", "did:icn:nope", "1h"], "did:icn"),
+    ];
+    for (args, reason) in &refused {
+        let run = h.icnctl(&ana, args);
+        assert_eq!(run.code, 2, "{args:?} {run:?}");
+        assert!(run.stderr.contains(reason), "{args:?}: {}", run.stderr);
+    }
+    let own = h.icnctl(&ana, &["id", "show"]).stdout.trim().to_owned();
+    let to_self = h.icnctl(&ana, &["ledger", "pay", &own, "1h"]);
+    assert!(
+        to_self.stderr.contains("cannot pay themselves"),
+        "{to_self:?}"
+    );
+    let still = h.icnctl(&ana, &["ledger", "balance", "--json"]).json();
+    assert_eq!(
+        still["accounts"][0]["balance"], -270,
+        "a refused payment moved hours"
+    );
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait(), Some(0));
+}
+
 #[test]
 fn config_check_prints_the_merged_configuration() {
     let h = harness();

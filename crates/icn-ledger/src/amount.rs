@@ -8,6 +8,10 @@ pub enum AmountError {
     Empty(String),
     #[error("amount {0:?} is not a number of units, nor like 3h, 1h30m or 90m")]
     Malformed(String),
+    #[error(
+        "amount {0:?} is negative; a payment goes from you to the payee (the payee can ask you for one instead)"
+    )]
+    Negative(String),
     #[error("amount {0:?} is zero; a transfer moves at least one unit")]
     Zero(String),
     #[error("amount {0:?} is too large")]
@@ -24,6 +28,9 @@ pub fn parse_amount(text: &str, currency: &CurrencySpec) -> Result<u64, AmountEr
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(AmountError::Empty(text.to_owned()));
+    }
+    if trimmed.starts_with('-') {
+        return Err(AmountError::Negative(text.to_owned()));
     }
     let malformed = || AmountError::Malformed(text.to_owned());
     let too_large = || AmountError::TooLarge(text.to_owned());

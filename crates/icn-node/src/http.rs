@@ -10,7 +10,7 @@ use std::{
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, State},
+    extract::{DefaultBodyLimit, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -220,6 +220,64 @@ async fn rotate_key(
     })
 }
 
+async fn pay(
+    State(state): State<SharedState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<icn_api::EventAck>), ApiError> {
+    let request: icn_api::Pay = parse_json(&body)?;
+    with_node(&state, move |node| node.pay(&request, now()))
+        .await
+        .map(|id| {
+            (
+                StatusCode::CREATED,
+                Json(icn_api::EventAck {
+                    event_id: id.to_string(),
+                }),
+            )
+        })
+}
+
+#[derive(serde::Deserialize)]
+struct MemberQuery {
+    /// Default: this node's identity.
+    did: Option<String>,
+    limit: Option<usize>,
+}
+
+impl MemberQuery {
+    fn member(&self, node: &Node) -> Result<Did, NodeError> {
+        match &self.did {
+            Some(text) => text
+                .parse()
+                .map_err(|error: icn_identity::DidError| NodeError::BadInput(error.to_string())),
+            None => node
+                .identity()
+                .map(|identity| identity.did)
+                .ok_or(NodeError::NoIdentity),
+        }
+    }
+}
+
+async fn balance(
+    State(state): State<SharedState>,
+    Query(query): Query<MemberQuery>,
+) -> Result<Json<icn_api::Balance>, ApiError> {
+    with_node(&state, move |node| node.balance(&query.member(node)?))
+        .await
+        .map(Json)
+}
+
+async fn history(
+    State(state): State<SharedState>,
+    Query(query): Query<MemberQuery>,
+) -> Result<Json<icn_api::History>, ApiError> {
+    with_node(&state, move |node| {
+        node.history(&query.member(node)?, query.limit.unwrap_or(50))
+    })
+    .await
+    .map(Json)
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -248,6 +306,9 @@ pub fn admin_router(state: SharedState) -> Router {
         .route("/admin/v1/identity/paper-key", post(paper_key))
         .route("/admin/v1/identity/revoke", post(revoke_key))
         .route("/admin/v1/identity/rotate", post(rotate_key))
+        .route("/admin/v1/ledger/pay", post(pay))
+        .route("/admin/v1/ledger/balance", get(balance))
+        .route("/admin/v1/ledger/history", get(history))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(REQUEST_BODY_MAX_BYTES))
         .with_state(state)

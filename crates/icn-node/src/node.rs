@@ -46,10 +46,13 @@ pub fn now() -> Timestamp {
     Timestamp(since_epoch.as_millis() as u64)
 }
 
-/// The domains this build knows. Ledger, governance and trust join here.
+/// The domains this build knows. Governance and trust join here.
 pub fn domains() -> Vec<Box<dyn Domain>> {
-    Vec::new()
+    vec![Box::new(icn_ledger::LedgerDomain::default())]
 }
+
+/// History entries returned at most per query.
+pub const HISTORY_LIMIT_MAX: usize = 10_000;
 
 /// Makes a fresh set of domains (for a new log, or a replay).
 pub type Domains = fn() -> Vec<Box<dyn Domain>>;
@@ -263,6 +266,7 @@ impl Node {
         let previous_time = prev
             .and_then(|id| log.get(&id))
             .map_or(Timestamp(0), Event::timestamp);
+        let deps = news_for(log, &did, prev);
         let event = Event::sign(
             EventContent {
                 format: FORMAT_VERSION,
@@ -270,7 +274,7 @@ impl Node {
                 author: did,
                 seq,
                 prev,
-                deps: vec![],
+                deps,
                 timestamp: now.max(previous_time),
                 kind: EventKind::new(kind)
                     .map_err(|error| NodeError::BadInput(error.to_string()))?,
@@ -379,6 +383,95 @@ impl Node {
         Ok(id)
     }
 
+    /// Pays one member: `amount` as people write it (`3h`, `90m`, units).
+    pub fn pay(&mut self, request: &icn_api::Pay, now: Timestamp) -> Result<EventId, NodeError> {
+        let log = self.log.as_ref().ok_or(NodeError::NoCoop)?;
+        let to: Did = request
+            .to
+            .parse()
+            .map_err(|error: icn_identity::DidError| NodeError::BadInput(error.to_string()))?;
+        let code = request.currency.as_deref().unwrap_or("hours");
+        let currency = currency_spec(log, code)?;
+        let amount = icn_ledger::parse_amount(&request.amount, currency)
+            .map_err(|error| NodeError::BadInput(error.to_string()))?;
+        let body = encode_body(&icn_ledger::Transfer {
+            currency: code.to_owned(),
+            legs: vec![icn_ledger::Leg { to, amount }],
+            memo: request.memo.clone(),
+        });
+        self.append(icn_ledger::KIND_TRANSFER, body, now)
+    }
+
+    /// A member's accounts, from the stored view.
+    pub fn balance(&self, did: &Did) -> Result<icn_api::Balance, NodeError> {
+        let log = self.log.as_ref().ok_or(NodeError::NoCoop)?;
+        let mut accounts = Vec::new();
+        for currency in &log.genesis_body().currencies {
+            let key = format!("{did}/{}", currency.code);
+            let row: Option<icn_ledger::BalanceRow> = self
+                .store
+                .view_row(icn_ledger::VIEW_BALANCE, &key)?
+                .map(|value| serde_json::from_str(&value))
+                .transpose()
+                .map_err(|error| damaged_view(&key, error))?;
+            let policy = icn_ledger::Policy::default();
+            let row = row.unwrap_or(icn_ledger::BalanceRow {
+                currency: currency.code.clone(),
+                balance: 0,
+                floor: policy.floor(currency),
+                ceiling: policy.ceiling(currency),
+                over_ceiling: false,
+                frozen: false,
+            });
+            accounts.push(icn_api::Account {
+                display: icn_ledger::format_amount(row.balance, currency),
+                currency: row.currency,
+                balance: row.balance,
+                floor: row.floor,
+                ceiling: row.ceiling,
+                over_ceiling: row.over_ceiling,
+                frozen: row.frozen,
+            });
+        }
+        Ok(icn_api::Balance {
+            did: did.to_string(),
+            accounts,
+        })
+    }
+
+    /// A member's latest `limit` entries, oldest first, from the stored view.
+    pub fn history(&self, did: &Did, limit: usize) -> Result<icn_api::History, NodeError> {
+        let log = self.log.as_ref().ok_or(NodeError::NoCoop)?;
+        let rows = self.store.view_range(
+            icn_ledger::VIEW_ENTRY,
+            &format!("{did}/"),
+            limit.min(HISTORY_LIMIT_MAX),
+            true,
+        )?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for (key, value) in rows {
+            let entry: icn_ledger::Entry =
+                serde_json::from_str(&value).map_err(|error| damaged_view(&key, error))?;
+            let display = match currency_spec(log, &entry.currency) {
+                Ok(currency) => icn_ledger::format_amount(entry.amount, currency),
+                Err(_) => entry.amount.to_string(),
+            };
+            entries.push(icn_api::HistoryEntry {
+                id: entry.id,
+                time_ms: entry.time_ms,
+                currency: entry.currency,
+                amount: entry.amount,
+                display,
+                counterparty: entry.counterparty,
+                memo: entry.memo,
+            });
+        }
+        Ok(icn_api::History {
+            did: did.to_string(),
+            entries,
+        })
+    }
+
     pub fn status(&self, running: bool, uptime_seconds: Option<u64>) -> icn_api::Status {
         let coop = self.log.as_ref().map(|log| {
             let genesis = log.genesis_body();
@@ -408,6 +501,45 @@ impl Node {
             uptime_seconds,
         }
     }
+}
+
+fn currency_spec<'a>(log: &'a Log, code: &str) -> Result<&'a CurrencySpec, NodeError> {
+    let currencies = &log.genesis_body().currencies;
+    currencies
+        .iter()
+        .find(|currency| currency.code == code)
+        .ok_or_else(|| {
+            let known: Vec<&str> = currencies.iter().map(|c| c.code.as_str()).collect();
+            NodeError::BadInput(format!(
+                "the co-op has no currency `{code}` (it has: {})",
+                known.join(", ")
+            ))
+        })
+}
+
+fn damaged_view(key: &str, error: serde_json::Error) -> NodeError {
+    NodeError::Damaged {
+        position: 0,
+        reason: format!("the view row {key} does not parse: {error}"),
+    }
+}
+
+/// Deps for a new event by `author`: the heads of other authors that its
+/// causal past (through `prev`) does not already reach, so that what this
+/// node has seen — payments to the author above all — is in the causal past
+/// of what it signs. At most `DEPS_MAX`, newest knowledge first by author order.
+fn news_for(log: &Log, author: &Did, prev: Option<EventId>) -> Vec<EventId> {
+    let empty = icn_kernel::Clock::new();
+    let known = prev.and_then(|prev| log.clock(&prev)).unwrap_or(&empty);
+    let mut deps: Vec<EventId> = log
+        .heads()
+        .into_iter()
+        .filter(|(other, (seq, _))| other != author && known.get(other).is_none_or(|k| k < seq))
+        .map(|(_, (_, id))| id)
+        .take(icn_kernel::DEPS_MAX)
+        .collect();
+    deps.sort();
+    deps
 }
 
 pub struct Replayed {

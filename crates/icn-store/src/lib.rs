@@ -394,6 +394,44 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// One view row's value.
+    pub fn view_row(&self, view: &str, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .connection
+            .prepare_cached("SELECT value FROM view_rows WHERE view = ?1 AND key = ?2")?
+            .query_row([view, key], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// Rows of `view` whose key starts with `prefix`, in key order, newest
+    /// last; at most `limit`, the last ones when `from_end` (one index range).
+    pub fn view_range(
+        &self,
+        view: &str,
+        prefix: &str,
+        limit: usize,
+        from_end: bool,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        // Every key with the prefix sorts in [prefix, prefix + U+10FFFF).
+        let upper = format!("{prefix}\u{10FFFF}");
+        let sql = if from_end {
+            "SELECT key, value FROM view_rows WHERE view = ?1 AND key >= ?2 AND key < ?3
+             ORDER BY key DESC LIMIT ?4"
+        } else {
+            "SELECT key, value FROM view_rows WHERE view = ?1 AND key >= ?2 AND key < ?3
+             ORDER BY key LIMIT ?4"
+        };
+        let mut statement = self.connection.prepare_cached(sql)?;
+        let rows = statement.query_map(params![view, prefix, upper, limit as i64], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+        let mut rows: Vec<(String, String)> = rows.collect::<Result<_, _>>()?;
+        if from_end {
+            rows.reverse();
+        }
+        Ok(rows)
+    }
+
     /// Decodes one stored event; a damaged row is an error, not a panic.
     pub fn decode(stored: &StoredEvent) -> Result<Event, icn_kernel::DecodeError> {
         Event::decode(&stored.bytes)

@@ -48,8 +48,38 @@ enum Command {
         #[command(subcommand)]
         command: CoopCommand,
     },
+    /// Hours and other currencies: pay, balances, history.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Show this node's DID, co-op, event count, peers, uptime and version.
     Status,
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Pay a member: `icnctl ledger pay did:icn:… 3h --memo "website"`.
+    Pay {
+        /// The member you pay.
+        to: String,
+        /// `3h`, `1h30m`, `90m`, `2.5h`, or a whole number of the smallest unit.
+        #[arg(allow_hyphen_values = true)]
+        amount: String,
+        #[arg(long, default_value = "hours")]
+        currency: String,
+        /// What it is for (up to 500 bytes).
+        #[arg(long, default_value = "")]
+        memo: String,
+    },
+    /// A member's balance in each currency (default: yours).
+    Balance { did: Option<String> },
+    /// A member's latest entries, oldest first (default: yours).
+    History {
+        did: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -370,6 +400,104 @@ fn coop_init(context: &Context, name: &str, founders: &[String], yes: bool) -> O
     Ok(())
 }
 
+fn ledger_pay(context: &Context, to: &str, amount: &str, currency: &str, memo: &str) -> Outcome {
+    let request = icn_api::Pay {
+        to: to.to_owned(),
+        amount: amount.to_owned(),
+        currency: Some(currency.to_owned()),
+        memo: memo.to_owned(),
+    };
+    let ack = context.daemon_or_local("POST", "/admin/v1/ledger/pay", json(&request), || {
+        let id = context.open_node(true)?.pay(&request, now())?;
+        Ok(icn_api::EventAck {
+            event_id: id.to_string(),
+        })
+    })?;
+    context.print(&ack, |ack| {
+        format!("Paid {amount} {currency} to {to} (event {}).", ack.event_id)
+    });
+    Ok(())
+}
+
+/// The member a ledger query is about: the one named, or this identity.
+fn member_or_me(context: &Context, did: Option<&str>) -> Result<Did, Failure> {
+    match did {
+        Some(text) => Ok(text.parse()?),
+        None => Ok(context
+            .dir
+            .public_identity()
+            .map_err(|message| Failure::new(message, None))?
+            .ok_or_else(|| {
+                Failure::new(
+                    "no identity here; name a member's DID",
+                    Some("run `icnctl id init`, or pass a DID"),
+                )
+            })?
+            .did),
+    }
+}
+
+fn ledger_balance(context: &Context, did: Option<&str>) -> Outcome {
+    let member = member_or_me(context, did)?;
+    let path = format!("/admin/v1/ledger/balance?did={member}");
+    let balance = context.daemon_or_local("GET", &path, None, || {
+        Ok(context.open_node(false)?.balance(&member)?)
+    })?;
+    context.print(&balance, |balance| {
+        let mut lines = vec![format!("{}:", balance.did)];
+        for account in &balance.accounts {
+            let mut flags = Vec::new();
+            if account.over_ceiling {
+                flags.push("over the ceiling");
+            }
+            if account.frozen {
+                flags.push("FROZEN");
+            }
+            lines.push(format!(
+                "  {:>10} {}{}",
+                account.display,
+                account.currency,
+                if flags.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", flags.join(", "))
+                }
+            ));
+        }
+        lines.join("\n")
+    });
+    Ok(())
+}
+
+fn ledger_history(context: &Context, did: Option<&str>, limit: usize) -> Outcome {
+    let member = member_or_me(context, did)?;
+    let path = format!("/admin/v1/ledger/history?did={member}&limit={limit}");
+    let history = context.daemon_or_local("GET", &path, None, || {
+        Ok(context.open_node(false)?.history(&member, limit)?)
+    })?;
+    context.print(&history, |history| {
+        if history.entries.is_empty() {
+            return "No entries yet.".to_owned();
+        }
+        history
+            .entries
+            .iter()
+            .map(|entry| {
+                format!(
+                    "{:>10} {} {} {}  {}",
+                    entry.display,
+                    entry.currency,
+                    if entry.amount < 0 { "to  " } else { "from" },
+                    entry.counterparty,
+                    entry.memo
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
 fn status(context: &Context) -> Outcome {
     let status = context.daemon_or_local("GET", "/admin/v1/status", None, || {
         if !context.dir.root().exists() {
@@ -457,6 +585,18 @@ fn run(cli: Cli) -> Outcome {
                     yes,
                 },
         } => coop_init(&context, &name, &founders, yes),
+        Command::Ledger { command } => match command {
+            LedgerCommand::Pay {
+                to,
+                amount,
+                currency,
+                memo,
+            } => ledger_pay(&context, &to, &amount, &currency, &memo),
+            LedgerCommand::Balance { did } => ledger_balance(&context, did.as_deref()),
+            LedgerCommand::History { did, limit } => {
+                ledger_history(&context, did.as_deref(), limit)
+            }
+        },
         Command::Status => status(&context),
     }
 }
