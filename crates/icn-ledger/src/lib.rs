@@ -425,7 +425,16 @@ impl Domain for LedgerDomain {
                     kind: "voided".to_owned(),
                     message: format!(
                         "A payment to you of {} {} from {} ({:?}) never counted: the payer signed another entry in its place.",
-                        leg.amount, transfer.currency, fork.author, transfer.memo
+                        state
+                            .currencies
+                            .iter()
+                            .find(|currency| currency.code == transfer.currency)
+                            .map_or(leg.amount.to_string(), |currency| {
+                                format_amount(leg.amount as i64, currency)
+                            }),
+                        transfer.currency,
+                        fork.author,
+                        transfer.memo
                     ),
                     event: id.to_string(),
                 };
