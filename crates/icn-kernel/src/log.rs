@@ -531,6 +531,7 @@ impl Log {
         if !keys.authorises(&content.signer) {
             return Verdict::Rejected(Rejection::UnauthorisedKey { author });
         }
+        let clock = self.causal_clock(&content);
         let next_keys = if is_identity_kind(&content.kind) {
             match keys.after(&event) {
                 Ok(next) => Some(next),
@@ -546,7 +547,6 @@ impl Log {
                     kind: content.kind.clone(),
                 });
             };
-            let clock = self.causal_clock(&content);
             let context = Context {
                 genesis: &self.genesis_body,
                 author_keys: &keys,
@@ -558,7 +558,6 @@ impl Log {
             }
             None
         };
-        let clock = self.causal_clock(&content);
         self.clocks.insert(id, clock);
         self.count(event.into_event(), next_keys, changes);
         Verdict::Accepted
