@@ -63,6 +63,9 @@ pub struct CoopInit {
     /// Other founding members' DIDs; this node's identity is always a founder.
     #[serde(default)]
     pub founders: Vec<String>,
+    /// Co-op parameters, e.g. `ledger.floor` → `40` (see the ledger's policy).
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
 }
 
 /// `POST /admin/v1/identity/paper-key`: authorise a new paper key.
@@ -129,6 +132,8 @@ pub struct Account {
     pub floor: i64,
     pub ceiling: i64,
     pub over_ceiling: bool,
+    /// Within a tenth of the floor.
+    pub near_floor: bool,
     pub frozen: bool,
 }
 
@@ -142,6 +147,9 @@ pub struct Balance {
 /// One line of a member's history.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HistoryEntry {
+    /// Whose history: a member's DID, or `commons`.
+    pub account: String,
+    /// The event that moved the amount.
     pub id: String,
     pub time_ms: u64,
     pub currency: String,
@@ -150,6 +158,10 @@ pub struct HistoryEntry {
     pub display: String,
     pub counterparty: String,
     pub memo: String,
+    /// `payment`, `reversal`, `refund`, `write-off` or `demurrage`.
+    pub kind: String,
+    /// For a compensating entry: the entry it compensates.
+    pub about: Option<String>,
 }
 
 /// `GET /admin/v1/ledger/history?did=…&limit=…`: the latest entries, oldest first.
@@ -157,4 +169,174 @@ pub struct HistoryEntry {
 pub struct History {
     pub did: String,
     pub entries: Vec<HistoryEntry>,
+}
+
+/// Which entries a history query returns. Dates are `YYYY-MM-DD` (UTC),
+/// `from` inclusive and `to` exclusive.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HistoryFilter {
+    pub did: Option<String>,
+    pub limit: Option<usize>,
+    pub counterparty: Option<String>,
+    pub currency: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// `GET /admin/v1/ledger/statement?did=…&month=YYYY-MM`: one month of one
+/// member's accounts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Statement {
+    pub did: String,
+    pub month: String,
+    pub accounts: Vec<StatementAccount>,
+    pub entries: Vec<HistoryEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StatementAccount {
+    pub currency: String,
+    pub opening: i64,
+    pub received: i64,
+    pub paid: i64,
+    pub closing: i64,
+    /// `opening`, `received`, `paid`, `closing` as members read them.
+    pub display: [String; 4],
+}
+
+/// `GET /admin/v1/ledger/totals`: the co-op's ledger at a glance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Totals {
+    pub currencies: Vec<CurrencyTotals>,
+    /// Forks proven in members' ledger chains (`ledger_conflicts_detected_total`).
+    pub conflicts: u64,
+    /// Peers' events kept in place but refused by a rule.
+    pub quarantined: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CurrencyTotals {
+    pub currency: String,
+    pub transfers: u64,
+    pub volume: u64,
+    pub volume_display: String,
+    pub commons: i64,
+    pub near_floor: Vec<String>,
+    pub over_ceiling: Vec<String>,
+    pub frozen: Vec<String>,
+}
+
+/// `POST /admin/v1/ledger/requests`: ask a member to pay you.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RequestPayment {
+    /// Who is asked to pay.
+    pub payer: String,
+    pub amount: String,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub memo: String,
+}
+
+/// `POST /admin/v1/ledger/requests/answer`: pay (accept) or decline a
+/// request made to you; or, for your own request, withdraw it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AnswerRequest {
+    pub request: String,
+    /// `accept`, `decline` or `withdraw`.
+    pub answer: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A payment request, as the payer and the payee see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PaymentRequest {
+    pub id: String,
+    pub payee: String,
+    pub payer: String,
+    pub currency: String,
+    pub amount: i64,
+    pub display: String,
+    pub memo: String,
+    pub time_ms: u64,
+    /// `pending`, `paid`, `declined` or `withdrawn`.
+    pub status: String,
+    pub answer: Option<String>,
+    pub auto_accept_at_ms: Option<u64>,
+}
+
+/// `POST /admin/v1/ledger/disputes`: contest what you paid in an entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OpenDispute {
+    pub entry: String,
+    /// Which payee's leg; may be left out when the entry paid one member.
+    #[serde(default)]
+    pub payee: Option<String>,
+    pub reason: String,
+    pub mediator: String,
+}
+
+/// `POST /admin/v1/ledger/disputes/evidence`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AddEvidence {
+    pub dispute: String,
+    pub text: String,
+}
+
+/// `POST /admin/v1/ledger/disputes/resolve`: the mediator's decision.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ResolveDispute {
+    pub dispute: String,
+    /// `valid`, `reversed`, `refund` (with `amount`) or `write-off`.
+    pub outcome: String,
+    #[serde(default)]
+    pub amount: Option<String>,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// A dispute, as its parties and mediator see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Dispute {
+    pub id: String,
+    pub entry: String,
+    pub payer: String,
+    pub payee: String,
+    pub mediator: String,
+    pub currency: String,
+    pub amount: i64,
+    pub display: String,
+    pub reason: String,
+    pub time_ms: u64,
+    pub evidence: Vec<DisputeEvidence>,
+    /// `open`, or the outcome: `valid`, `reversed`, `partial refund`, `write-off`.
+    pub status: String,
+    pub refunded: i64,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DisputeEvidence {
+    pub by: String,
+    pub time_ms: u64,
+    pub text: String,
+}
+
+/// Something the ledger tells a member: a voided payment, a frozen
+/// account, a dispute opened or resolved.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: String,
+    pub message: String,
+    pub event: String,
+}
+
+/// `GET /admin/v1/ledger/inbox?did=…`: requests, disputes and notices.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Inbox {
+    pub did: String,
+    pub requests: Vec<PaymentRequest>,
+    pub disputes: Vec<Dispute>,
+    pub notices: Vec<Notice>,
 }

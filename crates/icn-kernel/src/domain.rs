@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use icn_identity::Did;
 
-use crate::{Event, Genesis, KeyState, Rejection, log::Clock};
+use crate::{Event, Genesis, KeyState, Rejection, Timestamp, log::Clock};
 
 /// One row of a materialised view, written in the same transaction as the
 /// events that produced it. `value: None` deletes the row.
@@ -54,8 +54,12 @@ pub trait Domain: Send {
     /// A fresh, empty instance, for rebuilding views from the log.
     fn fresh(&self) -> Box<dyn Domain>;
 
-    /// Hears of the co-op's genesis before any other event.
-    fn begin(&mut self, _genesis: &Genesis) {}
+    /// Hears of the co-op's genesis (and when it was signed) before any
+    /// other event, and refuses it if the domain's parameters in it are not
+    /// valid.
+    fn begin(&mut self, _genesis: &Genesis, _founded: Timestamp) -> Result<(), Rejection> {
+        Ok(())
+    }
 
     fn validate(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection>;
 

@@ -20,7 +20,8 @@ pub use event::{
 };
 pub use ids::{CoopId, EventId, EventKind, IdParseError, Timestamp};
 pub use log::{
-    Changes, Clock, EVIDENCE_PER_SLOT_MAX, Evidence, Log, LogConfig, PendingReason, Verdict,
+    Changes, Clock, EVIDENCE_PER_SLOT_MAX, Evidence, Log, LogConfig, PendingReason,
+    VIEW_QUARANTINE, Verdict,
 };
 pub use rules::{
     CurrencySpec, Genesis, KIND_GENESIS, KIND_KEY_ADD, KIND_KEY_REVOKE, KIND_KEY_ROTATE, KeyAdd,

@@ -60,7 +60,29 @@ pub enum Verdict {
     Dropped,
     /// Proves its author signed two events at one seq; kept as evidence.
     Equivocation,
+    /// Validly signed and in place in its author's chain, but a rule refuses
+    /// it: it keeps its position (so the author's later events can count)
+    /// and changes no view. Every node quarantines the same events, because
+    /// the verdict depends only on the event's causal past.
+    Quarantined(Rejection),
     Rejected(Rejection),
+}
+
+/// What to do with an event a domain rule refuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refused {
+    /// A peer's event: keep it in its chain, quarantined.
+    Quarantine,
+    /// This node's own new event: refuse it, store nothing.
+    Refuse,
+}
+
+impl Verdict {
+    /// Whether the event now holds its place in its author's chain (so
+    /// events built on it can be judged).
+    pub fn holds_place(&self) -> bool {
+        matches!(self, Verdict::Accepted | Verdict::Quarantined(_))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,6 +154,8 @@ pub struct Log {
     /// Each counted event's causal past, other authors only (shared with its
     /// prev's when it has no deps, so memory grows only where deps add news).
     clocks: HashMap<EventId, Arc<Clock>>,
+    /// Events in their chain that a rule refused, with the reason.
+    quarantined: BTreeMap<EventId, Rejection>,
     /// Set for a log that [`Log::replay`] is building: a new fork then marks
     /// it `stale` (the replay starts over knowing it) instead of rebuilding.
     in_replay: bool,
@@ -162,6 +186,23 @@ fn evidence_row(evidence: &Evidence) -> ViewRow {
         value: Some(value.to_string()),
     }
 }
+
+/// Quarantined events, by author and seq, with the rule's reason.
+fn quarantine_row(event: &Event, rejection: &Rejection) -> ViewRow {
+    let value = serde_json::json!({
+        "id": event.id().to_string(),
+        "kind": event.kind().as_str(),
+        "time_ms": event.timestamp().as_millis(),
+        "reason": rejection.to_string(),
+    });
+    ViewRow {
+        view: VIEW_QUARANTINE,
+        key: format!("{}/{:010}", event.author(), event.seq()),
+        value: Some(value.to_string()),
+    }
+}
+
+pub const VIEW_QUARANTINE: &str = "quarantine";
 
 #[derive(Serialize)]
 struct CoopRow<'a> {
@@ -199,7 +240,7 @@ impl Log {
         genesis_body.check(content.author)?;
         let mut domains = domains;
         for domain in &mut domains {
-            domain.begin(&genesis_body);
+            domain.begin(&genesis_body, content.timestamp)?;
         }
         let coop = CoopId::from(genesis.id());
         let mut log = Log {
@@ -212,6 +253,7 @@ impl Log {
             pending: Pending::default(),
             evidence: BTreeMap::new(),
             clocks: HashMap::new(),
+            quarantined: BTreeMap::new(),
             in_replay: false,
             stale: false,
             domains,
@@ -353,8 +395,15 @@ impl Log {
         self.pending.events.len()
     }
 
+    /// Whether the event holds its place in its chain (applied or
+    /// quarantined).
     pub fn is_counted(&self, id: &EventId) -> bool {
         self.counted.contains(id)
+    }
+
+    /// Why a rule refused an event that holds its place in its chain.
+    pub fn quarantined(&self, id: &EventId) -> Option<&Rejection> {
+        self.quarantined.get(id)
     }
 
     pub fn get(&self, id: &EventId) -> Option<&Event> {
@@ -400,18 +449,41 @@ impl Log {
             .collect()
     }
 
-    /// Offers one event. Events it releases from the pending buffer are
-    /// ingested too; every verdict is appended to `changes.verdicts`.
+    /// Offers one event from a peer (or the store). Events it releases from
+    /// the pending buffer are ingested too; every verdict is appended to
+    /// `changes.verdicts`. An event a domain rule refuses is quarantined.
     pub fn ingest(
         &mut self,
         event: VerifiedEvent,
         now: Timestamp,
         changes: &mut Changes,
     ) -> Verdict {
+        self.ingest_as(event, now, changes, Refused::Quarantine)
+    }
+
+    /// Offers an event this node has just signed: one a rule refuses is
+    /// [`Verdict::Rejected`] and nothing is stored, so a refused payment never
+    /// takes a place in the member's chain.
+    pub fn ingest_own(
+        &mut self,
+        event: VerifiedEvent,
+        now: Timestamp,
+        changes: &mut Changes,
+    ) -> Verdict {
+        self.ingest_as(event, now, changes, Refused::Refuse)
+    }
+
+    fn ingest_as(
+        &mut self,
+        event: VerifiedEvent,
+        now: Timestamp,
+        changes: &mut Changes,
+        refused: Refused,
+    ) -> Verdict {
         let id = event.id();
-        let verdict = self.offer(event, now, changes);
+        let verdict = self.offer(event, now, changes, refused);
         changes.verdicts.push((id, verdict.clone()));
-        if matches!(verdict, Verdict::Accepted) {
+        if verdict.holds_place() {
             self.release_waiters(id, now, changes);
         }
         verdict
@@ -444,9 +516,9 @@ impl Log {
                 let Some(event) = self.pending.remove(&waiter) else {
                     continue;
                 };
-                let verdict = self.offer(event, now, changes);
+                let verdict = self.offer(event, now, changes, Refused::Quarantine);
                 changes.verdicts.push((waiter, verdict.clone()));
-                if matches!(verdict, Verdict::Accepted) {
+                if verdict.holds_place() {
                     ready.push_back(waiter);
                 }
             }
@@ -476,7 +548,13 @@ impl Log {
         Verdict::Pending(reason)
     }
 
-    fn offer(&mut self, event: VerifiedEvent, now: Timestamp, changes: &mut Changes) -> Verdict {
+    fn offer(
+        &mut self,
+        event: VerifiedEvent,
+        now: Timestamp,
+        changes: &mut Changes,
+        refused: Refused,
+    ) -> Verdict {
         let id = event.id();
         if self.events.contains_key(&id) || self.pending.events.contains_key(&id) {
             return Verdict::Duplicate;
@@ -532,35 +610,44 @@ impl Log {
             return Verdict::Rejected(Rejection::UnauthorisedKey { author });
         }
         let clock = self.causal_clock(&content);
-        let next_keys = if is_identity_kind(&content.kind) {
-            match keys.after(&event) {
-                Ok(next) => Some(next),
-                Err(rejection) => return Verdict::Rejected(rejection),
-            }
+        let judged = if is_identity_kind(&content.kind) {
+            keys.after(&event).map(Some)
         } else {
-            let Some(domain) = self
+            match self
                 .domains
                 .iter()
                 .find(|domain| domain.name() == content.kind.domain())
-            else {
-                return Verdict::Rejected(Rejection::UnknownKind {
+            {
+                // A kind this build does not know (a newer peer's, perhaps).
+                None => Err(Rejection::UnknownKind {
                     kind: content.kind.clone(),
-                });
-            };
-            let context = Context {
-                genesis: &self.genesis_body,
-                author_keys: &keys,
-                clock: &clock,
-                forked_at: self.forked_at(&author),
-            };
-            if let Err(rejection) = domain.validate(&event, &context) {
-                return Verdict::Rejected(rejection);
+                }),
+                Some(domain) => {
+                    let context = Context {
+                        genesis: &self.genesis_body,
+                        author_keys: &keys,
+                        clock: &clock,
+                        forked_at: self.forked_at(&author),
+                    };
+                    domain.validate(&event, &context).map(|()| None)
+                }
             }
-            None
         };
-        self.clocks.insert(id, clock);
-        self.count(event.into_event(), next_keys, changes);
-        Verdict::Accepted
+        match judged {
+            Err(rejection) if refused == Refused::Refuse => Verdict::Rejected(rejection),
+            Ok(next_keys) => {
+                self.clocks.insert(id, clock);
+                self.count(event.into_event(), next_keys, changes);
+                Verdict::Accepted
+            }
+            Err(rejection) => {
+                self.clocks.insert(id, clock);
+                self.quarantined.insert(id, rejection.clone());
+                changes.rows.push(quarantine_row(event.event(), &rejection));
+                self.count(event.into_event(), None, changes);
+                Verdict::Quarantined(rejection)
+            }
+        }
     }
 
     /// Other authors' seqs in the causal past of an event whose prev and
@@ -589,7 +676,8 @@ impl Log {
         Arc::new(clock)
     }
 
-    /// Records that `event` counts and folds it into the views.
+    /// Records that `event` takes its place in its chain and, unless it is
+    /// quarantined, folds it into the views.
     fn count(&mut self, event: Event, next_keys: Option<KeyState>, changes: &mut Changes) {
         let author = event.author();
         let chain = self.chains.entry(author).or_default();
@@ -597,6 +685,8 @@ impl Log {
         if let Some(keys) = next_keys {
             changes.rows.push(key_state_row(&author, &keys));
             chain.keys = Some(keys);
+        } else if self.quarantined.contains_key(&event.id()) {
+            // In its place in the chain, folded into no view.
         } else if let Some(domain) = self
             .domains
             .iter_mut()
@@ -773,6 +863,9 @@ impl Log {
         }
         for evidence in self.evidence() {
             rows.push(evidence_row(&evidence));
+        }
+        for (id, rejection) in &self.quarantined {
+            rows.push(quarantine_row(&self.events[id], rejection));
         }
         for domain in &self.domains {
             rows.extend(domain.rows());

@@ -74,7 +74,16 @@ pub struct Genesis {
     pub founders: Vec<Did>,
     pub charter: String,
     pub currencies: Vec<CurrencySpec>,
+    /// The co-op's parameters, `domain.name` → value as people write it
+    /// (e.g. `ledger.floor` → `40`). Each domain reads and checks its own;
+    /// governance changes them later.
+    pub params: BTreeMap<String, String>,
 }
+
+/// Parameters a genesis may carry, at most, and their sizes.
+pub const PARAMS_MAX: usize = 64;
+pub const PARAM_KEY_MAX_BYTES: usize = 64;
+pub const PARAM_VALUE_MAX_BYTES: usize = 2_000;
 
 impl Genesis {
     pub fn check(&self, author: Did) -> Result<(), Rejection> {
@@ -96,6 +105,23 @@ impl Genesis {
         }
         if self.currencies.is_empty() {
             return Err(Rejection::rule("a co-op declares at least one currency"));
+        }
+        if self.params.len() > PARAMS_MAX {
+            return Err(Rejection::rule(format!(
+                "a co-op has at most {PARAMS_MAX} parameters"
+            )));
+        }
+        for (key, value) in &self.params {
+            if key.is_empty() || key.len() > PARAM_KEY_MAX_BYTES || !key.contains('.') {
+                return Err(Rejection::rule(format!(
+                    "parameter name {key:?} is not like `domain.name` (at most {PARAM_KEY_MAX_BYTES} bytes)"
+                )));
+            }
+            if value.len() > PARAM_VALUE_MAX_BYTES {
+                return Err(Rejection::rule(format!(
+                    "parameter {key} is longer than {PARAM_VALUE_MAX_BYTES} bytes"
+                )));
+            }
         }
         Ok(())
     }

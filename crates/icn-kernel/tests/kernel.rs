@@ -27,6 +27,11 @@ fn offer(log: &mut Log, event: &Event, now: Timestamp) -> Verdict {
     log.ingest(verified(event.clone()), now, &mut Changes::default())
 }
 
+/// As this node's own new event: a rule's refusal stores nothing.
+fn offer_own(log: &mut Log, event: &Event, now: Timestamp) -> Verdict {
+    log.ingest_own(verified(event.clone()), now, &mut Changes::default())
+}
+
 #[test]
 fn notes_count_and_fold_into_rows() {
     let ana = member(1);
@@ -56,16 +61,35 @@ fn domain_rules_unknown_kinds_scope_and_prev_are_enforced() {
     let mut other = Coop::found("Other", &[&ana]);
     let mut log = new_log(&coop);
 
+    // Signed by this node: refused, nothing stored, the position stays free.
     let empty = coop.note(&ana, "", vec![], at(1));
+    let refusal = Verdict::Rejected(Rejection::rule("a note has 1 to 100 bytes"));
+    assert_eq!(offer_own(&mut log, &empty, at(1)), refusal);
+    assert!(!log.is_counted(&empty.id()));
+    assert_eq!(log.next_position(&did_of(&ana)).0, 2);
+    // From a peer: quarantined in its place, with its reason, in no view.
+    let mut changes = Changes::default();
     assert_eq!(
-        offer(&mut log, &empty, at(1)),
-        Verdict::Rejected(Rejection::rule("a note has 1 to 100 bytes"))
+        log.ingest(verified(empty.clone()), at(1), &mut changes),
+        Verdict::Quarantined(Rejection::rule("a note has 1 to 100 bytes"))
     );
-    coop.rewind(did_of(&ana), 1, Some(coop.genesis.id()));
-    let unknown = coop.event(&ana, "ledger.transfer", vec![1, 2, 3], at(1));
+    assert!(log.is_counted(&empty.id()));
+    assert!(log.quarantined(&empty.id()).is_some());
+    assert!(changes.rows.iter().all(|row| row.view != "note"));
+    let row = changes
+        .rows
+        .iter()
+        .find(|row| row.view == icn_kernel::VIEW_QUARANTINE)
+        .expect("a quarantine row");
+    assert!(row.value.as_deref().unwrap().contains("1 to 100 bytes"));
+    // The author's next event builds on it and counts.
+    let next = coop.note(&ana, "after", vec![], at(2));
+    assert_eq!(offer(&mut log, &next, at(2)), Verdict::Accepted);
+    // A kind this build does not know is quarantined the same way.
+    let unknown = coop.event(&ana, "ledger.transfer", vec![1, 2, 3], at(3));
     assert!(matches!(
-        offer(&mut log, &unknown, at(1)),
-        Verdict::Rejected(Rejection::UnknownKind { .. })
+        offer(&mut log, &unknown, at(3)),
+        Verdict::Quarantined(Rejection::UnknownKind { .. })
     ));
     let foreign = other.note(&ana, "hi", vec![], at(1));
     assert_eq!(
@@ -76,8 +100,8 @@ fn domain_rules_unknown_kinds_scope_and_prev_are_enforced() {
         offer(&mut log, &other.genesis, at(1)),
         Verdict::Rejected(Rejection::SecondGenesis)
     );
-    // Nothing above counted.
-    assert_eq!(log.counted_len(), 1);
+    // The genesis, the quarantined note, the next note, the unknown kind.
+    assert_eq!(log.counted_len(), 4);
 }
 
 #[test]
@@ -170,11 +194,12 @@ fn device_keys_are_added_revoked_and_rotated_by_the_identity() {
         at(7),
     );
     assert!(matches!(
-        offer(&mut log, &last, at(7)),
+        offer_own(&mut log, &last, at(7)),
         Verdict::Rejected(Rejection::Rule { .. })
     ));
     coop.rewind(ana_did, 5, Some(revoke.id()));
-    // A revoked key can never come back.
+    // A revoked key can never come back: a peer's attempt is quarantined
+    // and changes no key.
     let re_add = coop.event_signed(
         ana_did,
         &phone,
@@ -188,7 +213,7 @@ fn device_keys_are_added_revoked_and_rotated_by_the_identity() {
     );
     assert!(matches!(
         offer(&mut log, &re_add, at(8)),
-        Verdict::Rejected(Rejection::Rule { .. })
+        Verdict::Quarantined(Rejection::Rule { .. })
     ));
 
     let keys = log.key_state(&ana_did);

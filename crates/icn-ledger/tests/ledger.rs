@@ -4,8 +4,11 @@
 use std::collections::BTreeMap;
 
 use icn_identity::{Did, KeyPair};
-use icn_kernel::{Changes, Event, EventId, Log, LogConfig, Verdict, ViewRow, encode_body};
-use icn_ledger::{KIND_TRANSFER, LedgerDomain, Leg, Transfer, VIEW_BALANCE, VIEW_NOTICE};
+use icn_kernel::{
+    Changes, Event, EventId, Log, LogConfig, Rejection, VIEW_QUARANTINE, Verdict, ViewRow,
+    encode_body,
+};
+use icn_ledger::*;
 use icn_testkit::{Coop, at, did_of, member, verified};
 use proptest::prelude::*;
 
@@ -38,6 +41,7 @@ fn pay(
             })
             .collect(),
         memo: "work".into(),
+        request: None,
     };
     coop.event_signed(
         did_of(payer),
@@ -49,8 +53,14 @@ fn pay(
     )
 }
 
+/// As a peer's event: a rule's refusal quarantines it in its place.
 fn offer(log: &mut Log, event: &Event) -> Verdict {
     log.ingest(verified(event.clone()), at(10_000), &mut Changes::default())
+}
+
+/// As this node's own new event: a rule's refusal stores nothing.
+fn offer_own(log: &mut Log, event: &Event) -> Verdict {
+    log.ingest_own(verified(event.clone()), at(10_000), &mut Changes::default())
 }
 
 /// Balances by member from the view rows, and whether they sum to zero.
@@ -84,7 +94,7 @@ fn the_floor_is_checked_over_the_payments_in_the_causal_past() {
     let first = pay(&mut coop, &ana, &[(&ben, 40 * H)], vec![], 1);
     assert_eq!(offer(&mut log, &first), Verdict::Accepted);
     let over = pay(&mut coop, &ana, &[(&ben, 1)], vec![], 2);
-    rejected_because(offer(&mut log, &over), "below the floor");
+    rejected_because(offer_own(&mut log, &over), "below the floor");
     coop.rewind(did_of(&ana), 2, Some(first.id()));
 
     // Ben pays Ana 10 h back. A payment by Ana that does not know of it
@@ -92,7 +102,7 @@ fn the_floor_is_checked_over_the_payments_in_the_causal_past() {
     let back = pay(&mut coop, &ben, &[(&ana, 10 * H)], vec![], 3);
     assert_eq!(offer(&mut log, &back), Verdict::Accepted);
     let unaware = pay(&mut coop, &ana, &[(&ben, 5 * H)], vec![], 4);
-    rejected_because(offer(&mut log, &unaware), "below the floor");
+    rejected_because(offer_own(&mut log, &unaware), "below the floor");
     coop.rewind(did_of(&ana), 2, Some(first.id()));
     // With Ben's payment in its causal past, it is within the floor.
     let aware = pay(&mut coop, &ana, &[(&ben, 5 * H)], vec![back.id()], 5);
@@ -118,6 +128,7 @@ fn bad_transfers_are_refused_with_a_reason_and_change_nothing() {
                     amount: 0,
                 }],
                 memo: String::new(),
+                request: None,
             },
             "at least one unit",
         ),
@@ -129,6 +140,7 @@ fn bad_transfers_are_refused_with_a_reason_and_change_nothing() {
                     amount: 5,
                 }],
                 memo: String::new(),
+                request: None,
             },
             "no currency `euros`",
         ),
@@ -140,6 +152,7 @@ fn bad_transfers_are_refused_with_a_reason_and_change_nothing() {
                     amount: 5,
                 }],
                 memo: String::new(),
+                request: None,
             },
             "cannot pay themselves",
         ),
@@ -151,6 +164,7 @@ fn bad_transfers_are_refused_with_a_reason_and_change_nothing() {
                     amount: 5,
                 }],
                 memo: String::new(),
+                request: None,
             },
             "not a member",
         ),
@@ -159,6 +173,7 @@ fn bad_transfers_are_refused_with_a_reason_and_change_nothing() {
                 currency: "hours".into(),
                 legs: vec![],
                 memo: String::new(),
+                request: None,
             },
             "1 to 16 payees",
         ),
@@ -176,6 +191,7 @@ fn bad_transfers_are_refused_with_a_reason_and_change_nothing() {
                     },
                 ],
                 memo: String::new(),
+                request: None,
             },
             "appears twice",
         ),
@@ -187,6 +203,7 @@ fn bad_transfers_are_refused_with_a_reason_and_change_nothing() {
                     amount: u64::MAX,
                 }],
                 memo: String::new(),
+                request: None,
             },
             "overflow",
         ),
@@ -198,6 +215,7 @@ fn bad_transfers_are_refused_with_a_reason_and_change_nothing() {
                     amount: 5,
                 }],
                 memo: "x".repeat(501),
+                request: None,
             },
             "memo is longer",
         ),
@@ -211,16 +229,43 @@ fn bad_transfers_are_refused_with_a_reason_and_change_nothing() {
             vec![],
             at(1),
         );
-        rejected_because(offer(&mut log, &event), reason);
+        rejected_because(offer_own(&mut log, &event), reason);
         coop.rewind(ana_did, 1, Some(coop.genesis.id()));
     }
     // A stranger's transfer: not a member.
     let theirs = pay(&mut coop, &stranger, &[(&ana, 5)], vec![], 1);
-    rejected_because(offer(&mut log, &theirs), "not a member");
+    rejected_because(offer_own(&mut log, &theirs), "not a member");
     // Garbage in the body.
     let garbage = coop.event_signed(ana_did, &ana, KIND_TRANSFER, vec![0xff; 7], vec![], at(1));
-    assert!(matches!(offer(&mut log, &garbage), Verdict::Rejected(_)));
+    assert!(matches!(
+        offer_own(&mut log, &garbage),
+        Verdict::Rejected(_)
+    ));
     assert_eq!(log.all_rows(), before, "a refused transfer changed a view");
+    // The same garbage from a peer is quarantined with its reason, in its
+    // place in Ana's chain, and moves nothing.
+    assert!(matches!(
+        offer(&mut log, &garbage),
+        Verdict::Quarantined(Rejection::BadBody { .. })
+    ));
+    let ledger_rows = |log: &Log| -> Vec<ViewRow> {
+        log.all_rows()
+            .into_iter()
+            .filter(|row| row.view.starts_with("ledger."))
+            .collect()
+    };
+    assert_eq!(
+        ledger_rows(&log),
+        before
+            .into_iter()
+            .filter(|row| row.view.starts_with("ledger."))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        log.all_rows()
+            .iter()
+            .any(|row| row.view == VIEW_QUARANTINE && row.key.starts_with(&ana_did.to_string()))
+    );
 }
 
 /// A random history: transfers among four members, each payer keeping
@@ -345,8 +390,9 @@ fn a_fork_across_a_partition_is_resolved_the_same_way_everywhere() {
         assert!(node.is_counted(&winner) && !node.is_counted(&loser));
         assert_eq!(balances(node), first, "nodes disagree after healing");
         assert_eq!(node.all_rows(), nodes[0].all_rows());
-        // Ana's later payment is refused: her account is frozen after the fork.
-        assert!(!node.is_counted(&ana_later.id()));
+        // Ana's later payment is quarantined: her account is frozen after the fork.
+        let reason = node.quarantined(&ana_later.id()).expect("quarantined");
+        assert!(reason.to_string().contains("frozen"), "{reason}");
     }
     // Ben's onward payment counts only if Ana's payment to him did.
     assert_eq!(
@@ -384,4 +430,517 @@ fn a_fork_across_a_partition_is_resolved_the_same_way_everywhere() {
             .unwrap()
             .contains("\"ledger_conflicts_detected_total\":1")
     );
+}
+
+fn signed(
+    coop: &mut Coop,
+    key: &KeyPair,
+    kind: &str,
+    body: Vec<u8>,
+    deps: Vec<EventId>,
+    minute: u64,
+) -> Event {
+    coop.event_signed(did_of(key), key, kind, body, deps, at(minute))
+}
+
+/// One row of a view, as JSON.
+fn row(log: &Log, view: &str, key: &str) -> serde_json::Value {
+    let row = log
+        .all_rows()
+        .into_iter()
+        .find(|row| row.view == view && row.key == key)
+        .unwrap_or_else(|| panic!("no {view} row {key}"));
+    serde_json::from_str(row.value.as_deref().unwrap()).unwrap()
+}
+
+fn balance_of(log: &Log, account: &str) -> i64 {
+    balances(log)
+        .get(&format!("{account}/hours"))
+        .copied()
+        .unwrap_or(0)
+}
+
+#[test]
+fn requests_are_paid_declined_or_withdrawn_once() {
+    let [ana, ben] = [member(1), member(2)];
+    let mut coop = Coop::found("Bakery", &[&ana, &ben]);
+    let mut log = new_log(&coop);
+    let ask = |coop: &mut Coop, amount: u64, minute: u64| {
+        let body = Request {
+            payer: did_of(&ana),
+            currency: "hours".into(),
+            amount,
+            memo: "website".into(),
+        };
+        signed(coop, &ben, KIND_REQUEST, encode_body(&body), vec![], minute)
+    };
+    let answer = |coop: &mut Coop, request: &Event, amount: u64, minute: u64| {
+        let body = Transfer {
+            currency: "hours".into(),
+            legs: vec![Leg {
+                to: did_of(&ben),
+                amount,
+            }],
+            memo: "website".into(),
+            request: Some(request.id()),
+        };
+        signed(
+            coop,
+            &ana,
+            KIND_TRANSFER,
+            encode_body(&body),
+            vec![request.id()],
+            minute,
+        )
+    };
+    let ben_key = |request: &Event| format!("{}/{}", did_of(&ben), request.id());
+
+    // Ben asks for 3 h; the row shows under both, pending, with its auto-accept time.
+    let first = ask(&mut coop, 3 * H, 1);
+    assert_eq!(offer(&mut log, &first), Verdict::Accepted);
+    let pending = row(&log, VIEW_REQUEST, &ben_key(&first));
+    assert_eq!(pending["status"], "pending");
+    assert_eq!(
+        pending["auto_accept_at_ms"],
+        at(1).as_millis() + 7 * DAY_MS,
+        "the default auto-accepts after 7 days"
+    );
+    row(
+        &log,
+        VIEW_REQUEST,
+        &format!("{}/{}", did_of(&ana), first.id()),
+    );
+    // A payment that does not know of the request cannot pay it.
+    let blind = Transfer {
+        currency: "hours".into(),
+        legs: vec![Leg {
+            to: did_of(&ben),
+            amount: 3 * H,
+        }],
+        memo: String::new(),
+        request: Some(first.id()),
+    };
+    let blind = signed(
+        &mut coop,
+        &ana,
+        KIND_TRANSFER,
+        encode_body(&blind),
+        vec![],
+        2,
+    );
+    rejected_because(offer_own(&mut log, &blind), "no payment request");
+    coop.rewind(did_of(&ana), 1, Some(coop.genesis.id()));
+    let short = answer(&mut coop, &first, 2 * H, 2);
+    rejected_because(offer_own(&mut log, &short), "exactly what it asks");
+    coop.rewind(did_of(&ana), 1, Some(coop.genesis.id()));
+    // Ana pays it.
+    let paid = answer(&mut coop, &first, 3 * H, 2);
+    assert_eq!(offer(&mut log, &paid), Verdict::Accepted);
+    let row_now = row(&log, VIEW_REQUEST, &ben_key(&first));
+    assert_eq!(row_now["status"], "paid");
+    assert_eq!(row_now["answer"], paid.id().to_string());
+    assert!(row_now["auto_accept_at_ms"].is_null());
+    assert_eq!(balance_of(&log, &did_of(&ben).to_string()), 3 * H as i64);
+    let again = answer(&mut coop, &first, 3 * H, 3);
+    rejected_because(offer_own(&mut log, &again), "already paid");
+    coop.rewind(did_of(&ana), 2, Some(paid.id()));
+
+    // Ana declines the second; it cannot be paid after.
+    let second = ask(&mut coop, H, 4);
+    assert_eq!(offer(&mut log, &second), Verdict::Accepted);
+    let decline = Decline {
+        request: second.id(),
+        reason: "I did not ask for this".into(),
+    };
+    let decline = signed(
+        &mut coop,
+        &ana,
+        KIND_DECLINE,
+        encode_body(&decline),
+        vec![second.id()],
+        5,
+    );
+    assert_eq!(offer(&mut log, &decline), Verdict::Accepted);
+    assert_eq!(
+        row(&log, VIEW_REQUEST, &ben_key(&second))["status"],
+        "declined"
+    );
+    let late = answer(&mut coop, &second, H, 6);
+    rejected_because(offer_own(&mut log, &late), "already declined");
+    coop.rewind(did_of(&ana), 3, Some(decline.id()));
+
+    // Ben withdraws the third; a payment that knows of that is refused.
+    let third = ask(&mut coop, H, 7);
+    assert_eq!(offer(&mut log, &third), Verdict::Accepted);
+    let cancel = signed(
+        &mut coop,
+        &ben,
+        KIND_CANCEL,
+        encode_body(&Cancel {
+            request: third.id(),
+        }),
+        vec![],
+        8,
+    );
+    assert_eq!(offer(&mut log, &cancel), Verdict::Accepted);
+    let body = Transfer {
+        currency: "hours".into(),
+        legs: vec![Leg {
+            to: did_of(&ben),
+            amount: H,
+        }],
+        memo: String::new(),
+        request: Some(third.id()),
+    };
+    let after_cancel = signed(
+        &mut coop,
+        &ana,
+        KIND_TRANSFER,
+        encode_body(&body),
+        vec![cancel.id()],
+        9,
+    );
+    rejected_because(offer_own(&mut log, &after_cancel), "withdrawn");
+    assert_eq!(
+        row(&log, VIEW_REQUEST, &ben_key(&third))["status"],
+        "withdrawn"
+    );
+    // Only the payer declines; nobody asks themselves.
+    let by_ben = Decline {
+        request: third.id(),
+        reason: String::new(),
+    };
+    let by_ben = signed(
+        &mut coop,
+        &ben,
+        KIND_DECLINE,
+        encode_body(&by_ben),
+        vec![],
+        10,
+    );
+    rejected_because(offer_own(&mut log, &by_ben), "only the payer");
+    coop.rewind(did_of(&ben), 4, Some(cancel.id()));
+    let selfish = Request {
+        payer: did_of(&ben),
+        currency: "hours".into(),
+        amount: H,
+        memo: String::new(),
+    };
+    let selfish = signed(
+        &mut coop,
+        &ben,
+        KIND_REQUEST,
+        encode_body(&selfish),
+        vec![],
+        11,
+    );
+    rejected_because(offer_own(&mut log, &selfish), "ask themselves");
+}
+
+#[test]
+fn disputes_settle_by_compensating_entries_and_nothing_is_deleted() {
+    let [ana, ben, cleo, dan] = [member(1), member(2), member(3), member(4)];
+    let mut coop = Coop::found("Bakery", &[&ana, &ben, &cleo, &dan]);
+    let mut log = new_log(&coop);
+    let paid = pay(&mut coop, &ana, &[(&ben, 10 * H)], vec![], 1);
+    assert_eq!(offer(&mut log, &paid), Verdict::Accepted);
+    let dispute = |entry: EventId, mediator: &KeyPair| Dispute {
+        entry,
+        payee: did_of(&ben),
+        reason: "the work was never done".into(),
+        mediator: did_of(mediator),
+    };
+
+    // Refusals: an entry that does not exist, an entry of someone else's,
+    // a party as mediator, an empty reason.
+    let (ana_seq, ana_prev) = coop.position(&did_of(&ana));
+    let ghost = signed(
+        &mut coop,
+        &ana,
+        KIND_DISPUTE,
+        encode_body(&dispute(ben_pays_nobody(), &cleo)),
+        vec![],
+        2,
+    );
+    rejected_because(offer_own(&mut log, &ghost), "no payment");
+    coop.rewind(did_of(&ana), ana_seq, ana_prev);
+    let by_ben = signed(
+        &mut coop,
+        &ben,
+        KIND_DISPUTE,
+        encode_body(&dispute(paid.id(), &cleo)),
+        vec![paid.id()],
+        2,
+    );
+    rejected_because(offer_own(&mut log, &by_ben), "no payment");
+    coop.rewind(did_of(&ben), 0, None);
+    let partial_judge = signed(
+        &mut coop,
+        &ana,
+        KIND_DISPUTE,
+        encode_body(&dispute(paid.id(), &ben)),
+        vec![],
+        2,
+    );
+    rejected_because(offer_own(&mut log, &partial_judge), "cannot mediate");
+    coop.rewind(did_of(&ana), ana_seq, ana_prev);
+
+    // Ana disputes, naming Cleo; Ben and Cleo are told.
+    let opened = signed(
+        &mut coop,
+        &ana,
+        KIND_DISPUTE,
+        encode_body(&dispute(paid.id(), &cleo)),
+        vec![],
+        2,
+    );
+    assert_eq!(offer(&mut log, &opened), Verdict::Accepted);
+    let key = format!("{}/{}", did_of(&ben), opened.id());
+    assert_eq!(row(&log, VIEW_DISPUTE, &key)["status"], "open");
+    assert_eq!(
+        row(
+            &log,
+            VIEW_NOTICE,
+            &format!("{}/{}", did_of(&cleo), opened.id())
+        )["kind"],
+        "dispute"
+    );
+    let twice = signed(
+        &mut coop,
+        &ana,
+        KIND_DISPUTE,
+        encode_body(&dispute(paid.id(), &dan)),
+        vec![],
+        3,
+    );
+    rejected_because(offer_own(&mut log, &twice), "already disputed");
+    coop.rewind(did_of(&ana), ana_seq + 1, Some(opened.id()));
+
+    // Evidence from Ben (who has seen the dispute); not from Dan.
+    let evidence = |text: &str| {
+        encode_body(&Evidence {
+            dispute: opened.id(),
+            text: text.into(),
+        })
+    };
+    let from_ben = signed(
+        &mut coop,
+        &ben,
+        KIND_EVIDENCE,
+        evidence("photos of the finished site"),
+        vec![opened.id()],
+        4,
+    );
+    assert_eq!(offer(&mut log, &from_ben), Verdict::Accepted);
+    let from_dan = signed(
+        &mut coop,
+        &dan,
+        KIND_EVIDENCE,
+        evidence("I heard things"),
+        vec![opened.id()],
+        4,
+    );
+    rejected_because(offer_own(&mut log, &from_dan), "only the parties");
+    coop.rewind(did_of(&dan), 0, None);
+    assert_eq!(
+        row(&log, VIEW_DISPUTE, &key)["evidence"][0]["text"],
+        "photos of the finished site"
+    );
+
+    // Dan cannot resolve it; Cleo rules a partial refund of 4 h.
+    let resolve = |outcome: Outcome| {
+        encode_body(&Resolve {
+            dispute: opened.id(),
+            outcome,
+            note: "half done".into(),
+        })
+    };
+    let by_dan = signed(
+        &mut coop,
+        &dan,
+        KIND_RESOLVE,
+        resolve(Outcome::Reversed),
+        vec![opened.id()],
+        5,
+    );
+    rejected_because(offer_own(&mut log, &by_dan), "the mediator");
+    coop.rewind(did_of(&dan), 0, None);
+    let too_much = signed(
+        &mut coop,
+        &cleo,
+        KIND_RESOLVE,
+        resolve(Outcome::PartialRefund { amount: 11 * H }),
+        vec![from_ben.id()],
+        5,
+    );
+    rejected_because(offer_own(&mut log, &too_much), "at most what was paid");
+    coop.rewind(did_of(&cleo), 0, None);
+    let ruled = signed(
+        &mut coop,
+        &cleo,
+        KIND_RESOLVE,
+        resolve(Outcome::PartialRefund { amount: 4 * H }),
+        vec![from_ben.id()],
+        5,
+    );
+    assert_eq!(offer(&mut log, &ruled), Verdict::Accepted);
+    assert_eq!(balance_of(&log, &did_of(&ana).to_string()), -6 * H as i64);
+    assert_eq!(balance_of(&log, &did_of(&ben).to_string()), 6 * H as i64);
+    let settled = row(&log, VIEW_DISPUTE, &key);
+    assert_eq!(settled["status"], "partial refund");
+    assert_eq!(settled["refunded"], 4 * H);
+    // The original payment is still in Ben's history; the refund is a new entry.
+    let ben_entries: Vec<serde_json::Value> = log
+        .all_rows()
+        .into_iter()
+        .filter(|row| row.view == VIEW_ENTRY && row.key.starts_with(&did_of(&ben).to_string()))
+        .map(|row| serde_json::from_str(row.value.as_deref().unwrap()).unwrap())
+        .collect();
+    let kinds: Vec<&str> = ben_entries
+        .iter()
+        .map(|entry| entry["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["payment", "refund"]);
+    assert_eq!(ben_entries[1]["about"], paid.id().to_string());
+    let again = signed(
+        &mut coop,
+        &cleo,
+        KIND_RESOLVE,
+        resolve(Outcome::Reversed),
+        vec![],
+        6,
+    );
+    rejected_because(offer_own(&mut log, &again), "already resolved");
+    coop.rewind(did_of(&cleo), 1, Some(ruled.id()));
+
+    // A write-off: the commons makes Ana whole, Ben keeps what he was paid.
+    let second = pay(&mut coop, &ana, &[(&ben, 2 * H)], vec![], 7);
+    assert_eq!(offer(&mut log, &second), Verdict::Accepted);
+    let opened = signed(
+        &mut coop,
+        &ana,
+        KIND_DISPUTE,
+        encode_body(&dispute(second.id(), &dan)),
+        vec![],
+        8,
+    );
+    assert_eq!(offer(&mut log, &opened), Verdict::Accepted);
+    let write_off = Resolve {
+        dispute: opened.id(),
+        outcome: Outcome::WriteOff,
+        note: "Ben moved away".into(),
+    };
+    let write_off = signed(
+        &mut coop,
+        &dan,
+        KIND_RESOLVE,
+        encode_body(&write_off),
+        vec![opened.id()],
+        9,
+    );
+    assert_eq!(offer(&mut log, &write_off), Verdict::Accepted);
+    assert_eq!(balance_of(&log, &did_of(&ana).to_string()), -6 * H as i64);
+    assert_eq!(balance_of(&log, &did_of(&ben).to_string()), 8 * H as i64);
+    assert_eq!(balance_of(&log, COMMONS), -2 * H as i64);
+    assert_eq!(balances(&log).values().sum::<i64>(), 0);
+}
+
+/// An id no event has.
+fn ben_pays_nobody() -> EventId {
+    EventId([7; 32])
+}
+
+#[test]
+fn demurrage_is_off_by_default_and_charged_per_period_when_on() {
+    let [ana, ben] = [member(1), member(2)];
+    const PERIOD_MINUTES: u64 = 30 * 24 * 60;
+    let late = at(3 * PERIOD_MINUTES);
+    let charge = |coop: &mut Coop, period: u64, amount: u64, minute: u64| {
+        let body = Demurrage {
+            currency: "hours".into(),
+            period,
+            amount,
+        };
+        signed(
+            coop,
+            &ben,
+            KIND_DEMURRAGE,
+            encode_body(&body),
+            vec![],
+            minute,
+        )
+    };
+    let own = |log: &mut Log, event: &Event| {
+        log.ingest_own(verified(event.clone()), late, &mut Changes::default())
+    };
+
+    let mut plain = Coop::found("Plain", &[&ana, &ben]);
+    let mut log = new_log(&plain);
+    let off = charge(&mut plain, 0, 1, PERIOD_MINUTES + 1);
+    rejected_because(own(&mut log, &off), "demurrage is off");
+
+    // 2 % a period on what is above 5 h.
+    let mut coop = Coop::found_with(
+        "Taxed",
+        &[&ana, &ben],
+        &[
+            ("ledger.demurrage_bp", "200"),
+            ("ledger.demurrage_threshold", "5"),
+        ],
+    );
+    let mut log = new_log(&coop);
+    let paid = pay(&mut coop, &ana, &[(&ben, 20 * H)], vec![], 1);
+    assert_eq!(own(&mut log, &paid), Verdict::Accepted);
+    // Ben's node knows of the payment through a dep; without it the
+    // balance in its causal past is 0 and nothing is due.
+    let due = 15 * H * 200 / 10_000;
+    let early = charge(&mut coop, 0, due, PERIOD_MINUTES - 1);
+    rejected_because(own(&mut log, &early), "has not ended");
+    coop.rewind(did_of(&ben), 0, None);
+    let blind = charge(&mut coop, 0, due, PERIOD_MINUTES + 1);
+    rejected_because(own(&mut log, &blind), "is 0:00");
+    coop.rewind(did_of(&ben), 0, None);
+    let body = Demurrage {
+        currency: "hours".into(),
+        period: 0,
+        amount: due,
+    };
+    let first = signed(
+        &mut coop,
+        &ben,
+        KIND_DEMURRAGE,
+        encode_body(&body),
+        vec![paid.id()],
+        PERIOD_MINUTES + 1,
+    );
+    assert_eq!(own(&mut log, &first), Verdict::Accepted);
+    assert_eq!(balance_of(&log, COMMONS), due as i64);
+    assert_eq!(
+        balance_of(&log, &did_of(&ben).to_string()),
+        (20 * H - due) as i64
+    );
+    let twice = charge(&mut coop, 0, due, PERIOD_MINUTES + 2);
+    rejected_because(own(&mut log, &twice), "already charged");
+    coop.rewind(did_of(&ben), 1, Some(first.id()));
+    // The next period charges on the balance after the first charge.
+    let next_due = (20 * H - due - 5 * H) * 200 / 10_000;
+    let wrong = charge(&mut coop, 1, due, 2 * PERIOD_MINUTES + 1);
+    rejected_because(own(&mut log, &wrong), "demurrage due");
+    coop.rewind(did_of(&ben), 1, Some(first.id()));
+    let second = charge(&mut coop, 1, next_due, 2 * PERIOD_MINUTES + 1);
+    assert_eq!(own(&mut log, &second), Verdict::Accepted);
+    assert_eq!(balances(&log).values().sum::<i64>(), 0);
+}
+
+#[test]
+fn a_bad_parameter_refuses_the_genesis() {
+    let ana = member(1);
+    let coop = Coop::found_with("Odd", &[&ana], &[("ledger.floor", "lots")]);
+    let refused = Log::new(
+        verified(coop.genesis.clone()),
+        LogConfig::default(),
+        vec![Box::new(LedgerDomain::default())],
+    );
+    let error = refused.err().expect("a refusal").to_string();
+    assert!(error.contains("ledger.floor"), "{error}");
 }

@@ -18,6 +18,9 @@ use crate::{
 
 /// How often events waiting for their timestamp are offered again.
 const TICK_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the ledger's duties run: payment requests due for automatic
+/// acceptance, and demurrage when a period ends.
+const DUTY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs `icnd` until `shutdown` resolves. The admin socket is removed on exit.
 pub async fn run(
@@ -80,18 +83,28 @@ pub async fn run(
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(TICK_INTERVAL);
+            // The first tick does the duties: a laptop that was asleep catches up.
+            let mut duties_at = Instant::now();
             loop {
                 tokio::select! {
                     _ = interval.tick() => {}
                     _ = stop.wait_for(|stopped| *stopped) => return,
                 }
                 let state = state.clone();
+                let duties = Instant::now() >= duties_at;
+                if duties {
+                    duties_at = Instant::now() + DUTY_INTERVAL;
+                }
                 let result = tokio::task::spawn_blocking(move || {
                     let mut node = state
                         .node
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    node.tick(now())
+                    node.tick(now())?;
+                    if duties {
+                        node.ledger_duties(now())?;
+                    }
+                    Ok::<_, crate::node::NodeError>(())
                 })
                 .await;
                 if let Ok(Err(error)) = result {

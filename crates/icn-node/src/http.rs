@@ -10,7 +10,7 @@ use std::{
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Query, State},
+    extract::{DefaultBodyLimit, RawQuery, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -169,7 +169,7 @@ async fn coop_init(
         .map_err(|error| ApiError::bad_request(error.to_string()))?;
     let uptime = state.started.elapsed().as_secs();
     with_node(&state, move |node| {
-        node.create_coop(&request.name, &founders, now())?;
+        node.create_coop(&request.name, &founders, &request.params, now())?;
         Ok(node.status(true, Some(uptime)))
     })
     .await
@@ -220,12 +220,21 @@ async fn rotate_key(
     })
 }
 
-async fn pay(
-    State(state): State<SharedState>,
+/// Query parameters, with errors in the API's own shape (axum's `Query`
+/// answers a bad query in plain text).
+fn parse_query<T: serde::de::DeserializeOwned>(query: Option<String>) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|error| ApiError::bad_request(format!("invalid query: {error}")))
+}
+
+/// Signs one ledger event for this node's member from a JSON request body.
+async fn sign<T: serde::de::DeserializeOwned + Send + 'static>(
+    state: SharedState,
     body: Bytes,
+    action: fn(&mut Node, &T, icn_kernel::Timestamp) -> Result<icn_kernel::EventId, NodeError>,
 ) -> Result<(StatusCode, Json<icn_api::EventAck>), ApiError> {
-    let request: icn_api::Pay = parse_json(&body)?;
-    with_node(&state, move |node| node.pay(&request, now()))
+    let request: T = parse_json(&body)?;
+    with_node(&state, move |node| action(node, &request, now()))
         .await
         .map(|id| {
             (
@@ -241,7 +250,13 @@ async fn pay(
 struct MemberQuery {
     /// Default: this node's identity.
     did: Option<String>,
-    limit: Option<usize>,
+    /// `YYYY-MM`, for statements.
+    month: Option<String>,
+    /// For exports: `csv` or `json` (the default).
+    format: Option<String>,
+    /// For exports: every account, not one member's.
+    #[serde(default)]
+    all: bool,
 }
 
 impl MemberQuery {
@@ -260,8 +275,9 @@ impl MemberQuery {
 
 async fn balance(
     State(state): State<SharedState>,
-    Query(query): Query<MemberQuery>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<icn_api::Balance>, ApiError> {
+    let query: MemberQuery = parse_query(query)?;
     with_node(&state, move |node| node.balance(&query.member(node)?))
         .await
         .map(Json)
@@ -269,13 +285,76 @@ async fn balance(
 
 async fn history(
     State(state): State<SharedState>,
-    Query(query): Query<MemberQuery>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<icn_api::History>, ApiError> {
+    let filter: icn_api::HistoryFilter = parse_query(query)?;
+    with_node(&state, move |node| node.history(&filter))
+        .await
+        .map(Json)
+}
+
+async fn statement(
+    State(state): State<SharedState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<icn_api::Statement>, ApiError> {
+    let query: MemberQuery = parse_query(query)?;
+    let month = query
+        .month
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("statement needs month=YYYY-MM"))?;
     with_node(&state, move |node| {
-        node.history(&query.member(node)?, query.limit.unwrap_or(50))
+        node.statement(&query.member(node)?, &month)
     })
     .await
     .map(Json)
+}
+
+async fn export(
+    State(state): State<SharedState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let query: MemberQuery = parse_query(query)?;
+    let csv = match query.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "format {other:?}: expected csv or json"
+            )));
+        }
+    };
+    let entries = with_node(&state, move |node| {
+        let member = if query.all {
+            None
+        } else {
+            Some(query.member(node)?)
+        };
+        node.export(member.as_ref())
+    })
+    .await?;
+    Ok(if csv {
+        (
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            crate::ledger::entries_csv(&entries),
+        )
+            .into_response()
+    } else {
+        Json(entries).into_response()
+    })
+}
+
+async fn totals(State(state): State<SharedState>) -> Result<Json<icn_api::Totals>, ApiError> {
+    with_node(&state, |node| node.totals()).await.map(Json)
+}
+
+async fn inbox(
+    State(state): State<SharedState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<icn_api::Inbox>, ApiError> {
+    let query: MemberQuery = parse_query(query)?;
+    with_node(&state, move |node| node.inbox(&query.member(node)?))
+        .await
+        .map(Json)
 }
 
 async fn not_found() -> ApiError {
@@ -306,9 +385,46 @@ pub fn admin_router(state: SharedState) -> Router {
         .route("/admin/v1/identity/paper-key", post(paper_key))
         .route("/admin/v1/identity/revoke", post(revoke_key))
         .route("/admin/v1/identity/rotate", post(rotate_key))
-        .route("/admin/v1/ledger/pay", post(pay))
+        .route(
+            "/admin/v1/ledger/pay",
+            post(|State(state): State<SharedState>, body: Bytes| sign(state, body, Node::pay)),
+        )
+        .route(
+            "/admin/v1/ledger/requests",
+            post(|State(state): State<SharedState>, body: Bytes| {
+                sign(state, body, Node::request_payment)
+            }),
+        )
+        .route(
+            "/admin/v1/ledger/requests/answer",
+            post(|State(state): State<SharedState>, body: Bytes| {
+                sign(state, body, Node::answer_request)
+            }),
+        )
+        .route(
+            "/admin/v1/ledger/disputes",
+            post(|State(state): State<SharedState>, body: Bytes| {
+                sign(state, body, Node::open_dispute)
+            }),
+        )
+        .route(
+            "/admin/v1/ledger/disputes/evidence",
+            post(|State(state): State<SharedState>, body: Bytes| {
+                sign(state, body, Node::add_evidence)
+            }),
+        )
+        .route(
+            "/admin/v1/ledger/disputes/resolve",
+            post(|State(state): State<SharedState>, body: Bytes| {
+                sign(state, body, Node::resolve_dispute)
+            }),
+        )
         .route("/admin/v1/ledger/balance", get(balance))
         .route("/admin/v1/ledger/history", get(history))
+        .route("/admin/v1/ledger/statement", get(statement))
+        .route("/admin/v1/ledger/export", get(export))
+        .route("/admin/v1/ledger/totals", get(totals))
+        .route("/admin/v1/ledger/inbox", get(inbox))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(REQUEST_BODY_MAX_BYTES))
         .with_state(state)

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod hints;
 pub mod http;
 pub mod layout;
+pub mod ledger;
 pub mod node;
 pub mod passphrase;
 pub mod pipeline;

@@ -1,6 +1,9 @@
 //! One node: the store, the co-op's log, and this device's identity, wired.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    collections::BTreeMap,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use icn_identity::{Did, KeyPair, paper_key_encode};
 use icn_kernel::{
@@ -51,16 +54,13 @@ pub fn domains() -> Vec<Box<dyn Domain>> {
     vec![Box::new(icn_ledger::LedgerDomain::default())]
 }
 
-/// History entries returned at most per query.
-pub const HISTORY_LIMIT_MAX: usize = 10_000;
-
 /// Makes a fresh set of domains (for a new log, or a replay).
 pub type Domains = fn() -> Vec<Box<dyn Domain>>;
 
 pub struct Node {
     dir: DataDir,
-    store: Store,
-    log: Option<Log>,
+    pub(crate) store: Store,
+    pub(crate) log: Option<Log>,
     identity: Option<PublicIdentity>,
     signer: Option<KeyPair>,
     domains: Domains,
@@ -175,6 +175,11 @@ impl Node {
         &self.store
     }
 
+    /// Whether this node holds a key that may sign for its identity.
+    pub fn can_sign(&self) -> bool {
+        self.signer().is_ok()
+    }
+
     fn signer(&self) -> Result<(&PublicIdentity, &KeyPair), NodeError> {
         let identity = self.identity.as_ref().ok_or(NodeError::NoIdentity)?;
         let signer = self.signer.as_ref().ok_or(NodeError::KeystoreLocked)?;
@@ -186,6 +191,7 @@ impl Node {
         &mut self,
         name: &str,
         other_founders: &[Did],
+        params: &BTreeMap<String, String>,
         now: Timestamp,
     ) -> Result<CoopId, NodeError> {
         if let Some(log) = &self.log {
@@ -205,6 +211,7 @@ impl Node {
             founders,
             charter: DEFAULT_CHARTER.to_owned(),
             currencies: vec![hours()],
+            params: params.clone(),
         };
         body.check(identity.did)
             .map_err(|rejection| NodeError::BadInput(rejection.to_string()))?;
@@ -288,17 +295,20 @@ impl Node {
         let verified = event
             .verify()
             .expect("an event this node just signed verifies");
-        match self.ingest(vec![verified], now)?.pop() {
-            Some(Verdict::Accepted) => Ok(id),
-            Some(Verdict::Rejected(rejection)) => Err(NodeError::Rejected(rejection)),
+        let log = self.log.as_mut().ok_or(NodeError::NoCoop)?;
+        let mut changes = Changes::default();
+        match log.ingest_own(verified, now, &mut changes) {
+            Verdict::Accepted => {
+                self.commit(&changes)?;
+                Ok(id)
+            }
+            Verdict::Rejected(rejection) => Err(NodeError::Rejected(rejection)),
             other => Err(NodeError::BadInput(format!("unexpected verdict {other:?}"))),
         }
     }
 
     /// Ingests verified events and commits everything they changed in one
-    /// transaction. Returns the verdict for each input, in order. If the commit
-    /// fails, the in-memory log is rebuilt from the store so that it never runs
-    /// ahead of what is durable.
+    /// transaction. Returns the verdict for each input, in order.
     pub fn ingest(
         &mut self,
         events: Vec<VerifiedEvent>,
@@ -310,12 +320,20 @@ impl Node {
             .into_iter()
             .map(|event| log.ingest(event, now, &mut changes))
             .collect();
-        if let Err(error) = self.store.commit(&changes, &[]) {
+        self.commit(&changes)?;
+        Ok(verdicts)
+    }
+
+    /// Writes what the log changed in one transaction. If that fails, the
+    /// in-memory log is rebuilt from the store so that it never runs ahead of
+    /// what is durable.
+    fn commit(&mut self, changes: &Changes) -> Result<(), NodeError> {
+        if let Err(error) = self.store.commit(changes, &[]) {
             self.log = None;
             self.load_log()?;
             return Err(error.into());
         }
-        Ok(verdicts)
+        Ok(())
     }
 
     /// Re-offers events whose timestamps have come within reach.
@@ -383,95 +401,6 @@ impl Node {
         Ok(id)
     }
 
-    /// Pays one member: `amount` as people write it (`3h`, `90m`, units).
-    pub fn pay(&mut self, request: &icn_api::Pay, now: Timestamp) -> Result<EventId, NodeError> {
-        let log = self.log.as_ref().ok_or(NodeError::NoCoop)?;
-        let to: Did = request
-            .to
-            .parse()
-            .map_err(|error: icn_identity::DidError| NodeError::BadInput(error.to_string()))?;
-        let code = request.currency.as_deref().unwrap_or("hours");
-        let currency = currency_spec(log, code)?;
-        let amount = icn_ledger::parse_amount(&request.amount, currency)
-            .map_err(|error| NodeError::BadInput(error.to_string()))?;
-        let body = encode_body(&icn_ledger::Transfer {
-            currency: code.to_owned(),
-            legs: vec![icn_ledger::Leg { to, amount }],
-            memo: request.memo.clone(),
-        });
-        self.append(icn_ledger::KIND_TRANSFER, body, now)
-    }
-
-    /// A member's accounts, from the stored view.
-    pub fn balance(&self, did: &Did) -> Result<icn_api::Balance, NodeError> {
-        let log = self.log.as_ref().ok_or(NodeError::NoCoop)?;
-        let mut accounts = Vec::new();
-        for currency in &log.genesis_body().currencies {
-            let key = format!("{did}/{}", currency.code);
-            let row: Option<icn_ledger::BalanceRow> = self
-                .store
-                .view_row(icn_ledger::VIEW_BALANCE, &key)?
-                .map(|value| serde_json::from_str(&value))
-                .transpose()
-                .map_err(|error| damaged_view(&key, error))?;
-            let policy = icn_ledger::Policy::default();
-            let row = row.unwrap_or(icn_ledger::BalanceRow {
-                currency: currency.code.clone(),
-                balance: 0,
-                floor: policy.floor(currency),
-                ceiling: policy.ceiling(currency),
-                over_ceiling: false,
-                frozen: false,
-            });
-            accounts.push(icn_api::Account {
-                display: icn_ledger::format_amount(row.balance, currency),
-                currency: row.currency,
-                balance: row.balance,
-                floor: row.floor,
-                ceiling: row.ceiling,
-                over_ceiling: row.over_ceiling,
-                frozen: row.frozen,
-            });
-        }
-        Ok(icn_api::Balance {
-            did: did.to_string(),
-            accounts,
-        })
-    }
-
-    /// A member's latest `limit` entries, oldest first, from the stored view.
-    pub fn history(&self, did: &Did, limit: usize) -> Result<icn_api::History, NodeError> {
-        let log = self.log.as_ref().ok_or(NodeError::NoCoop)?;
-        let rows = self.store.view_range(
-            icn_ledger::VIEW_ENTRY,
-            &format!("{did}/"),
-            limit.min(HISTORY_LIMIT_MAX),
-            true,
-        )?;
-        let mut entries = Vec::with_capacity(rows.len());
-        for (key, value) in rows {
-            let entry: icn_ledger::Entry =
-                serde_json::from_str(&value).map_err(|error| damaged_view(&key, error))?;
-            let display = match currency_spec(log, &entry.currency) {
-                Ok(currency) => icn_ledger::format_amount(entry.amount, currency),
-                Err(_) => entry.amount.to_string(),
-            };
-            entries.push(icn_api::HistoryEntry {
-                id: entry.id,
-                time_ms: entry.time_ms,
-                currency: entry.currency,
-                amount: entry.amount,
-                display,
-                counterparty: entry.counterparty,
-                memo: entry.memo,
-            });
-        }
-        Ok(icn_api::History {
-            did: did.to_string(),
-            entries,
-        })
-    }
-
     pub fn status(&self, running: bool, uptime_seconds: Option<u64>) -> icn_api::Status {
         let coop = self.log.as_ref().map(|log| {
             let genesis = log.genesis_body();
@@ -500,27 +429,6 @@ impl Node {
             peers: 0,
             uptime_seconds,
         }
-    }
-}
-
-fn currency_spec<'a>(log: &'a Log, code: &str) -> Result<&'a CurrencySpec, NodeError> {
-    let currencies = &log.genesis_body().currencies;
-    currencies
-        .iter()
-        .find(|currency| currency.code == code)
-        .ok_or_else(|| {
-            let known: Vec<&str> = currencies.iter().map(|c| c.code.as_str()).collect();
-            NodeError::BadInput(format!(
-                "the co-op has no currency `{code}` (it has: {})",
-                known.join(", ")
-            ))
-        })
-}
-
-fn damaged_view(key: &str, error: serde_json::Error) -> NodeError {
-    NodeError::Damaged {
-        position: 0,
-        reason: format!("the view row {key} does not parse: {error}"),
     }
 }
 

@@ -25,7 +25,9 @@ pub struct IngestReport {
     pub accepted: u64,
     pub duplicate: u64,
     pub pending: u64,
-    /// Refused by a rule, dropped (buffer full), or proof of equivocation.
+    /// In place in their author's chain, but refused by a rule.
+    pub quarantined: u64,
+    /// Refused by a kernel rule, dropped (buffer full), or proof of equivocation.
     pub refused: u64,
     /// Bytes that are not an event, or whose signature does not verify.
     pub malformed: u64,
@@ -39,6 +41,7 @@ impl IngestReport {
             Verdict::Accepted => self.accepted += 1,
             Verdict::Duplicate => self.duplicate += 1,
             Verdict::Pending(_) => self.pending += 1,
+            Verdict::Quarantined(_) => self.quarantined += 1,
             Verdict::Dropped | Verdict::Equivocation | Verdict::Rejected(_) => self.refused += 1,
         }
     }

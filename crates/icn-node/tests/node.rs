@@ -17,7 +17,8 @@ fn node_with_coop(dir: &std::path::Path) -> Node {
     })
     .unwrap();
     let mut node = Node::open(data, vec![key]).unwrap();
-    node.create_coop("Bakery", &[], at(0)).unwrap();
+    node.create_coop("Bakery", &[], &Default::default(), at(0))
+        .unwrap();
     node
 }
 

@@ -414,6 +414,19 @@ impl Store {
     ) -> Result<Vec<(String, String)>, StoreError> {
         // Every key with the prefix sorts in [prefix, prefix + U+10FFFF).
         let upper = format!("{prefix}\u{10FFFF}");
+        self.view_between(view, prefix, &upper, limit, from_end)
+    }
+
+    /// Rows of `view` with `lower <= key < upper`, in key order; at most
+    /// `limit`, the last ones when `from_end` (one index range).
+    pub fn view_between(
+        &self,
+        view: &str,
+        lower: &str,
+        upper: &str,
+        limit: usize,
+        from_end: bool,
+    ) -> Result<Vec<(String, String)>, StoreError> {
         let sql = if from_end {
             "SELECT key, value FROM view_rows WHERE view = ?1 AND key >= ?2 AND key < ?3
              ORDER BY key DESC LIMIT ?4"
@@ -421,8 +434,9 @@ impl Store {
             "SELECT key, value FROM view_rows WHERE view = ?1 AND key >= ?2 AND key < ?3
              ORDER BY key LIMIT ?4"
         };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut statement = self.connection.prepare_cached(sql)?;
-        let rows = statement.query_map(params![view, prefix, upper, limit as i64], |row| {
+        let rows = statement.query_map(params![view, lower, upper, limit], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })?;
         let mut rows: Vec<(String, String)> = rows.collect::<Result<_, _>>()?;

@@ -53,11 +53,20 @@ pub struct Coop {
 impl Coop {
     /// Founded by `founders[0]`, with all of `founders` as founding members.
     pub fn found(name: &str, founders: &[&KeyPair]) -> Coop {
+        Coop::found_with(name, founders, &[])
+    }
+
+    /// As [`Coop::found`], with co-op parameters (`ledger.floor` → `20` …).
+    pub fn found_with(name: &str, founders: &[&KeyPair], params: &[(&str, &str)]) -> Coop {
         let body = Genesis {
             name: name.to_owned(),
             founders: founders.iter().map(|key| did_of(key)).collect(),
             charter: "We decide together.".to_owned(),
             currencies: vec![hours()],
+            params: params
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
         };
         let founder = founders[0];
         let genesis = Event::sign(

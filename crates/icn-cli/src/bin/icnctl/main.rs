@@ -2,7 +2,9 @@
 //! directory's admin socket, or opens the data directory itself when no
 //! daemon is running.
 
-use std::{path::PathBuf, process::ExitCode};
+mod ledger;
+
+use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use icn_identity::{Did, KeyPair, KeystoreContents, StoredKey};
@@ -48,38 +50,13 @@ enum Command {
         #[command(subcommand)]
         command: CoopCommand,
     },
-    /// Hours and other currencies: pay, balances, history.
+    /// Hours and other currencies: pay, ask, dispute, balances, history, statements, export.
     Ledger {
         #[command(subcommand)]
-        command: LedgerCommand,
+        command: ledger::LedgerCommand,
     },
     /// Show this node's DID, co-op, event count, peers, uptime and version.
     Status,
-}
-
-#[derive(Subcommand)]
-enum LedgerCommand {
-    /// Pay a member: `icnctl ledger pay did:icn:… 3h --memo "website"`.
-    Pay {
-        /// The member you pay.
-        to: String,
-        /// `3h`, `1h30m`, `90m`, `2.5h`, or a whole number of the smallest unit.
-        #[arg(allow_hyphen_values = true)]
-        amount: String,
-        #[arg(long, default_value = "hours")]
-        currency: String,
-        /// What it is for (up to 500 bytes).
-        #[arg(long, default_value = "")]
-        memo: String,
-    },
-    /// A member's balance in each currency (default: yours).
-    Balance { did: Option<String> },
-    /// A member's latest entries, oldest first (default: yours).
-    History {
-        did: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-    },
 }
 
 #[derive(Subcommand)]
@@ -116,6 +93,9 @@ enum CoopCommand {
         /// Another founding member's DID (repeatable).
         #[arg(long = "founder")]
         founders: Vec<String>,
+        /// A co-op parameter, `name=value` (repeatable), e.g. `--set ledger.floor=30`.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        params: Vec<String>,
         /// Accept the defaults (charter, currency `hours`) without asking.
         #[arg(long)]
         yes: bool,
@@ -367,16 +347,36 @@ fn rotate(context: &Context, label: &str) -> Outcome {
     Ok(())
 }
 
-fn coop_init(context: &Context, name: &str, founders: &[String], yes: bool) -> Outcome {
+fn coop_init(
+    context: &Context,
+    name: &str,
+    founders: &[String],
+    params: &[String],
+    yes: bool,
+) -> Outcome {
     if !yes {
         return Err(Failure::new(
             "the guided set-up is not available yet",
             Some("add --yes to found the co-op with the default charter and the currency `hours`"),
         ));
     }
+    let params = params
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+                .ok_or_else(|| {
+                    Failure::new(
+                        format!("--set {pair:?} is not name=value"),
+                        Some("for example: --set ledger.floor=30"),
+                    )
+                })
+        })
+        .collect::<Result<BTreeMap<String, String>, Failure>>()?;
     let request = icn_api::CoopInit {
         name: name.to_owned(),
         founders: founders.to_vec(),
+        params: params.clone(),
     };
     let status = context.daemon_or_local("POST", "/admin/v1/coop", json(&request), || {
         let founders = founders
@@ -384,7 +384,7 @@ fn coop_init(context: &Context, name: &str, founders: &[String], yes: bool) -> O
             .map(|text| text.parse::<Did>())
             .collect::<Result<Vec<_>, _>>()?;
         let mut node = context.open_node(true)?;
-        node.create_coop(name, &founders, now())?;
+        node.create_coop(name, &founders, &params, now())?;
         Ok(node.status(false, None))
     })?;
     context.print(&status, |status| {
@@ -396,104 +396,6 @@ fn coop_init(context: &Context, name: &str, founders: &[String], yes: bool) -> O
             coop.founders.len(),
             status.data_dir
         )
-    });
-    Ok(())
-}
-
-fn ledger_pay(context: &Context, to: &str, amount: &str, currency: &str, memo: &str) -> Outcome {
-    let request = icn_api::Pay {
-        to: to.to_owned(),
-        amount: amount.to_owned(),
-        currency: Some(currency.to_owned()),
-        memo: memo.to_owned(),
-    };
-    let ack = context.daemon_or_local("POST", "/admin/v1/ledger/pay", json(&request), || {
-        let id = context.open_node(true)?.pay(&request, now())?;
-        Ok(icn_api::EventAck {
-            event_id: id.to_string(),
-        })
-    })?;
-    context.print(&ack, |ack| {
-        format!("Paid {amount} {currency} to {to} (event {}).", ack.event_id)
-    });
-    Ok(())
-}
-
-/// The member a ledger query is about: the one named, or this identity.
-fn member_or_me(context: &Context, did: Option<&str>) -> Result<Did, Failure> {
-    match did {
-        Some(text) => Ok(text.parse()?),
-        None => Ok(context
-            .dir
-            .public_identity()
-            .map_err(|message| Failure::new(message, None))?
-            .ok_or_else(|| {
-                Failure::new(
-                    "no identity here; name a member's DID",
-                    Some("run `icnctl id init`, or pass a DID"),
-                )
-            })?
-            .did),
-    }
-}
-
-fn ledger_balance(context: &Context, did: Option<&str>) -> Outcome {
-    let member = member_or_me(context, did)?;
-    let path = format!("/admin/v1/ledger/balance?did={member}");
-    let balance = context.daemon_or_local("GET", &path, None, || {
-        Ok(context.open_node(false)?.balance(&member)?)
-    })?;
-    context.print(&balance, |balance| {
-        let mut lines = vec![format!("{}:", balance.did)];
-        for account in &balance.accounts {
-            let mut flags = Vec::new();
-            if account.over_ceiling {
-                flags.push("over the ceiling");
-            }
-            if account.frozen {
-                flags.push("FROZEN");
-            }
-            lines.push(format!(
-                "  {:>10} {}{}",
-                account.display,
-                account.currency,
-                if flags.is_empty() {
-                    String::new()
-                } else {
-                    format!("  ({})", flags.join(", "))
-                }
-            ));
-        }
-        lines.join("\n")
-    });
-    Ok(())
-}
-
-fn ledger_history(context: &Context, did: Option<&str>, limit: usize) -> Outcome {
-    let member = member_or_me(context, did)?;
-    let path = format!("/admin/v1/ledger/history?did={member}&limit={limit}");
-    let history = context.daemon_or_local("GET", &path, None, || {
-        Ok(context.open_node(false)?.history(&member, limit)?)
-    })?;
-    context.print(&history, |history| {
-        if history.entries.is_empty() {
-            return "No entries yet.".to_owned();
-        }
-        history
-            .entries
-            .iter()
-            .map(|entry| {
-                format!(
-                    "{:>10} {} {} {}  {}",
-                    entry.display,
-                    entry.currency,
-                    if entry.amount < 0 { "to  " } else { "from" },
-                    entry.counterparty,
-                    entry.memo
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
     });
     Ok(())
 }
@@ -582,21 +484,11 @@ fn run(cli: Cli) -> Outcome {
                 CoopCommand::Init {
                     name,
                     founders,
+                    params,
                     yes,
                 },
-        } => coop_init(&context, &name, &founders, yes),
-        Command::Ledger { command } => match command {
-            LedgerCommand::Pay {
-                to,
-                amount,
-                currency,
-                memo,
-            } => ledger_pay(&context, &to, &amount, &currency, &memo),
-            LedgerCommand::Balance { did } => ledger_balance(&context, did.as_deref()),
-            LedgerCommand::History { did, limit } => {
-                ledger_history(&context, did.as_deref(), limit)
-            }
-        },
+        } => coop_init(&context, &name, &founders, &params, yes),
+        Command::Ledger { command } => ledger::run(&context, command),
         Command::Status => status(&context),
     }
 }

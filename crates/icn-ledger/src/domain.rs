@@ -1,0 +1,1146 @@
+//! The ledger's rules and state: how each kind validates over its causal
+//! past and folds into balances and views.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use icn_identity::Did;
+use icn_kernel::{
+    Clock, Context, CurrencySpec, Domain, Event, EventId, Fork, Genesis, Rejection, Timestamp,
+    ViewRow,
+};
+
+use crate::{
+    amount::format_amount,
+    body::*,
+    policy::{DAY_MS, DEMURRAGE_PERIOD_MS, Policy, Standing},
+    view::*,
+};
+
+/// Effects on one account, per author, as prefix sums by the author's seq:
+/// what reached the account from each chain up to any position in it.
+#[derive(Clone, Debug, Default)]
+struct Steps(HashMap<Did, Vec<(u64, i64)>>);
+
+impl Steps {
+    fn add(&mut self, author: Did, seq: u64, delta: i64) {
+        let steps = self.0.entry(author).or_default();
+        let sum = steps.last().map_or(0, |(_, sum)| *sum) + delta;
+        match steps.last_mut() {
+            Some(last) if last.0 == seq => last.1 = sum,
+            _ => steps.push((seq, sum)),
+        }
+    }
+
+    /// The sum of the effects in a causal past: everything by `own` (whose
+    /// chain before the event is all in it) and, of every other author,
+    /// what the clock says the event has seen.
+    fn within(&self, clock: &Clock, own: &Did) -> i64 {
+        self.0
+            .iter()
+            .map(|(author, steps)| {
+                let known = if author == own {
+                    u64::MAX
+                } else {
+                    match clock.get(author) {
+                        Some(seq) => *seq,
+                        None => return 0,
+                    }
+                };
+                let upto = steps.partition_point(|(seq, _)| *seq <= known);
+                if upto == 0 { 0 } else { steps[upto - 1].1 }
+            })
+            .sum()
+    }
+
+    fn total(&self) -> i64 {
+        self.0
+            .values()
+            .map(|steps| steps.last().map_or(0, |(_, sum)| *sum))
+            .sum()
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Paid {
+    payer: Did,
+    currency: String,
+    legs: Vec<Leg>,
+    memo: String,
+}
+
+#[derive(Clone, Debug)]
+struct RequestState {
+    payee: Did,
+    seq: u64,
+    body: Request,
+    time_ms: u64,
+    /// The payer's answer: the transfer that paid it, or a decline's reason,
+    /// with the seq in the payer's chain.
+    paid: Option<(EventId, u64)>,
+    declined: Option<(String, u64)>,
+    /// Seq of the payee's withdrawal.
+    withdrawn: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+struct DisputeState {
+    seq: u64,
+    payer: Did,
+    body: Dispute,
+    currency: String,
+    amount: i64,
+    time_ms: u64,
+    evidence: Vec<EvidenceItem>,
+    /// Outcome, note, refunded amount, and the seq in the mediator's chain.
+    resolved: Option<(Outcome, String, i64, u64)>,
+}
+
+#[derive(Clone, Default)]
+struct Ledger {
+    policy: Policy,
+    currencies: Vec<CurrencySpec>,
+    founded_ms: u64,
+    /// Member → when admitted (`None` for a founder, who has no ramp).
+    members: BTreeMap<Did, Option<u64>>,
+    balances: BTreeMap<(Account, String), i64>,
+    /// Every effect on every account, by the chain that caused it.
+    effects: HashMap<(Account, String), Steps>,
+    /// What each member received by transfers: their cleared volume.
+    received: HashMap<(Did, String), Steps>,
+    transfers: HashMap<EventId, Paid>,
+    requests: BTreeMap<EventId, RequestState>,
+    disputes: BTreeMap<EventId, DisputeState>,
+    disputed_legs: HashSet<(EventId, Did)>,
+    /// (holder, currency) → the next period demurrage may be charged for.
+    demurrage_next: HashMap<(Did, String), u64>,
+    entries: Vec<(String, Entry)>,
+    months: BTreeMap<String, MonthRow>,
+    totals: BTreeMap<String, Totals>,
+    frozen: BTreeMap<Did, u64>,
+    notices: Vec<(Did, Notice)>,
+    conflicts: u64,
+}
+
+/// The ledger domain. `LedgerDomain::default()` reads its policy from the
+/// genesis parameters when the log begins.
+#[derive(Clone, Default)]
+pub struct LedgerDomain {
+    state: Ledger,
+}
+
+fn reject(reason: impl Into<String>) -> Rejection {
+    Rejection::rule(reason)
+}
+
+fn json(value: &impl serde::Serialize) -> Option<String> {
+    Some(serde_json::to_string(value).expect("plain data serialises"))
+}
+
+fn text_check(text: &str, what: &str, max: usize, required: bool) -> Result<(), Rejection> {
+    if required && text.trim().is_empty() {
+        return Err(reject(format!("{what} is empty")));
+    }
+    if text.len() > max {
+        return Err(reject(format!("{what} is longer than {max} bytes")));
+    }
+    Ok(())
+}
+
+/// Whether `seq` of `author` is in the causal past of an event by `own`
+/// whose clock is `clock`.
+fn seen(clock: &Clock, own: &Did, author: &Did, seq: u64) -> bool {
+    author == own || clock.get(author).is_some_and(|known| *known >= seq)
+}
+
+impl Ledger {
+    fn currency(&self, code: &str) -> Result<&CurrencySpec, Rejection> {
+        self.currencies
+            .iter()
+            .find(|currency| currency.code == code)
+            .ok_or_else(|| reject(format!("the co-op has no currency `{code}`")))
+    }
+
+    fn member(&self, did: &Did) -> Result<(), Rejection> {
+        if self.members.contains_key(did) {
+            Ok(())
+        } else {
+            Err(reject(format!("{did} is not a member of this co-op")))
+        }
+    }
+
+    fn not_frozen(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection> {
+        match context.forked_at {
+            Some(seq) if event.seq() > seq => Err(reject(format!(
+                "the account of {} is frozen: they signed two different entries at position {seq}",
+                event.author()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// A member's standing over a causal past (or, with `None`, over
+    /// everything this node has applied).
+    fn standing(&self, member: &Did, code: &str, past: Option<&Clock>, at_ms: u64) -> Standing {
+        let received =
+            self.received
+                .get(&(*member, code.to_owned()))
+                .map_or(0, |steps| match past {
+                    Some(clock) => steps.within(clock, member),
+                    None => steps.total(),
+                });
+        Standing {
+            // The trust graph is not built yet: no member has a trust bonus.
+            trust_permille: 0,
+            received,
+            member_for_ms: self
+                .members
+                .get(member)
+                .copied()
+                .flatten()
+                .map(|admitted| at_ms.saturating_sub(admitted)),
+        }
+    }
+
+    fn balance_within(&self, member: &Did, code: &str, clock: &Clock) -> i64 {
+        self.effects
+            .get(&(Account::Member(*member), code.to_owned()))
+            .map_or(0, |steps| steps.within(clock, member))
+    }
+
+    /// Checks that `member` may pay `total` more in an event with `clock`.
+    fn check_floor(
+        &self,
+        event: &Event,
+        currency: &CurrencySpec,
+        total: i64,
+        clock: &Clock,
+    ) -> Result<(), Rejection> {
+        let payer = event.author();
+        let balance = self.balance_within(&payer, &currency.code, clock);
+        let standing = self.standing(
+            &payer,
+            &currency.code,
+            Some(clock),
+            event.timestamp().as_millis(),
+        );
+        let floor = self.policy.floor_for(currency, &standing);
+        let after = balance
+            .checked_sub(total)
+            .ok_or_else(|| reject("the amounts overflow"))?;
+        if after < floor {
+            return Err(reject(format!(
+                "this would take {payer} to {} {}, below the floor of {} (balance {} as far as this payment knows)",
+                format_amount(after, currency),
+                currency.code,
+                format_amount(floor, currency),
+                format_amount(balance, currency),
+            )));
+        }
+        Ok(())
+    }
+
+    fn validate_transfer(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection> {
+        let transfer: Transfer = decode(event)?;
+        let payer = event.author();
+        let currency = self.currency(&transfer.currency)?;
+        if transfer.legs.is_empty() || transfer.legs.len() > LEGS_MAX {
+            return Err(reject(format!("a transfer has 1 to {LEGS_MAX} payees")));
+        }
+        text_check(&transfer.memo, "the memo", MEMO_MAX_BYTES, false)?;
+        self.member(&payer)?;
+        for (index, leg) in transfer.legs.iter().enumerate() {
+            if leg.amount == 0 {
+                return Err(reject("an amount must be at least one unit"));
+            }
+            if leg.to == payer {
+                return Err(reject("a member cannot pay themselves"));
+            }
+            self.member(&leg.to)?;
+            if transfer.legs[..index]
+                .iter()
+                .any(|other| other.to == leg.to)
+            {
+                return Err(reject(format!("{} appears twice; use one leg", leg.to)));
+            }
+        }
+        let total = transfer
+            .total()
+            .ok_or_else(|| reject("the amounts overflow"))?;
+        if let Some(id) = transfer.request {
+            let request = self.request_seen(&id, event, context.clock)?;
+            if request.body.payer != payer {
+                return Err(reject(format!("request {id} asks someone else to pay")));
+            }
+            self.unanswered(&id, request, context.clock)?;
+            let expected = [Leg {
+                to: request.payee,
+                amount: request.body.amount,
+            }];
+            if transfer.legs != expected || transfer.currency != request.body.currency {
+                return Err(reject(format!(
+                    "a transfer that pays request {id} pays exactly what it asks, to who asks"
+                )));
+            }
+        }
+        self.not_frozen(event, context)?;
+        self.check_floor(event, currency, total, context.clock)
+    }
+
+    /// A request in the causal past of `event`.
+    fn request_seen(
+        &self,
+        id: &EventId,
+        event: &Event,
+        clock: &Clock,
+    ) -> Result<&RequestState, Rejection> {
+        self.requests
+            .get(id)
+            .filter(|request| seen(clock, &event.author(), &request.payee, request.seq))
+            .ok_or_else(|| reject(format!("there is no payment request {id}")))
+    }
+
+    /// The payer has neither paid nor declined it (their own chain), and the
+    /// payee had not withdrawn it as far as the answer knows.
+    fn unanswered(
+        &self,
+        id: &EventId,
+        request: &RequestState,
+        clock: &Clock,
+    ) -> Result<(), Rejection> {
+        if request.paid.is_some() {
+            return Err(reject(format!("request {id} is already paid")));
+        }
+        if request.declined.is_some() {
+            return Err(reject(format!("request {id} is already declined")));
+        }
+        if let Some(seq) = request.withdrawn
+            && clock.get(&request.payee).is_some_and(|known| *known >= seq)
+        {
+            return Err(reject(format!("request {id} was withdrawn")));
+        }
+        Ok(())
+    }
+
+    fn validate_request(&self, event: &Event) -> Result<(), Rejection> {
+        let request: Request = decode(event)?;
+        let payee = event.author();
+        self.currency(&request.currency)?;
+        self.member(&payee)?;
+        self.member(&request.payer)?;
+        if request.payer == payee {
+            return Err(reject("a member cannot ask themselves to pay"));
+        }
+        if request.amount == 0 || request.amount > i64::MAX as u64 {
+            return Err(reject("an amount must be at least one unit"));
+        }
+        text_check(&request.memo, "the memo", MEMO_MAX_BYTES, false)
+    }
+
+    fn validate_decline(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection> {
+        let decline: Decline = decode(event)?;
+        text_check(&decline.reason, "the reason", MEMO_MAX_BYTES, false)?;
+        let request = self.request_seen(&decline.request, event, context.clock)?;
+        if request.body.payer != event.author() {
+            return Err(reject(format!(
+                "only the payer can decline request {}",
+                decline.request
+            )));
+        }
+        self.unanswered(&decline.request, request, context.clock)
+    }
+
+    fn validate_cancel(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection> {
+        let cancel: Cancel = decode(event)?;
+        let request = self.request_seen(&cancel.request, event, context.clock)?;
+        let payer = request.body.payer;
+        if request.payee != event.author() {
+            return Err(reject(format!(
+                "only who asked can withdraw request {}",
+                cancel.request
+            )));
+        }
+        if request.withdrawn.is_some() {
+            return Err(reject(format!(
+                "request {} is already withdrawn",
+                cancel.request
+            )));
+        }
+        if request
+            .paid
+            .is_some_and(|(_, seq)| seen(context.clock, &event.author(), &payer, seq))
+        {
+            return Err(reject(format!(
+                "request {} is already paid",
+                cancel.request
+            )));
+        }
+        Ok(())
+    }
+
+    fn validate_dispute(&self, event: &Event) -> Result<(), Rejection> {
+        let dispute: Dispute = decode(event)?;
+        let payer = event.author();
+        text_check(&dispute.reason, "the reason", MEMO_MAX_BYTES, true)?;
+        // The payer's own transfers are all before this event in their chain.
+        let paid = self
+            .transfers
+            .get(&dispute.entry)
+            .filter(|paid| paid.payer == payer)
+            .ok_or_else(|| {
+                reject(format!(
+                    "there is no payment {} by {payer} to dispute",
+                    dispute.entry
+                ))
+            })?;
+        if !paid.legs.iter().any(|leg| leg.to == dispute.payee) {
+            return Err(reject(format!(
+                "payment {} paid nothing to {}",
+                dispute.entry, dispute.payee
+            )));
+        }
+        if self.disputed_legs.contains(&(dispute.entry, dispute.payee)) {
+            return Err(reject(format!(
+                "what payment {} paid {} is already disputed",
+                dispute.entry, dispute.payee
+            )));
+        }
+        self.member(&dispute.mediator)?;
+        if !self
+            .policy
+            .may_mediate(&dispute.mediator, &payer, &dispute.payee)
+        {
+            return Err(reject(format!(
+                "{} cannot mediate: a mediator is not a party{}",
+                dispute.mediator,
+                if self.policy.mediators.is_empty() {
+                    ""
+                } else {
+                    " and is one of the co-op's mediators (ledger.mediators)"
+                }
+            )));
+        }
+        Ok(())
+    }
+
+    /// A dispute in the causal past of `event`.
+    fn dispute_seen(
+        &self,
+        id: &EventId,
+        event: &Event,
+        clock: &Clock,
+    ) -> Result<&DisputeState, Rejection> {
+        self.disputes
+            .get(id)
+            .filter(|dispute| seen(clock, &event.author(), &dispute.payer, dispute.seq))
+            .ok_or_else(|| reject(format!("there is no dispute {id}")))
+    }
+
+    fn validate_evidence(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection> {
+        let evidence: Evidence = decode(event)?;
+        text_check(&evidence.text, "the evidence", EVIDENCE_MAX_BYTES, true)?;
+        let dispute = self.dispute_seen(&evidence.dispute, event, context.clock)?;
+        let author = event.author();
+        if ![dispute.payer, dispute.body.payee, dispute.body.mediator].contains(&author) {
+            return Err(reject(format!(
+                "only the parties and the mediator add evidence to dispute {}",
+                evidence.dispute
+            )));
+        }
+        if let Some((.., seq)) = dispute.resolved
+            && seen(context.clock, &author, &dispute.body.mediator, seq)
+        {
+            return Err(reject(format!(
+                "dispute {} is already resolved",
+                evidence.dispute
+            )));
+        }
+        Ok(())
+    }
+
+    fn validate_resolve(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection> {
+        let resolve: Resolve = decode(event)?;
+        text_check(&resolve.note, "the note", MEMO_MAX_BYTES, false)?;
+        let dispute = self.dispute_seen(&resolve.dispute, event, context.clock)?;
+        if dispute.body.mediator != event.author() {
+            return Err(reject(format!(
+                "only {} , the mediator, resolves dispute {}",
+                dispute.body.mediator, resolve.dispute
+            )));
+        }
+        // The mediator's own earlier events are all applied before this one.
+        if dispute.resolved.is_some() {
+            return Err(reject(format!(
+                "dispute {} is already resolved",
+                resolve.dispute
+            )));
+        }
+        if let Outcome::PartialRefund { amount } = resolve.outcome
+            && (amount == 0 || amount as i64 > dispute.amount || amount > i64::MAX as u64)
+        {
+            return Err(reject(
+                "a partial refund is at least one unit and at most what was paid",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_demurrage(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection> {
+        let charge: Demurrage = decode(event)?;
+        let holder = event.author();
+        let currency = self.currency(&charge.currency)?;
+        self.member(&holder)?;
+        if self.policy.demurrage_bp == 0 {
+            return Err(reject("demurrage is off in this co-op"));
+        }
+        let next = self
+            .demurrage_next
+            .get(&(holder, charge.currency.clone()))
+            .copied()
+            .unwrap_or(0);
+        if charge.period < next {
+            return Err(reject(format!(
+                "demurrage for period {} is already charged",
+                charge.period
+            )));
+        }
+        let ends = self
+            .founded_ms
+            .saturating_add((charge.period.saturating_add(1)).saturating_mul(DEMURRAGE_PERIOD_MS));
+        if event.timestamp().as_millis() < ends {
+            return Err(reject(format!(
+                "demurrage period {} has not ended",
+                charge.period
+            )));
+        }
+        self.not_frozen(event, context)?;
+        let balance = self.balance_within(&holder, &charge.currency, context.clock);
+        let due = self.policy.demurrage_on(currency, balance);
+        if due <= 0 || charge.amount != due as u64 {
+            return Err(reject(format!(
+                "the demurrage due on a balance of {} is {}, not {}",
+                format_amount(balance, currency),
+                format_amount(due, currency),
+                charge.amount
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, Rejection> {
+    event.body().map_err(|error| Rejection::BadBody {
+        reason: error.to_string(),
+    })
+}
+
+/// Folding accepted events into the state and the view rows.
+impl Ledger {
+    /// Moves `amount` by an event of `author` at `seq`; pushes the entry.
+    #[allow(clippy::too_many_arguments)]
+    fn post(
+        &mut self,
+        rows: &mut Vec<ViewRow>,
+        event: &Event,
+        n: usize,
+        account: Account,
+        amount: i64,
+        counterparty: &Account,
+        currency: &str,
+        memo: &str,
+        kind: &str,
+        about: Option<EventId>,
+    ) {
+        *self
+            .balances
+            .entry((account, currency.to_owned()))
+            .or_default() += amount;
+        self.effects
+            .entry((account, currency.to_owned()))
+            .or_default()
+            .add(event.author(), event.seq(), amount);
+        let time_ms = event.timestamp().as_millis();
+        let entry = Entry {
+            id: event.id().to_string(),
+            time_ms,
+            currency: currency.to_owned(),
+            amount,
+            counterparty: counterparty.to_string(),
+            memo: memo.to_owned(),
+            kind: kind.to_owned(),
+            about: about.map(|id| id.to_string()),
+        };
+        let key = entry_key(&account, time_ms, &entry.id, n);
+        rows.push(ViewRow {
+            view: VIEW_ENTRY,
+            key: key.clone(),
+            value: json(&entry),
+        });
+        self.entries.push((key, entry));
+        let month_key = month_key(&account, currency, time_ms);
+        let month = self.months.entry(month_key.clone()).or_default();
+        if amount >= 0 {
+            month.received += amount;
+        } else {
+            month.paid -= amount;
+        }
+        month.entries += 1;
+        rows.push(ViewRow {
+            view: VIEW_MONTH,
+            key: month_key,
+            value: json(month),
+        });
+        rows.push(self.balance_row(&account, currency));
+    }
+
+    fn balance_row(&self, account: &Account, code: &str) -> ViewRow {
+        let currency = self
+            .currencies
+            .iter()
+            .find(|currency| currency.code == code)
+            .expect("only declared currencies are applied");
+        let balance = self
+            .balances
+            .get(&(*account, code.to_owned()))
+            .copied()
+            .unwrap_or(0);
+        let (floor, ceiling, frozen) = match account {
+            Account::Member(did) => {
+                let standing = self.standing(did, code, None, u64::MAX);
+                (
+                    self.policy.floor_for(currency, &standing),
+                    self.policy.ceiling(currency),
+                    self.frozen.contains_key(did),
+                )
+            }
+            // The commons is bounded by what governance decides, not a floor.
+            Account::Commons => (i64::MIN, i64::MAX, false),
+        };
+        let row = BalanceRow {
+            currency: code.to_owned(),
+            balance,
+            floor,
+            ceiling,
+            over_ceiling: balance > ceiling,
+            near_floor: floor != i64::MIN && balance <= floor - floor / 10,
+            frozen,
+        };
+        ViewRow {
+            view: VIEW_BALANCE,
+            key: format!("{account}/{code}"),
+            value: json(&row),
+        }
+    }
+
+    fn assert_balanced(&self, code: &str) {
+        let sum: i64 = self
+            .balances
+            .iter()
+            .filter(|((_, currency), _)| currency == code)
+            .map(|(_, balance)| *balance)
+            .sum();
+        assert_eq!(sum, 0, "double entry broken: {code} balances sum to {sum}");
+    }
+
+    fn apply_transfer(&mut self, event: &Event, rows: &mut Vec<ViewRow>) {
+        let transfer: Transfer = event.body().expect("validated before apply");
+        let payer = event.author();
+        let code = transfer.currency.clone();
+        for (n, leg) in transfer.legs.iter().enumerate() {
+            let amount = leg.amount as i64;
+            let (from, to) = (Account::Member(payer), Account::Member(leg.to));
+            self.post(
+                rows,
+                event,
+                n,
+                from,
+                -amount,
+                &to,
+                &code,
+                &transfer.memo,
+                "payment",
+                None,
+            );
+            self.post(
+                rows,
+                event,
+                0,
+                to,
+                amount,
+                &from,
+                &code,
+                &transfer.memo,
+                "payment",
+                None,
+            );
+            self.received
+                .entry((leg.to, code.clone()))
+                .or_default()
+                .add(payer, event.seq(), amount);
+            // A payee's floor grows with what they received.
+            rows.push(self.balance_row(&to, &code));
+        }
+        let totals = self.totals.entry(code.clone()).or_default();
+        totals.transfers += 1;
+        totals.volume += transfer.total().expect("validated before apply") as u64;
+        rows.push(self.totals_row(&code));
+        if let Some(id) = transfer.request
+            && let Some(request) = self.requests.get_mut(&id)
+        {
+            request.paid = Some((event.id(), event.seq()));
+            rows.extend(self.request_rows(&id));
+        }
+        self.transfers.insert(
+            event.id(),
+            Paid {
+                payer,
+                currency: code.clone(),
+                legs: transfer.legs,
+                memo: transfer.memo,
+            },
+        );
+        self.assert_balanced(&code);
+    }
+
+    fn apply_resolve(&mut self, event: &Event, rows: &mut Vec<ViewRow>) {
+        let resolve: Resolve = event.body().expect("validated before apply");
+        let dispute = self.disputes[&resolve.dispute].clone();
+        let (payer, payee) = (
+            Account::Member(dispute.payer),
+            Account::Member(dispute.body.payee),
+        );
+        let memo = format!("dispute {}: {}", resolve.outcome.name(), resolve.note);
+        let entry = Some(dispute.body.entry);
+        let (from, amount, kind) = match resolve.outcome {
+            Outcome::Valid => (None, 0, ""),
+            Outcome::Reversed => (Some(payee), dispute.amount, "reversal"),
+            Outcome::PartialRefund { amount } => (Some(payee), amount as i64, "refund"),
+            Outcome::WriteOff => (Some(Account::Commons), dispute.amount, "write-off"),
+        };
+        let code = dispute.currency.clone();
+        if let Some(from) = from {
+            self.post(
+                rows, event, 0, from, -amount, &payer, &code, &memo, kind, entry,
+            );
+            self.post(
+                rows, event, 1, payer, amount, &from, &code, &memo, kind, entry,
+            );
+            self.assert_balanced(&code);
+        }
+        let state = self
+            .disputes
+            .get_mut(&resolve.dispute)
+            .expect("validated before apply");
+        state.resolved = Some((resolve.outcome, resolve.note, amount, event.seq()));
+        rows.extend(self.dispute_rows(&resolve.dispute));
+        for party in [dispute.payer, dispute.body.payee] {
+            let notice = Notice {
+                kind: "dispute".to_owned(),
+                message: format!(
+                    "The dispute over payment {} was resolved: {}{}.",
+                    dispute.body.entry,
+                    self.disputes[&resolve.dispute]
+                        .resolved
+                        .as_ref()
+                        .expect("set")
+                        .0
+                        .name(),
+                    if amount > 0 {
+                        format!(
+                            ", {} moved back",
+                            self.currency(&code).map_or(amount.to_string(), |currency| {
+                                format_amount(amount, currency)
+                            })
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
+                event: event.id().to_string(),
+            };
+            self.notify(party, notice, rows);
+        }
+    }
+
+    fn apply_demurrage(&mut self, event: &Event, rows: &mut Vec<ViewRow>) {
+        let charge: Demurrage = event.body().expect("validated before apply");
+        let holder = Account::Member(event.author());
+        let memo = format!("demurrage, period {}", charge.period);
+        let amount = charge.amount as i64;
+        let code = charge.currency.clone();
+        self.post(
+            rows,
+            event,
+            0,
+            holder,
+            -amount,
+            &Account::Commons,
+            &code,
+            &memo,
+            "demurrage",
+            None,
+        );
+        self.post(
+            rows,
+            event,
+            1,
+            Account::Commons,
+            amount,
+            &holder,
+            &code,
+            &memo,
+            "demurrage",
+            None,
+        );
+        self.demurrage_next
+            .insert((event.author(), code.clone()), charge.period + 1);
+        rows.push(demurrage_row(&event.author(), &code, charge.period + 1));
+        self.assert_balanced(&code);
+    }
+
+    fn notify(&mut self, member: Did, notice: Notice, rows: &mut Vec<ViewRow>) {
+        rows.push(notice_row(&member, &notice));
+        self.notices.push((member, notice));
+    }
+
+    fn totals_row(&self, currency: &str) -> ViewRow {
+        ViewRow {
+            view: VIEW_TOTALS,
+            key: currency.to_owned(),
+            value: json(&self.totals[currency]),
+        }
+    }
+
+    fn conflicts_row(&self) -> ViewRow {
+        ViewRow {
+            view: VIEW_TOTALS,
+            key: "#conflicts".to_owned(),
+            value: json(&serde_json::json!({ "ledger_conflicts_detected_total": self.conflicts })),
+        }
+    }
+
+    fn request_row(&self, id: &EventId) -> RequestRow {
+        let request = &self.requests[id];
+        let (status, answer) = if let Some((paid, _)) = request.paid {
+            ("paid", Some(paid.to_string()))
+        } else if let Some((reason, _)) = &request.declined {
+            ("declined", Some(reason.clone()))
+        } else if request.withdrawn.is_some() {
+            ("withdrawn", None)
+        } else {
+            ("pending", None)
+        };
+        RequestRow {
+            id: id.to_string(),
+            payee: request.payee.to_string(),
+            payer: request.body.payer.to_string(),
+            currency: request.body.currency.clone(),
+            amount: request.body.amount as i64,
+            memo: request.body.memo.clone(),
+            time_ms: request.time_ms,
+            status: status.to_owned(),
+            answer,
+            auto_accept_at_ms: (status == "pending" && self.policy.auto_accept_days > 0)
+                .then(|| request.time_ms + self.policy.auto_accept_days * DAY_MS),
+        }
+    }
+
+    /// The request's row under the payee and under the payer.
+    fn request_rows(&self, id: &EventId) -> Vec<ViewRow> {
+        let row = self.request_row(id);
+        let request = &self.requests[id];
+        [request.payee, request.body.payer]
+            .iter()
+            .map(|member| ViewRow {
+                view: VIEW_REQUEST,
+                key: format!("{member}/{id}"),
+                value: json(&row),
+            })
+            .collect()
+    }
+
+    /// The dispute's row under each party and the mediator.
+    fn dispute_rows(&self, id: &EventId) -> Vec<ViewRow> {
+        let dispute = &self.disputes[id];
+        let (status, refunded, note) = match &dispute.resolved {
+            None => ("open", 0, None),
+            Some((outcome, note, refunded, _)) => (outcome.name(), *refunded, Some(note.clone())),
+        };
+        let row = DisputeRow {
+            id: id.to_string(),
+            entry: dispute.body.entry.to_string(),
+            payer: dispute.payer.to_string(),
+            payee: dispute.body.payee.to_string(),
+            mediator: dispute.body.mediator.to_string(),
+            currency: dispute.currency.clone(),
+            amount: dispute.amount,
+            reason: dispute.body.reason.clone(),
+            time_ms: dispute.time_ms,
+            evidence: dispute.evidence.clone(),
+            status: status.to_owned(),
+            refunded,
+            note,
+        };
+        [dispute.payer, dispute.body.payee, dispute.body.mediator]
+            .iter()
+            .map(|member| ViewRow {
+                view: VIEW_DISPUTE,
+                key: format!("{member}/{id}"),
+                value: json(&row),
+            })
+            .collect()
+    }
+}
+
+fn demurrage_row(holder: &Did, code: &str, next: u64) -> ViewRow {
+    ViewRow {
+        view: VIEW_DEMURRAGE,
+        key: format!("{holder}/{code}"),
+        value: Some(next.to_string()),
+    }
+}
+
+fn notice_row(member: &Did, notice: &Notice) -> ViewRow {
+    ViewRow {
+        view: VIEW_NOTICE,
+        key: format!("{member}/{}", notice.event),
+        value: json(notice),
+    }
+}
+
+impl LedgerDomain {
+    /// The policy the co-op's genesis set (the default until `begin`).
+    pub fn policy(&self) -> &Policy {
+        &self.state.policy
+    }
+}
+
+impl Domain for LedgerDomain {
+    fn name(&self) -> &'static str {
+        "ledger"
+    }
+
+    fn fresh(&self) -> Box<dyn Domain> {
+        Box::new(LedgerDomain::default())
+    }
+
+    fn begin(&mut self, genesis: &Genesis, founded: Timestamp) -> Result<(), Rejection> {
+        let state = &mut self.state;
+        state.founded_ms = founded.as_millis();
+        state.policy = Policy::from_params(&genesis.params)?;
+        state.currencies = genesis.currencies.clone();
+        state.members = genesis
+            .founders
+            .iter()
+            .map(|founder| (*founder, None))
+            .collect();
+        Ok(())
+    }
+
+    fn validate(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection> {
+        let state = &self.state;
+        match event.kind().as_str() {
+            KIND_TRANSFER => state.validate_transfer(event, context),
+            KIND_REQUEST => state.validate_request(event),
+            KIND_DECLINE => state.validate_decline(event, context),
+            KIND_CANCEL => state.validate_cancel(event, context),
+            KIND_DISPUTE => state.validate_dispute(event),
+            KIND_EVIDENCE => state.validate_evidence(event, context),
+            KIND_RESOLVE => state.validate_resolve(event, context),
+            KIND_DEMURRAGE => state.validate_demurrage(event, context),
+            _ => Err(Rejection::UnknownKind {
+                kind: event.kind().clone(),
+            }),
+        }
+    }
+
+    fn apply(&mut self, event: &Event, rows: &mut Vec<ViewRow>) {
+        let state = &mut self.state;
+        let time_ms = event.timestamp().as_millis();
+        match event.kind().as_str() {
+            KIND_TRANSFER => state.apply_transfer(event, rows),
+            KIND_REQUEST => {
+                let body: Request = event.body().expect("validated before apply");
+                state.requests.insert(
+                    event.id(),
+                    RequestState {
+                        payee: event.author(),
+                        seq: event.seq(),
+                        body,
+                        time_ms,
+                        paid: None,
+                        declined: None,
+                        withdrawn: None,
+                    },
+                );
+                rows.extend(state.request_rows(&event.id()));
+            }
+            KIND_DECLINE => {
+                let decline: Decline = event.body().expect("validated before apply");
+                let request = state
+                    .requests
+                    .get_mut(&decline.request)
+                    .expect("validated before apply");
+                request.declined = Some((decline.reason, event.seq()));
+                rows.extend(state.request_rows(&decline.request));
+            }
+            KIND_CANCEL => {
+                let cancel: Cancel = event.body().expect("validated before apply");
+                let request = state
+                    .requests
+                    .get_mut(&cancel.request)
+                    .expect("validated before apply");
+                request.withdrawn = Some(event.seq());
+                rows.extend(state.request_rows(&cancel.request));
+            }
+            KIND_DISPUTE => {
+                let body: Dispute = event.body().expect("validated before apply");
+                let paid = &state.transfers[&body.entry];
+                let amount = paid
+                    .legs
+                    .iter()
+                    .find(|leg| leg.to == body.payee)
+                    .map_or(0, |leg| leg.amount as i64);
+                let dispute = DisputeState {
+                    seq: event.seq(),
+                    payer: event.author(),
+                    currency: paid.currency.clone(),
+                    amount,
+                    time_ms,
+                    evidence: Vec::new(),
+                    resolved: None,
+                    body,
+                };
+                let notice = Notice {
+                    kind: "dispute".to_owned(),
+                    message: format!(
+                        "{} disputes payment {} ({:?}): {}",
+                        dispute.payer, dispute.body.entry, paid.memo, dispute.body.reason
+                    ),
+                    event: event.id().to_string(),
+                };
+                let (payee, mediator) = (dispute.body.payee, dispute.body.mediator);
+                state
+                    .disputed_legs
+                    .insert((dispute.body.entry, dispute.body.payee));
+                state.disputes.insert(event.id(), dispute);
+                rows.extend(state.dispute_rows(&event.id()));
+                state.notify(payee, notice.clone(), rows);
+                state.notify(mediator, notice, rows);
+            }
+            KIND_EVIDENCE => {
+                let evidence: Evidence = event.body().expect("validated before apply");
+                let dispute = state
+                    .disputes
+                    .get_mut(&evidence.dispute)
+                    .expect("validated before apply");
+                dispute.evidence.push(EvidenceItem {
+                    by: event.author().to_string(),
+                    time_ms,
+                    text: evidence.text,
+                });
+                // Evidence from concurrent chains arrives in any order; keep
+                // one order everywhere.
+                dispute
+                    .evidence
+                    .sort_by(|a, b| (a.time_ms, &a.by, &a.text).cmp(&(b.time_ms, &b.by, &b.text)));
+                rows.extend(state.dispute_rows(&evidence.dispute));
+            }
+            KIND_RESOLVE => state.apply_resolve(event, rows),
+            KIND_DEMURRAGE => state.apply_demurrage(event, rows),
+            other => unreachable!("validated before apply: {other}"),
+        }
+    }
+
+    fn fork(&mut self, fork: &Fork<'_>, rows: &mut Vec<ViewRow>) {
+        let is_ledger = |event: &Event| event.kind().domain() == "ledger";
+        let voided: Vec<&Event> = fork
+            .voided
+            .iter()
+            .copied()
+            .filter(|event| is_ledger(event))
+            .collect();
+        if voided.is_empty() && !fork.counted.is_some_and(is_ledger) {
+            return;
+        }
+        let state = &mut self.state;
+        state.conflicts += 1;
+        state.frozen.entry(fork.author).or_insert(fork.seq);
+        let frozen = Notice {
+            kind: "frozen".to_owned(),
+            message: format!(
+                "Your account is frozen: two different entries were signed as your entry #{}. \
+                 One counts, the other never will. Ask the co-op to review and unfreeze it.",
+                fork.seq
+            ),
+            event: format!("fork-{}", fork.seq),
+        };
+        state.notify(fork.author, frozen, rows);
+        for event in voided {
+            let Ok(transfer) = event.body::<Transfer>() else {
+                continue;
+            };
+            for leg in &transfer.legs {
+                let amount = state
+                    .currency(&transfer.currency)
+                    .map_or(leg.amount.to_string(), |currency| {
+                        format_amount(leg.amount as i64, currency)
+                    });
+                let notice = Notice {
+                    kind: "voided".to_owned(),
+                    message: format!(
+                        "A payment to you of {amount} {} from {} ({:?}) never counted: the payer signed another entry in its place.",
+                        transfer.currency, fork.author, transfer.memo
+                    ),
+                    event: event.id().to_string(),
+                };
+                state.notify(leg.to, notice, rows);
+            }
+        }
+        let codes: Vec<String> = state.currencies.iter().map(|c| c.code.clone()).collect();
+        for code in codes {
+            rows.push(state.balance_row(&Account::Member(fork.author), &code));
+        }
+        rows.push(state.conflicts_row());
+    }
+
+    fn rows(&self) -> Vec<ViewRow> {
+        let state = &self.state;
+        let mut rows = Vec::new();
+        for (account, code) in state.balances.keys() {
+            rows.push(state.balance_row(account, code));
+        }
+        for (key, entry) in &state.entries {
+            rows.push(ViewRow {
+                view: VIEW_ENTRY,
+                key: key.clone(),
+                value: json(entry),
+            });
+        }
+        for (key, month) in &state.months {
+            rows.push(ViewRow {
+                view: VIEW_MONTH,
+                key: key.clone(),
+                value: json(month),
+            });
+        }
+        for code in state.totals.keys() {
+            rows.push(state.totals_row(code));
+        }
+        for (member, notice) in &state.notices {
+            rows.push(notice_row(member, notice));
+        }
+        for id in state.requests.keys() {
+            rows.extend(state.request_rows(id));
+        }
+        for id in state.disputes.keys() {
+            rows.extend(state.dispute_rows(id));
+        }
+        for ((holder, code), next) in &state.demurrage_next {
+            rows.push(demurrage_row(holder, code, *next));
+        }
+        if state.conflicts > 0 {
+            rows.push(state.conflicts_row());
+        }
+        rows
+    }
+}
