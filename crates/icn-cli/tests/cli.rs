@@ -411,3 +411,172 @@ fn sigkill_while_writing_loses_no_acknowledged_event() {
     assert!(status["events"].as_u64().unwrap() > acknowledged.len() as u64);
     drop(restarted);
 }
+
+#[test]
+fn requests_disputes_statements_and_exports_from_the_command_line() {
+    let h = harness();
+    let ana = h.data_dir("ana");
+    assert_eq!(h.icnctl(&ana, &["id", "init"]).code, 0);
+    let did = |name: &str| {
+        h.icnctl(&h.data_dir(name), &["id", "init", "--json"])
+            .json()["did"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (ben, cleo) = (did("ben"), did("cleo"));
+    let founded = h.icnctl(
+        &ana,
+        &[
+            "coop",
+            "init",
+            "Bakery",
+            "--yes",
+            "--founder",
+            &ben,
+            "--founder",
+            &cleo,
+            "--set",
+            "ledger.auto_accept_days=3",
+        ],
+    );
+    assert_eq!(founded.code, 0, "{founded:?}");
+    let bad_param = h.icnctl(
+        &h.data_dir("cleo"),
+        &["coop", "init", "Odd", "--yes", "--set", "ledger.flor=3"],
+    );
+    assert!(
+        bad_param.stderr.contains("unknown parameter ledger.flor"),
+        "{bad_param:?}"
+    );
+
+    let daemon = h.spawn_icnd(&ana, &[]);
+    let ok = |args: &[&str]| {
+        let run = h.icnctl(&ana, args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        run
+    };
+    let refused = |args: &[&str], words: &str| {
+        let run = h.icnctl(&ana, args);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(run.stderr.contains(words), "{args:?}: {}", run.stderr);
+    };
+
+    // Ana asks Ben for 2 h, then withdraws it by a short id.
+    let asked = ok(&[
+        "ledger", "request", "ask", &ben, "2h", "--memo", "bread", "--json",
+    ])
+    .json();
+    let request = asked["event_id"].as_str().unwrap().to_owned();
+    let list = ok(&["ledger", "request", "list", "--json"]).json();
+    assert_eq!(list["requests"][0]["status"], "pending");
+    assert_eq!(list["requests"][0]["display"], "2:00");
+    ok(&["ledger", "request", "withdraw", &request[..10]]);
+    let list = ok(&["ledger", "request", "list", "--json"]).json();
+    assert_eq!(list["requests"][0]["status"], "withdrawn");
+    refused(
+        &["ledger", "request", "accept", &request[..10]],
+        "you can withdraw it, not accept it",
+    );
+    refused(
+        &["ledger", "request", "accept", "abc"],
+        "not a payment request id",
+    );
+
+    // Ana pays Ben, and disputes it with Cleo as mediator.
+    let paid = ok(&["ledger", "pay", &ben, "3h", "--memo", "website", "--json"]).json();
+    let entry = paid["event_id"].as_str().unwrap().to_owned();
+    ok(&["ledger", "pay", &cleo, "1h", "--memo", "=cmd|' /C calc'!A0"]);
+    refused(
+        &[
+            "ledger",
+            "dispute",
+            "open",
+            &entry[..12],
+            "--reason",
+            "not done",
+            "--mediator",
+            &ben,
+        ],
+        "cannot mediate",
+    );
+    refused(
+        &[
+            "ledger",
+            "dispute",
+            "open",
+            "00000000",
+            "--reason",
+            "x",
+            "--mediator",
+            &cleo,
+        ],
+        "no payment 00000000",
+    );
+    let opened = ok(&[
+        "ledger",
+        "dispute",
+        "open",
+        &entry[..12],
+        "--reason",
+        "not done",
+        "--mediator",
+        &cleo,
+        "--json",
+    ])
+    .json();
+    let dispute = opened["event_id"].as_str().unwrap().to_owned();
+    ok(&[
+        "ledger",
+        "dispute",
+        "evidence",
+        &dispute[..12],
+        "the site is still down",
+    ]);
+    refused(
+        &["ledger", "dispute", "resolve", &dispute[..12], "reversed"],
+        "the mediator",
+    );
+    let disputes = ok(&["ledger", "dispute", "list", "--json"]).json();
+    assert_eq!(disputes["disputes"][0]["status"], "open");
+    assert_eq!(
+        disputes["disputes"][0]["evidence"][0]["text"],
+        "the site is still down"
+    );
+
+    // Filters, a statement, exports and totals.
+    let with_ben = ok(&["ledger", "history", "--counterparty", &ben, "--json"]).json();
+    assert_eq!(with_ben["entries"].as_array().unwrap().len(), 1);
+    let future = ok(&["ledger", "history", "--from", "2099-01-01", "--json"]).json();
+    assert!(future["entries"].as_array().unwrap().is_empty());
+    refused(
+        &["ledger", "history", "--from", "2026-13-01"],
+        "not like 2026-11-22",
+    );
+    let statement = ok(&["ledger", "statement", "--json"]).json();
+    assert_eq!(statement["accounts"][0]["paid"], 240);
+    assert_eq!(statement["accounts"][0]["closing"], -240);
+    assert_eq!(statement["entries"].as_array().unwrap().len(), 2);
+    let csv = ok(&["ledger", "export", "--csv"]).stdout;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("account,time_utc,id,kind"), "{csv}");
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("website") && line.contains(",-180,"))
+    );
+    // A memo a spreadsheet would run as a formula is defused.
+    assert!(csv.contains("\"'=cmd|' /C calc'!A0\""), "{csv}");
+    let everyone = ok(&["ledger", "export", "--all", "--json"]).json();
+    assert_eq!(everyone.as_array().unwrap().len(), 4);
+    let totals = ok(&["ledger", "totals", "--json"]).json();
+    assert_eq!(totals["currencies"][0]["transfers"], 2);
+    assert_eq!(totals["currencies"][0]["volume"], 240);
+
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait(), Some(0));
+    // Without the daemon, the same reads work on the data directory.
+    let statement_offline = ok(&["ledger", "statement", "--json"]).json();
+    assert_eq!(statement_offline["accounts"][0]["closing"], -240);
+}

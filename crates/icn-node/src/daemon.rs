@@ -1,9 +1,6 @@
 //! The daemon's lifecycle: open the node, serve, tick, shut down cleanly.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use icn_identity::KeyPair;
@@ -35,10 +32,7 @@ pub async fn run(
             .await
             .context("opening the node stopped unexpectedly")??
     };
-    let state = Arc::new(AppState {
-        node: Mutex::new(node),
-        started: Instant::now(),
-    });
+    let state = AppState::new(node);
     let (stop_sender, stop) = watch::channel(false);
     let stopped = |mut stop: watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stopped| *stopped).await;

@@ -168,7 +168,19 @@ impl Node {
             .iter()
             .find(|row| row.id == id.to_string())
             .ok_or_else(|| bad(format!("there is no payment request {id} to or from you")))?;
+        let mine_to_pay = row.payer == me.to_string();
         match answer.answer.as_str() {
+            "accept" | "decline" if !mine_to_pay => Err(bad(format!(
+                "you asked {} to pay request {}; you can withdraw it, not {} it",
+                row.payer,
+                id.short(),
+                answer.answer
+            ))),
+            "withdraw" if mine_to_pay => Err(bad(format!(
+                "{} asked you to pay request {}; decline it instead",
+                row.payee,
+                id.short()
+            ))),
             "accept" => {
                 let body = encode_body(&ledger::Transfer {
                     currency: row.currency.clone(),

@@ -64,6 +64,9 @@ pub struct Node {
     identity: Option<PublicIdentity>,
     signer: Option<KeyPair>,
     domains: Domains,
+    /// While [`Node::batched`] runs: what this node's own new events changed,
+    /// committed together at the end.
+    batch: Option<Changes>,
 }
 
 /// The currency every new co-op starts with: hours, counted in minutes.
@@ -105,6 +108,7 @@ impl Node {
             identity,
             signer: None,
             domains,
+            batch: None,
         };
         node.load_log()?;
         node.choose_signer(keys)?;
@@ -296,15 +300,31 @@ impl Node {
             .verify()
             .expect("an event this node just signed verifies");
         let log = self.log.as_mut().ok_or(NodeError::NoCoop)?;
-        let mut changes = Changes::default();
-        match log.ingest_own(verified, now, &mut changes) {
+        let batched = self.batch.is_some();
+        let mut own = Changes::default();
+        let changes = self.batch.as_mut().unwrap_or(&mut own);
+        match log.ingest_own(verified, now, changes) {
+            Verdict::Accepted if batched => Ok(id),
             Verdict::Accepted => {
-                self.commit(&changes)?;
+                self.commit(&own)?;
                 Ok(id)
             }
             Verdict::Rejected(rejection) => Err(NodeError::Rejected(rejection)),
             other => Err(NodeError::BadInput(format!("unexpected verdict {other:?}"))),
         }
+    }
+
+    /// Runs `work` with this node's new events committed in one transaction
+    /// at the end (group commit: many members' requests share one fsync).
+    /// Until then they are in the log but not durable, so callers answer
+    /// only after this returns `Ok`; if the commit fails, the log is
+    /// rebuilt from the store and nothing of the batch happened.
+    pub fn batched<R>(&mut self, work: impl FnOnce(&mut Node) -> R) -> Result<R, NodeError> {
+        self.batch = Some(Changes::default());
+        let result = work(self);
+        let changes = self.batch.take().expect("set above");
+        self.commit(&changes)?;
+        Ok(result)
     }
 
     /// Ingests verified events and commits everything they changed in one

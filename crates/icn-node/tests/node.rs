@@ -140,3 +140,120 @@ fn the_pipeline_commits_in_order_and_counts_bad_bytes() {
     assert!(report.commits >= 1);
     assert_eq!(node.log().unwrap().counted_len(), 61);
 }
+
+/// An event by `key`'s identity, first in its chain, in the node's co-op.
+fn first_event_of(
+    node: &Node,
+    key: &icn_identity::KeyPair,
+    kind: &str,
+    body: Vec<u8>,
+) -> icn_kernel::Event {
+    let log = node.log().unwrap();
+    icn_kernel::Event::sign(
+        icn_kernel::EventContent {
+            format: icn_kernel::FORMAT_VERSION,
+            scope: log.coop(),
+            author: Did::from_inception_key(key.public()),
+            seq: 1,
+            prev: None,
+            deps: vec![],
+            timestamp: at(10),
+            kind: icn_kernel::EventKind::new(kind).unwrap(),
+            body,
+            signer: key.public(),
+        },
+        key,
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_request_is_paid_by_the_payers_node_once_its_auto_accept_time_comes() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = member(1);
+    let ben = member(2);
+    let data = DataDir::new(dir.path());
+    data.write_public_identity(&PublicIdentity {
+        did: Did::from_inception_key(key.public()),
+        device_key: key.public(),
+        device_label: "laptop".into(),
+    })
+    .unwrap();
+    let mut node = Node::open(data, vec![key]).unwrap();
+    let ben_did = Did::from_inception_key(ben.public());
+    node.create_coop("Bakery", &[ben_did], &Default::default(), at(0))
+        .unwrap();
+    let me = node.identity().unwrap().did;
+    let request = icn_ledger::Request {
+        payer: me,
+        currency: "hours".into(),
+        amount: 120,
+        memo: "bread".into(),
+    };
+    let asked = first_event_of(&node, &ben, icn_ledger::KIND_REQUEST, encode_body(&request));
+    node.ingest(vec![asked.verify().unwrap()], at(10)).unwrap();
+
+    // Six days on: not yet.
+    let day = 24 * 60;
+    assert!(node.ledger_duties(at(10 + 6 * day)).unwrap().is_empty());
+    assert_eq!(node.inbox(&me).unwrap().requests[0].status, "pending");
+    // Seven days on: the node pays it, once.
+    let paid = node.ledger_duties(at(10 + 7 * day)).unwrap();
+    assert_eq!(paid.len(), 1);
+    assert!(node.ledger_duties(at(10 + 8 * day)).unwrap().is_empty());
+    let inbox = node.inbox(&me).unwrap();
+    assert_eq!(inbox.requests[0].status, "paid");
+    assert_eq!(
+        inbox.requests[0].answer.as_deref(),
+        Some(paid[0].to_string().as_str())
+    );
+    assert_eq!(node.balance(&ben_did).unwrap().accounts[0].balance, 120);
+}
+
+#[test]
+fn a_group_commit_that_fails_records_none_of_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = member(1);
+    let data = DataDir::new(dir.path());
+    data.write_public_identity(&PublicIdentity {
+        did: Did::from_inception_key(key.public()),
+        device_key: key.public(),
+        device_label: "laptop".into(),
+    })
+    .unwrap();
+    let mut node = Node::open(data, vec![key]).unwrap();
+    let ben = Did::from_inception_key(member(2).public());
+    node.create_coop("Bakery", &[ben], &Default::default(), at(0))
+        .unwrap();
+    let pay = |node: &mut Node, minute: u64| {
+        let request = icn_api::Pay {
+            to: ben.to_string(),
+            amount: "1".into(),
+            currency: None,
+            memo: "x".repeat(400),
+        };
+        node.pay(&request, at(minute))
+    };
+    let before = node.log().unwrap().counted_len();
+    node.store()
+        .set_page_limit(node.store().page_count().unwrap())
+        .unwrap();
+    let outcome = node.batched(|node| (0..300).map(|i| pay(node, i).unwrap()).count());
+    assert!(
+        matches!(outcome, Err(NodeError::Store(_))),
+        "{:?}",
+        outcome.map(|_| ())
+    );
+    assert_eq!(node.log().unwrap().counted_len(), before);
+    // With room again, a batch commits and every event is there after a restart.
+    node.store().set_page_limit(1_000_000_000).unwrap();
+    let signed = node
+        .batched(|node| (0..3).map(|i| pay(node, i).unwrap()).collect::<Vec<_>>())
+        .unwrap();
+    drop(node);
+    let reopened = Node::open(DataDir::new(dir.path()), vec![member(1)]).unwrap();
+    for id in &signed {
+        assert!(reopened.log().unwrap().is_counted(id));
+    }
+    assert_eq!(reopened.balance(&ben).unwrap().accounts[0].balance, 3);
+}
