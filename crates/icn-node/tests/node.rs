@@ -7,6 +7,11 @@ use icn_store::StoreError;
 use icn_testkit::{at, member};
 
 fn node_with_coop(dir: &std::path::Path) -> Node {
+    node_with_founders(dir, &[])
+}
+
+/// Member 1's node, founding a co-op with `others`.
+fn node_with_founders(dir: &std::path::Path, others: &[Did]) -> Node {
     let key = member(1);
     let data = DataDir::new(dir);
     std::fs::create_dir_all(dir).unwrap();
@@ -17,7 +22,7 @@ fn node_with_coop(dir: &std::path::Path) -> Node {
     })
     .unwrap();
     let mut node = Node::open(data, vec![key]).unwrap();
-    node.create_coop("Bakery", &[], &Default::default(), at(0))
+    node.create_coop("Bakery", others, &Default::default(), at(0))
         .unwrap();
     node
 }
@@ -170,19 +175,9 @@ fn first_event_of(
 #[test]
 fn a_request_is_paid_by_the_payers_node_once_its_auto_accept_time_comes() {
     let dir = tempfile::tempdir().unwrap();
-    let key = member(1);
     let ben = member(2);
-    let data = DataDir::new(dir.path());
-    data.write_public_identity(&PublicIdentity {
-        did: Did::from_inception_key(key.public()),
-        device_key: key.public(),
-        device_label: "laptop".into(),
-    })
-    .unwrap();
-    let mut node = Node::open(data, vec![key]).unwrap();
     let ben_did = Did::from_inception_key(ben.public());
-    node.create_coop("Bakery", &[ben_did], &Default::default(), at(0))
-        .unwrap();
+    let mut node = node_with_founders(dir.path(), &[ben_did]);
     let me = node.identity().unwrap().did;
     let request = icn_ledger::Request {
         payer: me,
@@ -213,18 +208,8 @@ fn a_request_is_paid_by_the_payers_node_once_its_auto_accept_time_comes() {
 #[test]
 fn a_group_commit_that_fails_records_none_of_its_events() {
     let dir = tempfile::tempdir().unwrap();
-    let key = member(1);
-    let data = DataDir::new(dir.path());
-    data.write_public_identity(&PublicIdentity {
-        did: Did::from_inception_key(key.public()),
-        device_key: key.public(),
-        device_label: "laptop".into(),
-    })
-    .unwrap();
-    let mut node = Node::open(data, vec![key]).unwrap();
     let ben = Did::from_inception_key(member(2).public());
-    node.create_coop("Bakery", &[ben], &Default::default(), at(0))
-        .unwrap();
+    let mut node = node_with_founders(dir.path(), &[ben]);
     let pay = |node: &mut Node, minute: u64| {
         let request = icn_api::Pay {
             to: ben.to_string(),
