@@ -1,7 +1,13 @@
-//! `cargo run --release -p icn-bench [EVENTS]`: ingest throughput of signed
-//! events (decode, verify, validate, fold, commit) beside a minimal ceiling
-//! loop over the same bytes (decode, batch signature check, batched SQLite
-//! insert, nothing else), measured in the same run so the ratio is what counts.
+//! `cargo run --release -p icn-bench [events|ledger] [COUNT]`: figures, each
+//! beside a ceiling measured in the same run, so the ratio is what counts.
+//!
+//! - `events`: ingest throughput of signed events (decode, verify,
+//!   validate, fold, commit) beside a minimal loop over the same bytes
+//!   (decode, batch signature check, batched SQLite insert, nothing else);
+//! - `ledger`: see `ledger.rs` (transfers from peers, members' own payments
+//!   through the admin API, balance and history queries).
+
+mod ledger;
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +15,7 @@ use icn_kernel::{Domain, Event};
 use icn_node::{DataDir, Node, pipeline::ingest_batches};
 use icn_testkit::{Coop, NoteDomain, at, member, verified};
 
-const BATCH: usize = 100;
+pub(crate) const BATCH: usize = 100;
 
 fn domains() -> Vec<Box<dyn Domain>> {
     vec![Box::new(NoteDomain::default())]
@@ -90,7 +96,7 @@ struct Phases {
 }
 
 /// The ceiling: decode, batch-verify 64 at a time, insert, commit every 100.
-fn ceiling(events: &[Vec<u8>]) -> f64 {
+pub(crate) fn ceiling(events: &[Vec<u8>]) -> f64 {
     let dir = tempfile::tempdir().expect("temp dir");
     let connection = rusqlite::Connection::open(dir.path().join("ceiling.db")).expect("opens");
     connection
@@ -132,11 +138,33 @@ fn ceiling(events: &[Vec<u8>]) -> f64 {
 }
 
 fn main() {
-    let count: usize = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let which = args
+        .iter()
+        .find(|arg| arg.parse::<usize>().is_err())
+        .map_or("all", String::as_str);
+    let count: usize = args
+        .iter()
+        .find_map(|arg| arg.parse().ok())
         .unwrap_or(20_000);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match which {
+        "events" => events(count, threads),
+        "ledger" => ledger::run(count, threads),
+        "all" => {
+            events(count, threads);
+            ledger::run(count, threads);
+        }
+        other => {
+            eprintln!(
+                "icn-bench: unknown benchmark {other:?}; use events, ledger or nothing (all)"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+fn events(count: usize, threads: usize) {
     let (coop, events) = make_events(count);
     println!(
         "icn-bench ingest: {count} signed events of ~{} bytes",
