@@ -166,9 +166,8 @@ fn authoring(total: usize, clients: usize) {
     drop(runtime);
 
     // Ceiling: sign the same number of transfers and insert them, 100 per commit.
-    let (_, events) = transfers(latencies.len());
     let signing = Instant::now();
-    let (_, _) = transfers(latencies.len());
+    let (_, events) = transfers(latencies.len());
     let sign_time = signing.elapsed();
     let store_rate = ceiling(&events);
     let ceiling_rate = 1.0 / (sign_time.as_secs_f64() / latencies.len() as f64 + 1.0 / store_rate);

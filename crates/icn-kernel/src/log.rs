@@ -68,6 +68,14 @@ pub enum Verdict {
     Rejected(Rejection),
 }
 
+/// Whether an event that takes its chain position folds into the views:
+/// `Yes` with the author's next key state for an identity event.
+enum Applies {
+    Yes(Option<KeyState>),
+    /// Quarantined.
+    No,
+}
+
 /// What to do with an event a domain rule refuses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Refused {
@@ -637,14 +645,14 @@ impl Log {
             Err(rejection) if refused == Refused::Refuse => Verdict::Rejected(rejection),
             Ok(next_keys) => {
                 self.clocks.insert(id, clock);
-                self.count(event.into_event(), next_keys, changes);
+                self.count(event.into_event(), Applies::Yes(next_keys), changes);
                 Verdict::Accepted
             }
             Err(rejection) => {
                 self.clocks.insert(id, clock);
                 self.quarantined.insert(id, rejection.clone());
                 changes.rows.push(quarantine_row(event.event(), &rejection));
-                self.count(event.into_event(), None, changes);
+                self.count(event.into_event(), Applies::No, changes);
                 Verdict::Quarantined(rejection)
             }
         }
@@ -678,21 +686,26 @@ impl Log {
 
     /// Records that `event` takes its place in its chain and, unless it is
     /// quarantined, folds it into the views.
-    fn count(&mut self, event: Event, next_keys: Option<KeyState>, changes: &mut Changes) {
+    fn count(&mut self, event: Event, applies: Applies, changes: &mut Changes) {
         let author = event.author();
         let chain = self.chains.entry(author).or_default();
         chain.ids.push(event.id());
-        if let Some(keys) = next_keys {
-            changes.rows.push(key_state_row(&author, &keys));
-            chain.keys = Some(keys);
-        } else if self.quarantined.contains_key(&event.id()) {
+        match applies {
             // In its place in the chain, folded into no view.
-        } else if let Some(domain) = self
-            .domains
-            .iter_mut()
-            .find(|domain| domain.name() == event.kind().domain())
-        {
-            domain.apply(&event, &mut changes.rows);
+            Applies::No => {}
+            Applies::Yes(Some(keys)) => {
+                changes.rows.push(key_state_row(&author, &keys));
+                chain.keys = Some(keys);
+            }
+            Applies::Yes(None) => {
+                if let Some(domain) = self
+                    .domains
+                    .iter_mut()
+                    .find(|domain| domain.name() == event.kind().domain())
+                {
+                    domain.apply(&event, &mut changes.rows);
+                }
+            }
         }
         changes.rows.push(self.chain_row(&author));
         self.counted.insert(event.id());

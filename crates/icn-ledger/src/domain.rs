@@ -660,6 +660,12 @@ impl Ledger {
                 "payment",
                 None,
             );
+            // Before posting: the payee's floor (in their balance row) grows
+            // with what they received.
+            self.received
+                .entry((leg.to, code.clone()))
+                .or_default()
+                .add(payer, event.seq(), amount);
             self.post(
                 rows,
                 event,
@@ -672,12 +678,6 @@ impl Ledger {
                 "payment",
                 None,
             );
-            self.received
-                .entry((leg.to, code.clone()))
-                .or_default()
-                .add(payer, event.seq(), amount);
-            // A payee's floor grows with what they received.
-            rows.push(self.balance_row(&to, &code));
         }
         let totals = self.totals.entry(code.clone()).or_default();
         totals.transfers += 1;

@@ -392,7 +392,6 @@ impl Node {
     /// A member's accounts, from the stored view.
     pub fn balance(&self, did: &Did) -> Result<api::Balance, NodeError> {
         let log = self.ledger_log()?;
-        let policy = self.ledger_policy()?;
         let mut accounts = Vec::new();
         for currency in &log.genesis_body().currencies {
             let key = format!("{did}/{}", currency.code);
@@ -401,15 +400,22 @@ impl Node {
                 .view_row(ledger::VIEW_BALANCE, &key)?
                 .map(|value| parse_row(&key, &value))
                 .transpose()?;
-            let row = row.unwrap_or(ledger::BalanceRow {
-                currency: currency.code.clone(),
-                balance: 0,
-                floor: policy.floor_for(currency, &ledger::Standing::default()),
-                ceiling: policy.ceiling(currency),
-                over_ceiling: false,
-                near_floor: false,
-                frozen: false,
-            });
+            // A member nothing has moved for yet has no row.
+            let row = match row {
+                Some(row) => row,
+                None => {
+                    let policy = self.ledger_policy()?;
+                    ledger::BalanceRow {
+                        currency: currency.code.clone(),
+                        balance: 0,
+                        floor: policy.floor_for(currency, &ledger::Standing::default()),
+                        ceiling: policy.ceiling(currency),
+                        over_ceiling: false,
+                        near_floor: false,
+                        frozen: false,
+                    }
+                }
+            };
             accounts.push(api::Account {
                 display: ledger::format_amount(row.balance, currency),
                 currency: row.currency,
@@ -648,10 +654,7 @@ impl Node {
             .and_then(|value| serde_json::from_str::<serde_json::Value>(&value).ok())
             .and_then(|value| value["ledger_conflicts_detected_total"].as_u64())
             .unwrap_or(0);
-        let quarantined = self
-            .store
-            .view_range(icn_kernel::VIEW_QUARANTINE, "", SCAN_MAX, false)?
-            .len() as u64;
+        let quarantined = self.store.view_len(icn_kernel::VIEW_QUARANTINE)?;
         Ok(api::Totals {
             currencies,
             conflicts,

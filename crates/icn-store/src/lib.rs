@@ -394,6 +394,15 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// How many rows one view has.
+    pub fn view_len(&self, view: &str) -> Result<u64, StoreError> {
+        Ok(self.connection.query_row(
+            "SELECT COUNT(*) FROM view_rows WHERE view = ?1",
+            [view],
+            |row| row.get::<_, i64>(0),
+        )? as u64)
+    }
+
     /// One view row's value.
     pub fn view_row(&self, view: &str, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self

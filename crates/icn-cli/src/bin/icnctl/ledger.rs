@@ -517,7 +517,7 @@ fn inbox(context: &Context, did: Option<&str>, only: Option<&str>) -> Outcome {
                 let (direction, other) = if request.payer == me {
                     ("asks you for", &request.payee)
                 } else {
-                    ("you asked", &request.payer)
+                    ("was asked by you for", &request.payer)
                 };
                 let auto = match (request.status.as_str(), request.auto_accept_at_ms) {
                     ("pending", Some(at)) if request.payer == me => format!(
@@ -527,18 +527,13 @@ fn inbox(context: &Context, did: Option<&str>, only: Option<&str>) -> Outcome {
                     _ => String::new(),
                 };
                 lines.push(format!(
-                    "  {}  {}: {direction} {} {} {:?}{auto}",
+                    "  {}  {}: {other} {direction} {} {} {:?}{auto}",
                     short(&request.id),
                     request.status,
                     request.display,
                     request.currency,
                     request.memo,
                 ));
-                if request.payer != me {
-                    lines.last_mut().expect("just pushed").push_str(&format!(" ({other})"));
-                } else {
-                    lines.last_mut().expect("just pushed").push_str(&format!(" (by {other})"));
-                }
             }
         }
         if only.is_none_or(|part| part == "disputes") {
