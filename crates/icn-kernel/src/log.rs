@@ -7,8 +7,13 @@
 //!
 //! Equivocation rule: when two validly signed events share an author and seq
 //! (a *fork*), every variant is kept as evidence and exactly one branch
-//! counts: the variant with the smallest id. The others, and anything built
-//! on them, never count. Domains learn of the fork (the ledger freezes the
+//! counts: the variant with the smallest id. The others, and the rest of
+//! their branch, are kept (*uncounted*) but never count. Other authors'
+//! events that named an uncounted event as a dep still count: the dep only
+//! says what their author had seen, and they are judged without it. (Were
+//! they voided too, one equivocator would take down every member who had
+//! traded with them, and those members' nodes would then re-sign the seqs
+//! they lost: more forks.) Domains learn of the fork (the ledger freezes the
 //! author's account after it and tells the payees of voided entries).
 //! Whatever order events arrive in, the same set of events yields the same
 //! counted set and views; a fork that changes what counts rebuilds the views.
@@ -60,6 +65,9 @@ pub enum Verdict {
     Dropped,
     /// Proves its author signed two events at one seq; kept as evidence.
     Equivocation,
+    /// Built on a variant that lost a fork: kept (others may have built on
+    /// it) but never counted.
+    Voided,
     /// Validly signed and in place in its author's chain, but a rule refuses
     /// it: it keeps its position (so the author's later events can count)
     /// and changes no view. Every node quarantines the same events, because
@@ -90,6 +98,12 @@ impl Verdict {
     /// events built on it can be judged).
     pub fn holds_place(&self) -> bool {
         matches!(self, Verdict::Accepted | Verdict::Quarantined(_))
+    }
+
+    /// Whether the log now keeps the event (it holds its place, or is kept
+    /// as evidence or voided), so events that name it as a dep can be judged.
+    pub fn kept(&self) -> bool {
+        self.holds_place() || matches!(self, Verdict::Equivocation | Verdict::Voided)
     }
 }
 
@@ -164,6 +178,14 @@ pub struct Log {
     clocks: HashMap<EventId, Arc<Clock>>,
     /// Events in their chain that a rule refused, with the reason.
     quarantined: BTreeMap<EventId, Rejection>,
+    /// Every kept event in the order it was kept: each after its prev and
+    /// deps. Replication serves peers from it.
+    order: Vec<EventId>,
+    /// Counts rebuilds, which renumber `order`.
+    generation: u64,
+    /// Kept events that do not count: fork variants that lost, and events
+    /// built on them.
+    uncounted: BTreeSet<EventId>,
     /// Set for a log that [`Log::replay`] is building: a new fork then marks
     /// it `stale` (the replay starts over knowing it) instead of rebuilding.
     in_replay: bool,
@@ -262,6 +284,9 @@ impl Log {
             evidence: BTreeMap::new(),
             clocks: HashMap::new(),
             quarantined: BTreeMap::new(),
+            order: vec![genesis.id()],
+            generation: 0,
+            uncounted: BTreeSet::new(),
             in_replay: false,
             stale: false,
             domains,
@@ -428,6 +453,54 @@ impl Log {
             })
     }
 
+    /// Every event this log keeps (those holding a place in their chain and
+    /// those kept as evidence of a fork), in the order it kept them: each
+    /// after its prev and deps. Starts with the genesis. Only appended to,
+    /// except by a rebuild after a fork, which changes [`Log::generation`].
+    pub fn kept_order(&self) -> &[EventId] {
+        &self.order
+    }
+
+    /// Changes whenever [`Log::kept_order`] is renumbered.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The id at `seq` in `author`'s counted chain.
+    pub fn chain_id(&self, author: &Did, seq: u64) -> Option<EventId> {
+        let index = usize::try_from(seq.checked_sub(1)?).ok()?;
+        self.chains.get(author)?.ids.get(index).copied()
+    }
+
+    /// Kept events that do not count: variants that lost a fork and
+    /// events built on them.
+    pub fn uncounted(&self) -> &BTreeSet<EventId> {
+        &self.uncounted
+    }
+
+    /// Deps for `author`'s next event: the heads of other authors that its
+    /// causal past lacks (at most [`crate::DEPS_MAX`]), so that what the
+    /// author has seen is in the causal past of what they sign.
+    pub fn unseen_heads(&self, author: &Did) -> Vec<EventId> {
+        let (_, prev) = self.next_position(author);
+        let empty = Clock::new();
+        let known = prev.and_then(|prev| self.clock(&prev)).unwrap_or(&empty);
+        let mut deps: Vec<EventId> = self
+            .chains
+            .iter()
+            .filter(|(other, chain)| {
+                *other != author
+                    && known
+                        .get(other)
+                        .is_none_or(|seen| (*seen as usize) < chain.ids.len())
+            })
+            .filter_map(|(_, chain)| chain.ids.last().copied())
+            .take(crate::DEPS_MAX)
+            .collect();
+        deps.sort();
+        deps
+    }
+
     /// The next seq and prev for a new event by `author`.
     pub fn next_position(&self, author: &Did) -> (u64, Option<EventId>) {
         match self.chains.get(author) {
@@ -491,7 +564,7 @@ impl Log {
         let id = event.id();
         let verdict = self.offer(event, now, changes, refused);
         changes.verdicts.push((id, verdict.clone()));
-        if verdict.holds_place() {
+        if verdict.kept() {
             self.release_waiters(id, now, changes);
         }
         verdict
@@ -526,7 +599,7 @@ impl Log {
                 };
                 let verdict = self.offer(event, now, changes, Refused::Quarantine);
                 changes.verdicts.push((waiter, verdict.clone()));
-                if verdict.holds_place() {
+                if verdict.kept() {
                     ready.push_back(waiter);
                 }
             }
@@ -577,11 +650,13 @@ impl Log {
         if content.timestamp > now.saturating_add_ms(self.config.future_skew_max_ms) {
             return self.park(event, PendingReason::Future(content.timestamp));
         }
+        // Deps need only be kept: one voided by a fork still names what the
+        // author had seen, and counts for nothing in the causal past.
         let missing: Vec<EventId> = content
             .prev
             .iter()
             .chain(&content.deps)
-            .filter(|needed| !self.counted.contains(needed))
+            .filter(|needed| !self.events.contains_key(needed))
             .copied()
             .collect();
         if !missing.is_empty() {
@@ -596,6 +671,9 @@ impl Log {
             }
             if content.timestamp < prev_event.timestamp() {
                 return Verdict::Rejected(Rejection::TimestampBeforePrev);
+            }
+            if !self.counted.contains(&prev) {
+                return self.offer_voided(event, changes);
             }
         }
         // Read only what is needed: cloning the chain would copy every id in it.
@@ -669,7 +747,7 @@ impl Log {
             return from_prev;
         }
         let mut clock = Clock::clone(&from_prev);
-        for dep in &content.deps {
+        for dep in content.deps.iter().filter(|dep| self.counted.contains(dep)) {
             let event = &self.events[dep];
             if let Some(dep_clock) = self.clocks.get(dep) {
                 for (author, seq) in dep_clock.iter() {
@@ -709,6 +787,7 @@ impl Log {
         }
         changes.rows.push(self.chain_row(&author));
         self.counted.insert(event.id());
+        self.order.push(event.id());
         self.events.insert(event.id(), event.clone());
         changes.stored.push((event, true));
     }
@@ -750,6 +829,8 @@ impl Log {
             || counted_at_seq.is_some_and(|counted| Some(counted) != slot.first().copied());
         let event = event.into_event();
         self.events.insert(event.id(), event.clone());
+        self.order.push(event.id());
+        self.uncounted.insert(event.id());
         changes.stored.push((event, false));
         changes.rows.push(evidence_row(&evidence));
         changes.evidence.push(evidence);
@@ -761,6 +842,27 @@ impl Log {
             }
         }
         Verdict::Equivocation
+    }
+
+    /// An event whose prev lost a fork (or was itself voided). It is kept,
+    /// so that whatever others built on it can be judged (without it), but
+    /// it never counts.
+    fn offer_voided(&mut self, event: VerifiedEvent, changes: &mut Changes) -> Verdict {
+        let content = event.content();
+        if !self
+            .keys_before(&content.author, content.seq)
+            .authorises(&content.signer)
+        {
+            return Verdict::Rejected(Rejection::UnauthorisedKey {
+                author: content.author,
+            });
+        }
+        let event = event.into_event();
+        self.events.insert(event.id(), event.clone());
+        self.order.push(event.id());
+        self.uncounted.insert(event.id());
+        changes.stored.push((event, false));
+        Verdict::Voided
     }
 
     /// Whether this log is being built by [`Log::replay`] (which handles new
@@ -823,7 +925,9 @@ impl Log {
         // tells the store, for each, whether it still counts. Anything the
         // replay kept that was not kept before must be stored too.
         let previously_kept: HashSet<EventId> = self.events.keys().copied().collect();
+        let generation = self.generation + 1;
         *self = fresh;
+        self.generation = generation;
         changes.rebuilt = true;
         changes.rows = replayed.rows;
         changes.recount = replayed.recount;

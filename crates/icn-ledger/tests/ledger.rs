@@ -394,11 +394,9 @@ fn a_fork_across_a_partition_is_resolved_the_same_way_everywhere() {
         let reason = node.quarantined(&ana_later.id()).expect("quarantined");
         assert!(reason.to_string().contains("frozen"), "{reason}");
     }
-    // Ben's onward payment counts only if Ana's payment to him did.
-    assert_eq!(
-        nodes[0].is_counted(&ben_pays_dan.id()),
-        winner == to_ben.id()
-    );
+    // Ben's onward payment counts either way: if Ana's payment to him was
+    // voided, it is judged without it (20 h below zero is within his floor).
+    assert!(nodes[0].is_counted(&ben_pays_dan.id()));
     assert!(nodes[0].is_counted(&eve_pays_cleo.id()));
 
     // The payee of the voided entry and Ana are told.

@@ -277,7 +277,7 @@ impl Node {
         let previous_time = prev
             .and_then(|id| log.get(&id))
             .map_or(Timestamp(0), Event::timestamp);
-        let deps = news_for(log, &did, prev);
+        let deps = log.unseen_heads(&did);
         let event = Event::sign(
             EventContent {
                 format: FORMAT_VERSION,
@@ -456,20 +456,6 @@ impl Node {
 /// causal past (through `prev`) does not already reach, so that what this
 /// node has seen — payments to the author above all — is in the causal past
 /// of what it signs. At most `DEPS_MAX`, newest knowledge first by author order.
-fn news_for(log: &Log, author: &Did, prev: Option<EventId>) -> Vec<EventId> {
-    let empty = icn_kernel::Clock::new();
-    let known = prev.and_then(|prev| log.clock(&prev)).unwrap_or(&empty);
-    let mut deps: Vec<EventId> = log
-        .heads()
-        .into_iter()
-        .filter(|(other, (seq, _))| other != author && known.get(other).is_none_or(|k| k < seq))
-        .map(|(_, (_, id))| id)
-        .take(icn_kernel::DEPS_MAX)
-        .collect();
-    deps.sort();
-    deps
-}
-
 pub struct Replayed {
     pub log: Log,
     /// A full rewrite of the views, to apply when they disagree.

@@ -42,7 +42,9 @@ impl IngestReport {
             Verdict::Duplicate => self.duplicate += 1,
             Verdict::Pending(_) => self.pending += 1,
             Verdict::Quarantined(_) => self.quarantined += 1,
-            Verdict::Dropped | Verdict::Equivocation | Verdict::Rejected(_) => self.refused += 1,
+            Verdict::Dropped | Verdict::Equivocation | Verdict::Voided | Verdict::Rejected(_) => {
+                self.refused += 1
+            }
         }
     }
 }
