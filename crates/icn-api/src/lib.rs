@@ -340,3 +340,58 @@ pub struct Inbox {
     pub disputes: Vec<Dispute>,
     pub notices: Vec<Notice>,
 }
+
+/// `icnctl peers`: who this node replicates with, and how.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Peers {
+    pub peers: Vec<PeerInfo>,
+    pub metrics: NetMetrics,
+    /// This node's ticket (`icnctl net ticket`), once it belongs to a co-op.
+    pub ticket: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub did: String,
+    /// The first bytes of the peer's network key (its device key).
+    pub endpoint: String,
+    /// `out` when this node dialled, `in` when the peer did.
+    pub direction: String,
+    /// `direct`, `relayed`, or `connecting`.
+    pub path: String,
+    pub address: Option<String>,
+    pub rtt_ms: Option<f64>,
+    pub connected_seconds: u64,
+    pub events_sent: u64,
+    pub events_received: u64,
+}
+
+/// Replication counters since icnd started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetMetrics {
+    pub connections_accepted: u64,
+    pub connections_refused: u64,
+    pub events_sent: u64,
+    pub events_received: u64,
+    pub events_accepted: u64,
+    pub sync_rounds: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub frames_malformed: u64,
+    pub events_forged: u64,
+    pub frames_rate_limited: u64,
+    pub pushes_dropped: u64,
+    pub replication_lag_ms: u64,
+}
+
+/// `POST /admin/v1/coop/join`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinCoop {
+    pub ticket: String,
+}
+
+/// `GET /admin/v1/net/ticket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetTicket {
+    pub ticket: String,
+}

@@ -242,7 +242,7 @@ fn members_pay_in_hours_and_read_balances_and_history() {
         &["ledger", "pay", &ben_did, "3h", "--memo", "website"],
     );
     assert_eq!(paid.code, 0, "{paid:?}");
-    assert!(paid.stdout.contains("Paid 3h hours"), "{paid:?}");
+    assert!(paid.stdout.contains("Paid 3h (hours)"), "{paid:?}");
     let mine = h.icnctl(&ana, &["ledger", "balance", "--json"]).json();
     assert_eq!(mine["accounts"][0]["balance"], -180);
     assert_eq!(mine["accounts"][0]["display"], "-3:00");
@@ -579,4 +579,122 @@ fn requests_disputes_statements_and_exports_from_the_command_line() {
     // Without the daemon, the same reads work on the data directory.
     let statement_offline = ok(&["ledger", "statement", "--json"]).json();
     assert_eq!(statement_offline["accounts"][0]["closing"], -240);
+}
+
+/// Polls until `done` holds; panics with `what` after a generous deadline
+/// (a liveness bound for a broken build, not a performance threshold).
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn did_in(h: &Harness, dir: &std::path::Path) -> String {
+    h.icnctl(dir, &["--json", "id", "show"]).json()["did"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn balance_of(h: &Harness, dir: &std::path::Path, did: &str) -> String {
+    let run = h.icnctl(dir, &["--json", "ledger", "balance", did]);
+    run.stdout
+}
+
+/// Three members' daemons on loopback: two join from the first one's
+/// ticket, payments reach everyone, a node killed with SIGKILL while
+/// payments flow catches up after a restart, and a stranger's node gets
+/// the genesis but is refused replication.
+#[test]
+fn three_daemons_replicate_and_a_killed_one_catches_up() {
+    let h = harness();
+    let [a, b, c, stranger] = ["a", "b", "c", "stranger"].map(|name| h.data_dir(name));
+    for dir in [&a, &b, &c, &stranger] {
+        assert_eq!(h.icnctl(dir, &["id", "init"]).code, 0);
+    }
+    let (did_b, did_c) = (did_in(&h, &b), did_in(&h, &c));
+    let init = h.icnctl(
+        &a,
+        &[
+            "coop",
+            "init",
+            "Loopback",
+            "--founder",
+            &did_b,
+            "--founder",
+            &did_c,
+            "--yes",
+        ],
+    );
+    assert_eq!(init.code, 0, "{init:?}");
+    let node_a = h.spawn_icnd(&a, &[]);
+    let node_b = h.spawn_icnd(&b, &[]);
+    let mut node_c = h.spawn_icnd(&c, &[]);
+    let ticket = h.icnctl(&a, &["--json", "net", "ticket"]).json()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for dir in [&b, &c] {
+        let joined = h.icnctl(dir, &["coop", "join", &ticket]);
+        assert_eq!(joined.code, 0, "{joined:?}");
+    }
+    assert_eq!(h.icnctl(&a, &["ledger", "pay", &did_b, "3h"]).code, 0);
+    eventually("b sees a's payment", || {
+        balance_of(&h, &b, &did_b).contains("\"balance\": 180")
+    });
+    // b's payment to c goes through a (b and c only know a).
+    assert_eq!(h.icnctl(&b, &["ledger", "pay", &did_c, "1h"]).code, 0);
+    eventually("c and a see b's payment", || {
+        balance_of(&h, &c, &did_c).contains("\"balance\": 60")
+            && balance_of(&h, &a, &did_c).contains("\"balance\": 60")
+    });
+    let peers = h.icnctl(&a, &["--json", "peers"]).json();
+    assert_eq!(peers["peers"].as_array().unwrap().len(), 2, "{peers}");
+    assert!(
+        peers["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|peer| peer["path"] == "direct"),
+        "{peers}"
+    );
+
+    // c is killed while a pays it; a keeps paying; c restarts and catches up.
+    for round in 0..10 {
+        assert_eq!(h.icnctl(&a, &["ledger", "pay", &did_c, "10m"]).code, 0);
+        if round == 4 {
+            node_c.signal("KILL");
+            node_c.wait();
+            node_c = h.spawn_icnd(&c, &[]);
+        }
+    }
+    let expected = 60 + 10 * 10;
+    eventually("c catches up after SIGKILL", || {
+        balance_of(&h, &c, &did_c).contains(&format!("\"balance\": {expected}"))
+    });
+    assert_eq!(
+        balance_of(&h, &b, &did_c),
+        balance_of(&h, &c, &did_c),
+        "b and c agree"
+    );
+
+    // A stranger's node may fetch the genesis, but no member syncs with it.
+    let node_s = h.spawn_icnd(&stranger, &[]);
+    let joined = h.icnctl(&stranger, &["coop", "join", &ticket]);
+    assert_eq!(joined.code, 0, "{joined:?}");
+    assert!(joined.stdout.contains("not a member"), "{joined:?}");
+    eventually("a refuses the stranger's connection", || {
+        h.icnctl(&a, &["--json", "peers"]).json()["metrics"]["connections_refused"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    });
+    let status = h.icnctl(&stranger, &["--json", "status"]).json();
+    assert_eq!(status["events"], 1, "only the genesis: {status}");
+    drop((node_a, node_b, node_c, node_s));
 }

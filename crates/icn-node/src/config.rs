@@ -10,10 +10,24 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub data_dir: PathBuf,
     pub gateway: GatewayConfig,
-    /// Where peers reach this node (used by replication, the next milestone).
+    /// The UDP address peers reach this node at (QUIC). Unset: 0.0.0.0:7879,
+    /// or any free port if that one is taken.
     pub listen: Option<SocketAddr>,
+    pub net: NetConfig,
     pub log: LogConfig,
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetConfig {
+    /// Tickets (`icnctl net ticket` on their node) of peers to keep
+    /// connected to, such as the co-op's always-on node.
+    pub bootstrap_peers: Vec<String>,
+}
+
+/// Where icnd listens for peers unless told otherwise.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 7879);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -37,6 +51,7 @@ impl Default for Config {
             data_dir: default_data_dir(),
             gateway: GatewayConfig::default(),
             listen: None,
+            net: NetConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -98,6 +113,7 @@ pub struct Overrides {
     pub gateway_enable: Option<bool>,
     pub gateway_bind: Option<SocketAddr>,
     pub listen: Option<SocketAddr>,
+    pub peers: Vec<String>,
     pub log_level: Option<String>,
     pub log_format: Option<String>,
 }
@@ -150,6 +166,14 @@ impl Config {
                 "ICN_LISTEN" => {
                     self.listen = Some(value.parse().map_err(|e| invalid(format!("{e}")))?)
                 }
+                "ICN_BOOTSTRAP_PEERS" => {
+                    self.net.bootstrap_peers = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|ticket| !ticket.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                }
                 "ICN_LOG" => self.log.level = value.clone(),
                 "ICN_LOG_FORMAT" => self.log.format = value.clone(),
                 _ => {}
@@ -171,6 +195,7 @@ impl Config {
         if let Some(listen) = flags.listen {
             self.listen = Some(listen);
         }
+        self.net.bootstrap_peers.extend(flags.peers.iter().cloned());
         if let Some(level) = &flags.log_level {
             self.log.level = level.clone();
         }

@@ -7,9 +7,10 @@ use icn_identity::KeyPair;
 use tokio::sync::watch;
 
 use crate::{
-    config::Config,
-    http::{AppState, admin_router, gateway_router},
+    config::{Config, DEFAULT_LISTEN},
+    http::{AppState, SharedState, admin_router, gateway_router},
     layout::DataDir,
+    net::Net,
     node::{Node, now},
 };
 
@@ -108,6 +109,8 @@ pub async fn run(
         })
     };
 
+    start_net(&state, &config).await;
+
     {
         let node = state
             .node
@@ -142,11 +145,48 @@ pub async fn run(
         let _ = gateway.await;
     }
     let _ = ticker.await;
+    if let Some(net) = state.net.get() {
+        net.close().await;
+    }
     let _ = std::fs::remove_file(&socket_path);
     // Dropping the state closes the database and releases the lock.
     drop(state);
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// Starts replication when this node has an unlocked identity. A busy
+/// default port falls back to any free one; networking that cannot start
+/// leaves the rest of the node running, with the reason in the log.
+async fn start_net(state: &SharedState, config: &Config) {
+    let can_sign = state
+        .node
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .network_seed()
+        .is_some();
+    if !can_sign {
+        tracing::info!(
+            "Networking is off until this node has an identity (`icnctl id init`, then restart icnd)."
+        );
+        return;
+    }
+    let bootstrap = config.net.bootstrap_peers.clone();
+    let listen = config.listen.unwrap_or(DEFAULT_LISTEN);
+    let mut started = Net::start(state.clone(), listen, bootstrap.clone()).await;
+    if started.is_err() && config.listen.is_none() {
+        let any_port = std::net::SocketAddr::new(listen.ip(), 0);
+        tracing::warn!(%listen, "The default peer port is taken; using any free port (set --listen for a fixed one).");
+        started = Net::start(state.clone(), any_port, bootstrap).await;
+    }
+    match started {
+        Ok(net) => {
+            let _ = state.net.set(net);
+        }
+        Err(error) => {
+            tracing::error!(%error, "Networking could not start; this node will not replicate.")
+        }
+    }
 }
 
 fn restrict_to_owner(path: &std::path::Path) {

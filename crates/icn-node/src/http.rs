@@ -26,6 +26,8 @@ pub const REQUEST_BODY_MAX_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub node: Arc<Mutex<Node>>,
     pub started: Instant,
+    /// Replication, once started (it needs the keystore unlocked).
+    pub net: std::sync::OnceLock<Arc<crate::net::Net>>,
     /// Where requests that sign an event queue for the group committer
     /// (taken on drop, which ends its thread).
     signer: Option<std::sync::mpsc::SyncSender<SignJob>>,
@@ -87,6 +89,7 @@ impl AppState {
         Arc::new(AppState {
             node,
             started: Instant::now(),
+            net: std::sync::OnceLock::new(),
             signer: Some(signer),
             committer: Some(committer),
         })
@@ -447,6 +450,69 @@ async fn inbox(
         .map(Json)
 }
 
+fn running_net(state: &SharedState) -> Result<&Arc<crate::net::Net>, ApiError> {
+    state.net.get().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "network_off",
+            "this node is not networking",
+            Some("icnd starts networking when it has an identity and its passphrase; see its log for why it did not"),
+        )
+    })
+}
+
+async fn peers(State(state): State<SharedState>) -> Result<Json<icn_api::Peers>, ApiError> {
+    let net = running_net(&state)?.clone();
+    Ok(Json(tokio::task::block_in_place(|| net.peers())))
+}
+
+async fn net_ticket(
+    State(state): State<SharedState>,
+) -> Result<Json<icn_api::NetTicket>, ApiError> {
+    let net = running_net(&state)?.clone();
+    let ticket = tokio::task::block_in_place(|| net.ticket())
+        .ok_or_else(|| ApiError::from(NodeError::NoCoop))?;
+    Ok(Json(icn_api::NetTicket {
+        ticket: ticket.encode(),
+    }))
+}
+
+/// Joins a co-op: fetches its genesis from the member's node the ticket
+/// names, starts its log, and remembers that node as a peer to sync with.
+async fn coop_join(
+    State(state): State<SharedState>,
+    body: Bytes,
+) -> Result<Json<icn_api::Status>, ApiError> {
+    let request: icn_api::JoinCoop = parse_json(&body)?;
+    let ticket = crate::net::Ticket::parse(&request.ticket).map_err(ApiError::bad_request)?;
+    running_net(&state)?;
+    let seed = with_node(&state, |node| {
+        node.network_seed().ok_or(NodeError::KeystoreLocked)
+    })
+    .await?;
+    let genesis = crate::net::fetch_genesis(&ticket, &seed)
+        .await
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "peer_unreachable",
+                format!("could not fetch the co-op from the member's node: {error:#}"),
+                Some("check that their icnd runs and that the ticket is current (`icnctl net ticket` on their machine)"),
+            )
+        })?;
+    let genesis = genesis
+        .verify()
+        .map_err(|_| ApiError::bad_request("the co-op's genesis is not validly signed"))?;
+    let started = state.started;
+    with_node(&state, move |node| {
+        node.join(genesis)?;
+        node.remember_peer(&request.ticket)?;
+        Ok(node.status(true, Some(started.elapsed().as_secs())))
+    })
+    .await
+    .map(Json)
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -472,6 +538,9 @@ pub fn admin_router(state: SharedState) -> Router {
         .route("/api/v1/health", get(health))
         .route("/admin/v1/status", get(status))
         .route("/admin/v1/coop", post(coop_init))
+        .route("/admin/v1/coop/join", post(coop_join))
+        .route("/admin/v1/peers", get(peers))
+        .route("/admin/v1/net/ticket", get(net_ticket))
         .route("/admin/v1/identity/paper-key", post(paper_key))
         .route("/admin/v1/identity/revoke", post(revoke_key))
         .route("/admin/v1/identity/rotate", post(rotate_key))

@@ -9,6 +9,7 @@ pub mod hints;
 pub mod http;
 pub mod layout;
 pub mod ledger;
+pub mod net;
 pub mod node;
 pub mod passphrase;
 pub mod pipeline;

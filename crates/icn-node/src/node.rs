@@ -67,7 +67,15 @@ pub struct Node {
     /// While [`Node::batched`] runs: what this node's own new events changed,
     /// committed together at the end.
     batch: Option<Changes>,
+    /// Every event newly kept, once it is durable: replication pushes these
+    /// to connected peers (best effort; a lagging peer catches up by sync).
+    kept: tokio::sync::broadcast::Sender<Event>,
 }
+
+/// New events buffered for each push subscriber, at most.
+const KEPT_BROADCAST_MAX: usize = 4_096;
+/// Store meta: peers to dial (tickets), as a JSON list.
+const META_PEERS: &str = "net.peers";
 
 /// The currency every new co-op starts with: hours, counted in minutes.
 pub fn hours() -> CurrencySpec {
@@ -109,6 +117,7 @@ impl Node {
             signer: None,
             domains,
             batch: None,
+            kept: tokio::sync::broadcast::channel(KEPT_BROADCAST_MAX).0,
         };
         node.load_log()?;
         node.choose_signer(keys)?;
@@ -353,6 +362,61 @@ impl Node {
             self.load_log()?;
             return Err(error.into());
         }
+        self.announce(changes);
+        Ok(())
+    }
+
+    /// Tells push subscribers of the events a durable commit kept.
+    fn announce(&self, changes: &Changes) {
+        if self.kept.receiver_count() == 0 {
+            return;
+        }
+        for (event, _) in &changes.stored {
+            // No subscriber left is fine: sync carries everything anyway.
+            let _ = self.kept.send(event.clone());
+        }
+    }
+
+    /// Events as they are newly kept and durable, for pushing to peers.
+    pub fn subscribe_kept(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.kept.subscribe()
+    }
+
+    /// The seed of the key this node signs with: its network identity too,
+    /// so a peer's connection is authenticated by the member's device key.
+    pub fn network_seed(&self) -> Option<zeroize::Zeroizing<[u8; 32]>> {
+        self.signer.as_ref().map(KeyPair::seed)
+    }
+
+    /// The member whose current keys include `key`, if any: only members'
+    /// nodes may replicate the co-op's log.
+    pub fn member_with_key(&self, key: &[u8; 32]) -> Option<Did> {
+        let log = self.log.as_ref()?;
+        let key = icn_identity::PublicKey::from_bytes(key).ok()?;
+        log.genesis_body()
+            .founders
+            .iter()
+            .find(|member| log.key_state(member).authorises(&key))
+            .copied()
+    }
+
+    /// Peers to dial, as tickets (`icnctl coop join` remembers its ticket).
+    pub fn remembered_peers(&self) -> Result<Vec<String>, NodeError> {
+        Ok(self
+            .store
+            .meta(META_PEERS)?
+            .and_then(|peers| serde_json::from_str(&peers).ok())
+            .unwrap_or_default())
+    }
+
+    pub fn remember_peer(&mut self, ticket: &str) -> Result<(), NodeError> {
+        let mut peers = self.remembered_peers()?;
+        if !peers.iter().any(|known| known == ticket) {
+            peers.push(ticket.to_owned());
+            let peers = serde_json::to_string(&peers).expect("strings serialise");
+            self.store
+                .commit(&Changes::default(), &[(META_PEERS, &peers)])?;
+        }
         Ok(())
     }
 
@@ -364,7 +428,7 @@ impl Node {
         let mut changes = Changes::default();
         log.tick(now, &mut changes);
         if !changes.stored.is_empty() {
-            self.store.commit(&changes, &[])?;
+            self.commit(&changes)?;
         }
         Ok(())
     }

@@ -66,6 +66,8 @@ impl Harness {
             // Cheap scrypt for tests; real keystores use the default 2^18.
             .env("ICN_KEYSTORE_KDF_LOG_N", "10")
             .env("ICN_LOG", "warn")
+            // Peers on loopback only, each daemon on a free port.
+            .env("ICN_LISTEN", "127.0.0.1:0")
             .stdin(Stdio::null());
         command
     }

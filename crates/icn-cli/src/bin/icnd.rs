@@ -32,9 +32,13 @@ struct Flags {
     /// Address for the HTTP API. Default: 127.0.0.1:7878.
     #[arg(long, global = true)]
     gateway_bind: Option<SocketAddr>,
-    /// Address peers reach this node on (used by replication, coming next).
+    /// UDP address peers reach this node on. Default: 0.0.0.0:7879.
     #[arg(long, global = true)]
     listen: Option<SocketAddr>,
+    /// A peer to keep connected to, as its ticket (`icnctl net ticket` on
+    /// its machine). Repeatable; adds to net.bootstrap_peers.
+    #[arg(long = "peer", global = true, value_name = "TICKET")]
+    peers: Vec<String>,
     /// Read the keystore passphrase from this file instead of ICN_KEYSTORE_PASSPHRASE or a prompt.
     #[arg(long, global = true)]
     passphrase_file: Option<PathBuf>,
@@ -64,6 +68,7 @@ fn load_config(flags: &Flags) -> anyhow::Result<Config> {
         gateway_enable: flags.gateway_enable.then_some(true),
         gateway_bind: flags.gateway_bind,
         listen: flags.listen,
+        peers: flags.peers.clone(),
         log_level: None,
         log_format: flags.log_format.clone(),
     };

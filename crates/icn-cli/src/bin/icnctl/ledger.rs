@@ -149,7 +149,7 @@ pub fn run(context: &Context, command: LedgerCommand) -> Outcome {
                 memo,
             };
             sign(context, "/admin/v1/ledger/pay", &request, Node::pay, |id| {
-                format!("Paid {amount} {currency} to {to} (event {}).", short(id))
+                format!("Paid {amount} ({currency}) to {to} (event {}).", short(id))
             })
         }
         LedgerCommand::Request { command } => request(context, command),

@@ -3,6 +3,7 @@
 //! daemon is running.
 
 mod ledger;
+mod net;
 
 use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
 
@@ -57,6 +58,13 @@ enum Command {
     },
     /// Show this node's DID, co-op, event count, peers, uptime and version.
     Status,
+    /// Who this node replicates with: each peer, direct or relayed, and counters.
+    Peers,
+    /// This node's network ticket.
+    Net {
+        #[command(subcommand)]
+        command: net::NetCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -100,6 +108,9 @@ enum CoopCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Join a co-op you are a founding member of, from a member's ticket
+    /// (`icnctl net ticket` on their machine). Needs icnd running.
+    Join { ticket: String },
 }
 
 /// An error for the member: what went wrong, and how to fix it when we know.
@@ -488,8 +499,13 @@ fn run(cli: Cli) -> Outcome {
                     yes,
                 },
         } => coop_init(&context, &name, &founders, &params, yes),
+        Command::Coop {
+            command: CoopCommand::Join { ticket },
+        } => net::join(&context, &ticket),
         Command::Ledger { command } => ledger::run(&context, command),
         Command::Status => status(&context),
+        Command::Peers => net::peers(&context),
+        Command::Net { command } => net::run(&context, command),
     }
 }
 

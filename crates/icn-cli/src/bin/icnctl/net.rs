@@ -1,0 +1,99 @@
+//! `icnctl peers`, `icnctl net ticket` and `icnctl coop join`: replication
+//! runs inside icnd, so these ask the running daemon.
+
+use clap::Subcommand;
+
+use crate::{Context, Failure, Outcome, json};
+
+#[derive(Subcommand)]
+pub enum NetCommand {
+    /// Print this node's ticket: what another member pastes into
+    /// `icnctl coop join` or their `bootstrap_peers`.
+    Ticket,
+}
+
+fn needs_daemon<T>() -> Result<T, Failure> {
+    Err(Failure::new(
+        "icnd is not running: replication runs inside it",
+        Some("start it with `icnd` (in another terminal, or as a service), then run this again"),
+    ))
+}
+
+pub fn run(context: &Context, command: NetCommand) -> Outcome {
+    match command {
+        NetCommand::Ticket => {
+            let ticket: icn_api::NetTicket =
+                context.daemon_or_local("GET", "/admin/v1/net/ticket", None, needs_daemon)?;
+            context.print(&ticket, |ticket| {
+                format!(
+                    "{}\nOther members join with: icnctl coop join <this ticket>",
+                    ticket.ticket
+                )
+            });
+            Ok(())
+        }
+    }
+}
+
+pub fn peers(context: &Context) -> Outcome {
+    let peers: icn_api::Peers =
+        context.daemon_or_local("GET", "/admin/v1/peers", None, needs_daemon)?;
+    context.print(&peers, |peers| {
+        let mut lines = Vec::new();
+        if peers.peers.is_empty() {
+            lines.push("No peers connected.".to_owned());
+        }
+        for peer in &peers.peers {
+            let rtt = peer
+                .rtt_ms
+                .map(|rtt| format!(", {rtt:.1} ms"))
+                .unwrap_or_default();
+            lines.push(format!(
+                "{}  {} ({}{rtt}), {} for {} s; events sent {}, received {}",
+                peer.did,
+                peer.path,
+                peer.address.as_deref().unwrap_or("-"),
+                if peer.direction == "out" { "dialled" } else { "accepted" },
+                peer.connected_seconds,
+                peer.events_sent,
+                peer.events_received
+            ));
+        }
+        let m = &peers.metrics;
+        lines.push(format!(
+            "Totals: {} events sent, {} received ({} new), {} sync rounds, {} bytes out, {} in; refused {} connections, {} bad frames, {} forged events, {} rate-limited",
+            m.events_sent,
+            m.events_received,
+            m.events_accepted,
+            m.sync_rounds,
+            m.bytes_sent,
+            m.bytes_received,
+            m.connections_refused,
+            m.frames_malformed,
+            m.events_forged,
+            m.frames_rate_limited
+        ));
+        lines.join("\n")
+    });
+    Ok(())
+}
+
+pub fn join(context: &Context, ticket: &str) -> Outcome {
+    let request = icn_api::JoinCoop {
+        ticket: ticket.trim().to_owned(),
+    };
+    let status: icn_api::Status =
+        context.daemon_or_local("POST", "/admin/v1/coop/join", json(&request), needs_daemon)?;
+    context.print(&status, |status| match &status.coop {
+        Some(coop) if coop.founders.iter().any(|founder| Some(founder) == status.did.as_ref()) => format!(
+            "Joined {:?}. Your node now syncs with the member whose ticket you used; `icnctl peers` shows it.",
+            coop.name
+        ),
+        Some(coop) => format!(
+            "Joined {:?}, but you are not a member of it yet: members' nodes will not sync with yours until the co-op admits you.",
+            coop.name
+        ),
+        None => "Joined.".to_owned(),
+    });
+    Ok(())
+}
