@@ -8,6 +8,7 @@
 //!   through the admin API, balance and history queries).
 
 mod ledger;
+mod sync;
 
 use std::time::{Duration, Instant};
 
@@ -151,13 +152,14 @@ fn main() {
     match which {
         "events" => events(count, threads),
         "ledger" => ledger::run(count, threads),
+        "sync" => sync::run(count),
         "all" => {
             events(count, threads);
             ledger::run(count, threads);
         }
         other => {
             eprintln!(
-                "icn-bench: unknown benchmark {other:?}; use events, ledger or nothing (all)"
+                "icn-bench: unknown benchmark {other:?}; use events, ledger, sync or nothing (all)"
             );
             std::process::exit(2);
         }
