@@ -13,7 +13,7 @@ use icn_identity::{Did, KeyPair};
 use icn_kernel::encode_body;
 use icn_ledger::{KIND_TRANSFER, Leg, Transfer};
 use icn_node::{
-    DataDir, Node, PublicIdentity, admin_client,
+    DataDir, Node, admin_client,
     http::{AppState, admin_router},
     pipeline::ingest_batches,
 };
@@ -99,16 +99,8 @@ fn ingest(count: usize, threads: usize) {
 /// of events in batches with nothing else.
 fn authoring(total: usize, clients: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let key = member(1);
-    let me = did_of(&key);
     let data = DataDir::new(dir.path());
-    data.write_public_identity(&PublicIdentity {
-        did: me,
-        device_key: key.public(),
-        device_label: "bench".into(),
-    })
-    .expect("writes");
-    let mut node = Node::open(data.clone(), vec![key]).expect("opens");
+    let mut node = crate::member_node(dir.path(), member(1));
     let payees: Vec<Did> = (2..=10).map(|n| did_of(&member(n))).collect();
     let params = [("ledger.floor".to_owned(), "1000000".to_owned())].into();
     node.create_coop("Bench", &payees, &params, at(0))

@@ -38,6 +38,18 @@ fn make_events(count: usize) -> (Coop, Vec<Vec<u8>>) {
 }
 
 /// A node on a fresh data directory that has joined the bench co-op.
+/// A node whose member (identity and unlocked key) is `key`, with no co-op.
+pub(crate) fn member_node(dir: &std::path::Path, key: icn_identity::KeyPair) -> Node {
+    let data = DataDir::new(dir);
+    data.write_public_identity(&icn_node::PublicIdentity {
+        did: icn_testkit::did_of(&key),
+        device_key: key.public(),
+        device_label: "bench".into(),
+    })
+    .expect("writes");
+    Node::open(data, vec![key]).expect("opens")
+}
+
 fn fresh_node(coop: &Coop) -> (tempfile::TempDir, Node) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut node = Node::open_with(DataDir::new(dir.path()), Vec::new(), domains).expect("opens");

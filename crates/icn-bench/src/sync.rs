@@ -9,20 +9,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use icn_identity::{Did, KeyPair};
-use icn_node::{DataDir, Node, PublicIdentity, http::AppState, net::Net};
-use icn_testkit::{at, did_of, member};
+use icn_identity::Did;
+use icn_node::{Node, http::AppState, net::Net};
 
-fn member_node(dir: &std::path::Path, key: KeyPair) -> Node {
-    let data = DataDir::new(dir);
-    data.write_public_identity(&PublicIdentity {
-        did: did_of(&key),
-        device_key: key.public(),
-        device_label: "bench".into(),
-    })
-    .expect("writes");
-    Node::open(data, vec![key]).expect("opens")
-}
+use crate::member_node;
+use icn_testkit::{at, did_of, member};
 
 /// Writes `count` payments from the node's member to `to`, 500 per commit.
 /// Returns the bytes of the events written.

@@ -552,15 +552,8 @@ async fn drive(
                         break Err(ended(CLOSE_PROTOCOL, format!("bad message: {error}")));
                     }
                 };
-                let outputs = {
-                    let state = net.state.clone();
-                    let now_ms = started.elapsed().as_millis() as u64;
-                    tokio::task::block_in_place(|| {
-                        let node = lock(&state);
-                        let log = node.log().expect("a co-op is never left");
-                        session.on_message(message, log, now_ms)
-                    })
-                };
+                let now_ms = started.elapsed().as_millis() as u64;
+                let outputs = with_log(&net.state, |log| session.on_message(message, log, now_ms));
                 let outputs = match outputs {
                     Ok(outputs) => outputs,
                     Err(error) => break Err(ended(CLOSE_PROTOCOL, error.to_string())),
@@ -601,14 +594,11 @@ async fn drive(
                 }
             }
             _ = poll.tick() => {
-                let state = net.state.clone();
                 let now_ms = started.elapsed().as_millis() as u64;
-                let hello = tokio::task::block_in_place(|| {
-                    let node = lock(&state);
-                    let log = node.log().expect("a co-op is never left");
-                    session.poll(log, now_ms)
-                });
-                if let Some(hello) = hello {
+                if !session.due(now_ms) {
+                    continue;
+                }
+                if let Some(hello) = with_log(&net.state, |log| session.poll(log, now_ms)) {
                     Metrics::add(&net.metrics.sync_rounds, 1);
                     if send_frame(net, &writer, hello.encode()).await.is_err() {
                         break Ok(());
@@ -621,6 +611,18 @@ async fn drive(
     drop(writer);
     let _ = writer_task.await;
     result
+}
+
+/// Runs `work` on the co-op's log under the node lock, off the async
+/// workers' hot path (the lock may wait for a commit's fsync).
+fn with_log<T>(state: &SharedState, work: impl FnOnce(&icn_kernel::Log) -> T) -> T {
+    tokio::task::block_in_place(|| {
+        let node = lock(state);
+        work(
+            node.log()
+                .expect("a session runs only once a co-op exists, which is never left"),
+        )
+    })
 }
 
 async fn send_frame(net: &Net, writer: &mpsc::Sender<Vec<u8>>, frame: Vec<u8>) -> Result<(), ()> {

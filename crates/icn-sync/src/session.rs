@@ -130,25 +130,28 @@ impl Session {
         }
     }
 
-    /// A hello to send, if a round is due: at the start, after a round
-    /// that left events waiting, when the last round stalled, and every
-    /// resync interval.
-    pub fn poll(&mut self, log: &Log, now_ms: u64) -> Option<Message> {
-        let due = match self.pull.state {
+    /// Whether a round is due: at the start, after a round that left
+    /// events waiting, when the last round stalled, and every resync
+    /// interval. Needs no log, so a transport can ask before locking one.
+    pub fn due(&self, now_ms: u64) -> bool {
+        match self.pull.state {
             PullState::Waiting { since, .. } => {
-                let stalled = now_ms.saturating_sub(since) >= self.config.round_timeout_ms;
-                if stalled {
-                    self.stats.rounds_timed_out += 1;
-                }
-                stalled
+                now_ms.saturating_sub(since) >= self.config.round_timeout_ms
             }
             PullState::Idle { since } => {
                 (self.pull.again && self.pull.eager_rounds < self.config.eager_rounds_max)
                     || now_ms.saturating_sub(since) >= self.config.resync_interval_ms
             }
-        };
-        if !due {
+        }
+    }
+
+    /// A hello to send, if a round is [due](Session::due).
+    pub fn poll(&mut self, log: &Log, now_ms: u64) -> Option<Message> {
+        if !self.due(now_ms) {
             return None;
+        }
+        if matches!(self.pull.state, PullState::Waiting { .. }) {
+            self.stats.rounds_timed_out += 1;
         }
         if self.pull.again {
             self.pull.eager_rounds += 1;
@@ -167,11 +170,6 @@ impl Session {
     /// placed yet (they wait for events this node lacks).
     pub fn want_round(&mut self) {
         self.pull.again = true;
-    }
-
-    /// Whether this side is waiting for pages of its own round.
-    pub fn pulling(&self) -> bool {
-        matches!(self.pull.state, PullState::Waiting { .. })
     }
 
     /// Handles one message from the peer.
