@@ -394,4 +394,10 @@ pub struct JoinCoop {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetTicket {
     pub ticket: String,
+    /// The addresses the ticket gives, for the admin to check.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// The co-op relay it names, if any.
+    #[serde(default)]
+    pub relay: Option<String>,
 }

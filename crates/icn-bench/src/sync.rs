@@ -10,7 +10,11 @@ use std::{
 };
 
 use icn_identity::Did;
-use icn_node::{Node, http::AppState, net::Net};
+use icn_node::{
+    Node,
+    http::AppState,
+    net::{Net, NetOptions},
+};
 
 use crate::member_node;
 use icn_testkit::{at, did_of, member};
@@ -73,12 +77,12 @@ pub fn run(count: usize) {
     runtime.block_on(async {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let (state_a, state_b) = (AppState::new(a), AppState::new(b));
-        let net_a = Net::start(state_a.clone(), loopback, vec![])
+        let net_a = Net::start(state_a.clone(), NetOptions::direct(loopback, vec![]))
             .await
             .expect("starts");
         let ticket = net_a.ticket().expect("a ticket").encode();
         let start = Instant::now();
-        let net_b = Net::start(state_b.clone(), loopback, vec![ticket])
+        let net_b = Net::start(state_b.clone(), NetOptions::direct(loopback, vec![ticket]))
             .await
             .expect("starts");
         let counted = |state: &AppState| {

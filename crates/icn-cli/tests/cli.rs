@@ -606,6 +606,48 @@ fn balance_of(h: &Harness, dir: &std::path::Path, did: &str) -> String {
     run.stdout
 }
 
+/// Three founders' daemons on loopback; b and c joined from a's ticket.
+struct Trio {
+    dirs: [std::path::PathBuf; 3],
+    dids: [String; 3],
+    daemons: [icn_testkit::cli::Daemon; 3],
+    ticket: String,
+}
+
+impl Trio {
+    fn start(h: &Harness, hub_args: &[&str]) -> Trio {
+        let dirs = ["a", "b", "c"].map(|name| h.data_dir(name));
+        for dir in &dirs {
+            assert_eq!(h.icnctl(dir, &["id", "init"]).code, 0);
+        }
+        let dids = [0, 1, 2].map(|i| did_in(h, &dirs[i]));
+        let founders = ["--founder", &dids[1], "--founder", &dids[2]];
+        let mut init = vec!["coop", "init", "Trio", "--yes"];
+        init.extend(founders);
+        let init = h.icnctl(&dirs[0], &init);
+        assert_eq!(init.code, 0, "{init:?}");
+        let daemons = [
+            h.spawn_icnd(&dirs[0], hub_args),
+            h.spawn_icnd(&dirs[1], &[]),
+            h.spawn_icnd(&dirs[2], &[]),
+        ];
+        let ticket = h.icnctl(&dirs[0], &["--json", "net", "ticket"]).json()["ticket"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for dir in &dirs[1..] {
+            let joined = h.icnctl(dir, &["coop", "join", &ticket]);
+            assert_eq!(joined.code, 0, "{joined:?}");
+        }
+        Trio {
+            dirs,
+            dids,
+            daemons,
+            ticket,
+        }
+    }
+}
+
 /// Three members' daemons on loopback: two join from the first one's
 /// ticket, payments reach everyone, a node killed with SIGKILL while
 /// payments flow catches up after a restart, and a stranger's node gets
@@ -613,36 +655,14 @@ fn balance_of(h: &Harness, dir: &std::path::Path, did: &str) -> String {
 #[test]
 fn three_daemons_replicate_and_a_killed_one_catches_up() {
     let h = harness();
-    let [a, b, c, stranger] = ["a", "b", "c", "stranger"].map(|name| h.data_dir(name));
-    for dir in [&a, &b, &c, &stranger] {
-        assert_eq!(h.icnctl(dir, &["id", "init"]).code, 0);
-    }
-    let (did_b, did_c) = (did_in(&h, &b), did_in(&h, &c));
-    let init = h.icnctl(
-        &a,
-        &[
-            "coop",
-            "init",
-            "Loopback",
-            "--founder",
-            &did_b,
-            "--founder",
-            &did_c,
-            "--yes",
-        ],
-    );
-    assert_eq!(init.code, 0, "{init:?}");
-    let node_a = h.spawn_icnd(&a, &[]);
-    let node_b = h.spawn_icnd(&b, &[]);
-    let mut node_c = h.spawn_icnd(&c, &[]);
-    let ticket = h.icnctl(&a, &["--json", "net", "ticket"]).json()["ticket"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    for dir in [&b, &c] {
-        let joined = h.icnctl(dir, &["coop", "join", &ticket]);
-        assert_eq!(joined.code, 0, "{joined:?}");
-    }
+    let stranger = h.data_dir("stranger");
+    assert_eq!(h.icnctl(&stranger, &["id", "init"]).code, 0);
+    let Trio {
+        dirs: [a, b, c],
+        dids: [_, did_b, did_c],
+        daemons: [node_a, node_b, mut node_c],
+        ticket,
+    } = Trio::start(&h, &[]);
     assert_eq!(h.icnctl(&a, &["ledger", "pay", &did_b, "3h"]).code, 0);
     eventually("b sees a's payment", || {
         balance_of(&h, &b, &did_b).contains("\"balance\": 180")
@@ -697,4 +717,51 @@ fn three_daemons_replicate_and_a_killed_one_catches_up() {
     let status = h.icnctl(&stranger, &["--json", "status"]).json();
     assert_eq!(status["events"], 1, "only the genesis: {status}");
     drop((node_a, node_b, node_c, node_s));
+}
+
+/// The hub runs the co-op relay; two members who only have the hub's
+/// ticket find each other through it (the ticket names the relay and its
+/// key), connect, and keep replicating directly once the hub is gone.
+#[test]
+fn members_meet_through_the_coop_relay_and_go_direct() {
+    let h = harness();
+    let Trio {
+        dirs: [_, b, c],
+        dids: [_, did_b, did_c],
+        daemons: [node_a, node_b, node_c],
+        ..
+    } = Trio::start(&h, &["--relay-enable", "--relay-listen", "127.0.0.1:0"]);
+    let connected = |from: &std::path::Path, to: &str| {
+        h.icnctl(from, &["--json", "peers"]).json()["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|peer| peer["did"] == to)
+    };
+    eventually("b and c connect through the relay", || {
+        connected(&b, &did_c) && connected(&c, &did_b)
+    });
+    // b's ticket now names the relay too: it is how others reach b.
+    let ticket_b = h.icnctl(&b, &["--json", "net", "ticket"]).json();
+    assert!(ticket_b["relay"].as_str().is_some(), "{ticket_b}");
+
+    node_a.signal("TERM");
+    node_a.wait();
+    assert_eq!(h.icnctl(&b, &["ledger", "pay", &did_c, "2h"]).code, 0);
+    eventually("c sees b's payment with the hub gone", || {
+        balance_of(&h, &c, &did_c).contains("\"balance\": 120")
+    });
+    let peers = h.icnctl(&c, &["--json", "peers"]).json();
+    let b_seen = peers["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|peer| peer["did"] == did_b.as_str())
+        .cloned();
+    assert_eq!(
+        b_seen.map(|peer| peer["path"].clone()),
+        Some("direct".into()),
+        "{peers}"
+    );
+    drop((node_b, node_c));
 }

@@ -17,13 +17,36 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetConfig {
     /// Tickets (`icnctl net ticket` on their node) of peers to keep
     /// connected to, such as the co-op's always-on node.
     pub bootstrap_peers: Vec<String>,
+    /// Run the co-op's relay on this node (an always-on machine members'
+    /// laptops can reach): they meet through it and then connect directly.
+    pub relay_enable: bool,
+    /// The relay's port: TCP for HTTPS and UDP for address discovery.
+    pub relay_listen: SocketAddr,
+    /// How members reach the relay, such as `https://coop.example.org:7880`.
+    /// Unset: this machine's address and the relay's port.
+    pub relay_url: Option<String>,
 }
+
+impl Default for NetConfig {
+    fn default() -> NetConfig {
+        NetConfig {
+            bootstrap_peers: Vec::new(),
+            relay_enable: false,
+            relay_listen: DEFAULT_RELAY_LISTEN,
+            relay_url: None,
+        }
+    }
+}
+
+/// Where the relay listens unless told otherwise.
+pub const DEFAULT_RELAY_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 7880);
 
 /// Where icnd listens for peers unless told otherwise.
 pub const DEFAULT_LISTEN: SocketAddr =
@@ -114,6 +137,9 @@ pub struct Overrides {
     pub gateway_bind: Option<SocketAddr>,
     pub listen: Option<SocketAddr>,
     pub peers: Vec<String>,
+    pub relay_enable: Option<bool>,
+    pub relay_listen: Option<SocketAddr>,
+    pub relay_url: Option<String>,
     pub log_level: Option<String>,
     pub log_format: Option<String>,
 }
@@ -174,6 +200,14 @@ impl Config {
                         .map(str::to_owned)
                         .collect()
                 }
+                "ICN_RELAY_ENABLE" => {
+                    self.net.relay_enable = parse_bool(&value)
+                        .ok_or_else(|| invalid("expected true or false".into()))?
+                }
+                "ICN_RELAY_LISTEN" => {
+                    self.net.relay_listen = value.parse().map_err(|e| invalid(format!("{e}")))?
+                }
+                "ICN_RELAY_URL" => self.net.relay_url = Some(value.clone()),
                 "ICN_LOG" => self.log.level = value.clone(),
                 "ICN_LOG_FORMAT" => self.log.format = value.clone(),
                 _ => {}
@@ -196,6 +230,15 @@ impl Config {
             self.listen = Some(listen);
         }
         self.net.bootstrap_peers.extend(flags.peers.iter().cloned());
+        if let Some(enable) = flags.relay_enable {
+            self.net.relay_enable = enable;
+        }
+        if let Some(listen) = flags.relay_listen {
+            self.net.relay_listen = listen;
+        }
+        if let Some(url) = &flags.relay_url {
+            self.net.relay_url = Some(url.clone());
+        }
         if let Some(level) = &flags.log_level {
             self.log.level = level.clone();
         }
@@ -212,6 +255,13 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "log.format is {:?}; use \"text\" or \"json\"",
                 self.log.format
+            )));
+        }
+        if let Some(url) = &self.net.relay_url
+            && !url.starts_with("https://")
+        {
+            return Err(ConfigError::Invalid(format!(
+                "net.relay_url is {url:?}; it must start with https://"
             )));
         }
         Ok(())

@@ -10,7 +10,7 @@ use crate::{
     config::{Config, DEFAULT_LISTEN},
     http::{AppState, SharedState, admin_router, gateway_router},
     layout::DataDir,
-    net::Net,
+    net::{Net, NetOptions, RelayOptions},
     node::{Node, now},
 };
 
@@ -171,13 +171,20 @@ async fn start_net(state: &SharedState, config: &Config) {
         );
         return;
     }
-    let bootstrap = config.net.bootstrap_peers.clone();
-    let listen = config.listen.unwrap_or(DEFAULT_LISTEN);
-    let mut started = Net::start(state.clone(), listen, bootstrap.clone()).await;
+    let mut options = NetOptions {
+        listen: config.listen.unwrap_or(DEFAULT_LISTEN),
+        bootstrap: config.net.bootstrap_peers.clone(),
+        relay: config.net.relay_enable.then(|| RelayOptions {
+            listen: config.net.relay_listen,
+            url: config.net.relay_url.clone(),
+        }),
+    };
+    let mut started = Net::start(state.clone(), options.clone()).await;
     if started.is_err() && config.listen.is_none() {
-        let any_port = std::net::SocketAddr::new(listen.ip(), 0);
+        let listen = options.listen;
+        options.listen = std::net::SocketAddr::new(listen.ip(), 0);
         tracing::warn!(%listen, "The default peer port is taken; using any free port (set --listen for a fixed one).");
-        started = Net::start(state.clone(), any_port, bootstrap).await;
+        started = Net::start(state.clone(), options).await;
     }
     match started {
         Ok(net) => {

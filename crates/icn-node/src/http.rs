@@ -474,6 +474,8 @@ async fn net_ticket(
         .ok_or_else(|| ApiError::from(NodeError::NoCoop))?;
     Ok(Json(icn_api::NetTicket {
         ticket: ticket.encode(),
+        addresses: ticket.addrs.iter().map(ToString::to_string).collect(),
+        relay: ticket.relay.as_ref().map(|relay| relay.url.clone()),
     }))
 }
 

@@ -400,6 +400,21 @@ impl Node {
             .copied()
     }
 
+    /// Every member's device keys (paper keys are not devices): the
+    /// endpoints a node may dial through the co-op's relay.
+    pub fn member_device_keys(&self) -> Vec<[u8; 32]> {
+        let Some(log) = self.log.as_ref() else {
+            return Vec::new();
+        };
+        log.genesis_body()
+            .founders
+            .iter()
+            .flat_map(|member| log.key_state(member).authorised.into_iter())
+            .filter(|(_, label)| label != "paper")
+            .map(|(key, _)| *key.as_bytes())
+            .collect()
+    }
+
     /// Peers to dial, as tickets (`icnctl coop join` remembers its ticket).
     pub fn remembered_peers(&self) -> Result<Vec<String>, NodeError> {
         Ok(self

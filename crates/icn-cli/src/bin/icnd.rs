@@ -39,6 +39,17 @@ struct Flags {
     /// its machine). Repeatable; adds to net.bootstrap_peers.
     #[arg(long = "peer", global = true, value_name = "TICKET")]
     peers: Vec<String>,
+    /// Run the co-op's relay here, on an always-on machine members can
+    /// reach: their nodes meet through it, then connect directly.
+    #[arg(long, global = true)]
+    relay_enable: bool,
+    /// The relay's port, TCP and UDP. Default: 0.0.0.0:7880.
+    #[arg(long, global = true)]
+    relay_listen: Option<SocketAddr>,
+    /// How members reach the relay, e.g. https://coop.example.org:7880.
+    /// Default: this machine's address and the relay's port.
+    #[arg(long, global = true, value_name = "URL")]
+    relay_url: Option<String>,
     /// Read the keystore passphrase from this file instead of ICN_KEYSTORE_PASSPHRASE or a prompt.
     #[arg(long, global = true)]
     passphrase_file: Option<PathBuf>,
@@ -69,6 +80,9 @@ fn load_config(flags: &Flags) -> anyhow::Result<Config> {
         gateway_bind: flags.gateway_bind,
         listen: flags.listen,
         peers: flags.peers.clone(),
+        relay_enable: flags.relay_enable.then_some(true),
+        relay_listen: flags.relay_listen,
+        relay_url: flags.relay_url.clone(),
         log_level: None,
         log_format: flags.log_format.clone(),
     };

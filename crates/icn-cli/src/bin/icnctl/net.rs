@@ -25,9 +25,14 @@ pub fn run(context: &Context, command: NetCommand) -> Outcome {
             let ticket: icn_api::NetTicket =
                 context.daemon_or_local("GET", "/admin/v1/net/ticket", None, needs_daemon)?;
             context.print(&ticket, |ticket| {
+                let relay = match &ticket.relay {
+                    Some(url) => format!("through the co-op relay {url}"),
+                    None => "no relay (peers must reach an address directly)".to_owned(),
+                };
                 format!(
-                    "{}\nOther members join with: icnctl coop join <this ticket>",
-                    ticket.ticket
+                    "{}\nReaches this node at {} and {relay}.\nOther members join with: icnctl coop join <this ticket>",
+                    ticket.ticket,
+                    if ticket.addresses.is_empty() { "no address".to_owned() } else { ticket.addresses.join(", ") },
                 )
             });
             Ok(())

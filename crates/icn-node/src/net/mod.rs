@@ -1,0 +1,668 @@
+//! Replication over QUIC (iroh): the endpoint, tickets, the co-op's relay,
+//! the membership check at the handshake, and one task per connection that
+//! drives an [`icn_sync::Session`] over a framed bidirectional stream.
+//!
+//! - The endpoint's key is the member's device key, so a peer's connection
+//!   identity is a key the co-op's log authorises; a connection from any
+//!   other key is closed right after the handshake (`after_handshake`).
+//! - Two protocols (ALPN): `icn/sync/1` for members, and `icn/join/1`,
+//!   which only hands a co-op's genesis to whoever names its id (what a
+//!   new node needs to start).
+//! - Peers are reached at the addresses their tickets give, and through
+//!   the co-op's own relays ([`relay`]), which tickets name with their key.
+//!   No DNS or other discovery service is used; nothing public is contacted.
+//! - Every frame is length-prefixed and at most [`icn_sync::FRAME_MAX`];
+//!   a peer that sends a bad frame, an event whose signature fails, or more
+//!   than its rate allows is dropped, logged and counted ([`session`]).
+
+mod relay;
+mod session;
+mod ticket;
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use icn_identity::Did;
+use icn_kernel::{CoopId, Event};
+use iroh::{
+    Endpoint, EndpointAddr, RelayMap, RelayMode, SecretKey, TransportAddr,
+    endpoint::{AfterHandshakeOutcome, Connection, EndpointHooks, presets},
+};
+use serde::{Deserialize, Serialize};
+
+pub use relay::RelayRef;
+use relay::{PinnedRelays, Relay};
+use session::{Ended, PeerCounters, drive};
+pub use ticket::Ticket;
+
+use crate::http::SharedState;
+
+pub const SYNC_ALPN: &[u8] = icn_sync::ALPN;
+pub const JOIN_ALPN: &[u8] = b"icn/join/1";
+
+/// How often remembered and configured peers are dialled if not connected.
+const DIAL_INTERVAL: Duration = Duration::from_secs(5);
+/// Connections at most; more are refused.
+const CONNECTIONS_MAX: usize = 64;
+/// This node dials no more once it has this many connections, leaving
+/// room for peers that dial it.
+const DIALLED_MAX: usize = 32;
+/// Waiting for a join answer or a connection, at most.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Close codes, so the other side's log says why.
+const CLOSE_DONE: u32 = 0;
+const CLOSE_NOT_MEMBER: u32 = 403;
+const CLOSE_PROTOCOL: u32 = 400;
+const CLOSE_BAD_EVENT: u32 = 401;
+const CLOSE_RATE: u32 = 429;
+
+/// Counters for `icnctl peers` and metrics.
+#[derive(Default)]
+pub struct Metrics {
+    pub connections_accepted: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub events_sent: AtomicU64,
+    pub events_received: AtomicU64,
+    pub events_accepted: AtomicU64,
+    pub sync_rounds: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    /// Frames that were not messages, or broke a limit.
+    pub frames_malformed: AtomicU64,
+    /// Events whose signature failed, from peers that were then dropped.
+    pub events_forged: AtomicU64,
+    pub frames_rate_limited: AtomicU64,
+    pub pushes_dropped: AtomicU64,
+    /// Time from an event's timestamp to its arrival here, for the last one.
+    pub replication_lag_ms: AtomicU64,
+}
+
+impl Metrics {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> icn_api::NetMetrics {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        icn_api::NetMetrics {
+            connections_accepted: get(&self.connections_accepted),
+            connections_refused: get(&self.connections_refused),
+            events_sent: get(&self.events_sent),
+            events_received: get(&self.events_received),
+            events_accepted: get(&self.events_accepted),
+            sync_rounds: get(&self.sync_rounds),
+            bytes_sent: get(&self.bytes_sent),
+            bytes_received: get(&self.bytes_received),
+            frames_malformed: get(&self.frames_malformed),
+            events_forged: get(&self.events_forged),
+            frames_rate_limited: get(&self.frames_rate_limited),
+            pushes_dropped: get(&self.pushes_dropped),
+            replication_lag_ms: get(&self.replication_lag_ms),
+        }
+    }
+}
+
+/// One live connection, as `icnctl peers` shows it.
+struct Peer {
+    did: Did,
+    endpoint: [u8; 32],
+    dialled: bool,
+    since: Instant,
+    connection: Connection,
+    events_sent: Arc<AtomicU64>,
+    events_received: Arc<AtomicU64>,
+}
+
+/// The running network: shared by the accept loop, the dialler, the
+/// session tasks and the admin API.
+pub struct Net {
+    endpoint: Endpoint,
+    state: SharedState,
+    peers: Mutex<HashMap<usize, Peer>>,
+    /// Keys being dialled now, so a slow dial is not started twice.
+    dialling: Mutex<HashSet<[u8; 32]>>,
+    pub metrics: Metrics,
+    bootstrap: Vec<String>,
+    /// Relays known from tickets and our own, by URL; their keys are pinned.
+    relays: Mutex<HashMap<String, RelayRef>>,
+    pinned: PinnedRelays,
+    /// The co-op relay this node runs (`--relay-enable`).
+    relay: Mutex<Option<Relay>>,
+}
+
+/// What `icnd` asks of the network.
+#[derive(Clone, Debug)]
+pub struct NetOptions {
+    /// The UDP address for QUIC.
+    pub listen: SocketAddr,
+    /// Tickets of peers to keep connected to.
+    pub bootstrap: Vec<String>,
+    /// Run the co-op relay here.
+    pub relay: Option<RelayOptions>,
+}
+
+impl NetOptions {
+    /// No relay of our own: listen at `listen`, keep connected to `bootstrap`.
+    pub fn direct(listen: SocketAddr, bootstrap: Vec<String>) -> NetOptions {
+        NetOptions {
+            listen,
+            bootstrap,
+            relay: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RelayOptions {
+    /// TCP (HTTPS) and UDP (address discovery) on this one port.
+    pub listen: SocketAddr,
+    /// How members reach it; unset, made from this node's address.
+    pub url: Option<String>,
+}
+
+/// Refuses, right after the handshake, connections on the sync protocol
+/// from keys that are not a member's.
+#[derive(Debug)]
+struct MembersOnly {
+    state: std::sync::Weak<crate::http::AppState>,
+}
+
+impl EndpointHooks for MembersOnly {
+    async fn after_handshake<'a>(&'a self, connection: &'a Connection) -> AfterHandshakeOutcome {
+        if connection.alpn() == JOIN_ALPN {
+            return AfterHandshakeOutcome::accept();
+        }
+        let key = *connection.remote_id().as_bytes();
+        let member = self
+            .state
+            .upgrade()
+            .and_then(|state| lock(&state).member_with_key(&key));
+        match member {
+            Some(_) => AfterHandshakeOutcome::accept(),
+            None => {
+                tracing::info!(
+                    peer = %short_key(&key),
+                    "Refused a connection: its key is not a member's of this co-op."
+                );
+                AfterHandshakeOutcome::Reject {
+                    error_code: CLOSE_NOT_MEMBER.into(),
+                    reason: b"not a member of this co-op".to_vec(),
+                }
+            }
+        }
+    }
+}
+
+fn lock(state: &crate::http::AppState) -> std::sync::MutexGuard<'_, crate::node::Node> {
+    state
+        .node
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn short_key(key: &[u8; 32]) -> String {
+    key[..6].iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// An endpoint that uses only the co-op's relays (from tickets, with their
+/// keys pinned), or none, and no discovery service: nothing public is
+/// contacted.
+async fn bind_endpoint(
+    seed: &[u8; 32],
+    listen: SocketAddr,
+    hooks: Option<MembersOnly>,
+    relays: Option<(&[RelayRef], &PinnedRelays)>,
+) -> anyhow::Result<Endpoint> {
+    let mut builder = Endpoint::builder(presets::Minimal)
+        .secret_key(SecretKey::from_bytes(seed))
+        .alpns(vec![SYNC_ALPN.to_vec(), JOIN_ALPN.to_vec()])
+        .bind_addr(listen)
+        .map_err(|error| anyhow::anyhow!("cannot use {listen}: {error}"))?;
+    builder = match relays {
+        Some((relays, pinned)) => {
+            let map = RelayMap::empty();
+            for relay in relays {
+                let (url, config) = relay.client_config().map_err(anyhow::Error::msg)?;
+                pinned.pin(relay.key);
+                map.insert(url, config);
+            }
+            builder
+                .relay_mode(RelayMode::Custom(map))
+                .ca_tls_config(pinned.ca_tls_config())
+        }
+        None => builder.relay_mode(RelayMode::Disabled),
+    };
+    if let Some(hooks) = hooks {
+        builder = builder.hooks(hooks);
+    }
+    builder.bind().await.map_err(|error| {
+        anyhow::anyhow!(
+            "cannot listen for peers on {listen}: {error} (is another icnd using it? pick another with --listen)"
+        )
+    })
+}
+
+impl Net {
+    /// Binds the endpoint, starts the relay if asked, and starts accepting
+    /// and dialling. Needs the node's identity unlocked (its key is the
+    /// network identity).
+    pub async fn start(state: SharedState, options: NetOptions) -> anyhow::Result<Arc<Net>> {
+        let seed = lock(&state)
+            .network_seed()
+            .ok_or_else(|| anyhow::anyhow!("the keystore is locked"))?;
+        let mut tickets = Vec::new();
+        for text in &options.bootstrap {
+            let ticket = Ticket::parse(text)
+                .map_err(|error| anyhow::anyhow!("bootstrap peer {text:?}: {error}"))?;
+            tickets.push(ticket);
+        }
+        let remembered = lock(&state).remembered_peers().unwrap_or_default();
+        tickets.extend(
+            remembered
+                .iter()
+                .filter_map(|text| Ticket::parse(text).ok()),
+        );
+        let relays: Vec<RelayRef> = tickets.iter().filter_map(|t| t.relay.clone()).collect();
+        let hooks = MembersOnly {
+            state: Arc::downgrade(&state),
+        };
+        let pinned = PinnedRelays::default();
+        let endpoint =
+            bind_endpoint(&seed, options.listen, Some(hooks), Some((&relays, &pinned))).await?;
+        let relay = match &options.relay {
+            Some(relay) => {
+                let fallback_host = endpoint
+                    .addr()
+                    .ip_addrs()
+                    .map(|addr| addr.ip())
+                    .find(|ip| ip.is_ipv4() && !ip.is_loopback() && !ip.is_unspecified())
+                    .or(Some(std::net::Ipv4Addr::LOCALHOST.into()));
+                match Relay::start(
+                    &state,
+                    &seed,
+                    relay.listen,
+                    relay.url.clone(),
+                    fallback_host,
+                )
+                .await
+                {
+                    Ok(relay) => Some(relay),
+                    Err(error) => {
+                        tracing::error!(%error, "The co-op relay could not start; peers can still connect directly.");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let net = Arc::new(Net {
+            endpoint,
+            state,
+            peers: Mutex::new(HashMap::new()),
+            dialling: Mutex::new(HashSet::new()),
+            metrics: Metrics::default(),
+            bootstrap: options.bootstrap,
+            relays: Mutex::new(
+                relays
+                    .into_iter()
+                    .map(|relay| (relay.url.clone(), relay))
+                    .collect(),
+            ),
+            pinned,
+            relay: Mutex::new(None),
+        });
+        if let Some(relay) = relay {
+            net.learn_relay(relay.url.clone()).await;
+            *net.relay.lock().unwrap_or_else(|p| p.into_inner()) = Some(relay);
+        }
+        tokio::spawn(accept_loop(net.clone()));
+        tokio::spawn(dial_loop(net.clone()));
+        tracing::info!(addresses = ?net.endpoint.bound_sockets(), "Listening for peers.");
+        Ok(net)
+    }
+
+    pub async fn close(&self) {
+        self.endpoint.close().await;
+        let relay = self.relay.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(relay) = relay {
+            relay.stop().await;
+        }
+    }
+
+    /// Trusts a relay a ticket names and lets the endpoint use it.
+    async fn learn_relay(&self, relay: RelayRef) {
+        let Ok((url, config)) = relay.client_config() else {
+            return;
+        };
+        let known = self
+            .relays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(relay.url.clone(), relay.clone());
+        if known.as_ref() == Some(&relay) {
+            return;
+        }
+        self.pinned.pin(relay.key);
+        self.endpoint.insert_relay(url, config).await;
+        tracing::info!(url = %relay.url, "Using a co-op relay.");
+    }
+
+    fn known_relays(&self) -> Vec<RelayRef> {
+        let relays = self.relays.lock().unwrap_or_else(|p| p.into_inner());
+        relays.values().cloned().collect()
+    }
+
+    /// This node's ticket, for other members' `coop join` or bootstrap list.
+    pub fn ticket(&self) -> Option<Ticket> {
+        let coop = lock(&self.state).log()?.coop();
+        let addr = self.endpoint.addr();
+        let mut addrs: Vec<SocketAddr> = addr.ip_addrs().copied().collect();
+        if addrs.is_empty() {
+            addrs = self.endpoint.bound_sockets();
+        }
+        addrs.retain(|addr| !addr.ip().is_unspecified());
+        addrs.truncate(16);
+        // Our own relay, else the one we are connected to, else any we know.
+        let own = self
+            .relay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|relay| relay.url.clone());
+        let home = addr.relay_urls().next().and_then(|url| {
+            self.known_relays()
+                .into_iter()
+                .find(|relay| relay.relay_url().is_ok_and(|known| &known == url))
+        });
+        let relay = own
+            .or(home)
+            .or_else(|| self.known_relays().into_iter().next());
+        Some(Ticket {
+            coop,
+            endpoint: *self.endpoint.id().as_bytes(),
+            addrs,
+            relay,
+        })
+    }
+
+    pub fn peers(&self) -> icn_api::Peers {
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut list: Vec<icn_api::PeerInfo> = peers
+            .values()
+            .map(|peer| {
+                let paths = peer.connection.paths();
+                let selected = paths.iter().find(|path| path.is_selected());
+                let (path, address, rtt_ms) = match &selected {
+                    Some(path) => (
+                        if path.is_relay() { "relayed" } else { "direct" },
+                        Some(match path.remote_addr() {
+                            TransportAddr::Ip(addr) => addr.to_string(),
+                            other => format!("{other:?}"),
+                        }),
+                        Some(path.rtt().as_secs_f64() * 1000.0),
+                    ),
+                    None => ("connecting", None, None),
+                };
+                icn_api::PeerInfo {
+                    did: peer.did.to_string(),
+                    endpoint: short_key(&peer.endpoint),
+                    direction: if peer.dialled { "out" } else { "in" }.to_owned(),
+                    path: path.to_owned(),
+                    address,
+                    rtt_ms,
+                    connected_seconds: peer.since.elapsed().as_secs(),
+                    events_sent: peer.events_sent.load(Ordering::Relaxed),
+                    events_received: peer.events_received.load(Ordering::Relaxed),
+                }
+            })
+            .collect();
+        list.sort_by(|a, b| a.did.cmp(&b.did));
+        icn_api::Peers {
+            peers: list,
+            metrics: self.metrics.snapshot(),
+            ticket: self.ticket().map(|ticket| ticket.encode()),
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn connected_to(&self, endpoint: &[u8; 32]) -> bool {
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.values().any(|peer| &peer.endpoint == endpoint)
+    }
+}
+
+async fn accept_loop(net: Arc<Net>) {
+    while let Some(incoming) = net.endpoint.accept().await {
+        let net = net.clone();
+        tokio::spawn(async move {
+            let connection = match incoming.await {
+                Ok(connection) => connection,
+                Err(error) => {
+                    Metrics::add(&net.metrics.connections_refused, 1);
+                    tracing::debug!(%error, "An incoming connection failed.");
+                    return;
+                }
+            };
+            if connection.alpn() == JOIN_ALPN {
+                if let Err(error) = serve_join(&net, &connection).await {
+                    tracing::info!(%error, "A join request failed.");
+                }
+                return;
+            }
+            Metrics::add(&net.metrics.connections_accepted, 1);
+            run_connection(net, connection, false).await;
+        });
+    }
+}
+
+/// Every few seconds: dials the peers our tickets name, and, through the
+/// co-op's relays, every member device we are not connected to (the one
+/// with the smaller key dials, so a pair makes one connection).
+async fn dial_loop(net: Arc<Net>) {
+    let mut interval = tokio::time::interval(DIAL_INTERVAL);
+    loop {
+        interval.tick().await;
+        if net.endpoint.is_closed() {
+            return;
+        }
+        let (coop, remembered, members) = {
+            let node = lock(&net.state);
+            let Some(coop) = node.log().map(|log| log.coop()) else {
+                continue;
+            };
+            let remembered = node.remembered_peers().unwrap_or_default();
+            (coop, remembered, node.member_device_keys())
+        };
+        let own = *net.endpoint.id().as_bytes();
+        let texts: HashSet<&String> = net.bootstrap.iter().chain(&remembered).collect();
+        let mut targets: Vec<([u8; 32], EndpointAddr)> = Vec::new();
+        for text in texts {
+            let Ok(ticket) = Ticket::parse(text) else {
+                continue;
+            };
+            if ticket.coop != coop {
+                continue;
+            }
+            if let Some(relay) = ticket.relay.clone() {
+                net.learn_relay(relay).await;
+            }
+            if let Ok(addr) = ticket.endpoint_addr(true) {
+                targets.push((ticket.endpoint, addr));
+            }
+        }
+        let relays: Vec<TransportAddr> = net
+            .known_relays()
+            .iter()
+            .filter_map(|relay| relay.relay_url().ok())
+            .map(TransportAddr::Relay)
+            .collect();
+        if !relays.is_empty() {
+            for key in members.into_iter().filter(|key| key > &own) {
+                if let Ok(id) = iroh::PublicKey::from_bytes(&key) {
+                    targets.push((key, EndpointAddr::from_parts(id, relays.iter().cloned())));
+                }
+            }
+        }
+        for (key, addr) in targets {
+            if key == own || net.connected_to(&key) || net.connections() >= DIALLED_MAX {
+                continue;
+            }
+            if !net
+                .dialling
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key)
+            {
+                continue;
+            }
+            let net = net.clone();
+            tokio::spawn(async move {
+                let connecting = net.endpoint.connect(addr, SYNC_ALPN);
+                let outcome = tokio::time::timeout(CONNECT_TIMEOUT, connecting).await;
+                net.dialling
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
+                match outcome {
+                    Ok(Ok(connection)) => run_connection(net, connection, true).await,
+                    Ok(Err(error)) => {
+                        tracing::debug!(peer = %short_key(&key), %error, "Could not reach a peer; will retry.")
+                    }
+                    Err(_) => {
+                        tracing::debug!(peer = %short_key(&key), "A peer did not answer; will retry.")
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Registers the connection, runs its session, and forgets it when done.
+async fn run_connection(net: Arc<Net>, connection: Connection, dialled: bool) {
+    let endpoint = *connection.remote_id().as_bytes();
+    let Some(did) = lock(&net.state).member_with_key(&endpoint) else {
+        connection.close(CLOSE_NOT_MEMBER.into(), b"not a member of this co-op");
+        return;
+    };
+    let id = connection.stable_id();
+    let events_sent = Arc::new(AtomicU64::new(0));
+    let events_received = Arc::new(AtomicU64::new(0));
+    {
+        let mut peers = net.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if peers.len() >= CONNECTIONS_MAX {
+            drop(peers);
+            Metrics::add(&net.metrics.connections_refused, 1);
+            connection.close(CLOSE_RATE.into(), b"too many connections");
+            return;
+        }
+        peers.insert(
+            id,
+            Peer {
+                did,
+                endpoint,
+                dialled,
+                since: Instant::now(),
+                connection: connection.clone(),
+                events_sent: events_sent.clone(),
+                events_received: events_received.clone(),
+            },
+        );
+    }
+    tracing::info!(peer = %did, direction = if dialled { "out" } else { "in" }, "Peer connected.");
+    let counters = PeerCounters {
+        sent: events_sent,
+        received: events_received,
+    };
+    let ended = drive(&net, &connection, dialled, &counters).await;
+    net.peers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id);
+    match ended {
+        Ok(()) => {
+            tracing::info!(peer = %did, "Peer disconnected.");
+            connection.close(CLOSE_DONE.into(), b"bye");
+        }
+        Err(Ended { code, reason }) => {
+            tracing::warn!(peer = %did, %reason, "Dropped the connection to a peer.");
+            connection.close(code.into(), reason.as_bytes());
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct JoinRequest {
+    coop: CoopId,
+}
+
+/// Answers `icn/join/1`: the genesis of the co-op named, if it is ours.
+async fn serve_join(net: &Net, connection: &Connection) -> anyhow::Result<()> {
+    let (mut send, mut recv) = connection.accept_bi().await?;
+    let request = recv.read_to_end(1024).await?;
+    let request: JoinRequest = postcard::from_bytes(&request)?;
+    let genesis = {
+        let node = lock(&net.state);
+        node.log()
+            .filter(|log| log.coop() == request.coop)
+            .map(|log| log.genesis().bytes().to_vec())
+    };
+    match genesis {
+        Some(genesis) => send.write_all(&genesis).await?,
+        None => {
+            connection.close(CLOSE_NOT_MEMBER.into(), b"not this co-op");
+            return Ok(());
+        }
+    }
+    send.finish()?;
+    connection.closed().await;
+    Ok(())
+}
+
+/// Fetches the genesis of the co-op a ticket names from the node it names.
+pub async fn fetch_genesis(ticket: &Ticket, seed: &[u8; 32]) -> anyhow::Result<Event> {
+    // Not a member yet, so no relay would serve us: the inviter's node must
+    // be reachable at an address its ticket gives (the co-op's always-on
+    // node, or a member's laptop on the same network).
+    let endpoint = bind_endpoint(seed, SocketAddr::from(([0, 0, 0, 0], 0)), None, None).await?;
+    let result = async {
+        let addr = ticket.endpoint_addr(false).map_err(anyhow::Error::msg)?;
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(addr, JOIN_ALPN))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the member's node did not answer (is its icnd running and reachable at {:?}?)",
+                    ticket.addrs
+                )
+            })??;
+        let (mut send, mut recv) = connection.open_bi().await?;
+        send.write_all(&postcard::to_stdvec(&JoinRequest { coop: ticket.coop })?)
+            .await?;
+        send.finish()?;
+        let bytes = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            recv.read_to_end(icn_kernel::EVENT_SIZE_MAX_BYTES),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("the member's node did not send the co-op"))??;
+        connection.close(CLOSE_DONE.into(), b"thanks");
+        let genesis = Event::decode(&bytes)?;
+        if CoopId::from(genesis.id()) != ticket.coop {
+            anyhow::bail!("the node sent another co-op than the ticket names");
+        }
+        Ok(genesis)
+    }
+    .await;
+    endpoint.close().await;
+    result
+}

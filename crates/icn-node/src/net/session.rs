@@ -1,0 +1,376 @@
+//! One connection's sync session: framed messages in and out, the
+//! session state machine, pushes of new events, ingest of what arrives,
+//! and the per-peer limits.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use icn_kernel::{Event, EventId, Verdict};
+use icn_sync::{Message, Output, Session, SessionConfig};
+use iroh::endpoint::{Connection, RecvStream, SendStream};
+use tokio::sync::{broadcast, mpsc};
+
+use super::{CLOSE_BAD_EVENT, CLOSE_DONE, CLOSE_PROTOCOL, CLOSE_RATE, Metrics, Net, lock};
+use crate::{http::SharedState, node::now};
+
+/// How often every session is polled (rounds due, stalled rounds).
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Frames read ahead of the session, per connection.
+const READ_AHEAD: usize = 8;
+/// Frames queued for sending, per connection; pushes beyond it are dropped.
+const WRITE_QUEUE: usize = 64;
+/// Per peer: bytes a second, and how much may come at once.
+const PEER_BYTES_PER_SECOND: f64 = 16.0 * 1024.0 * 1024.0;
+const PEER_BYTES_BURST: f64 = 32.0 * 1024.0 * 1024.0;
+/// Ids remembered per connection as received from that peer (not pushed back).
+const RECENT_MAX: usize = 8_192;
+
+pub(super) struct PeerCounters {
+    pub(super) sent: Arc<AtomicU64>,
+    pub(super) received: Arc<AtomicU64>,
+}
+
+/// Why a session ended other than by the peer leaving.
+pub(super) struct Ended {
+    pub(super) code: u32,
+    pub(super) reason: String,
+}
+
+pub(super) fn ended(code: u32, reason: impl Into<String>) -> Ended {
+    Ended {
+        code,
+        reason: reason.into(),
+    }
+}
+
+/// A token bucket on the bytes a peer sends.
+struct RateLimit {
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    fn new() -> RateLimit {
+        RateLimit {
+            tokens: PEER_BYTES_BURST,
+            at: Instant::now(),
+        }
+    }
+
+    fn allow(&mut self, bytes: usize) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * PEER_BYTES_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(PEER_BYTES_BURST);
+        self.at = now;
+        if self.tokens >= bytes as f64 {
+            self.tokens -= bytes as f64;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Runs one sync session over the connection's stream until either side
+/// leaves or the peer misbehaves.
+pub(super) async fn drive(
+    net: &Arc<Net>,
+    connection: &Connection,
+    dialled: bool,
+    counters: &PeerCounters,
+) -> Result<(), Ended> {
+    let Some(coop) = lock(&net.state).log().map(|log| log.coop()) else {
+        return Err(ended(CLOSE_PROTOCOL, "this node has no co-op yet"));
+    };
+    let (send, recv) = if dialled {
+        connection.open_bi().await
+    } else {
+        connection.accept_bi().await
+    }
+    .map_err(|error| ended(CLOSE_DONE, format!("no stream: {error}")))?;
+    let (frames_in, mut frames) = mpsc::channel(READ_AHEAD);
+    let reader = tokio::spawn(read_frames(recv, frames_in));
+    let (writer, frames_out) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
+    let writer_task = tokio::spawn(write_frames(send, frames_out));
+    let mut session = Session::new(coop, SessionConfig::default());
+    let mut pushes = lock(&net.state).subscribe_kept();
+    let mut poll = tokio::time::interval(POLL_INTERVAL);
+    let mut limit = RateLimit::new();
+    let mut recent = Recent::default();
+    let started = Instant::now();
+    let result = loop {
+        tokio::select! {
+            frame = frames.recv() => {
+                let frame = match frame {
+                    None => break Ok(()),
+                    Some(Err(error)) => {
+                        Metrics::add(&net.metrics.frames_malformed, 1);
+                        break Err(ended(CLOSE_PROTOCOL, error));
+                    }
+                    Some(Ok(frame)) => frame,
+                };
+                Metrics::add(&net.metrics.bytes_received, frame.len() as u64 + 4);
+                if !limit.allow(frame.len()) {
+                    Metrics::add(&net.metrics.frames_rate_limited, 1);
+                    break Err(ended(CLOSE_RATE, "sent faster than its rate allows"));
+                }
+                let message = match Message::decode(&frame) {
+                    Ok(message) => message,
+                    Err(error) => {
+                        Metrics::add(&net.metrics.frames_malformed, 1);
+                        break Err(ended(CLOSE_PROTOCOL, format!("bad message: {error}")));
+                    }
+                };
+                let now_ms = started.elapsed().as_millis() as u64;
+                let outputs = with_log(&net.state, |log| session.on_message(message, log, now_ms));
+                let outputs = match outputs {
+                    Ok(outputs) => outputs,
+                    Err(error) => break Err(ended(CLOSE_PROTOCOL, error.to_string())),
+                };
+                if let Err(error) = handle(net, &mut session, outputs, &writer, &mut recent, counters).await {
+                    break Err(error);
+                }
+            }
+            kept = pushes.recv() => {
+                match kept {
+                    Ok(event) => {
+                        let mut batch = Vec::new();
+                        let mut next = Some(event);
+                        while let Some(event) = next.take() {
+                            if !recent.contains(&event.id()) {
+                                batch.push(event.bytes().to_vec());
+                            }
+                            if batch.len() < icn_sync::PAGE_EVENTS_MAX {
+                                next = pushes.try_recv().ok();
+                            }
+                        }
+                        if !batch.is_empty() {
+                            let count = batch.len() as u64;
+                            let frame = Message::Push(batch).encode();
+                            let size = frame.len() as u64 + 4;
+                            if writer.try_send(frame).is_ok() {
+                                Metrics::add(&net.metrics.events_sent, count);
+                                Metrics::add(&net.metrics.bytes_sent, size);
+                                counters.sent.fetch_add(count, Ordering::Relaxed);
+                            } else {
+                                // The peer is slow: sync will carry these.
+                                Metrics::add(&net.metrics.pushes_dropped, count);
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => session.want_round(),
+                    Err(broadcast::error::RecvError::Closed) => break Ok(()),
+                }
+            }
+            _ = poll.tick() => {
+                let now_ms = started.elapsed().as_millis() as u64;
+                if !session.due(now_ms) {
+                    continue;
+                }
+                if let Some(hello) = with_log(&net.state, |log| session.poll(log, now_ms)) {
+                    Metrics::add(&net.metrics.sync_rounds, 1);
+                    if send_frame(net, &writer, hello.encode()).await.is_err() {
+                        break Ok(());
+                    }
+                }
+            }
+        }
+    };
+    reader.abort();
+    drop(writer);
+    let _ = writer_task.await;
+    result
+}
+
+/// Runs `work` on the co-op's log under the node lock, off the async
+/// workers' hot path (the lock may wait for a commit's fsync).
+pub(super) fn with_log<T>(state: &SharedState, work: impl FnOnce(&icn_kernel::Log) -> T) -> T {
+    tokio::task::block_in_place(|| {
+        let node = lock(state);
+        work(
+            node.log()
+                .expect("a session runs only once a co-op exists, which is never left"),
+        )
+    })
+}
+
+async fn send_frame(net: &Net, writer: &mpsc::Sender<Vec<u8>>, frame: Vec<u8>) -> Result<(), ()> {
+    Metrics::add(&net.metrics.bytes_sent, frame.len() as u64 + 4);
+    writer.send(frame).await.map_err(|_| ())
+}
+
+/// Carries out what the session asked for: frames to send, events to ingest.
+async fn handle(
+    net: &Arc<Net>,
+    session: &mut Session,
+    outputs: Vec<Output>,
+    writer: &mpsc::Sender<Vec<u8>>,
+    recent: &mut Recent,
+    counters: &PeerCounters,
+) -> Result<(), Ended> {
+    for output in outputs {
+        match output {
+            Output::Send(message) => {
+                if let Message::Page(page) = &message {
+                    Metrics::add(&net.metrics.events_sent, page.events.len() as u64);
+                    counters
+                        .sent
+                        .fetch_add(page.events.len() as u64, Ordering::Relaxed);
+                }
+                if send_frame(net, writer, message.encode()).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Output::Ingest(events) => {
+                let count = events.len() as u64;
+                Metrics::add(&net.metrics.events_received, count);
+                counters.received.fetch_add(count, Ordering::Relaxed);
+                let state = net.state.clone();
+                let outcome = tokio::task::spawn_blocking(move || ingest(&state, events))
+                    .await
+                    .map_err(|_| ended(CLOSE_PROTOCOL, "the ingest worker stopped"))?;
+                let outcome = outcome.map_err(|error| match error {
+                    IngestError::Forged => {
+                        Metrics::add(&net.metrics.events_forged, 1);
+                        ended(CLOSE_BAD_EVENT, "sent an event that is not validly signed")
+                    }
+                    IngestError::Node(error) => {
+                        ended(CLOSE_DONE, format!("could not store events: {error}"))
+                    }
+                })?;
+                Metrics::add(&net.metrics.events_accepted, outcome.accepted);
+                if let Some(lag) = outcome.lag_ms {
+                    net.metrics.replication_lag_ms.store(lag, Ordering::Relaxed);
+                }
+                for id in outcome.ids {
+                    recent.insert(id);
+                }
+                if outcome.waiting {
+                    session.want_round();
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Recent {
+    set: HashSet<EventId>,
+    order: VecDeque<EventId>,
+}
+
+impl Recent {
+    fn insert(&mut self, id: EventId) {
+        if self.set.insert(id) {
+            self.order.push_back(id);
+            if self.order.len() > RECENT_MAX
+                && let Some(old) = self.order.pop_front()
+            {
+                self.set.remove(&old);
+            }
+        }
+    }
+
+    fn contains(&self, id: &EventId) -> bool {
+        self.set.contains(id)
+    }
+}
+
+struct Ingested {
+    accepted: u64,
+    waiting: bool,
+    ids: Vec<EventId>,
+    lag_ms: Option<u64>,
+}
+
+enum IngestError {
+    Forged,
+    Node(crate::node::NodeError),
+}
+
+/// Decodes, skips what is already kept (no signature check needed),
+/// verifies the rest, and commits them in one transaction.
+fn ingest(state: &SharedState, events: Vec<Vec<u8>>) -> Result<Ingested, IngestError> {
+    let mut decoded = Vec::with_capacity(events.len());
+    for bytes in &events {
+        decoded.push(Event::decode(bytes).map_err(|_| IngestError::Forged)?);
+    }
+    let ids: Vec<EventId> = decoded.iter().map(Event::id).collect();
+    let fresh: Vec<Event> = {
+        let node = lock(state);
+        let log = node.log();
+        decoded
+            .into_iter()
+            .filter(|event| log.is_none_or(|log| log.get(&event.id()).is_none()))
+            .collect()
+    };
+    let mut verified = Vec::with_capacity(fresh.len());
+    for result in Event::verify_all(fresh, 2) {
+        verified.push(result.map_err(|_| IngestError::Forged)?);
+    }
+    let now = now();
+    let lag_ms = verified.last().map(|event| {
+        now.as_millis()
+            .saturating_sub(event.event().timestamp().as_millis())
+    });
+    let verdicts = lock(state)
+        .ingest(verified, now)
+        .map_err(IngestError::Node)?;
+    Ok(Ingested {
+        accepted: verdicts
+            .iter()
+            .filter(|verdict| verdict.holds_place())
+            .count() as u64,
+        waiting: verdicts
+            .iter()
+            .any(|verdict| matches!(verdict, Verdict::Pending(_) | Verdict::Dropped)),
+        ids,
+        lag_ms,
+    })
+}
+
+/// Reads length-prefixed frames until the stream ends or breaks a limit.
+async fn read_frames(mut recv: RecvStream, frames: mpsc::Sender<Result<Vec<u8>, String>>) {
+    loop {
+        let mut header = [0u8; 4];
+        match recv.read_exact(&mut header).await {
+            Ok(()) => {}
+            Err(_) => return,
+        }
+        let length = u32::from_be_bytes(header) as usize;
+        if length > icn_sync::FRAME_MAX {
+            let _ = frames
+                .send(Err(format!(
+                    "a frame of {length} bytes is over the {} limit",
+                    icn_sync::FRAME_MAX
+                )))
+                .await;
+            return;
+        }
+        let mut frame = vec![0u8; length];
+        if recv.read_exact(&mut frame).await.is_err() {
+            // Cut off mid-frame: the peer left; nothing partial is used.
+            return;
+        }
+        if frames.send(Ok(frame)).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn write_frames(mut send: SendStream, mut frames: mpsc::Receiver<Vec<u8>>) {
+    while let Some(frame) = frames.recv().await {
+        let header = (frame.len() as u32).to_be_bytes();
+        if send.write_all(&header).await.is_err() || send.write_all(&frame).await.is_err() {
+            return;
+        }
+    }
+    let _ = send.finish();
+}
