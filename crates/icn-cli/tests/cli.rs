@@ -765,3 +765,165 @@ fn members_meet_through_the_coop_relay_and_go_direct() {
     );
     drop((node_b, node_c));
 }
+
+/// A small internet in network namespaces that this test builds and
+/// removes (`tests/netns/up.sh`): a public hub, and two home routers that
+/// masquerade and firewall like consumer ones, with a member behind each.
+struct Internet {
+    prefix: String,
+}
+
+impl Internet {
+    /// Builds it, or says why it cannot and returns None (the kernel or
+    /// our privileges refuse network namespaces).
+    fn up() -> Option<Internet> {
+        let prefix = format!("i{}", std::process::id());
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/netns/up.sh");
+        let output = std::process::Command::new("bash")
+            .args([script, &prefix])
+            .output();
+        let internet = Internet { prefix };
+        match output {
+            Ok(output) if output.status.success() => Some(internet),
+            Ok(output) => {
+                let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+                let refused = [
+                    "Operation not permitted",
+                    "Permission denied",
+                    "command not found",
+                ];
+                assert!(
+                    refused.iter().any(|reason| stderr.contains(reason)),
+                    "building the namespaces failed: {stderr}"
+                );
+                eprintln!("SKIPPED: network namespaces are not available here: {stderr}");
+                None
+            }
+            Err(error) => {
+                eprintln!("SKIPPED: cannot run bash to build network namespaces: {error}");
+                None
+            }
+        }
+    }
+
+    fn host(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    /// Runs a command on one of the hosts or routers; it must succeed.
+    fn run(&self, host: &str, args: &[&str]) {
+        let status = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.host(host)])
+            .args(args)
+            .status()
+            .expect("ip runs");
+        assert!(status.success(), "{host}: {args:?}");
+    }
+}
+
+impl Drop for Internet {
+    fn drop(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/netns/down.sh");
+        let _ = std::process::Command::new("bash")
+            .args([script, &self.prefix])
+            .status();
+    }
+}
+
+/// Two members behind home routers (NAT, inbound firewall) and the co-op's
+/// always-on node running the relay: the members join by ticket, reach each
+/// other through the relay, punch through to a direct path, and replicate.
+/// Then one router drops everything for a while; both sides keep paying;
+/// removing the rule heals the split and all three nodes agree.
+#[test]
+fn members_behind_home_routers_go_direct_and_heal_a_split() {
+    let Some(internet) = Internet::up() else {
+        return;
+    };
+    let h = harness();
+    let [hub, m1, m2] = ["hub", "m1", "m2"].map(|name| h.data_dir(name));
+    for dir in [&hub, &m1, &m2] {
+        assert_eq!(h.icnctl(dir, &["id", "init"]).code, 0);
+    }
+    let (did_1, did_2) = (did_in(&h, &m1), did_in(&h, &m2));
+    let init = h.icnctl(
+        &hub,
+        &[
+            "coop",
+            "init",
+            "Homes",
+            "--founder",
+            &did_1,
+            "--founder",
+            &did_2,
+            "--yes",
+        ],
+    );
+    assert_eq!(init.code, 0, "{init:?}");
+    let at_home = ["--listen", "0.0.0.0:7879"];
+    let hub_args = [
+        "--listen",
+        "10.0.0.1:7879",
+        "--relay-enable",
+        "--relay-listen",
+        "10.0.0.1:7880",
+    ];
+    let _node_hub = h.spawn_icnd_in(Some(&internet.host("hub")), &hub, &hub_args);
+    let _node_1 = h.spawn_icnd_in(Some(&internet.host("h1")), &m1, &at_home);
+    let _node_2 = h.spawn_icnd_in(Some(&internet.host("h2")), &m2, &at_home);
+    let ticket = h.icnctl(&hub, &["--json", "net", "ticket"]).json();
+    assert_eq!(ticket["relay"], "https://10.0.0.1:7880", "{ticket}");
+    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+    for dir in [&m1, &m2] {
+        let joined = h.icnctl(dir, &["coop", "join", &ticket]);
+        assert_eq!(joined.code, 0, "{joined:?}");
+    }
+
+    // m1 can reach m2 only through the relay at first (m2's router drops
+    // what it did not ask for); the direct path is the one punched through
+    // m2's router, at its public address.
+    let path_to = |from: &std::path::Path, to: &str| {
+        h.icnctl(from, &["--json", "peers"]).json()["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|peer| peer["did"] == to)
+            .map(|peer| {
+                (
+                    peer["path"].as_str().unwrap_or("").to_owned(),
+                    peer["address"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+    };
+    eventually(
+        "m1 and m2 connect on a direct path through both NATs",
+        || {
+            path_to(&m1, &did_2).is_some_and(|(path, address)| {
+                path == "direct" && address.starts_with("10.0.0.12:")
+            })
+        },
+    );
+    assert_eq!(h.icnctl(&m1, &["ledger", "pay", &did_2, "1h"]).code, 0);
+    eventually("m2 sees m1's payment", || {
+        balance_of(&h, &m2, &did_2).contains("\"balance\": 60")
+    });
+
+    // The split: m1's router drops everything, both ways.
+    internet.run("r1", &["iptables", "-I", "FORWARD", "-j", "DROP"]);
+    assert_eq!(h.icnctl(&m1, &["ledger", "pay", &did_2, "1h"]).code, 0);
+    assert_eq!(h.icnctl(&m2, &["ledger", "pay", &did_1, "3h"]).code, 0);
+    eventually("the hub sees m2's payment during the split", || {
+        balance_of(&h, &hub, &did_1).contains("\"balance\": 120")
+    });
+    assert!(
+        balance_of(&h, &m1, &did_1).contains("\"balance\": -120"),
+        "m1 cannot have heard from m2"
+    );
+    internet.run("r1", &["iptables", "-D", "FORWARD", "-j", "DROP"]);
+    for (dir, name) in [(&hub, "hub"), (&m1, "m1"), (&m2, "m2")] {
+        eventually(&format!("{name} has both sides of the split"), || {
+            balance_of(&h, dir, &did_1).contains("\"balance\": 60")
+                && balance_of(&h, dir, &did_2).contains("\"balance\": -60")
+        });
+    }
+}

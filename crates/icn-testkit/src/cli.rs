@@ -96,15 +96,31 @@ impl Harness {
             .into()
     }
 
-    /// Starts `icnd` and waits until it says it is ready.
+    /// Starts `icnd` and waits until it says it is ready. Its log goes to
+    /// `<data dir>.log` (a file, so a chatty daemon never blocks on a pipe).
     pub fn spawn_icnd(&self, data_dir: &Path, args: &[&str]) -> Daemon {
-        let mut child = self
-            .command(&self.icnd)
+        self.spawn_icnd_in(None, data_dir, args)
+    }
+
+    /// Like [`Harness::spawn_icnd`], inside network namespace `netns` if given
+    /// (`ip netns exec` execs icnd itself, so signals reach it).
+    pub fn spawn_icnd_in(&self, netns: Option<&str>, data_dir: &Path, args: &[&str]) -> Daemon {
+        let log_path = data_dir.with_extension("log");
+        let log = std::fs::File::create(&log_path).expect("a log file");
+        let mut command = match netns {
+            Some(netns) => {
+                let mut command = self.command(Path::new("ip"));
+                command.args(["netns", "exec", netns]).arg(&self.icnd);
+                command
+            }
+            None => self.command(&self.icnd),
+        };
+        let mut child = command
             .arg("--data-dir")
             .arg(data_dir)
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(log)
             .spawn()
             .expect("icnd starts");
         let stdout = child.stdout.take().expect("piped");
@@ -128,10 +144,10 @@ impl Harness {
                 Ok(_) => {}
                 Err(_) => {
                     let _ = child.kill();
-                    let output = child.wait_with_output().expect("icnd exits");
+                    let _ = child.wait();
                     panic!(
                         "icnd did not become ready: {}",
-                        String::from_utf8_lossy(&output.stderr)
+                        std::fs::read_to_string(&log_path).unwrap_or_default()
                     );
                 }
             }
