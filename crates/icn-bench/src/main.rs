@@ -1,13 +1,17 @@
-//! `cargo run --release -p icn-bench [events|ledger] [COUNT]`: figures, each
+//! `cargo run --release -p icn-bench [events|ledger|sync|propagate] [COUNT]`: figures, each
 //! beside a ceiling measured in the same run, so the ratio is what counts.
 //!
 //! - `events`: ingest throughput of signed events (decode, verify,
 //!   validate, fold, commit) beside a minimal loop over the same bytes
 //!   (decode, batch signature check, batched SQLite insert, nothing else);
 //! - `ledger`: see `ledger.rs` (transfers from peers, members' own payments
-//!   through the admin API, balance and history queries).
+//!   through the admin API, balance and history queries);
+//! - `sync [COUNT]`: catch-up after a split, see `sync.rs`;
+//! - `propagate [NODES] [TRIALS]`: time for a new event to reach every
+//!   node of a mesh, see `propagate.rs`.
 
 mod ledger;
+mod propagate;
 mod sync;
 
 use std::time::{Duration, Instant};
@@ -165,13 +169,19 @@ fn main() {
         "events" => events(count, threads),
         "ledger" => ledger::run(count, threads),
         "sync" => sync::run(count),
+        "propagate" => {
+            // `propagate [NODES] [TRIALS]`: the numbers in order, defaults 10 and 200.
+            let mut numbers = args.iter().filter_map(|arg| arg.parse::<usize>().ok());
+            let nodes = numbers.next().unwrap_or(10);
+            propagate::run(nodes, numbers.next().unwrap_or(200));
+        }
         "all" => {
             events(count, threads);
             ledger::run(count, threads);
         }
         other => {
             eprintln!(
-                "icn-bench: unknown benchmark {other:?}; use events, ledger, sync or nothing (all)"
+                "icn-bench: unknown benchmark {other:?}; use events, ledger, sync, propagate or nothing (all)"
             );
             std::process::exit(2);
         }
