@@ -777,7 +777,11 @@ impl Internet {
     /// Builds it, or says why it cannot and returns None (the kernel or
     /// our privileges refuse network namespaces).
     fn up() -> Option<Internet> {
-        let prefix = format!("i{}", std::process::id());
+        // Unique per test (they run in parallel) and short (interface names
+        // are at most 15 bytes).
+        static BUILT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("i{}{n}", std::process::id() % 1_000_000);
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/netns/up.sh");
         let output = std::process::Command::new("bash")
             .args([script, &prefix])
@@ -868,9 +872,9 @@ fn members_behind_home_routers_go_direct_and_heal_a_split() {
         "--relay-listen",
         "10.0.0.1:7880",
     ];
-    let _node_hub = h.spawn_icnd_in(Some(&internet.host("hub")), &hub, &hub_args);
-    let _node_1 = h.spawn_icnd_in(Some(&internet.host("h1")), &m1, &at_home);
-    let _node_2 = h.spawn_icnd_in(Some(&internet.host("h2")), &m2, &at_home);
+    let _node_hub = h.spawn_icnd_in(Some(&internet.host("hub")), &[], &hub, &hub_args);
+    let _node_1 = h.spawn_icnd_in(Some(&internet.host("h1")), &[], &m1, &at_home);
+    let _node_2 = h.spawn_icnd_in(Some(&internet.host("h2")), &[], &m2, &at_home);
     let ticket = h.icnctl(&hub, &["--json", "net", "ticket"]).json();
     assert_eq!(ticket["relay"], "https://10.0.0.1:7880", "{ticket}");
     let ticket = ticket["ticket"].as_str().unwrap().to_owned();
@@ -926,4 +930,61 @@ fn members_behind_home_routers_go_direct_and_heal_a_split() {
                 && balance_of(&h, dir, &did_2).contains("\"balance\": -60")
         });
     }
+}
+
+/// Two members on the same home network, and the co-op's node outside with
+/// no relay: each knows only the hub's ticket, yet they find each other by
+/// mDNS and connect on the LAN.
+#[test]
+fn members_on_one_lan_find_each_other_by_mdns() {
+    let Some(internet) = Internet::up() else {
+        return;
+    };
+    let h = harness();
+    let [hub, m1, m3] = ["hub", "m1", "m3"].map(|name| h.data_dir(name));
+    for dir in [&hub, &m1, &m3] {
+        assert_eq!(h.icnctl(dir, &["id", "init"]).code, 0);
+    }
+    let (did_1, did_3) = (did_in(&h, &m1), did_in(&h, &m3));
+    let init = h.icnctl(
+        &hub,
+        &[
+            "coop",
+            "init",
+            "Office",
+            "--founder",
+            &did_1,
+            "--founder",
+            &did_3,
+            "--yes",
+        ],
+    );
+    assert_eq!(init.code, 0, "{init:?}");
+    let mdns = [("ICN_MDNS", "true")];
+    let at_home = ["--listen", "0.0.0.0:7879"];
+    let hub_args = ["--listen", "10.0.0.1:7879"];
+    let _node_hub = h.spawn_icnd_in(Some(&internet.host("hub")), &[], &hub, &hub_args);
+    let _node_1 = h.spawn_icnd_in(Some(&internet.host("h1")), &mdns, &m1, &at_home);
+    let _node_3 = h.spawn_icnd_in(Some(&internet.host("h1b")), &mdns, &m3, &at_home);
+    let ticket = h.icnctl(&hub, &["--json", "net", "ticket"]).json()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for dir in [&m1, &m3] {
+        let joined = h.icnctl(dir, &["coop", "join", &ticket]);
+        assert_eq!(joined.code, 0, "{joined:?}");
+    }
+    eventually("m1 and m3 connect on their LAN", || {
+        h.icnctl(&m1, &["--json", "peers"]).json()["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|peer| {
+                peer["did"] == did_3.as_str()
+                    && peer["path"] == "direct"
+                    && peer["address"]
+                        .as_str()
+                        .is_some_and(|address| address.starts_with("192.168.1.3:"))
+            })
+    });
 }

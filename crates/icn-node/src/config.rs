@@ -31,6 +31,9 @@ pub struct NetConfig {
     /// How members reach the relay, such as `https://coop.example.org:7880`.
     /// Unset: this machine's address and the relay's port.
     pub relay_url: Option<String>,
+    /// Announce this node and find other members' nodes on the local
+    /// network (mDNS). Other machines on the network see the node's key.
+    pub mdns: bool,
 }
 
 impl Default for NetConfig {
@@ -40,6 +43,7 @@ impl Default for NetConfig {
             relay_enable: false,
             relay_listen: DEFAULT_RELAY_LISTEN,
             relay_url: None,
+            mdns: true,
         }
     }
 }
@@ -208,6 +212,10 @@ impl Config {
                     self.net.relay_listen = value.parse().map_err(|e| invalid(format!("{e}")))?
                 }
                 "ICN_RELAY_URL" => self.net.relay_url = Some(value.clone()),
+                "ICN_MDNS" => {
+                    self.net.mdns = parse_bool(&value)
+                        .ok_or_else(|| invalid("expected true or false".into()))?
+                }
                 "ICN_LOG" => self.log.level = value.clone(),
                 "ICN_LOG_FORMAT" => self.log.format = value.clone(),
                 _ => {}

@@ -178,6 +178,7 @@ async fn start_net(state: &SharedState, config: &Config) {
             listen: config.net.relay_listen,
             url: config.net.relay_url.clone(),
         }),
+        mdns: config.net.mdns,
     };
     let mut started = Net::start(state.clone(), options.clone()).await;
     if started.is_err() && config.listen.is_none() {

@@ -66,8 +66,10 @@ impl Harness {
             // Cheap scrypt for tests; real keystores use the default 2^18.
             .env("ICN_KEYSTORE_KDF_LOG_N", "10")
             .env("ICN_LOG", "warn")
-            // Peers on loopback only, each daemon on a free port.
+            // Peers on loopback only, each daemon on a free port, and no
+            // mDNS on the machine's network (tests in namespaces enable it).
             .env("ICN_LISTEN", "127.0.0.1:0")
+            .env("ICN_MDNS", "false")
             .stdin(Stdio::null());
         command
     }
@@ -99,12 +101,19 @@ impl Harness {
     /// Starts `icnd` and waits until it says it is ready. Its log goes to
     /// `<data dir>.log` (a file, so a chatty daemon never blocks on a pipe).
     pub fn spawn_icnd(&self, data_dir: &Path, args: &[&str]) -> Daemon {
-        self.spawn_icnd_in(None, data_dir, args)
+        self.spawn_icnd_in(None, &[], data_dir, args)
     }
 
     /// Like [`Harness::spawn_icnd`], inside network namespace `netns` if given
-    /// (`ip netns exec` execs icnd itself, so signals reach it).
-    pub fn spawn_icnd_in(&self, netns: Option<&str>, data_dir: &Path, args: &[&str]) -> Daemon {
+    /// (`ip netns exec` execs icnd itself, so signals reach it), with `env`
+    /// added to the environment.
+    pub fn spawn_icnd_in(
+        &self,
+        netns: Option<&str>,
+        env: &[(&str, &str)],
+        data_dir: &Path,
+        args: &[&str],
+    ) -> Daemon {
         let log_path = data_dir.with_extension("log");
         let log = std::fs::File::create(&log_path).expect("a log file");
         let mut command = match netns {
@@ -115,6 +124,7 @@ impl Harness {
             }
             None => self.command(&self.icnd),
         };
+        command.envs(env.iter().copied());
         let mut child = command
             .arg("--data-dir")
             .arg(data_dir)

@@ -8,9 +8,10 @@
 //! - Two protocols (ALPN): `icn/sync/1` for members, and `icn/join/1`,
 //!   which only hands a co-op's genesis to whoever names its id (what a
 //!   new node needs to start).
-//! - Peers are reached at the addresses their tickets give, and through
-//!   the co-op's own relays ([`relay`]), which tickets name with their key.
-//!   No DNS or other discovery service is used; nothing public is contacted.
+//! - Peers are reached at the addresses their tickets give, through the
+//!   co-op's own relays ([`relay`]), which tickets name with their key, and
+//!   on the local network by mDNS (`net.mdns`). No DNS or other discovery
+//!   service is used; nothing public is contacted.
 //! - Every frame is length-prefixed and at most [`icn_sync::FRAME_MAX`];
 //!   a peer that sends a bad frame, an event whose signature fails, or more
 //!   than its rate allows is dropped, logged and counted ([`session`]).
@@ -35,6 +36,7 @@ use iroh::{
     Endpoint, EndpointAddr, RelayMap, RelayMode, SecretKey, TransportAddr,
     endpoint::{AfterHandshakeOutcome, Connection, EndpointHooks, presets},
 };
+use iroh_mdns_address_lookup::{DiscoveryEvent, MdnsAddressLookup};
 use serde::{Deserialize, Serialize};
 
 pub use relay::RelayRef;
@@ -45,6 +47,8 @@ pub use ticket::Ticket;
 use crate::http::SharedState;
 
 pub const SYNC_ALPN: &[u8] = icn_sync::ALPN;
+/// The mDNS service members' nodes announce themselves under.
+const MDNS_SERVICE: &str = "icn";
 pub const JOIN_ALPN: &[u8] = b"icn/join/1";
 
 /// How often remembered and configured peers are dialled if not connected.
@@ -147,6 +151,8 @@ pub struct NetOptions {
     pub bootstrap: Vec<String>,
     /// Run the co-op relay here.
     pub relay: Option<RelayOptions>,
+    /// Announce this node and find members on the local network (mDNS).
+    pub mdns: bool,
 }
 
 impl NetOptions {
@@ -156,6 +162,7 @@ impl NetOptions {
             listen,
             bootstrap,
             relay: None,
+            mdns: false,
         }
     }
 }
@@ -322,6 +329,22 @@ impl Net {
         if let Some(relay) = relay {
             net.learn_relay(relay.url.clone()).await;
             *net.relay.lock().unwrap_or_else(|p| p.into_inner()) = Some(relay);
+        }
+        if options.mdns {
+            match MdnsAddressLookup::builder()
+                .service_name(MDNS_SERVICE)
+                .build(net.endpoint.id())
+            {
+                Ok(mdns) => {
+                    if let Ok(lookup) = net.endpoint.address_lookup() {
+                        lookup.add(mdns.clone());
+                    }
+                    tokio::spawn(mdns_loop(net.clone(), mdns));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "Local network discovery (mDNS) could not start.")
+                }
+            }
         }
         tokio::spawn(accept_loop(net.clone()));
         tokio::spawn(dial_loop(net.clone()));
@@ -515,35 +538,62 @@ async fn dial_loop(net: Arc<Net>) {
             }
         }
         for (key, addr) in targets {
-            if key == own || net.connected_to(&key) || net.connections() >= DIALLED_MAX {
-                continue;
+            dial(&net, key, addr);
+        }
+    }
+}
+
+/// Dials `key` at `addr` unless connected, already dialling, or full.
+fn dial(net: &Arc<Net>, key: [u8; 32], addr: EndpointAddr) {
+    if &key == net.endpoint.id().as_bytes()
+        || net.connected_to(&key)
+        || net.connections() >= DIALLED_MAX
+    {
+        return;
+    }
+    if !net
+        .dialling
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key)
+    {
+        return;
+    }
+    let net = net.clone();
+    tokio::spawn(async move {
+        let connecting = net.endpoint.connect(addr, SYNC_ALPN);
+        let outcome = tokio::time::timeout(CONNECT_TIMEOUT, connecting).await;
+        net.dialling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        match outcome {
+            Ok(Ok(connection)) => run_connection(net, connection, true).await,
+            Ok(Err(error)) => {
+                tracing::debug!(peer = %short_key(&key), %error, "Could not reach a peer; will retry.")
             }
-            if !net
-                .dialling
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key)
-            {
-                continue;
+            Err(_) => {
+                tracing::debug!(peer = %short_key(&key), "A peer did not answer; will retry.")
             }
-            let net = net.clone();
-            tokio::spawn(async move {
-                let connecting = net.endpoint.connect(addr, SYNC_ALPN);
-                let outcome = tokio::time::timeout(CONNECT_TIMEOUT, connecting).await;
-                net.dialling
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&key);
-                match outcome {
-                    Ok(Ok(connection)) => run_connection(net, connection, true).await,
-                    Ok(Err(error)) => {
-                        tracing::debug!(peer = %short_key(&key), %error, "Could not reach a peer; will retry.")
-                    }
-                    Err(_) => {
-                        tracing::debug!(peer = %short_key(&key), "A peer did not answer; will retry.")
-                    }
-                }
-            });
+        }
+    });
+}
+
+/// Dials members that mDNS finds on the local network (the smaller key
+/// dials, as through the relay).
+async fn mdns_loop(net: Arc<Net>, mdns: MdnsAddressLookup) {
+    use futures_util::StreamExt as _;
+    let mut events = mdns.subscribe().await;
+    while let Some(event) = events.next().await {
+        let DiscoveryEvent::Discovered { endpoint_info, .. } = event else {
+            continue;
+        };
+        let key = *endpoint_info.endpoint_id.as_bytes();
+        let own = *net.endpoint.id().as_bytes();
+        let member = lock(&net.state).member_with_key(&key).is_some();
+        if member && key > own {
+            tracing::debug!(peer = %short_key(&key), "Found a member on the local network.");
+            dial(&net, key, endpoint_info.into());
         }
     }
 }
