@@ -615,7 +615,18 @@ struct Trio {
 }
 
 impl Trio {
+    /// On loopback; the hub (a) gets `hub_args`.
     fn start(h: &Harness, hub_args: &[&str]) -> Trio {
+        Trio::start_with(h, |i, dir| {
+            h.spawn_icnd(dir, if i == 0 { hub_args } else { &[] })
+        })
+    }
+
+    /// `spawn(i, dir)` starts node i (0 is the hub that founds the co-op).
+    fn start_with(
+        h: &Harness,
+        spawn: impl Fn(usize, &std::path::Path) -> icn_testkit::cli::Daemon,
+    ) -> Trio {
         let dirs = ["a", "b", "c"].map(|name| h.data_dir(name));
         for dir in &dirs {
             assert_eq!(h.icnctl(dir, &["id", "init"]).code, 0);
@@ -626,11 +637,7 @@ impl Trio {
         init.extend(founders);
         let init = h.icnctl(&dirs[0], &init);
         assert_eq!(init.code, 0, "{init:?}");
-        let daemons = [
-            h.spawn_icnd(&dirs[0], hub_args),
-            h.spawn_icnd(&dirs[1], &[]),
-            h.spawn_icnd(&dirs[2], &[]),
-        ];
+        let daemons = [0, 1, 2].map(|i| spawn(i, &dirs[i]));
         let ticket = h.icnctl(&dirs[0], &["--json", "net", "ticket"]).json()["ticket"]
             .as_str()
             .unwrap()
@@ -845,25 +852,6 @@ fn members_behind_home_routers_go_direct_and_heal_a_split() {
         return;
     };
     let h = harness();
-    let [hub, m1, m2] = ["hub", "m1", "m2"].map(|name| h.data_dir(name));
-    for dir in [&hub, &m1, &m2] {
-        assert_eq!(h.icnctl(dir, &["id", "init"]).code, 0);
-    }
-    let (did_1, did_2) = (did_in(&h, &m1), did_in(&h, &m2));
-    let init = h.icnctl(
-        &hub,
-        &[
-            "coop",
-            "init",
-            "Homes",
-            "--founder",
-            &did_1,
-            "--founder",
-            &did_2,
-            "--yes",
-        ],
-    );
-    assert_eq!(init.code, 0, "{init:?}");
     let at_home = ["--listen", "0.0.0.0:7879"];
     let hub_args = [
         "--listen",
@@ -872,16 +860,18 @@ fn members_behind_home_routers_go_direct_and_heal_a_split() {
         "--relay-listen",
         "10.0.0.1:7880",
     ];
-    let _node_hub = h.spawn_icnd_in(Some(&internet.host("hub")), &[], &hub, &hub_args);
-    let _node_1 = h.spawn_icnd_in(Some(&internet.host("h1")), &[], &m1, &at_home);
-    let _node_2 = h.spawn_icnd_in(Some(&internet.host("h2")), &[], &m2, &at_home);
+    let hosts = ["hub", "h1", "h2"];
+    let Trio {
+        dirs: [hub, m1, m2],
+        dids: [_, did_1, did_2],
+        daemons: _daemons,
+        ..
+    } = Trio::start_with(&h, |i, dir| {
+        let args: &[&str] = if i == 0 { &hub_args } else { &at_home };
+        h.spawn_icnd_in(Some(&internet.host(hosts[i])), &[], dir, args)
+    });
     let ticket = h.icnctl(&hub, &["--json", "net", "ticket"]).json();
     assert_eq!(ticket["relay"], "https://10.0.0.1:7880", "{ticket}");
-    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
-    for dir in [&m1, &m2] {
-        let joined = h.icnctl(dir, &["coop", "join", &ticket]);
-        assert_eq!(joined.code, 0, "{joined:?}");
-    }
 
     // m1 can reach m2 only through the relay at first (m2's router drops
     // what it did not ask for); the direct path is the one punched through
@@ -941,39 +931,19 @@ fn members_on_one_lan_find_each_other_by_mdns() {
         return;
     };
     let h = harness();
-    let [hub, m1, m3] = ["hub", "m1", "m3"].map(|name| h.data_dir(name));
-    for dir in [&hub, &m1, &m3] {
-        assert_eq!(h.icnctl(dir, &["id", "init"]).code, 0);
-    }
-    let (did_1, did_3) = (did_in(&h, &m1), did_in(&h, &m3));
-    let init = h.icnctl(
-        &hub,
-        &[
-            "coop",
-            "init",
-            "Office",
-            "--founder",
-            &did_1,
-            "--founder",
-            &did_3,
-            "--yes",
-        ],
-    );
-    assert_eq!(init.code, 0, "{init:?}");
     let mdns = [("ICN_MDNS", "true")];
     let at_home = ["--listen", "0.0.0.0:7879"];
     let hub_args = ["--listen", "10.0.0.1:7879"];
-    let _node_hub = h.spawn_icnd_in(Some(&internet.host("hub")), &[], &hub, &hub_args);
-    let _node_1 = h.spawn_icnd_in(Some(&internet.host("h1")), &mdns, &m1, &at_home);
-    let _node_3 = h.spawn_icnd_in(Some(&internet.host("h1b")), &mdns, &m3, &at_home);
-    let ticket = h.icnctl(&hub, &["--json", "net", "ticket"]).json()["ticket"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    for dir in [&m1, &m3] {
-        let joined = h.icnctl(dir, &["coop", "join", &ticket]);
-        assert_eq!(joined.code, 0, "{joined:?}");
-    }
+    let hosts = ["hub", "h1", "h1b"];
+    let Trio {
+        dirs: [_, m1, _],
+        dids: [_, _, did_3],
+        daemons: _daemons,
+        ..
+    } = Trio::start_with(&h, |i, dir| match i {
+        0 => h.spawn_icnd_in(Some(&internet.host(hosts[i])), &[], dir, &hub_args),
+        _ => h.spawn_icnd_in(Some(&internet.host(hosts[i])), &mdns, dir, &at_home),
+    });
     eventually("m1 and m3 connect on their LAN", || {
         h.icnctl(&m1, &["--json", "peers"]).json()["peers"]
             .as_array()

@@ -400,14 +400,13 @@ impl Net {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .map(|relay| relay.url.clone());
+        let known = self.known_relays();
         let home = addr.relay_urls().next().and_then(|url| {
-            self.known_relays()
-                .into_iter()
+            known
+                .iter()
                 .find(|relay| relay.relay_url().is_ok_and(|known| &known == url))
         });
-        let relay = own
-            .or(home)
-            .or_else(|| self.known_relays().into_iter().next());
+        let relay = own.or_else(|| home.or(known.first()).cloned());
         Some(Ticket {
             coop,
             endpoint: *self.endpoint.id().as_bytes(),
