@@ -4,7 +4,11 @@ use std::collections::BTreeMap;
 
 use icn_identity::Did;
 
-use crate::{Event, Genesis, KeyState, Rejection, Timestamp, log::Clock};
+use crate::{
+    CoopState, Effect, Event, Genesis, KeyState, Rejection, Timestamp,
+    coop::{Membership, Past, Source},
+    log::Clock,
+};
 
 /// One row of a materialised view, written in the same transaction as the
 /// events that produced it. `value: None` deletes the row.
@@ -16,18 +20,57 @@ pub struct ViewRow {
 }
 
 /// What a domain may read while validating an event: the co-op's genesis,
-/// the author's key state, the event's causal clock, and where the author
-/// forked their chain. Domains keep the rest of what they need (a ledger's
-/// balances) in their own state and read it *through the clock*, so that a
-/// verdict depends only on the event's causal past.
+/// the author's key state, the event's causal clock, where the author forked
+/// their chain, and membership and parameters as of the causal past. Domains
+/// keep the rest of what they need (a ledger's balances) in their own state
+/// and read it *through the clock*, so that a verdict depends only on the
+/// event's causal past.
 pub struct Context<'a> {
     pub genesis: &'a Genesis,
+    pub author: &'a Did,
+    pub seq: u64,
     pub author_keys: &'a KeyState,
     /// For each other author, the highest seq in the event's causal past.
     /// The author's own chain before the event is all in its causal past.
     pub clock: &'a Clock,
     /// The first seq at which the author signed two events, if proven.
     pub forked_at: Option<u64>,
+    pub coop: &'a CoopState,
+}
+
+impl Context<'_> {
+    /// The event's causal past.
+    pub fn past(&self) -> Past<'_> {
+        Past {
+            author: self.author,
+            seq: self.seq,
+            clock: self.clock,
+        }
+    }
+
+    /// `did`'s membership as far as this event knows.
+    pub fn member(&self, did: &Did) -> Option<Membership> {
+        self.coop.member(did, Some(self.past()))
+    }
+
+    /// Refuses unless `did` is an active member as far as this event knows.
+    pub fn active_member(&self, did: &Did) -> Result<Membership, Rejection> {
+        match self.member(did) {
+            Some(membership) if membership.is_active() => Ok(membership),
+            Some(membership) => Err(Rejection::rule(format!(
+                "{did} is not an active member (they are {:?})",
+                membership.status
+            ))),
+            None => Err(Rejection::rule(format!(
+                "{did} is not a member of this co-op"
+            ))),
+        }
+    }
+
+    /// A co-op parameter as far as this event knows.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.coop.param(key, Some(self.past()))
+    }
 }
 
 /// A proven fork, as domains hear of it after the log settles.
@@ -63,7 +106,30 @@ pub trait Domain: Send {
 
     fn validate(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection>;
 
-    fn apply(&mut self, event: &Event, rows: &mut Vec<ViewRow>);
+    /// Folds a validated event into the domain's state and views, with the
+    /// same context it was validated in, and returns what it changes in the
+    /// co-op's shared state (membership, parameters, orders to domains).
+    fn apply(
+        &mut self,
+        event: &Event,
+        context: &Context<'_>,
+        rows: &mut Vec<ViewRow>,
+    ) -> Vec<Effect>;
+
+    /// Hears of every effect once the kernel has applied it (from any
+    /// domain, including this one), with the event that caused it.
+    fn effect(
+        &mut self,
+        _source: &Source,
+        _effect: &Effect,
+        _coop: &CoopState,
+        _rows: &mut Vec<ViewRow>,
+    ) {
+    }
+
+    /// Hears of every counted event of *other* domains (the trust graph
+    /// watches completed transfers). Must commute like `apply`.
+    fn observe(&mut self, _event: &Event, _rows: &mut Vec<ViewRow>) {}
 
     /// Hears of a fork once the log has settled what counts (after every
     /// replay or rebuild). Called for every known fork, in (author, seq)

@@ -7,12 +7,14 @@
 //! **API boundary**: nothing here reads a disk or a socket. `icn-store`
 //! persists what [`Changes`] describes; `icn-node` decides when to ingest.
 
+mod coop;
 mod domain;
 mod event;
 mod ids;
 mod log;
 mod rules;
 
+pub use coop::{CoopState, Effect, Membership, Past, Source, Status, Tier};
 pub use domain::{Context, Domain, Fork, ViewRow};
 pub use event::{
     BODY_SIZE_MAX_BYTES, DEPS_MAX, DecodeError, EVENT_SIZE_MAX_BYTES, Event, EventContent,

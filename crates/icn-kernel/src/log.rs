@@ -31,7 +31,8 @@ use icn_identity::Did;
 use serde::Serialize;
 
 use crate::{
-    CoopId, Event, EventId, Genesis, KeyState, Rejection, Timestamp, VerifiedEvent, ViewRow,
+    CoopId, CoopState, Event, EventId, Genesis, KeyState, Rejection, Source, Timestamp,
+    VerifiedEvent, ViewRow,
     domain::{Context, Domain, Fork, key_state_row},
     rules::{KIND_GENESIS, decode_body, is_identity_kind},
 };
@@ -191,6 +192,8 @@ pub struct Log {
     in_replay: bool,
     stale: bool,
     domains: Vec<Box<dyn Domain>>,
+    /// Membership and parameters, from the genesis and domains' effects.
+    coop_state: CoopState,
 }
 
 /// Variants of one event kept as evidence, at most.
@@ -273,7 +276,16 @@ impl Log {
             domain.begin(&genesis_body, content.timestamp)?;
         }
         let coop = CoopId::from(genesis.id());
+        let coop_state = CoopState::new(
+            &genesis_body,
+            Source {
+                time: content.timestamp,
+                author: content.author,
+                seq: 0,
+            },
+        );
         let mut log = Log {
+            coop_state,
             config,
             genesis_body,
             coop,
@@ -711,9 +723,12 @@ impl Log {
                 Some(domain) => {
                     let context = Context {
                         genesis: &self.genesis_body,
+                        author: &author,
+                        seq,
                         author_keys: &keys,
                         clock: &clock,
                         forked_at: self.forked_at(&author),
+                        coop: &self.coop_state,
                     };
                     domain.validate(&event, &context).map(|()| None)
                 }
@@ -775,21 +790,56 @@ impl Log {
                 changes.rows.push(key_state_row(&author, &keys));
                 chain.keys = Some(keys);
             }
-            Applies::Yes(None) => {
-                if let Some(domain) = self
-                    .domains
-                    .iter_mut()
-                    .find(|domain| domain.name() == event.kind().domain())
-                {
-                    domain.apply(&event, &mut changes.rows);
-                }
-            }
+            Applies::Yes(None) => self.apply(&event, &mut changes.rows),
         }
         changes.rows.push(self.chain_row(&author));
         self.counted.insert(event.id());
         self.order.push(event.id());
         self.events.insert(event.id(), event.clone());
         changes.stored.push((event, true));
+    }
+
+    /// Folds a counted event of a domain: its own domain applies it (in the
+    /// context it was validated in), the others observe it, and every domain
+    /// hears of its effects.
+    fn apply(&mut self, event: &Event, rows: &mut Vec<ViewRow>) {
+        let author = event.author();
+        let keys = self.key_state(&author);
+        let forked_at = self.forked_at(&author);
+        let clock = self.clocks.get(&event.id()).cloned().unwrap_or_default();
+        let context = Context {
+            genesis: &self.genesis_body,
+            author: &author,
+            seq: event.seq(),
+            author_keys: &keys,
+            clock: &clock,
+            forked_at,
+            coop: &self.coop_state,
+        };
+        let mut effects = Vec::new();
+        for domain in &mut self.domains {
+            if domain.name() == event.kind().domain() {
+                effects = domain.apply(event, &context, rows);
+            } else {
+                domain.observe(event, rows);
+            }
+        }
+        let source = Source {
+            time: event.timestamp(),
+            author,
+            seq: event.seq(),
+        };
+        for effect in &effects {
+            self.coop_state.apply(source, effect);
+            for domain in &mut self.domains {
+                domain.effect(&source, effect, &self.coop_state, rows);
+            }
+        }
+    }
+
+    /// Membership and parameters.
+    pub fn coop_state(&self) -> &CoopState {
+        &self.coop_state
     }
 
     /// A second validly signed event at a seq that already has one, or a

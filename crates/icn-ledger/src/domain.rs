@@ -1,12 +1,15 @@
 //! The ledger's rules and state: how each kind validates over its causal
 //! past and folds into balances and views.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashMap, HashSet},
+};
 
 use icn_identity::Did;
 use icn_kernel::{
-    Clock, Context, CurrencySpec, Domain, Event, EventId, Fork, Genesis, Rejection, Timestamp,
-    ViewRow,
+    Clock, Context, CoopState, CurrencySpec, Domain, Effect, Event, EventId, Fork, Genesis,
+    Rejection, Source, Status, Timestamp, ViewRow,
 };
 
 use crate::{
@@ -97,7 +100,10 @@ struct DisputeState {
 
 #[derive(Clone, Default)]
 struct Ledger {
+    /// The policy as it stands now (for the views).
     policy: Policy,
+    /// The genesis's policy, for events that have seen no change to it.
+    founding_policy: Policy,
     currencies: Vec<CurrencySpec>,
     founded_ms: u64,
     /// Member → when admitted (`None` for a founder, who has no ramp).
@@ -136,6 +142,15 @@ fn json(value: &impl serde::Serialize) -> Option<String> {
     Some(serde_json::to_string(value).expect("plain data serialises"))
 }
 
+/// Someone paid or named in an entry: a member who has not left.
+fn counterparty(context: &Context<'_>, did: &Did) -> Result<(), Rejection> {
+    match context.member(did) {
+        Some(membership) if membership.status != Status::Exited => Ok(()),
+        Some(_) => Err(reject(format!("{did} has left the co-op"))),
+        None => Err(reject(format!("{did} is not a member of this co-op"))),
+    }
+}
+
 fn text_check(text: &str, what: &str, max: usize, required: bool) -> Result<(), Rejection> {
     if required && text.trim().is_empty() {
         return Err(reject(format!("{what} is empty")));
@@ -160,12 +175,16 @@ impl Ledger {
             .ok_or_else(|| reject(format!("the co-op has no currency `{code}`")))
     }
 
-    fn member(&self, did: &Did) -> Result<(), Rejection> {
-        if self.members.contains_key(did) {
-            Ok(())
-        } else {
-            Err(reject(format!("{did} is not a member of this co-op")))
+    /// The policy in an event's causal past: the genesis's, or what passed
+    /// proposals made of it since.
+    fn policy_in<'s>(&'s self, context: &Context<'_>) -> Cow<'s, Policy> {
+        if context.coop.params_changed(Some(context.past())).is_none() {
+            return Cow::Borrowed(&self.founding_policy);
         }
+        // Governance checks a new value before it can pass; should one ever
+        // not parse, the genesis policy holds.
+        Policy::from_params(&context.coop.params(Some(context.past())))
+            .map_or(Cow::Borrowed(&self.founding_policy), Cow::Owned)
     }
 
     fn not_frozen(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection> {
@@ -211,6 +230,7 @@ impl Ledger {
     fn check_floor(
         &self,
         event: &Event,
+        policy: &Policy,
         currency: &CurrencySpec,
         total: i64,
         clock: &Clock,
@@ -223,7 +243,7 @@ impl Ledger {
             Some(clock),
             event.timestamp().as_millis(),
         );
-        let floor = self.policy.floor_for(currency, &standing);
+        let floor = policy.floor_for(currency, &standing);
         let after = balance
             .checked_sub(total)
             .ok_or_else(|| reject("the amounts overflow"))?;
@@ -247,7 +267,7 @@ impl Ledger {
             return Err(reject(format!("a transfer has 1 to {LEGS_MAX} payees")));
         }
         text_check(&transfer.memo, "the memo", MEMO_MAX_BYTES, false)?;
-        self.member(&payer)?;
+        context.active_member(&payer)?;
         for (index, leg) in transfer.legs.iter().enumerate() {
             if leg.amount == 0 {
                 return Err(reject("an amount must be at least one unit"));
@@ -255,7 +275,7 @@ impl Ledger {
             if leg.to == payer {
                 return Err(reject("a member cannot pay themselves"));
             }
-            self.member(&leg.to)?;
+            counterparty(context, &leg.to)?;
             if transfer.legs[..index]
                 .iter()
                 .any(|other| other.to == leg.to)
@@ -283,7 +303,13 @@ impl Ledger {
             }
         }
         self.not_frozen(event, context)?;
-        self.check_floor(event, currency, total, context.clock)
+        self.check_floor(
+            event,
+            &self.policy_in(context),
+            currency,
+            total,
+            context.clock,
+        )
     }
 
     /// A request in the causal past of `event`.
@@ -321,12 +347,12 @@ impl Ledger {
         Ok(())
     }
 
-    fn validate_request(&self, event: &Event) -> Result<(), Rejection> {
+    fn validate_request(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection> {
         let request: Request = decode(event)?;
         let payee = event.author();
         self.currency(&request.currency)?;
-        self.member(&payee)?;
-        self.member(&request.payer)?;
+        context.active_member(&payee)?;
+        counterparty(context, &request.payer)?;
         if request.payer == payee {
             return Err(reject("a member cannot ask themselves to pay"));
         }
@@ -377,7 +403,7 @@ impl Ledger {
         Ok(())
     }
 
-    fn validate_dispute(&self, event: &Event) -> Result<(), Rejection> {
+    fn validate_dispute(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection> {
         let dispute: Dispute = decode(event)?;
         let payer = event.author();
         text_check(&dispute.reason, "the reason", MEMO_MAX_BYTES, true)?;
@@ -404,15 +430,13 @@ impl Ledger {
                 dispute.entry, dispute.payee
             )));
         }
-        self.member(&dispute.mediator)?;
-        if !self
-            .policy
-            .may_mediate(&dispute.mediator, &payer, &dispute.payee)
-        {
+        counterparty(context, &dispute.mediator)?;
+        let policy = self.policy_in(context);
+        if !policy.may_mediate(&dispute.mediator, &payer, &dispute.payee) {
             return Err(reject(format!(
                 "{} cannot mediate: a mediator is not a party{}",
                 dispute.mediator,
-                if self.policy.mediators.is_empty() {
+                if policy.mediators.is_empty() {
                     ""
                 } else {
                     " and is one of the co-op's mediators (ledger.mediators)"
@@ -488,8 +512,9 @@ impl Ledger {
         let charge: Demurrage = decode(event)?;
         let holder = event.author();
         let currency = self.currency(&charge.currency)?;
-        self.member(&holder)?;
-        if self.policy.demurrage_bp == 0 {
+        context.active_member(&holder)?;
+        let policy = self.policy_in(context);
+        if policy.demurrage_bp == 0 {
             return Err(reject("demurrage is off in this co-op"));
         }
         let next = self
@@ -514,7 +539,7 @@ impl Ledger {
         }
         self.not_frozen(event, context)?;
         let balance = self.balance_within(&holder, &charge.currency, context.clock);
-        let due = self.policy.demurrage_on(currency, balance);
+        let due = policy.demurrage_on(currency, balance);
         if due <= 0 || charge.amount != due as u64 {
             return Err(reject(format!(
                 "the demurrage due on a balance of {} is {}, not {}",
@@ -927,6 +952,7 @@ impl Domain for LedgerDomain {
         let state = &mut self.state;
         state.founded_ms = founded.as_millis();
         state.policy = Policy::from_params(&genesis.params)?;
+        state.founding_policy = state.policy.clone();
         state.currencies = genesis.currencies.clone();
         state.members = genesis
             .founders
@@ -936,14 +962,45 @@ impl Domain for LedgerDomain {
         Ok(())
     }
 
+    fn effect(
+        &mut self,
+        source: &Source,
+        effect: &Effect,
+        coop: &CoopState,
+        rows: &mut Vec<ViewRow>,
+    ) {
+        let state = &mut self.state;
+        match effect {
+            // A new member's ramp starts at their first admission.
+            Effect::Member { did, .. } => {
+                state
+                    .members
+                    .entry(*did)
+                    .or_insert(Some(source.time.as_millis()));
+            }
+            Effect::Param { key, .. } if key.starts_with("ledger.") => {
+                // Validation reads the policy of each event's causal past;
+                // the views show the policy as it stands now.
+                if let Ok(policy) = Policy::from_params(&coop.params(None)) {
+                    state.policy = policy;
+                    let accounts: Vec<(Account, String)> = state.balances.keys().cloned().collect();
+                    for (account, code) in accounts {
+                        rows.push(state.balance_row(&account, &code));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn validate(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection> {
         let state = &self.state;
         match event.kind().as_str() {
             KIND_TRANSFER => state.validate_transfer(event, context),
-            KIND_REQUEST => state.validate_request(event),
+            KIND_REQUEST => state.validate_request(event, context),
             KIND_DECLINE => state.validate_decline(event, context),
             KIND_CANCEL => state.validate_cancel(event, context),
-            KIND_DISPUTE => state.validate_dispute(event),
+            KIND_DISPUTE => state.validate_dispute(event, context),
             KIND_EVIDENCE => state.validate_evidence(event, context),
             KIND_RESOLVE => state.validate_resolve(event, context),
             KIND_DEMURRAGE => state.validate_demurrage(event, context),
@@ -953,7 +1010,12 @@ impl Domain for LedgerDomain {
         }
     }
 
-    fn apply(&mut self, event: &Event, rows: &mut Vec<ViewRow>) {
+    fn apply(
+        &mut self,
+        event: &Event,
+        _context: &Context<'_>,
+        rows: &mut Vec<ViewRow>,
+    ) -> Vec<Effect> {
         let state = &mut self.state;
         let time_ms = event.timestamp().as_millis();
         match event.kind().as_str() {
@@ -1049,6 +1111,7 @@ impl Domain for LedgerDomain {
             KIND_DEMURRAGE => state.apply_demurrage(event, rows),
             other => unreachable!("validated before apply: {other}"),
         }
+        Vec::new()
     }
 
     fn fork(&mut self, fork: &Fork<'_>, rows: &mut Vec<ViewRow>) {

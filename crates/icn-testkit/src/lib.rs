@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 
 use icn_identity::{Did, KeyPair};
 use icn_kernel::{
-    Context, CoopId, CurrencySpec, Domain, Event, EventContent, EventId, EventKind, FORMAT_VERSION,
-    Genesis, KIND_GENESIS, Rejection, Timestamp, VerifiedEvent, ViewRow, encode_body,
+    Context, CoopId, CurrencySpec, Domain, Effect, Event, EventContent, EventId, EventKind,
+    FORMAT_VERSION, Genesis, KIND_GENESIS, Rejection, Timestamp, VerifiedEvent, ViewRow,
+    encode_body,
 };
 use serde::{Deserialize, Serialize};
 
@@ -199,10 +200,16 @@ impl Domain for NoteDomain {
         Ok(())
     }
 
-    fn apply(&mut self, event: &Event, rows: &mut Vec<ViewRow>) {
+    fn apply(
+        &mut self,
+        event: &Event,
+        _context: &Context<'_>,
+        rows: &mut Vec<ViewRow>,
+    ) -> Vec<Effect> {
         let note: Note = event.body().expect("validated before apply");
         rows.push(note_row(event.id(), &note.text));
         self.notes.insert(event.id(), note.text);
+        Vec::new()
     }
 
     fn rows(&self) -> Vec<ViewRow> {
