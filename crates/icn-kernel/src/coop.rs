@@ -180,6 +180,14 @@ impl CoopState {
         Some(Membership { since, ..latest })
     }
 
+    /// Every DID that is a member in `past` (any status), with their membership.
+    pub fn members_in(&self, past: Option<Past<'_>>) -> Vec<(Did, Membership)> {
+        self.members
+            .keys()
+            .filter_map(|did| self.member(did, past).map(|membership| (*did, membership)))
+            .collect()
+    }
+
     /// Every DID that was ever a member, with their membership now.
     pub fn members(&self) -> impl Iterator<Item = (&Did, Membership)> + '_ {
         self.members

@@ -6,7 +6,7 @@ use icn_identity::Did;
 
 use crate::{
     CoopState, Effect, Event, Genesis, KeyState, Rejection, Timestamp,
-    coop::{Membership, Past, Source},
+    coop::{Membership, Past},
     log::Clock,
 };
 
@@ -120,7 +120,7 @@ pub trait Domain: Send {
     /// domain, including this one), with the event that caused it.
     fn effect(
         &mut self,
-        _source: &Source,
+        _cause: &Event,
         _effect: &Effect,
         _coop: &CoopState,
         _rows: &mut Vec<ViewRow>,

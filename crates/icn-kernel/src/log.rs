@@ -832,7 +832,7 @@ impl Log {
         for effect in &effects {
             self.coop_state.apply(source, effect);
             for domain in &mut self.domains {
-                domain.effect(&source, effect, &self.coop_state, rows);
+                domain.effect(event, effect, &self.coop_state, rows);
             }
         }
     }

@@ -135,3 +135,26 @@ pub struct Demurrage {
     pub period: u64,
     pub amount: u64,
 }
+
+/// What a passed proposal orders the ledger to do, carried in an
+/// [`Effect::Order`](icn_kernel::Effect) addressed to `ledger`. The
+/// commons (the co-op's treasury) is debited only this way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Order {
+    /// Pays a member from the commons, once, when the proposal passes.
+    Budget {
+        to: Did,
+        amount: u64,
+        currency: String,
+        memo: String,
+    },
+}
+
+impl Order {
+    pub fn effect(&self) -> icn_kernel::Effect {
+        icn_kernel::Effect::Order {
+            domain: "ledger".to_owned(),
+            body: icn_kernel::encode_body(self),
+        }
+    }
+}

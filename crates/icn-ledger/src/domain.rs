@@ -9,7 +9,7 @@ use std::{
 use icn_identity::Did;
 use icn_kernel::{
     Clock, Context, CoopState, CurrencySpec, Domain, Effect, Event, EventId, Fork, Genesis,
-    Rejection, Source, Status, Timestamp, ViewRow,
+    Rejection, Status, Timestamp, ViewRow,
 };
 
 use crate::{
@@ -666,6 +666,32 @@ impl Ledger {
         assert_eq!(sum, 0, "double entry broken: {code} balances sum to {sum}");
     }
 
+    /// Carries out what a passed proposal (the `cause`, a close) ordered.
+    fn execute(&mut self, cause: &Event, order: Order, rows: &mut Vec<ViewRow>) {
+        match order {
+            Order::Budget {
+                to,
+                amount,
+                currency,
+                memo,
+            } => {
+                // Governance checked both when the proposal opened.
+                if self.currency(&currency).is_err() || amount > i64::MAX as u64 {
+                    return;
+                }
+                let amount = amount as i64;
+                let (from, to) = (Account::Commons, Account::Member(to));
+                self.post(
+                    rows, cause, 0, from, -amount, &to, &currency, &memo, "budget", None,
+                );
+                self.post(
+                    rows, cause, 1, to, amount, &from, &currency, &memo, "budget", None,
+                );
+                self.assert_balanced(&currency);
+            }
+        }
+    }
+
     fn apply_transfer(&mut self, event: &Event, rows: &mut Vec<ViewRow>) {
         let transfer: Transfer = event.body().expect("validated before apply");
         let payer = event.author();
@@ -964,7 +990,7 @@ impl Domain for LedgerDomain {
 
     fn effect(
         &mut self,
-        source: &Source,
+        cause: &Event,
         effect: &Effect,
         coop: &CoopState,
         rows: &mut Vec<ViewRow>,
@@ -976,7 +1002,7 @@ impl Domain for LedgerDomain {
                 state
                     .members
                     .entry(*did)
-                    .or_insert(Some(source.time.as_millis()));
+                    .or_insert(Some(cause.timestamp().as_millis()));
             }
             Effect::Param { key, .. } if key.starts_with("ledger.") => {
                 // Validation reads the policy of each event's causal past;
@@ -987,6 +1013,13 @@ impl Domain for LedgerDomain {
                     for (account, code) in accounts {
                         rows.push(state.balance_row(&account, &code));
                     }
+                }
+            }
+            Effect::Order { domain, body } if domain == "ledger" => {
+                // Governance encodes orders with this build's types; a newer
+                // peer's order this build cannot read changes nothing.
+                if let Ok(order) = postcard::from_bytes::<Order>(body) {
+                    state.execute(cause, order, rows);
                 }
             }
             _ => {}

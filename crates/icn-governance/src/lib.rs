@@ -1,0 +1,53 @@
+//! Membership and governance as domains of the event log.
+//!
+//! - `member.*` ([`MemberDomain`]): applications, vouches, admission after
+//!   enough vouches, profiles, leaving.
+//! - `gov.*` ([`GovDomain`]): proposals with rules frozen when they open,
+//!   votes, and a close by the co-op's closer whose outcome is the tally of
+//!   its causal past; passed proposals take effect by themselves (members,
+//!   parameters, budget payments from the commons, charter sections,
+//!   circles).
+//!
+//! Both report what they change through the kernel's effects, so every
+//! domain reads membership and parameters as of an event's causal past.
+
+mod body;
+mod gov;
+mod member;
+pub mod params;
+mod tally;
+pub mod templates;
+
+pub use body::*;
+pub use gov::{
+    AppealRow, GovDomain, ProposalRow, VIEW_CHARTER, VIEW_CIRCLE, VIEW_PROPOSAL, VIEW_REMINDER,
+    VIEW_TEMPLATE, VoteRow, check_rules,
+};
+pub use member::{MemberDomain, MemberRow, VIEW_MEMBER};
+pub use tally::{Ballot, Outcome, Tally, decide, statement, tally};
+
+use icn_kernel::{Event, Rejection};
+
+fn reject(reason: impl Into<String>) -> Rejection {
+    Rejection::rule(reason)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, Rejection> {
+    event.body().map_err(|error| Rejection::BadBody {
+        reason: error.to_string(),
+    })
+}
+
+fn json(value: &impl serde::Serialize) -> Option<String> {
+    Some(serde_json::to_string(value).expect("plain data serialises"))
+}
+
+fn text_check(text: &str, what: &str, max: usize, required: bool) -> Result<(), Rejection> {
+    if required && text.trim().is_empty() {
+        return Err(reject(format!("{what} is empty")));
+    }
+    if text.len() > max {
+        return Err(reject(format!("{what} is longer than {max} bytes")));
+    }
+    Ok(())
+}

@@ -1,0 +1,745 @@
+//! Membership and governance on a real kernel log with the ledger beside
+//! them: admission by vouches, proposals, the deterministic close, effects
+//! applied once, bad input, and order independence.
+
+use std::collections::BTreeMap;
+
+use icn_governance::*;
+use icn_identity::{Did, KeyPair};
+use icn_kernel::{
+    Changes, Event, EventId, Log, LogConfig, Status, Tier, Verdict, ViewRow, encode_body,
+};
+use icn_ledger::{KIND_TRANSFER, LedgerDomain, Leg, Transfer, VIEW_BALANCE};
+use icn_testkit::{Coop, at, did_of, member, verified};
+use proptest::prelude::*;
+
+fn new_log(coop: &Coop) -> Log {
+    Log::new(
+        verified(coop.genesis.clone()),
+        LogConfig::default(),
+        vec![
+            Box::new(LedgerDomain::default()),
+            Box::new(MemberDomain::default()),
+            Box::new(GovDomain::default()),
+        ],
+    )
+    .unwrap()
+    .0
+}
+
+/// Ingests as a peer's event, at a time after every test event.
+fn offer(log: &mut Log, event: &Event) -> Verdict {
+    log.ingest(
+        verified(event.clone()),
+        at(100_000),
+        &mut Changes::default(),
+    )
+}
+
+fn accept(log: &mut Log, events: &[&Event]) {
+    for event in events {
+        assert_eq!(offer(log, event), Verdict::Accepted, "{}", event.kind());
+    }
+}
+
+fn refused(verdict: Verdict, words: &str) {
+    match verdict {
+        Verdict::Quarantined(rejection) | Verdict::Rejected(rejection) => {
+            assert!(rejection.to_string().contains(words), "{rejection}")
+        }
+        other => panic!("expected a refusal mentioning {words:?}, got {other:?}"),
+    }
+}
+
+fn rows_of(log: &Log, view: &str) -> BTreeMap<String, serde_json::Value> {
+    log.all_rows()
+        .into_iter()
+        .filter(|row: &ViewRow| row.view == view)
+        .map(|row| {
+            (
+                row.key,
+                serde_json::from_str(row.value.as_deref().unwrap()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn proposal_row(log: &Log, id: EventId) -> serde_json::Value {
+    rows_of(log, VIEW_PROPOSAL)[&id.to_string()].clone()
+}
+
+fn balance(log: &Log, account: &str) -> i64 {
+    rows_of(log, VIEW_BALANCE)
+        .get(&format!("{account}/hours"))
+        .map_or(0, |row| row["balance"].as_i64().unwrap())
+}
+
+fn event(
+    coop: &mut Coop,
+    key: &KeyPair,
+    kind: &str,
+    body: Vec<u8>,
+    deps: &[&Event],
+    minute: u64,
+) -> Event {
+    coop.event_signed(
+        did_of(key),
+        key,
+        kind,
+        body,
+        deps.iter().map(|event| event.id()).collect(),
+        at(minute),
+    )
+}
+
+fn rules(method: Method, quorum: Fraction) -> Rules {
+    Rules {
+        method,
+        quorum,
+        duration_ms: 60 * MINUTE_MS,
+        early_close: false,
+        hidden: false,
+    }
+}
+
+fn propose(
+    coop: &mut Coop,
+    key: &KeyPair,
+    action: Action,
+    rules: Rules,
+    electorate: &[&KeyPair],
+    deps: &[&Event],
+    minute: u64,
+) -> Event {
+    let mut electorate: Vec<Did> = electorate.iter().map(|key| did_of(key)).collect();
+    electorate.sort();
+    let body = Propose {
+        title: format!("A {}", action.label()),
+        text: String::new(),
+        circle: None,
+        action,
+        template: "test".into(),
+        rules,
+        electorate,
+        review_at_ms: None,
+    };
+    event(coop, key, KIND_PROPOSE, encode_body(&body), deps, minute)
+}
+
+fn vote(
+    coop: &mut Coop,
+    key: &KeyPair,
+    proposal: &Event,
+    choice: Choice,
+    deps: &[&Event],
+    minute: u64,
+) -> Event {
+    let body = Vote {
+        proposal: proposal.id(),
+        choice,
+        reason: if choice == Choice::Block {
+            "not yet".into()
+        } else {
+            String::new()
+        },
+        strength: 1,
+    };
+    let mut all = vec![proposal];
+    all.extend_from_slice(deps);
+    event(coop, key, KIND_VOTE, encode_body(&body), &all, minute)
+}
+
+fn close(
+    coop: &mut Coop,
+    closer: &KeyPair,
+    proposal: &Event,
+    deps: &[&Event],
+    minute: u64,
+) -> Event {
+    let mut all = vec![proposal];
+    all.extend_from_slice(deps);
+    event(
+        coop,
+        closer,
+        KIND_CLOSE,
+        encode_body(&Close {
+            proposal: proposal.id(),
+        }),
+        &all,
+        minute,
+    )
+}
+
+fn pay(
+    coop: &mut Coop,
+    payer: &KeyPair,
+    to: &KeyPair,
+    minutes: u64,
+    deps: &[&Event],
+    minute: u64,
+) -> Event {
+    let body = Transfer {
+        currency: "hours".into(),
+        legs: vec![Leg {
+            to: did_of(to),
+            amount: minutes,
+        }],
+        memo: "work".into(),
+        request: None,
+    };
+    event(coop, payer, KIND_TRANSFER, encode_body(&body), deps, minute)
+}
+
+#[test]
+fn an_applicant_vouched_for_twice_is_admitted_and_can_trade() {
+    let [ana, ben, cas, dee] = [member(1), member(2), member(3), member(4)];
+    let mut coop = Coop::found("Vouching", &[&ana, &ben, &cas]);
+    let mut log = new_log(&coop);
+
+    let apply = event(
+        &mut coop,
+        &dee,
+        KIND_APPLY,
+        encode_body(&Apply {
+            name: "Dee".into(),
+            note: "I fix bikes".into(),
+        }),
+        &[],
+        1,
+    );
+    accept(&mut log, &[&apply]);
+    // Not a member yet: cannot be paid.
+    let early = pay(&mut coop, &ana, &dee, 60, &[&apply], 2);
+    refused(offer(&mut log, &early), "not a member");
+
+    let vouch = |coop: &mut Coop, key: &KeyPair, minute| {
+        event(
+            coop,
+            key,
+            KIND_VOUCH,
+            encode_body(&Vouch {
+                applicant: did_of(&dee),
+                note: String::new(),
+            }),
+            &[&apply],
+            minute,
+        )
+    };
+    let self_vouch = event(
+        &mut coop,
+        &dee,
+        KIND_VOUCH,
+        encode_body(&Vouch {
+            applicant: did_of(&dee),
+            note: String::new(),
+        }),
+        &[],
+        3,
+    );
+    refused(offer(&mut log, &self_vouch), "cannot vouch for themselves");
+
+    let by_ben = vouch(&mut coop, &ben, 4);
+    accept(&mut log, &[&by_ben]);
+    let twice = vouch(&mut coop, &ben, 5);
+    refused(offer(&mut log, &twice), "already vouched");
+    // One vouch is not enough.
+    let admit_early = event(
+        &mut coop,
+        &ana,
+        KIND_ADMIT,
+        encode_body(&Admit {
+            applicant: did_of(&dee),
+        }),
+        &[&by_ben],
+        6,
+    );
+    refused(offer(&mut log, &admit_early), "1 of the 2 vouches");
+
+    let by_cas = vouch(&mut coop, &cas, 7);
+    accept(&mut log, &[&by_cas]);
+    let admit = event(
+        &mut coop,
+        &ana,
+        KIND_ADMIT,
+        encode_body(&Admit {
+            applicant: did_of(&dee),
+        }),
+        &[&by_ben, &by_cas],
+        8,
+    );
+    accept(&mut log, &[&admit]);
+    let membership = log.coop_state().member(&did_of(&dee), None).unwrap();
+    assert_eq!(
+        (membership.status, membership.tier),
+        (Status::Active, Tier::Provisional)
+    );
+    let row = &rows_of(&log, VIEW_MEMBER)[&did_of(&dee).to_string()];
+    assert_eq!(row["name"], "Dee");
+    assert_eq!(row["status"], "active");
+    assert_eq!(row["vouched_by"].as_array().unwrap().len(), 2);
+
+    // A payment that has seen the admission counts; one that has not is refused.
+    let blind = pay(&mut coop, &ben, &dee, 30, &[&apply], 9);
+    refused(offer(&mut log, &blind), "not a member");
+    let paid = pay(&mut coop, &cas, &dee, 90, &[&admit], 10);
+    accept(&mut log, &[&paid]);
+    assert_eq!(balance(&log, &did_of(&dee).to_string()), 90);
+}
+
+#[test]
+fn a_vote_counts_if_the_close_has_seen_it_and_changed_votes_count_once() {
+    let [ana, ben, cas] = [member(1), member(2), member(3)];
+    let mut coop = Coop::found("Votes", &[&ana, &ben, &cas]);
+    let mut log = new_log(&coop);
+    let everyone = [&ana, &ben, &cas];
+
+    let proposal = propose(
+        &mut coop,
+        &ben,
+        Action::Decision,
+        rules(Method::Majority, Fraction::new(1, 3)),
+        &everyone,
+        &[],
+        1,
+    );
+    accept(&mut log, &[&proposal]);
+    // Ben votes no, then changes his mind: the latest counts.
+    let ben_no = vote(&mut coop, &ben, &proposal, Choice::No, &[], 2);
+    let ben_yes = vote(&mut coop, &ben, &proposal, Choice::Yes, &[], 3);
+    // Cas votes no offline: the closer has not seen it when it closes.
+    let cas_no = vote(&mut coop, &cas, &proposal, Choice::No, &[], 4);
+    accept(&mut log, &[&ben_no, &ben_yes]);
+
+    // Too early: the deadline is 60 minutes after the proposal.
+    let early = close(&mut coop, &ana, &proposal, &[&ben_yes], 30);
+    refused(offer(&mut log, &early), "open until its deadline");
+    // Only the closer (the first founder) closes.
+    let not_closer = close(&mut coop, &ben, &proposal, &[&ben_yes], 62);
+    refused(offer(&mut log, &not_closer), "only the co-op's closer");
+
+    let closed = close(&mut coop, &ana, &proposal, &[&ben_yes], 62);
+    accept(&mut log, &[&closed]);
+    // Cas's vote arrives after the close: kept, but not counted.
+    accept(&mut log, &[&cas_no]);
+    let row = proposal_row(&log, proposal.id());
+    assert_eq!(row["status"], "accepted", "{row}");
+    assert_eq!(row["tally"]["yes"], 1);
+    assert_eq!(row["tally"]["no"], 0);
+    assert_eq!(row["tally"]["voted"], 1);
+    let late: Vec<&serde_json::Value> = row["votes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|vote| vote["late"] == true)
+        .collect();
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0]["voter"], did_of(&cas).to_string());
+
+    // A vote that has seen the close is refused; so is a second close.
+    let after = vote(&mut coop, &cas, &proposal, Choice::Yes, &[&closed], 63);
+    refused(offer(&mut log, &after), "is closed");
+    let again = close(&mut coop, &ana, &proposal, &[], 64);
+    refused(offer(&mut log, &again), "is closed");
+    // A stranger's vote is refused.
+    let stranger = member(9);
+    let strange = vote(&mut coop, &stranger, &proposal, Choice::Yes, &[], 5);
+    refused(offer(&mut log, &strange), "electorate");
+}
+
+#[test]
+fn quorum_and_thresholds_at_their_edges() {
+    let ballots = |yes: usize, no: usize, abstain: usize, block: usize| {
+        let mut all = Vec::new();
+        for (choice, count) in [
+            (Choice::Yes, yes),
+            (Choice::No, no),
+            (Choice::Abstain, abstain),
+            (Choice::Block, block),
+        ] {
+            all.extend(std::iter::repeat_n(
+                Ballot {
+                    choice,
+                    strength: 1,
+                },
+                count,
+            ));
+        }
+        all
+    };
+    let outcome = |method, quorum, electorate, votes: Vec<Ballot>| {
+        let rules = rules(method, quorum);
+        decide(&rules, &tally(&rules, electorate, &votes))
+    };
+    let half = Fraction::new(1, 2);
+    let two_thirds = Fraction::new(2, 3);
+    // Quorum 1/2 of 10: 5 voters is enough, 4 is not.
+    assert_eq!(
+        outcome(Method::Majority, half, 10, ballots(3, 1, 1, 0)),
+        Outcome::Accepted
+    );
+    assert_eq!(
+        outcome(Method::Majority, half, 10, ballots(3, 1, 0, 0)),
+        Outcome::NoQuorum
+    );
+    // A tie is not a majority.
+    assert_eq!(
+        outcome(Method::Majority, half, 4, ballots(2, 2, 0, 0)),
+        Outcome::Rejected
+    );
+    // 2/3 exactly passes; just under does not.
+    let supermajority = Method::Supermajority {
+        threshold: two_thirds,
+    };
+    assert_eq!(
+        outcome(supermajority, half, 3, ballots(2, 1, 0, 0)),
+        Outcome::Accepted
+    );
+    assert_eq!(
+        outcome(supermajority, half, 10, ballots(5, 3, 0, 0)),
+        Outcome::Rejected
+    );
+    // Unanimity: one no sinks it; abstentions do not.
+    assert_eq!(
+        outcome(
+            Method::Unanimous,
+            Fraction::new(1, 1),
+            3,
+            ballots(2, 0, 1, 0)
+        ),
+        Outcome::Accepted
+    );
+    assert_eq!(
+        outcome(
+            Method::Unanimous,
+            Fraction::new(1, 1),
+            3,
+            ballots(2, 1, 0, 0)
+        ),
+        Outcome::Rejected
+    );
+    assert_eq!(
+        outcome(
+            Method::Unanimous,
+            Fraction::new(1, 1),
+            3,
+            ballots(2, 0, 0, 0)
+        ),
+        Outcome::NoQuorum
+    );
+    // Consent: no votes are concerns; one block stops it.
+    assert_eq!(
+        outcome(
+            Method::Consent { max_blocks: 0 },
+            Fraction::new(0, 1),
+            5,
+            ballots(1, 3, 0, 0)
+        ),
+        Outcome::Accepted
+    );
+    assert_eq!(
+        outcome(
+            Method::Consent { max_blocks: 0 },
+            Fraction::new(0, 1),
+            5,
+            ballots(4, 0, 0, 1)
+        ),
+        Outcome::Rejected
+    );
+    // Consensus with fallback: a block moves the bar to 2/3 of all votes.
+    let fallback = Method::ConsensusFallback {
+        threshold: two_thirds,
+    };
+    assert_eq!(
+        outcome(fallback, half, 6, ballots(4, 1, 0, 1)),
+        Outcome::Accepted
+    );
+    assert_eq!(
+        outcome(fallback, half, 6, ballots(3, 1, 0, 1)),
+        Outcome::Rejected
+    );
+    // Quadratic: strengths are summed.
+    let quadratic = rules(Method::Quadratic { credits: 9 }, half);
+    let strong = [
+        Ballot {
+            choice: Choice::Yes,
+            strength: 3,
+        },
+        Ballot {
+            choice: Choice::No,
+            strength: 1,
+        },
+        Ballot {
+            choice: Choice::No,
+            strength: 1,
+        },
+    ];
+    assert_eq!(
+        decide(&quadratic, &tally(&quadratic, 3, &strong)),
+        Outcome::Accepted
+    );
+}
+
+#[test]
+fn bad_proposals_are_refused_with_a_reason() {
+    let [ana, ben] = [member(1), member(2)];
+    let mut coop = Coop::found("Bad", &[&ana, &ben]);
+    let mut log = new_log(&coop);
+    let both = [&ana, &ben];
+    let params = |pairs: &[(&str, &str)]| Action::SetParams {
+        params: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    let majority = rules(Method::Majority, Fraction::new(1, 2));
+
+    let unknown = propose(
+        &mut coop,
+        &ana,
+        params(&[("gov.colour", "red")]),
+        majority,
+        &both,
+        &[],
+        1,
+    );
+    refused(offer(&mut log, &unknown), "unknown parameter gov.colour");
+    let bad_value = propose(
+        &mut coop,
+        &ana,
+        params(&[("member.vouches", "many")]),
+        majority,
+        &both,
+        &[],
+        2,
+    );
+    refused(
+        offer(&mut log, &bad_value),
+        "member.vouches is a whole number",
+    );
+    let bad_floor = propose(
+        &mut coop,
+        &ana,
+        params(&[("ledger.floor", "-x")]),
+        majority,
+        &both,
+        &[],
+        3,
+    );
+    refused(offer(&mut log, &bad_floor), "ledger.floor");
+    let charter = Action::Charter {
+        section: "purpose".into(),
+        text: "Bikes for all.".into(),
+    };
+    let weak = propose(&mut coop, &ana, charter.clone(), majority, &both, &[], 4);
+    refused(
+        offer(&mut log, &weak),
+        "charter amendment needs at least 2/3",
+    );
+    let strong = propose(
+        &mut coop,
+        &ana,
+        charter,
+        rules(Method::Unanimous, Fraction::new(1, 1)),
+        &both,
+        &[],
+        5,
+    );
+    accept(&mut log, &[&strong]);
+    let short_electorate = propose(&mut coop, &ana, Action::Decision, majority, &[&ana], &[], 6);
+    refused(
+        offer(&mut log, &short_electorate),
+        "electorate must be exactly the 2",
+    );
+    let too_long = propose(
+        &mut coop,
+        &ana,
+        Action::Decision,
+        Rules {
+            duration_ms: 91 * DAY_MS,
+            ..majority
+        },
+        &both,
+        &[],
+        7,
+    );
+    refused(offer(&mut log, &too_long), "90 days");
+    let stranger = member(9);
+    let from_stranger = propose(
+        &mut coop,
+        &stranger,
+        Action::Decision,
+        majority,
+        &both,
+        &[],
+        8,
+    );
+    refused(offer(&mut log, &from_stranger), "not a member");
+    let block_without_reason = event(
+        &mut coop,
+        &ben,
+        KIND_VOTE,
+        encode_body(&Vote {
+            proposal: strong.id(),
+            choice: Choice::Block,
+            reason: " ".into(),
+            strength: 1,
+        }),
+        &[&strong],
+        9,
+    );
+    refused(
+        offer(&mut log, &block_without_reason),
+        "a block needs a reason",
+    );
+}
+
+#[test]
+fn a_passed_policy_change_takes_effect_for_what_has_seen_it() {
+    let [ana, ben] = [member(1), member(2)];
+    let mut coop = Coop::found_with("Policy", &[&ana, &ben], &[("ledger.floor", "2")]);
+    let mut log = new_log(&coop);
+    let both = [&ana, &ben];
+    let change = Action::SetParams {
+        params: BTreeMap::from([("ledger.floor".to_owned(), "5".to_owned())]),
+    };
+    let proposal = propose(
+        &mut coop,
+        &ana,
+        change,
+        rules(Method::Majority, Fraction::new(1, 2)),
+        &both,
+        &[],
+        1,
+    );
+    let yes_a = vote(&mut coop, &ana, &proposal, Choice::Yes, &[], 2);
+    let yes_b = vote(&mut coop, &ben, &proposal, Choice::Yes, &[], 3);
+    let closed = close(&mut coop, &ana, &proposal, &[&yes_b], 61);
+    accept(&mut log, &[&proposal, &yes_a, &yes_b, &closed]);
+    assert_eq!(proposal_row(&log, proposal.id())["status"], "accepted");
+    // Ben pays 4 h: beyond the old floor of 2 h, within the new 5 h, so
+    // it counts only if it has seen the close.
+    let blind = pay(&mut coop, &ben, &ana, 4 * 60, &[], 62);
+    refused(offer(&mut log, &blind), "below the floor");
+    let informed = pay(&mut coop, &ben, &ana, 4 * 60, &[&closed], 63);
+    accept(&mut log, &[&informed]);
+}
+
+/// A budget proposal voted on during a split: the closer's side closes it,
+/// the other side keeps voting and trading, and after the heal both sides
+/// hold the same views with the budget paid exactly once.
+#[test]
+fn a_budget_passed_during_a_split_is_paid_once_everywhere() {
+    let [ana, ben, cas, dee] = [member(1), member(2), member(3), member(4)];
+    let mut coop = Coop::found("Split", &[&ana, &ben, &cas, &dee]);
+    let everyone = [&ana, &ben, &cas, &dee];
+    let budget = Action::Budget {
+        to: did_of(&dee),
+        amount: 10 * 60,
+        currency: "hours".into(),
+        memo: "new tools".into(),
+    };
+    let proposal = propose(
+        &mut coop,
+        &ben,
+        budget,
+        rules(
+            Method::Supermajority {
+                threshold: Fraction::new(2, 3),
+            },
+            Fraction::new(1, 2),
+        ),
+        &everyone,
+        &[],
+        1,
+    );
+    // Side A: ana (the closer) and ben. Side B: cas and dee.
+    let a1 = vote(&mut coop, &ana, &proposal, Choice::Yes, &[], 2);
+    let a2 = vote(&mut coop, &ben, &proposal, Choice::Yes, &[], 3);
+    let b1 = vote(&mut coop, &cas, &proposal, Choice::Yes, &[], 4);
+    let b2 = vote(&mut coop, &dee, &proposal, Choice::No, &[], 5);
+    let closed = close(&mut coop, &ana, &proposal, &[&a2], 61);
+    let b_trade = pay(&mut coop, &cas, &dee, 30, &[&b2], 62);
+    let side_a = vec![proposal.clone(), a1, a2, closed.clone()];
+    let side_b = vec![proposal.clone(), b1, b2, b_trade];
+
+    let mut first = new_log(&coop);
+    let mut second = new_log(&coop);
+    for event in &side_a {
+        offer(&mut first, event);
+    }
+    for event in &side_b {
+        offer(&mut second, event);
+    }
+    assert_eq!(proposal_row(&first, proposal.id())["status"], "accepted");
+    assert_eq!(proposal_row(&second, proposal.id())["status"], "open");
+    // Heal, each in the other's order, and deliver everything twice.
+    for event in side_b.iter().chain(&side_b) {
+        offer(&mut first, event);
+    }
+    for event in side_a.iter().rev().chain(&side_a) {
+        offer(&mut second, event);
+    }
+    assert_eq!(first.all_rows(), second.all_rows());
+    let dee_id = did_of(&dee).to_string();
+    assert_eq!(balance(&first, &dee_id), 10 * 60 + 30);
+    assert_eq!(balance(&first, "commons"), -10 * 60);
+    let row = proposal_row(&second, proposal.id());
+    assert_eq!(row["status"], "accepted");
+    assert_eq!(
+        row["tally"]["voted"], 2,
+        "side B's votes reached the closer too late"
+    );
+}
+
+fn shuffled(events: &[Event], order: &[usize]) -> Vec<Event> {
+    let mut indexed: Vec<(usize, &Event)> = order.iter().copied().zip(events).collect();
+    indexed.sort_by_key(|(key, _)| *key);
+    indexed
+        .into_iter()
+        .map(|(_, event)| event.clone())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Whatever order the votes, changes of vote, admissions and the close
+    /// arrive in, every node ends with the same views.
+    #[test]
+    fn any_arrival_order_gives_the_same_views(order in proptest::collection::vec(0usize..1000, 14)) {
+        let [ana, ben, cas, dee, eve] = [member(1), member(2), member(3), member(4), member(5)];
+        let mut coop = Coop::found("Orders", &[&ana, &ben, &cas, &dee]);
+        let everyone = [&ana, &ben, &cas, &dee];
+        let apply = event(&mut coop, &eve, KIND_APPLY, encode_body(&Apply { name: "Eve".into(), note: String::new() }), &[], 1);
+        let v1 = event(&mut coop, &ben, KIND_VOUCH, encode_body(&Vouch { applicant: did_of(&eve), note: String::new() }), &[&apply], 2);
+        let v2 = event(&mut coop, &cas, KIND_VOUCH, encode_body(&Vouch { applicant: did_of(&eve), note: String::new() }), &[&apply], 3);
+        let admit = event(&mut coop, &dee, KIND_ADMIT, encode_body(&Admit { applicant: did_of(&eve) }), &[&v1, &v2], 4);
+        let proposal = propose(&mut coop, &ana, Action::Decision, rules(Method::Majority, Fraction::new(1, 2)), &everyone, &[], 5);
+        let votes = [
+            vote(&mut coop, &ana, &proposal, Choice::Yes, &[], 6),
+            vote(&mut coop, &ben, &proposal, Choice::No, &[], 7),
+            vote(&mut coop, &ben, &proposal, Choice::Yes, &[], 8),
+            vote(&mut coop, &cas, &proposal, Choice::No, &[], 9),
+            vote(&mut coop, &dee, &proposal, Choice::Abstain, &[], 10),
+        ];
+        let closed = close(&mut coop, &ana, &proposal, &[&votes[2], &votes[3]], 70);
+        let late = vote(&mut coop, &dee, &proposal, Choice::No, &[], 11);
+        let paid = pay(&mut coop, &ana, &eve, 60, &[&admit], 12);
+        let mut events = vec![apply, v1, v2, admit, proposal.clone(), closed, late, paid];
+        events.extend(votes);
+
+        let mut reference = new_log(&coop);
+        for event in &events {
+            offer(&mut reference, event);
+        }
+        let mut other = new_log(&coop);
+        for event in shuffled(&events, &order) {
+            offer(&mut other, &event);
+        }
+        prop_assert_eq!(reference.all_rows(), other.all_rows());
+        let row = proposal_row(&other, proposal.id());
+        prop_assert_eq!(&row["status"], "accepted");
+        prop_assert_eq!(&row["tally"]["yes"], 2);
+        prop_assert_eq!(&row["tally"]["no"], 1);
+    }
+}
