@@ -388,6 +388,13 @@ pub struct NetMetrics {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinCoop {
     pub ticket: String,
+    /// Your name as members will see it: with it, the node also applies to
+    /// join (`member.apply`) through the inviter's node.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A word to the members about you.
+    #[serde(default)]
+    pub note: String,
 }
 
 /// `GET /admin/v1/net/ticket`.
@@ -400,4 +407,204 @@ pub struct NetTicket {
     /// The co-op relay it names, if any.
     #[serde(default)]
     pub relay: Option<String>,
+}
+
+/// A member or an applicant, as `GET /admin/v1/members` lists them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub did: String,
+    /// Display name (may be empty for a founder who set none).
+    pub name: String,
+    pub skills: Vec<String>,
+    /// `applicant`, `active`, `suspended` or `exited`.
+    pub status: String,
+    /// `observer`, `provisional` or `full`.
+    pub tier: Option<String>,
+    pub since_ms: Option<u64>,
+    pub applied_ms: Option<u64>,
+    pub application_note: String,
+    pub vouched_by: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Members {
+    pub members: Vec<Member>,
+    /// How many vouches an applicant needs, and whether they are admitted
+    /// by vouches (`vouches`) or only by proposal (`proposal`).
+    pub vouches_needed: u64,
+    pub admission: String,
+}
+
+/// `POST /admin/v1/members/vouch` (and `/admit`): an applicant by DID or name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vouch {
+    pub applicant: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST /admin/v1/members/profile`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetProfile {
+    pub name: String,
+    #[serde(default)]
+    pub skills: Vec<String>,
+}
+
+/// `POST /admin/v1/members/leave`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leave {
+    #[serde(default)]
+    pub note: String,
+}
+
+/// What a proposal does if it passes. Members are named by DID or name;
+/// amounts as people write them (`10h`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ProposalAction {
+    Decision,
+    AddMember {
+        member: String,
+        #[serde(default)]
+        name: String,
+        /// `observer`, `provisional` or `full` (default `provisional`).
+        #[serde(default)]
+        tier: Option<String>,
+    },
+    RemoveMember {
+        member: String,
+    },
+    SetParams {
+        params: std::collections::BTreeMap<String, String>,
+    },
+    Budget {
+        to: String,
+        amount: String,
+        #[serde(default)]
+        currency: Option<String>,
+        #[serde(default)]
+        memo: String,
+    },
+    Charter {
+        section: String,
+        text: String,
+    },
+    Freeze {
+        member: String,
+    },
+    Unfreeze {
+        member: String,
+    },
+    CreateCircle {
+        name: String,
+        members: Vec<String>,
+    },
+}
+
+/// `POST /admin/v1/governance/proposals`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Propose {
+    pub title: String,
+    #[serde(default)]
+    pub text: String,
+    /// A template's name (`simple-majority`, `budget-approval` …).
+    pub template: String,
+    /// Overrides the template's duration: `30m`, `24h`, `7d`.
+    #[serde(default)]
+    pub duration: Option<String>,
+    /// A working circle, or the whole co-op.
+    #[serde(default)]
+    pub circle: Option<String>,
+    /// When to review the decision, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub review: Option<String>,
+    pub action: ProposalAction,
+}
+
+/// `POST /admin/v1/governance/vote`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CastVote {
+    /// The proposal's id or its first 8+ digits.
+    pub proposal: String,
+    /// `yes`, `no`, `abstain` or `block`.
+    pub choice: String,
+    #[serde(default)]
+    pub reason: String,
+    /// Quadratic voting only.
+    #[serde(default)]
+    pub strength: Option<u32>,
+}
+
+/// `POST /admin/v1/governance/{cancel,veto,appeal}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AboutProposal {
+    pub proposal: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `POST /admin/v1/governance/templates`: publish a template in the co-op.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deploy {
+    /// A built-in template, or the path-free TOML text of one (`toml`).
+    pub template: String,
+    /// The name to publish it under (default: the template's).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub duration: Option<String>,
+    #[serde(default)]
+    pub toml: Option<String>,
+}
+
+/// Rules and outcome shapes are the governance domain's own (see
+/// ARCHITECTURE.md): `rules` = {method, quorum, duration_ms, early_close,
+/// hidden}; `tally` = {yes, no, abstain, block, voted, electorate}.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub id: String,
+    pub title: String,
+    pub text: String,
+    pub proposer: String,
+    pub circle: Option<String>,
+    pub action: serde_json::Value,
+    pub template: String,
+    pub rules: serde_json::Value,
+    pub electorate: Vec<String>,
+    pub opened_ms: u64,
+    pub closes_at_ms: u64,
+    pub review_at_ms: Option<u64>,
+    /// `open`, `accepted`, `rejected`, `no_quorum`, `cancelled`, `vetoed`.
+    pub status: String,
+    pub voted: Vec<String>,
+    pub votes: Option<Vec<serde_json::Value>>,
+    pub tally: Option<serde_json::Value>,
+    pub cancel_requested: Option<String>,
+    pub vetoed_by: Vec<String>,
+    /// Whether the closer has reminded those who had not voted.
+    pub reminded: bool,
+    /// The outcome statement, once closed.
+    pub outcome: Option<String>,
+    pub closed_ms: Option<u64>,
+    pub appeals: Vec<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Proposals {
+    pub proposals: Vec<Proposal>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TemplateInfo {
+    pub name: String,
+    pub description: String,
+    pub rules: serde_json::Value,
+    /// Built in, or published in this co-op (by whom).
+    pub published_by: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Templates {
+    pub templates: Vec<TemplateInfo>,
 }

@@ -958,3 +958,123 @@ fn members_on_one_lan_find_each_other_by_mdns() {
             })
     });
 }
+
+/// A newcomer applies with an invitation, two members vouch by name, the
+/// nodes admit them by themselves, a member pays them by name, and the
+/// co-op votes a budget for them that the closer's node closes as soon as
+/// everyone has voted; the payment from the commons reaches every node.
+#[test]
+fn a_newcomer_is_vouched_in_and_the_coop_votes_them_a_budget() {
+    let h = harness();
+    let Trio {
+        dirs: [a, b, c],
+        daemons: _daemons,
+        ticket,
+        ..
+    } = Trio::start(&h, &[]);
+    let d = h.data_dir("d");
+    assert_eq!(h.icnctl(&d, &["id", "init"]).code, 0);
+    let did_d = did_in(&h, &d);
+    let _node_d = h.spawn_icnd(&d, &[]);
+    let invite = h.icnctl(&a, &["coop", "invite"]);
+    assert_eq!(invite.code, 0, "{invite:?}");
+    assert!(invite.stdout.contains(&ticket) && invite.stdout.contains("--name"));
+    let applied = h.icnctl(
+        &d,
+        &[
+            "coop",
+            "join",
+            &ticket,
+            "--name",
+            "Dee",
+            "--note",
+            "I fix bikes",
+        ],
+    );
+    assert_eq!(applied.code, 0, "{applied:?}");
+    assert!(applied.stdout.contains("Applied to join"), "{applied:?}");
+
+    let status_of = |dir: &std::path::Path, did: &str| {
+        let list = h.icnctl(dir, &["--json", "member", "list"]).json();
+        list["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|member| member["did"] == did)
+            .map(|member| member["status"].as_str().unwrap().to_owned())
+    };
+    eventually("b sees the application", || {
+        status_of(&b, &did_d).as_deref() == Some("applicant")
+    });
+    // Paying an applicant is refused with a reason.
+    let early = h.icnctl(&b, &["ledger", "pay", "Dee", "1h"]);
+    assert_eq!(early.code, 2, "{early:?}");
+    assert!(early.stderr.contains("not a member"), "{early:?}");
+    let vouched = h.icnctl(&b, &["member", "vouch", "Dee"]);
+    assert_eq!(vouched.code, 0, "{vouched:?}");
+    eventually("c sees b's vouch", || {
+        let list = h.icnctl(&c, &["--json", "member", "list"]).json();
+        list["members"].as_array().unwrap().iter().any(|member| {
+            member["did"] == did_d.as_str() && member["vouched_by"].as_array().unwrap().len() == 1
+        })
+    });
+    assert_eq!(h.icnctl(&c, &["member", "vouch", "dee"]).code, 0);
+    eventually("the newcomer's own node knows they were admitted", || {
+        status_of(&d, &did_d).as_deref() == Some("active")
+    });
+    eventually("a knows it too", || {
+        status_of(&a, &did_d).as_deref() == Some("active")
+    });
+    let paid = h.icnctl(&b, &["ledger", "pay", "Dee", "2h", "--memo", "welcome"]);
+    assert_eq!(paid.code, 0, "{paid:?}");
+
+    let proposed = h.icnctl(
+        &b,
+        &[
+            "--json",
+            "governance",
+            "propose",
+            "--title",
+            "Tools for Dee",
+            "--template",
+            "budget-approval",
+            "--budget",
+            "3h",
+            "--to",
+            "Dee",
+            "--duration",
+            "1h",
+        ],
+    );
+    assert_eq!(proposed.code, 0, "{proposed:?}");
+    let id = proposed.json()["event_id"].as_str().unwrap()[..12].to_owned();
+    for dir in [&a, &b, &c, &d] {
+        eventually("the proposal reaches every node", || {
+            h.icnctl(dir, &["--json", "governance", "show", &id]).code == 0
+        });
+    }
+    let blocked = h.icnctl(&c, &["governance", "vote", &id, "block"]);
+    assert_eq!(blocked.code, 2, "a block needs a reason: {blocked:?}");
+    for dir in [&a, &b, &c] {
+        let voted = h.icnctl(dir, &["governance", "vote", &id, "yes"]);
+        assert_eq!(voted.code, 0, "{voted:?}");
+    }
+    assert_eq!(
+        h.icnctl(
+            &d,
+            &["governance", "vote", &id, "no", "--reason", "too much"]
+        )
+        .code,
+        0
+    );
+    // Everyone voted: the closer (a, the first founder) closes at its next tick.
+    eventually(
+        "the budget is accepted and paid on the newcomer's node",
+        || {
+            let shown = h.icnctl(&d, &["--json", "governance", "show", &id]).json();
+            shown["status"] == "accepted" && balance_of(&h, &d, &did_d).contains("\"balance\": 300")
+        },
+    );
+    let shown = h.icnctl(&b, &["governance", "show", &id]);
+    assert!(shown.stdout.contains("Accepted: 3 yes, 1 no"), "{shown:?}");
+}

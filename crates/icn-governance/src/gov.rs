@@ -32,6 +32,9 @@ use crate::{
 
 pub const VIEW_PROPOSAL: &str = "gov.proposal";
 pub const VIEW_REMINDER: &str = "gov.reminder";
+/// Proposals still open (key: id, value: the proposal's row key), so the
+/// closer's node finds what to close without reading every proposal.
+pub const VIEW_OPEN: &str = "gov.open";
 pub const VIEW_TEMPLATE: &str = "gov.template";
 pub const VIEW_CIRCLE: &str = "gov.circle";
 pub const VIEW_CHARTER: &str = "gov.charter";
@@ -131,6 +134,7 @@ pub struct ProposalRow {
     pub tally: Option<Tally>,
     pub cancel_requested: Option<String>,
     pub vetoed_by: Vec<String>,
+    pub reminded: bool,
     pub outcome: Option<String>,
     pub closed_ms: Option<u64>,
     pub appeals: Vec<AppealRow>,
@@ -227,6 +231,7 @@ impl ProposalState {
             },
             cancel_requested: self.cancel.as_ref().map(|(_, reason)| reason.clone()),
             vetoed_by: self.vetoes.keys().map(Did::to_string).collect(),
+            reminded: self.reminded.is_some(),
             outcome: self.closed.as_ref().map(|closed| closed.statement.clone()),
             closed_ms: self.closed.as_ref().map(|closed| closed.time_ms),
             appeals: self
@@ -239,6 +244,14 @@ impl ProposalState {
                 })
                 .collect(),
         }
+    }
+}
+
+fn open_row(id: &EventId, open: bool) -> ViewRow {
+    ViewRow {
+        view: VIEW_OPEN,
+        key: id.to_string(),
+        value: open.then(|| id.to_string()),
     }
 }
 
@@ -788,6 +801,7 @@ impl Domain for GovDomain {
                     },
                 );
                 rows.push(self.proposal_row(&event.id()));
+                rows.push(open_row(&event.id(), true));
             }
             KIND_VOTE => {
                 let vote: Vote = event.body().expect("validated before apply");
@@ -877,6 +891,7 @@ impl Domain for GovDomain {
                     });
                 }
                 rows.push(self.proposal_row(&close.proposal));
+                rows.push(open_row(&close.proposal, false));
                 if outcome == Outcome::Accepted {
                     match action {
                         Action::Charter { section, text } => {
@@ -946,6 +961,12 @@ impl Domain for GovDomain {
             .keys()
             .map(|id| self.proposal_row(id))
             .collect();
+        rows.extend(
+            self.proposals
+                .iter()
+                .filter(|(_, proposal)| proposal.closed.is_none())
+                .map(|(id, _)| open_row(id, true)),
+        );
         rows.extend(self.circles.keys().map(|name| self.circle_row(name)));
         rows.extend(self.charter.keys().map(|name| self.charter_row(name)));
         rows.extend(self.templates.keys().map(|name| self.template_row(name)));

@@ -20,8 +20,8 @@ pub mod templates;
 
 pub use body::*;
 pub use gov::{
-    AppealRow, GovDomain, ProposalRow, VIEW_CHARTER, VIEW_CIRCLE, VIEW_PROPOSAL, VIEW_REMINDER,
-    VIEW_TEMPLATE, VoteRow, check_rules,
+    AppealRow, GovDomain, ProposalRow, VIEW_CHARTER, VIEW_CIRCLE, VIEW_OPEN, VIEW_PROPOSAL,
+    VIEW_REMINDER, VIEW_TEMPLATE, VoteRow, check_rules,
 };
 pub use member::{MemberDomain, MemberRow, VIEW_MEMBER};
 pub use tally::{Ballot, Outcome, Tally, decide, statement, tally};

@@ -129,11 +129,13 @@ impl MemberDomain {
             .get(applicant)
             .filter(|application| seen(context.past(), *applicant, application.seq))
             .ok_or_else(|| reject(format!("{applicant} has not applied to join")))?;
+        // Someone who left comes back by an add-member proposal, not by
+        // the vouches of their first application.
         match context.member(applicant) {
-            Some(membership) if membership.status != Status::Exited => {
-                Err(reject(format!("{applicant} is already a member")))
-            }
-            _ => Ok(application),
+            Some(_) => Err(reject(format!(
+                "{applicant} is or was a member (a former member returns by proposal)"
+            ))),
+            None => Ok(application),
         }
     }
 

@@ -96,6 +96,9 @@ pub async fn run(
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
                     node.tick(now())?;
+                    // Closing a proposal on time matters more than a ledger
+                    // chore: every tick.
+                    node.governance_duties(now())?;
                     if duties {
                         node.ledger_duties(now())?;
                     }

@@ -506,13 +506,122 @@ async fn coop_join(
         .verify()
         .map_err(|_| ApiError::bad_request("the co-op's genesis is not validly signed"))?;
     let started = state.started;
-    with_node(&state, move |node| {
-        node.join(genesis)?;
+    let name = request.name.clone();
+    let note = request.note.clone();
+    let application = with_node(&state, move |node| {
+        // Joining again with the same ticket retries delivering the application.
+        if node.log().map(|log| log.coop()) != Some(icn_kernel::CoopId::from(genesis.id())) {
+            node.join(genesis)?;
+        }
         node.remember_peer(&request.ticket)?;
+        match name {
+            Some(name) if !node.is_member()? => node.apply_to_join(&name, &note, now()).map(Some),
+            _ => Ok(None),
+        }
+    })
+    .await?;
+    if let Some(application) = application {
+        crate::net::submit_application(&ticket, &seed, &application)
+            .await
+            .map_err(|error| {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "application_not_delivered",
+                    format!(
+                        "joined, but the member's node did not take your application: {error:#}"
+                    ),
+                    Some("try `icnctl coop join` with the same ticket again once their icnd runs"),
+                )
+            })?;
+    }
+    with_node(&state, move |node| {
         Ok(node.status(true, Some(started.elapsed().as_secs())))
     })
     .await
     .map(Json)
+}
+
+#[derive(serde::Deserialize)]
+struct IdQuery {
+    id: String,
+}
+
+/// Membership and governance on the admin API.
+fn governance_routes() -> Router<SharedState> {
+    Router::new()
+        .route(
+            "/admin/v1/members",
+            get(|State(state): State<SharedState>| async move {
+                with_node(&state, |node| node.members()).await.map(Json)
+            }),
+        )
+        .route(
+            "/admin/v1/members/vouch",
+            post(|State(state): State<SharedState>, body: Bytes| sign(state, body, Node::vouch)),
+        )
+        .route(
+            "/admin/v1/members/admit",
+            post(|State(state): State<SharedState>, body: Bytes| sign(state, body, Node::admit)),
+        )
+        .route(
+            "/admin/v1/members/profile",
+            post(|State(state): State<SharedState>, body: Bytes| {
+                sign(state, body, Node::set_profile)
+            }),
+        )
+        .route(
+            "/admin/v1/members/leave",
+            post(|State(state): State<SharedState>, body: Bytes| sign(state, body, Node::leave)),
+        )
+        .route(
+            "/admin/v1/governance/proposals",
+            get(|State(state): State<SharedState>| async move {
+                with_node(&state, |node| node.proposals()).await.map(Json)
+            })
+            .post(|State(state): State<SharedState>, body: Bytes| sign(state, body, Node::propose)),
+        )
+        .route(
+            "/admin/v1/governance/proposal",
+            get(
+                |State(state): State<SharedState>, RawQuery(query): RawQuery| async move {
+                    let query: IdQuery = parse_query(query)?;
+                    with_node(&state, move |node| node.proposal(&query.id))
+                        .await
+                        .map(Json)
+                },
+            ),
+        )
+        .route(
+            "/admin/v1/governance/vote",
+            post(|State(state): State<SharedState>, body: Bytes| sign(state, body, Node::vote)),
+        )
+        .route(
+            "/admin/v1/governance/cancel",
+            post(|State(state): State<SharedState>, body: Bytes| {
+                sign(state, body, Node::cancel_proposal)
+            }),
+        )
+        .route(
+            "/admin/v1/governance/veto",
+            post(|State(state): State<SharedState>, body: Bytes| {
+                sign(state, body, Node::veto_proposal)
+            }),
+        )
+        .route(
+            "/admin/v1/governance/appeal",
+            post(|State(state): State<SharedState>, body: Bytes| {
+                sign(state, body, Node::appeal_proposal)
+            }),
+        )
+        .route(
+            "/admin/v1/governance/templates",
+            get(|State(state): State<SharedState>| async move {
+                with_node(&state, |node| node.templates()).await.map(Json)
+            })
+            .post(|State(state): State<SharedState>, body: Bytes| {
+                sign(state, body, Node::deploy_template)
+            }),
+        )
 }
 
 async fn not_found() -> ApiError {
@@ -586,6 +695,7 @@ pub fn admin_router(state: SharedState) -> Router {
         .route("/admin/v1/ledger/export", get(export))
         .route("/admin/v1/ledger/totals", get(totals))
         .route("/admin/v1/ledger/inbox", get(inbox))
+        .merge(governance_routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(REQUEST_BODY_MAX_BYTES))
         .with_state(state)

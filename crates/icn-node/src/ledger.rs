@@ -20,7 +20,7 @@ pub const HISTORY_LIMIT_MAX: usize = 10_000;
 pub const SCAN_MAX: usize = 2_000_000;
 pub const ID_PREFIX_MIN: usize = 8;
 
-fn bad(message: impl Into<String>) -> NodeError {
+pub(crate) fn bad(message: impl Into<String>) -> NodeError {
     NodeError::BadInput(message.into())
 }
 
@@ -51,7 +51,7 @@ fn display(log: &Log, amount: i64, code: &str) -> String {
     )
 }
 
-fn parse_row<T: DeserializeOwned>(key: &str, value: &str) -> Result<T, NodeError> {
+pub(crate) fn parse_row<T: DeserializeOwned>(key: &str, value: &str) -> Result<T, NodeError> {
     serde_json::from_str(value).map_err(|error| NodeError::Damaged {
         position: 0,
         reason: format!("the view row {key} does not parse: {error}"),
@@ -59,7 +59,7 @@ fn parse_row<T: DeserializeOwned>(key: &str, value: &str) -> Result<T, NodeError
 }
 
 /// One id among `candidates` (full hex ids) that `text` names.
-fn pick_id(
+pub(crate) fn pick_id(
     text: &str,
     what: &str,
     candidates: impl IntoIterator<Item = String>,
@@ -90,11 +90,11 @@ fn pick_id(
 }
 
 impl Node {
-    fn ledger_log(&self) -> Result<&Log, NodeError> {
+    pub(crate) fn ledger_log(&self) -> Result<&Log, NodeError> {
         self.log.as_ref().ok_or(NodeError::NoCoop)
     }
 
-    fn me(&self) -> Result<Did, NodeError> {
+    pub(crate) fn me(&self) -> Result<Did, NodeError> {
         self.identity()
             .map(|identity| identity.did)
             .ok_or(NodeError::NoIdentity)
@@ -106,6 +106,10 @@ impl Node {
             .map_err(NodeError::Rejected)
     }
 
+    pub(crate) fn parse_amount_in(&self, text: &str, code: &str) -> Result<u64, NodeError> {
+        self.amount(text, code)
+    }
+
     fn amount(&self, text: &str, code: &str) -> Result<u64, NodeError> {
         let currency = currency_spec(self.ledger_log()?, code)?;
         ledger::parse_amount(text, currency).map_err(|error| bad(error.to_string()))
@@ -113,7 +117,7 @@ impl Node {
 
     /// Pays one member: `amount` as people write it (`3h`, `90m`, units).
     pub fn pay(&mut self, request: &api::Pay, now: Timestamp) -> Result<EventId, NodeError> {
-        let to = parse_did(&request.to)?;
+        let to = self.resolve_member(&request.to)?;
         let code = request.currency.as_deref().unwrap_or("hours");
         let amount = self.amount(&request.amount, code)?;
         let body = encode_body(&ledger::Transfer {
@@ -131,7 +135,7 @@ impl Node {
         request: &api::RequestPayment,
         now: Timestamp,
     ) -> Result<EventId, NodeError> {
-        let payer = parse_did(&request.payer)?;
+        let payer = self.resolve_member(&request.payer)?;
         let code = request.currency.as_deref().unwrap_or("hours");
         let amount = self.amount(&request.amount, code)?;
         let body = encode_body(&ledger::Request {
@@ -243,7 +247,7 @@ impl Node {
             entry,
             payee,
             reason: request.reason.clone(),
-            mediator: parse_did(&request.mediator)?,
+            mediator: self.resolve_member(&request.mediator)?,
         });
         self.append(ledger::KIND_DISPUTE, body, now)
     }

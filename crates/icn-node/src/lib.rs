@@ -5,6 +5,7 @@
 pub mod admin_client;
 pub mod config;
 pub mod daemon;
+pub mod governance;
 pub mod hints;
 pub mod http;
 pub mod layout;

@@ -49,9 +49,13 @@ pub fn now() -> Timestamp {
     Timestamp(since_epoch.as_millis() as u64)
 }
 
-/// The domains this build knows. Governance and trust join here.
+/// The domains this build knows. Trust joins here.
 pub fn domains() -> Vec<Box<dyn Domain>> {
-    vec![Box::new(icn_ledger::LedgerDomain::default())]
+    vec![
+        Box::new(icn_ledger::LedgerDomain::default()),
+        Box::new(icn_governance::MemberDomain::default()),
+        Box::new(icn_governance::GovDomain::default()),
+    ]
 }
 
 /// Makes a fresh set of domains (for a new log, or a replay).
@@ -393,11 +397,22 @@ impl Node {
     pub fn member_with_key(&self, key: &[u8; 32]) -> Option<Did> {
         let log = self.log.as_ref()?;
         let key = icn_identity::PublicKey::from_bytes(key).ok()?;
-        log.genesis_body()
-            .founders
-            .iter()
+        self.replicating_members()
+            .into_iter()
             .find(|member| log.key_state(member).authorises(&key))
-            .copied()
+    }
+
+    /// Members whose nodes replicate the log: everyone admitted who has not
+    /// left (a suspended member still keeps a copy).
+    fn replicating_members(&self) -> Vec<Did> {
+        let Some(log) = self.log.as_ref() else {
+            return Vec::new();
+        };
+        log.coop_state()
+            .members()
+            .filter(|(_, membership)| membership.status != icn_kernel::Status::Exited)
+            .map(|(did, _)| *did)
+            .collect()
     }
 
     /// Every member's device keys (paper keys are not devices): the
@@ -406,8 +421,7 @@ impl Node {
         let Some(log) = self.log.as_ref() else {
             return Vec::new();
         };
-        log.genesis_body()
-            .founders
+        self.replicating_members()
             .iter()
             .flat_map(|member| log.key_state(member).authorised.into_iter())
             .filter(|(_, label)| label != "paper")

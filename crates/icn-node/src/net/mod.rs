@@ -653,13 +653,70 @@ async fn run_connection(net: Arc<Net>, connection: Connection, dialled: bool) {
 #[derive(Serialize, Deserialize)]
 struct JoinRequest {
     coop: CoopId,
+    /// The applicant's signed `member.apply`, once they have the genesis.
+    application: Option<Vec<u8>>,
 }
 
-/// Answers `icn/join/1`: the genesis of the co-op named, if it is ours.
+/// Open applications a node takes, at most: beyond, strangers holding an
+/// old ticket could fill the log with applications.
+const APPLICATIONS_OPEN_MAX: usize = 64;
+
+/// Takes an applicant's `member.apply` (signed by the key they connect
+/// with) into the log, from where sync carries it to every member.
+fn take_application(net: &Net, connection: &Connection, bytes: &[u8]) -> Result<(), String> {
+    let event = Event::decode(bytes).map_err(|error| format!("unreadable application: {error}"))?;
+    if event.kind().as_str() != icn_governance::KIND_APPLY {
+        return Err("only an application (member.apply) is taken before admission".to_owned());
+    }
+    if event.content().signer.as_bytes() != connection.remote_id().as_bytes() {
+        return Err("an application is signed by the key that delivers it".to_owned());
+    }
+    let event = event
+        .verify()
+        .map_err(|_| "the application's signature does not verify".to_owned())?;
+    let mut node = lock(&net.state);
+    let open = node
+        .members()
+        .map_err(|error| error.to_string())?
+        .members
+        .iter()
+        .filter(|member| member.status == "applicant")
+        .count();
+    if open >= APPLICATIONS_OPEN_MAX {
+        return Err("this node holds too many open applications; ask a member".to_owned());
+    }
+    match node.ingest(vec![event], crate::node::now()) {
+        Ok(verdicts) => match verdicts.into_iter().next() {
+            Some(icn_kernel::Verdict::Accepted | icn_kernel::Verdict::Duplicate) => Ok(()),
+            Some(
+                icn_kernel::Verdict::Quarantined(rejection)
+                | icn_kernel::Verdict::Rejected(rejection),
+            ) => Err(rejection.to_string()),
+            other => Err(format!("the application was not taken ({other:?})")),
+        },
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// Answers `icn/join/1`: the genesis of the co-op named, if it is ours; or,
+/// with an application, whether it was taken.
 async fn serve_join(net: &Net, connection: &Connection) -> anyhow::Result<()> {
     let (mut send, mut recv) = connection.accept_bi().await?;
-    let request = recv.read_to_end(1024).await?;
+    let request = recv
+        .read_to_end(icn_kernel::EVENT_SIZE_MAX_BYTES + 1024)
+        .await?;
     let request: JoinRequest = postcard::from_bytes(&request)?;
+    if let Some(application) = &request.application {
+        let outcome =
+            tokio::task::block_in_place(|| take_application(net, connection, application));
+        if let Err(reason) = &outcome {
+            tracing::info!(%reason, "Refused an application to join.");
+        }
+        send.write_all(&postcard::to_stdvec(&outcome)?).await?;
+        send.finish()?;
+        connection.closed().await;
+        return Ok(());
+    }
     let genesis = {
         let node = lock(&net.state);
         node.log()
@@ -695,8 +752,11 @@ pub async fn fetch_genesis(ticket: &Ticket, seed: &[u8; 32]) -> anyhow::Result<E
                 )
             })??;
         let (mut send, mut recv) = connection.open_bi().await?;
-        send.write_all(&postcard::to_stdvec(&JoinRequest { coop: ticket.coop })?)
-            .await?;
+        send.write_all(&postcard::to_stdvec(&JoinRequest {
+            coop: ticket.coop,
+            application: None,
+        })?)
+        .await?;
         send.finish()?;
         let bytes = tokio::time::timeout(
             CONNECT_TIMEOUT,
@@ -710,6 +770,37 @@ pub async fn fetch_genesis(ticket: &Ticket, seed: &[u8; 32]) -> anyhow::Result<E
             anyhow::bail!("the node sent another co-op than the ticket names");
         }
         Ok(genesis)
+    }
+    .await;
+    endpoint.close().await;
+    result
+}
+
+/// Hands this node's signed application to the node a ticket names.
+pub async fn submit_application(
+    ticket: &Ticket,
+    seed: &[u8; 32],
+    application: &Event,
+) -> anyhow::Result<()> {
+    let endpoint = bind_endpoint(seed, SocketAddr::from(([0, 0, 0, 0], 0)), None, None).await?;
+    let result = async {
+        let addr = ticket.endpoint_addr(false).map_err(anyhow::Error::msg)?;
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(addr, JOIN_ALPN))
+            .await
+            .map_err(|_| anyhow::anyhow!("the member's node did not answer"))??;
+        let (mut send, mut recv) = connection.open_bi().await?;
+        let request = JoinRequest {
+            coop: ticket.coop,
+            application: Some(application.bytes().to_vec()),
+        };
+        send.write_all(&postcard::to_stdvec(&request)?).await?;
+        send.finish()?;
+        let answer = tokio::time::timeout(CONNECT_TIMEOUT, recv.read_to_end(4096))
+            .await
+            .map_err(|_| anyhow::anyhow!("the member's node did not answer"))??;
+        connection.close(CLOSE_DONE.into(), b"thanks");
+        let answer: Result<(), String> = postcard::from_bytes(&answer)?;
+        answer.map_err(anyhow::Error::msg)
     }
     .await;
     endpoint.close().await;

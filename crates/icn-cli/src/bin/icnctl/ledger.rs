@@ -184,7 +184,7 @@ pub fn run(context: &Context, command: LedgerCommand) -> Outcome {
 }
 
 /// The first twelve digits of an id, as `history` and `inbox` print them.
-fn short(id: &str) -> &str {
+pub fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
@@ -193,8 +193,8 @@ fn this_month() -> String {
     format!("{year:04}-{month:02}")
 }
 
-/// Signs one ledger event through the daemon, or locally when none runs.
-fn sign<T: Serialize>(
+/// Signs one event through the daemon, or locally when none runs.
+pub fn sign<T: Serialize>(
     context: &Context,
     path: &str,
     request: &T,

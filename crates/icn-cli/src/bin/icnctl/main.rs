@@ -2,6 +2,7 @@
 //! directory's admin socket, or opens the data directory itself when no
 //! daemon is running.
 
+mod governance;
 mod ledger;
 mod net;
 
@@ -56,6 +57,17 @@ enum Command {
         #[command(subcommand)]
         command: ledger::LedgerCommand,
     },
+    /// Members and applicants: list, vouch, your profile, leaving.
+    Member {
+        #[command(subcommand)]
+        command: governance::MemberCommand,
+    },
+    /// Decide together: templates, proposals, votes, outcomes.
+    #[command(alias = "gov")]
+    Governance {
+        #[command(subcommand)]
+        command: governance::GovernanceCommand,
+    },
     /// Show this node's DID, co-op, event count, peers, uptime and version.
     Status,
     /// Who this node replicates with: each peer, direct or relayed, and counters.
@@ -108,9 +120,19 @@ enum CoopCommand {
         #[arg(long)]
         yes: bool,
     },
-    /// Join a co-op you are a founding member of, from a member's ticket
-    /// (`icnctl net ticket` on their machine). Needs icnd running.
-    Join { ticket: String },
+    /// Join a co-op from a member's invitation (`icnctl coop invite` on
+    /// their machine): with --name, apply to become a member. Needs icnd running.
+    Join {
+        ticket: String,
+        /// Your name as members will see it.
+        #[arg(long)]
+        name: Option<String>,
+        /// A word to the members about you.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Print an invitation (a ticket, and its QR code) for a new member.
+    Invite,
 }
 
 /// An error for the member: what went wrong, and how to fix it when we know.
@@ -358,6 +380,23 @@ fn rotate(context: &Context, label: &str) -> Outcome {
     Ok(())
 }
 
+/// `--set name=value` flags as parameters.
+fn parse_params(pairs: &[String]) -> Result<BTreeMap<String, String>, Failure> {
+    pairs
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+                .ok_or_else(|| {
+                    Failure::new(
+                        format!("--set {pair:?} is not name=value"),
+                        Some("for example: --set ledger.floor=30"),
+                    )
+                })
+        })
+        .collect()
+}
+
 fn coop_init(
     context: &Context,
     name: &str,
@@ -371,19 +410,7 @@ fn coop_init(
             Some("add --yes to found the co-op with the default charter and the currency `hours`"),
         ));
     }
-    let params = params
-        .iter()
-        .map(|pair| {
-            pair.split_once('=')
-                .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
-                .ok_or_else(|| {
-                    Failure::new(
-                        format!("--set {pair:?} is not name=value"),
-                        Some("for example: --set ledger.floor=30"),
-                    )
-                })
-        })
-        .collect::<Result<BTreeMap<String, String>, Failure>>()?;
+    let params = parse_params(params)?;
     let request = icn_api::CoopInit {
         name: name.to_owned(),
         founders: founders.to_vec(),
@@ -500,8 +527,13 @@ fn run(cli: Cli) -> Outcome {
                 },
         } => coop_init(&context, &name, &founders, &params, yes),
         Command::Coop {
-            command: CoopCommand::Join { ticket },
-        } => net::join(&context, &ticket),
+            command: CoopCommand::Join { ticket, name, note },
+        } => net::join(&context, &ticket, name, note),
+        Command::Coop {
+            command: CoopCommand::Invite,
+        } => net::invite(&context),
+        Command::Member { command } => governance::run_member(&context, command),
+        Command::Governance { command } => governance::run_governance(&context, command),
         Command::Ledger { command } => ledger::run(&context, command),
         Command::Status => status(&context),
         Command::Peers => net::peers(&context),

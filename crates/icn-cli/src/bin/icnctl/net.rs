@@ -83,22 +83,49 @@ pub fn peers(context: &Context) -> Outcome {
     Ok(())
 }
 
-pub fn join(context: &Context, ticket: &str) -> Outcome {
+pub fn join(context: &Context, ticket: &str, name: Option<String>, note: String) -> Outcome {
     let request = icn_api::JoinCoop {
         ticket: ticket.trim().to_owned(),
+        name,
+        note,
     };
     let status: icn_api::Status =
         context.daemon_or_local("POST", "/admin/v1/coop/join", json(&request), needs_daemon)?;
+    let applied = request.name.is_some();
     context.print(&status, |status| match &status.coop {
         Some(coop) if coop.founders.iter().any(|founder| Some(founder) == status.did.as_ref()) => format!(
             "Joined {:?}. Your node now syncs with the member whose ticket you used; `icnctl peers` shows it.",
             coop.name
         ),
+        Some(coop) if applied => format!(
+            "Applied to join {:?}. Members vouch for you (`icnctl member vouch <your name>` on their machines); once enough have, you are admitted and your node starts to sync.",
+            coop.name
+        ),
         Some(coop) => format!(
-            "Joined {:?}, but you are not a member of it yet: members' nodes will not sync with yours until the co-op admits you.",
+            "Joined {:?}, but you are not a member of it yet; apply with `icnctl coop join <ticket> --name \"Your Name\"`.",
             coop.name
         ),
         None => "Joined.".to_owned(),
+    });
+    Ok(())
+}
+
+/// The ticket, as text and as a QR code, with what the newcomer does.
+pub fn invite(context: &Context) -> Outcome {
+    let ticket: icn_api::NetTicket =
+        context.daemon_or_local("GET", "/admin/v1/net/ticket", None, needs_daemon)?;
+    context.print(&ticket, |ticket| {
+        let qr = qrcode::QrCode::new(ticket.ticket.as_bytes())
+            .map(|code| {
+                code.render::<qrcode::render::unicode::Dense1x2>()
+                    .quiet_zone(true)
+                    .build()
+            })
+            .unwrap_or_default();
+        format!(
+            "{qr}\n{}\n\nOn the new member's computer:\n  1. icnctl id init\n  2. icnd   (leave it running)\n  3. icnctl coop join {} --name \"Their Name\"\nThen two members vouch for them: icnctl member vouch \"Their Name\"",
+            ticket.ticket, ticket.ticket
+        )
     });
     Ok(())
 }

@@ -1,0 +1,496 @@
+//! Membership and governance through the node: signing `member.*` and
+//! `gov.*` events as this node's member, reading their views, resolving
+//! members by name, and the duties a node does by itself (the closer closes
+//! and reminds; a voucher admits an applicant who has enough vouches).
+
+use icn_api as api;
+use icn_governance as gov;
+use icn_identity::Did;
+use icn_kernel::{Event, EventId, Tier, Timestamp, encode_body};
+
+use crate::{
+    ledger::{bad, parse_row, pick_id},
+    node::{Node, NodeError},
+};
+
+fn parse_tier(text: Option<&str>) -> Result<Tier, NodeError> {
+    match text.unwrap_or("provisional") {
+        "observer" => Ok(Tier::Observer),
+        "provisional" => Ok(Tier::Provisional),
+        "full" => Ok(Tier::Full),
+        other => Err(bad(format!(
+            "tier {other:?}: expected observer, provisional or full"
+        ))),
+    }
+}
+
+/// `YYYY-MM-DD` (UTC) as milliseconds since the epoch.
+fn parse_day(text: &str) -> Result<u64, NodeError> {
+    icn_ledger::parse_date(text.trim())
+        .ok_or_else(|| bad(format!("{text:?} is not a date like 2026-12-31")))
+}
+
+impl Node {
+    /// Members and applicants, by name.
+    pub fn members(&self) -> Result<api::Members, NodeError> {
+        let log = self.ledger_log()?;
+        let mut members: Vec<api::Member> = self
+            .store
+            .view(gov::VIEW_MEMBER)?
+            .iter()
+            .map(|(key, value)| parse_row(key, value))
+            .collect::<Result<_, _>>()?;
+        members
+            .sort_by(|a, b| (a.name.to_lowercase(), &a.did).cmp(&(b.name.to_lowercase(), &b.did)));
+        let params = log.coop_state().params(None);
+        Ok(api::Members {
+            members,
+            vouches_needed: params
+                .get("member.vouches")
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(2),
+            admission: params
+                .get("member.admission")
+                .cloned()
+                .unwrap_or_else(|| "vouches".to_owned()),
+        })
+    }
+
+    /// A member (or applicant) named by DID, by display name (any case), or
+    /// by the start of their DID's key (8+ characters).
+    pub fn resolve_member(&self, text: &str) -> Result<Did, NodeError> {
+        let text = text.trim();
+        if let Ok(did) = text.parse::<Did>() {
+            return Ok(did);
+        }
+        if self.log.is_none() {
+            return Err(bad(format!("{text:?} is not a DID")));
+        }
+        let members = self.members()?.members;
+        let by_name: Vec<&api::Member> = members
+            .iter()
+            .filter(|member| member.status != "exited" && member.name.eq_ignore_ascii_case(text))
+            .collect();
+        let key = text.strip_prefix("did:icn:").unwrap_or(text);
+        let found: Vec<&api::Member> = if by_name.is_empty() && key.len() >= 8 {
+            members
+                .iter()
+                .filter(|member| member.did["did:icn:".len()..].starts_with(key))
+                .collect()
+        } else {
+            by_name
+        };
+        match found.as_slice() {
+            [one] => one
+                .did
+                .parse()
+                .map_err(|_| bad("a stored DID does not parse")),
+            [] => Err(bad(format!(
+                "no member is called {text:?} (`icnctl member list` shows names and DIDs)"
+            ))),
+            many => Err(bad(format!(
+                "{text:?} could be {}; use the DID",
+                many.iter()
+                    .map(|member| format!("{} ({})", member.name, member.did))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ))),
+        }
+    }
+
+    /// Whether this node's identity is a member (of any status but exited).
+    pub fn is_member(&self) -> Result<bool, NodeError> {
+        let me = self.me()?;
+        Ok(self
+            .ledger_log()?
+            .coop_state()
+            .member(&me, None)
+            .is_some_and(|membership| membership.status != icn_kernel::Status::Exited))
+    }
+
+    /// Signs this node's application to join (its identity's first event in
+    /// the co-op), to hand to the inviter's node; an application already
+    /// made is handed again instead.
+    pub fn apply_to_join(
+        &mut self,
+        name: &str,
+        note: &str,
+        now: Timestamp,
+    ) -> Result<Event, NodeError> {
+        let me = self.me()?;
+        let log = self.ledger_log()?;
+        let (seq, _) = log.next_position(&me);
+        if let Some(earlier) = (1..seq)
+            .rev()
+            .filter_map(|seq| log.chain_id(&me, seq))
+            .filter_map(|id| log.get(&id))
+            .find(|event| event.kind().as_str() == gov::KIND_APPLY)
+        {
+            return Ok(earlier.clone());
+        }
+        let body = encode_body(&gov::Apply {
+            name: name.trim().to_owned(),
+            note: note.to_owned(),
+        });
+        let id = self.append(gov::KIND_APPLY, body, now)?;
+        self.ledger_log()?
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| bad("the application was not kept"))
+    }
+
+    pub fn vouch(&mut self, request: &api::Vouch, now: Timestamp) -> Result<EventId, NodeError> {
+        let applicant = self.resolve_member(&request.applicant)?;
+        let body = encode_body(&gov::Vouch {
+            applicant,
+            note: request.note.clone(),
+        });
+        self.append(gov::KIND_VOUCH, body, now)
+    }
+
+    pub fn admit(&mut self, request: &api::Vouch, now: Timestamp) -> Result<EventId, NodeError> {
+        let applicant = self.resolve_member(&request.applicant)?;
+        self.append(gov::KIND_ADMIT, encode_body(&gov::Admit { applicant }), now)
+    }
+
+    pub fn set_profile(
+        &mut self,
+        request: &api::SetProfile,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        let body = encode_body(&gov::Profile {
+            name: request.name.trim().to_owned(),
+            skills: request.skills.clone(),
+        });
+        self.append(gov::KIND_PROFILE, body, now)
+    }
+
+    pub fn leave(&mut self, request: &api::Leave, now: Timestamp) -> Result<EventId, NodeError> {
+        let body = encode_body(&gov::Leave {
+            note: request.note.clone(),
+        });
+        self.append(gov::KIND_LEAVE, body, now)
+    }
+
+    /// A template by name: one the co-op published, else a built-in one.
+    fn template(&self, name: &str) -> Result<gov::Template, NodeError> {
+        if let Some(value) = self.store.view_row(gov::VIEW_TEMPLATE, name)? {
+            let info: api::TemplateInfo = parse_row(name, &value)?;
+            let rules: gov::Rules = serde_json::from_value(info.rules)
+                .map_err(|error| bad(format!("template {name} does not parse: {error}")))?;
+            return Ok(gov::Template {
+                name: info.name,
+                description: info.description,
+                rules,
+            });
+        }
+        gov::templates::builtin_named(name).ok_or_else(|| {
+            bad(format!(
+                "there is no template {name:?} (`icnctl governance templates` lists them)"
+            ))
+        })
+    }
+
+    pub fn templates(&self) -> Result<api::Templates, NodeError> {
+        let mut templates: Vec<api::TemplateInfo> = self
+            .store
+            .view(gov::VIEW_TEMPLATE)?
+            .iter()
+            .map(|(key, value)| {
+                let mut info: api::TemplateInfo = parse_row(key, value)?;
+                if let Some(by) = serde_json::from_str::<serde_json::Value>(value)
+                    .ok()
+                    .and_then(|row| row["by"].as_str().map(str::to_owned))
+                {
+                    info.published_by = Some(by);
+                }
+                Ok(info)
+            })
+            .collect::<Result<_, NodeError>>()?;
+        for template in gov::templates::builtin() {
+            if !templates.iter().any(|known| known.name == template.name) {
+                templates.push(api::TemplateInfo {
+                    name: template.name,
+                    description: template.description,
+                    rules: serde_json::to_value(template.rules).expect("rules serialise"),
+                    published_by: None,
+                });
+            }
+        }
+        templates.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(api::Templates { templates })
+    }
+
+    /// Publishes a template in the co-op (`icnctl governance deploy`).
+    pub fn deploy_template(
+        &mut self,
+        request: &api::Deploy,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        let mut template = match &request.toml {
+            Some(text) => gov::templates::parse_template(text).map_err(bad)?,
+            None => self.template(&request.template)?,
+        };
+        if let Some(name) = &request.name {
+            template.name = name.clone();
+        } else if request.template == "simple-vote" {
+            template.name = "simple-vote".to_owned();
+        }
+        if let Some(duration) = &request.duration {
+            template.rules.duration_ms = gov::templates::parse_duration(duration).map_err(bad)?;
+        }
+        self.append(gov::KIND_TEMPLATE, encode_body(&template), now)
+    }
+
+    /// Who may vote in `circle` (or the whole co-op), as this node knows.
+    fn electorate(&self, circle: Option<&str>) -> Result<Vec<Did>, NodeError> {
+        let log = self.ledger_log()?;
+        let mut voters: Vec<Did> = log
+            .coop_state()
+            .members_in(None)
+            .into_iter()
+            .filter(|(_, membership)| membership.may_vote())
+            .map(|(did, _)| did)
+            .collect();
+        if let Some(name) = circle {
+            let row = self
+                .store
+                .view_row(gov::VIEW_CIRCLE, name)?
+                .ok_or_else(|| bad(format!("there is no circle {name:?}")))?;
+            let row: serde_json::Value = parse_row(name, &row)?;
+            let members: Vec<&str> = row["members"]
+                .as_array()
+                .map(|members| members.iter().filter_map(|m| m.as_str()).collect())
+                .unwrap_or_default();
+            voters.retain(|did| members.contains(&did.to_string().as_str()));
+        }
+        voters.sort();
+        Ok(voters)
+    }
+
+    fn action(&self, action: &api::ProposalAction) -> Result<gov::Action, NodeError> {
+        Ok(match action {
+            api::ProposalAction::Decision => gov::Action::Decision,
+            api::ProposalAction::AddMember { member, name, tier } => gov::Action::AddMember {
+                did: self.resolve_member(member)?,
+                name: name.clone(),
+                tier: parse_tier(tier.as_deref())?,
+            },
+            api::ProposalAction::RemoveMember { member } => gov::Action::RemoveMember {
+                did: self.resolve_member(member)?,
+            },
+            api::ProposalAction::SetParams { params } => gov::Action::SetParams {
+                params: params.clone(),
+            },
+            api::ProposalAction::Budget {
+                to,
+                amount,
+                currency,
+                memo,
+            } => {
+                let code = currency.as_deref().unwrap_or("hours");
+                gov::Action::Budget {
+                    to: self.resolve_member(to)?,
+                    amount: self.parse_amount_in(amount, code)?,
+                    currency: code.to_owned(),
+                    memo: memo.clone(),
+                }
+            }
+            api::ProposalAction::Charter { section, text } => gov::Action::Charter {
+                section: section.clone(),
+                text: text.clone(),
+            },
+            api::ProposalAction::Freeze { member } => gov::Action::Freeze {
+                did: self.resolve_member(member)?,
+            },
+            api::ProposalAction::Unfreeze { member } => gov::Action::Unfreeze {
+                did: self.resolve_member(member)?,
+            },
+            api::ProposalAction::CreateCircle { name, members } => gov::Action::CreateCircle {
+                name: name.clone(),
+                members: members
+                    .iter()
+                    .map(|member| self.resolve_member(member))
+                    .collect::<Result<_, _>>()?,
+            },
+        })
+    }
+
+    pub fn propose(
+        &mut self,
+        request: &api::Propose,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        let template = self.template(&request.template)?;
+        let mut rules = template.rules;
+        if let Some(duration) = &request.duration {
+            rules.duration_ms = gov::templates::parse_duration(duration).map_err(bad)?;
+        }
+        let body = gov::Propose {
+            title: request.title.trim().to_owned(),
+            text: request.text.clone(),
+            circle: request.circle.clone(),
+            action: self.action(&request.action)?,
+            template: template.name,
+            rules,
+            electorate: self.electorate(request.circle.as_deref())?,
+            review_at_ms: request.review.as_deref().map(parse_day).transpose()?,
+        };
+        self.append(gov::KIND_PROPOSE, encode_body(&body), now)
+    }
+
+    fn proposal_id(&self, text: &str) -> Result<EventId, NodeError> {
+        let ids = self
+            .store
+            .view(gov::VIEW_PROPOSAL)?
+            .into_iter()
+            .map(|(key, _)| key);
+        pick_id(text, "proposal", ids)
+    }
+
+    pub fn vote(&mut self, request: &api::CastVote, now: Timestamp) -> Result<EventId, NodeError> {
+        let choice = gov::Choice::parse(&request.choice).ok_or_else(|| {
+            bad(format!(
+                "{:?} is not a vote: yes, no, abstain or block",
+                request.choice
+            ))
+        })?;
+        let body = gov::Vote {
+            proposal: self.proposal_id(&request.proposal)?,
+            choice,
+            reason: request.reason.clone(),
+            strength: request.strength.unwrap_or(1),
+        };
+        self.append(gov::KIND_VOTE, encode_body(&body), now)
+    }
+
+    fn about(
+        &mut self,
+        kind: &str,
+        request: &api::AboutProposal,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        let body = gov::About {
+            proposal: self.proposal_id(&request.proposal)?,
+            reason: request.reason.clone(),
+        };
+        self.append(kind, encode_body(&body), now)
+    }
+
+    pub fn cancel_proposal(
+        &mut self,
+        request: &api::AboutProposal,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        self.about(gov::KIND_CANCEL, request, now)
+    }
+
+    pub fn veto_proposal(
+        &mut self,
+        request: &api::AboutProposal,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        self.about(gov::KIND_VETO, request, now)
+    }
+
+    pub fn appeal_proposal(
+        &mut self,
+        request: &api::AboutProposal,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        self.about(gov::KIND_APPEAL, request, now)
+    }
+
+    pub fn proposals(&self) -> Result<api::Proposals, NodeError> {
+        let mut proposals: Vec<api::Proposal> = self
+            .store
+            .view(gov::VIEW_PROPOSAL)?
+            .iter()
+            .map(|(key, value)| parse_row(key, value))
+            .collect::<Result<_, _>>()?;
+        proposals.sort_by_key(|proposal| std::cmp::Reverse(proposal.opened_ms));
+        Ok(api::Proposals { proposals })
+    }
+
+    pub fn proposal(&self, id: &str) -> Result<api::Proposal, NodeError> {
+        let id = self.proposal_id(id)?.to_string();
+        let row = self
+            .store
+            .view_row(gov::VIEW_PROPOSAL, &id)?
+            .ok_or_else(|| bad(format!("there is no proposal {id}")))?;
+        parse_row(&id, &row)
+    }
+
+    /// What this node does by itself: as the closer, closes proposals that
+    /// are due (deadline passed, everyone voted where the rules close early,
+    /// a cancellation or veto) and reminds electors before the deadline; as a
+    /// voucher, admits an applicant who has all the vouches needed.
+    pub fn governance_duties(&mut self, now: Timestamp) -> Result<Vec<EventId>, NodeError> {
+        if self.log.is_none() || !self.can_sign() {
+            return Ok(Vec::new());
+        }
+        let me = self.me()?;
+        let log = self.ledger_log()?;
+        let params = log.coop_state().params(None);
+        let mut signed = Vec::new();
+        if gov::params::closer(&params, log.genesis_body()) == me {
+            let reminder_ms = gov::params::reminder_hours(&params) * 3_600_000;
+            for (id, _) in self.store.view(gov::VIEW_OPEN)? {
+                let proposal = self.proposal(&id)?;
+                let early = proposal.rules["early_close"].as_bool().unwrap_or(false)
+                    && proposal.voted.len() == proposal.electorate.len();
+                let due = now.as_millis() >= proposal.closes_at_ms
+                    || early
+                    || proposal.cancel_requested.is_some()
+                    || !proposal.vetoed_by.is_empty();
+                let (kind, what) = if due {
+                    (gov::KIND_CLOSE, "Closed")
+                } else if !proposal.reminded
+                    && proposal.voted.len() < proposal.electorate.len()
+                    && now.as_millis() + reminder_ms >= proposal.closes_at_ms
+                    && proposal.closes_at_ms - proposal.opened_ms > reminder_ms
+                {
+                    (gov::KIND_REMIND, "Reminded the electors of")
+                } else {
+                    continue;
+                };
+                let body = encode_body(&gov::Close {
+                    proposal: id.parse().map_err(|_| bad("a stored id does not parse"))?,
+                });
+                match self.append(kind, body, now) {
+                    Ok(event) => {
+                        tracing::info!(proposal = %id, title = %proposal.title, "{what} a proposal.");
+                        signed.push(event);
+                    }
+                    Err(error) => {
+                        tracing::warn!(proposal = %id, %error, "Could not act on a proposal; will retry.")
+                    }
+                }
+            }
+        }
+        let members = self.members()?;
+        if members.admission == "vouches" {
+            let me_text = me.to_string();
+            for applicant in members.members.iter().filter(|member| {
+                member.status == "applicant"
+                    && member.vouched_by.contains(&me_text)
+                    && member.vouched_by.len() as u64 >= members.vouches_needed
+            }) {
+                let request = api::Vouch {
+                    applicant: applicant.did.clone(),
+                    note: String::new(),
+                };
+                match self.admit(&request, now) {
+                    Ok(event) => {
+                        tracing::info!(applicant = %applicant.did, name = %applicant.name, "Admitted a new member.");
+                        signed.push(event);
+                    }
+                    Err(error) => {
+                        tracing::warn!(applicant = %applicant.did, %error, "Could not admit; will retry.")
+                    }
+                }
+            }
+        }
+        Ok(signed)
+    }
+}
