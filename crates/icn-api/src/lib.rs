@@ -608,3 +608,44 @@ pub struct TemplateInfo {
 pub struct Templates {
     pub templates: Vec<TemplateInfo>,
 }
+
+/// `POST /admin/v1/trust`: state your trust in a member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrustAdd {
+    /// The member, by DID or name.
+    pub to: String,
+    /// From 0 to 1.
+    pub score: f64,
+    /// `known`, `colleague` (default), `close` or `intimate`.
+    #[serde(default)]
+    pub class: Option<String>,
+    /// `general` (default), `ledger`, `compute` or `governance`.
+    #[serde(default)]
+    pub context: Option<String>,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `GET /admin/v1/trust/score?from=&to=&context=`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrustScore {
+    pub from: String,
+    pub to: String,
+    pub context: String,
+    pub score: f64,
+}
+
+/// `GET /admin/v1/trust/why?from=&to=&context=`: the path, each hop's
+/// direct score and what made it, and the events behind them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrustWhy {
+    pub from: String,
+    pub to: String,
+    pub context: String,
+    pub score: f64,
+    pub path: Vec<String>,
+    pub hops: Vec<serde_json::Value>,
+    /// Statements and transfers behind the direct link, newest first.
+    pub events: Vec<String>,
+    pub formula: String,
+}

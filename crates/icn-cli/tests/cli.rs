@@ -1077,4 +1077,23 @@ fn a_newcomer_is_vouched_in_and_the_coop_votes_them_a_budget() {
     );
     let shown = h.icnctl(&b, &["governance", "show", &id]);
     assert!(shown.stdout.contains("Accepted: 3 yes, 1 no"), "{shown:?}");
+
+    // Trust: stated by name, read through another member, explained.
+    let over = h.icnctl(&b, &["trust", "add", "Dee", "1.5"]);
+    assert_eq!(over.code, 2, "{over:?}");
+    assert!(over.stderr.contains("from 0 to 1"), "{over:?}");
+    assert_eq!(h.icnctl(&b, &["trust", "add", "Dee", "0.5"]).code, 0);
+    let did_b = did_in(&h, &b);
+    assert_eq!(h.icnctl(&a, &["trust", "add", &did_b, "0.8"]).code, 0);
+    eventually("a's trust in Dee runs through b", || {
+        let score = h.icnctl(&a, &["--json", "trust", "score", &did_in(&h, &a), "Dee"]);
+        // b paid Dee and they voted together: one transfer grows b→Dee to 0.55.
+        score.code == 0 && (score.json()["score"].as_f64().unwrap() - 0.8 * 0.55).abs() < 1e-9
+    });
+    let why = h.icnctl(&a, &["trust", "why", "Dee"]);
+    assert_eq!(why.code, 0, "{why:?}");
+    assert!(
+        why.stdout.contains("2 hop(s)") && why.stdout.contains("stated 0.50"),
+        "{why:?}"
+    );
 }

@@ -367,6 +367,7 @@ impl GovDomain {
                 }
                 params::check(params, Some(context))?;
                 Policy::from_params(&merged)?;
+                crate::trust::TrustParams::from_params(&merged)?;
                 Ok(())
             }
             Action::Budget {

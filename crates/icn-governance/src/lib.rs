@@ -8,7 +8,10 @@
 //!   parameters, budget payments from the commons, charter sections,
 //!   circles).
 //!
-//! Both report what they change through the kernel's effects, so every
+//! - `trust.*` ([`trust::TrustDomain`]): statements of trust, grown by
+//!   transfers and decaying with inactivity; scores by [`trust::TrustGraph`].
+//!
+//! They report what they change through the kernel's effects, so every
 //! domain reads membership and parameters as of an event's causal past.
 
 mod body;
@@ -17,6 +20,7 @@ mod member;
 pub mod params;
 mod tally;
 pub mod templates;
+pub mod trust;
 
 pub use body::*;
 pub use gov::{

@@ -21,6 +21,7 @@ fn new_log(coop: &Coop) -> Log {
             Box::new(LedgerDomain::default()),
             Box::new(MemberDomain::default()),
             Box::new(GovDomain::default()),
+            Box::new(icn_governance::trust::TrustDomain::default()),
         ],
     )
     .unwrap()
@@ -31,7 +32,7 @@ fn new_log(coop: &Coop) -> Log {
 fn offer(log: &mut Log, event: &Event) -> Verdict {
     log.ingest(
         verified(event.clone()),
-        at(100_000),
+        at(10_000_000),
         &mut Changes::default(),
     )
 }
@@ -741,5 +742,175 @@ proptest! {
         prop_assert_eq!(&row["status"], "accepted");
         prop_assert_eq!(&row["tally"]["yes"], 2);
         prop_assert_eq!(&row["tally"]["no"], 1);
+    }
+}
+
+mod trust {
+    use super::*;
+    use icn_governance::trust::*;
+
+    fn edge(
+        coop: &mut Coop,
+        from: &KeyPair,
+        to: &KeyPair,
+        permille: u16,
+        context: TrustContext,
+        minute: u64,
+    ) -> Event {
+        let body = Edge {
+            to: did_of(to),
+            permille,
+            class: Class::Colleague,
+            context,
+            note: String::new(),
+        };
+        event(coop, from, KIND_EDGE, encode_body(&body), &[], minute)
+    }
+
+    fn graph(log: &Log) -> TrustGraph {
+        let pairs = log
+            .all_rows()
+            .into_iter()
+            .filter(|row| row.view == VIEW_TRUST)
+            .filter_map(|row| parse_pair(row.value.as_deref().unwrap()));
+        TrustGraph::new(TrustParams::default(), pairs)
+    }
+
+    const MONTH: u64 = 30 * 24 * 60;
+
+    #[test]
+    fn scores_outside_0_to_1_self_trust_and_strangers_are_refused() {
+        let [ana, ben] = [member(1), member(2)];
+        let mut coop = Coop::found("Trust", &[&ana, &ben]);
+        let mut log = new_log(&coop);
+        let over = edge(&mut coop, &ana, &ben, 1001, TrustContext::General, 1);
+        refused(offer(&mut log, &over), "from 0 to 1");
+        let own = edge(&mut coop, &ana, &ana, 500, TrustContext::General, 2);
+        refused(offer(&mut log, &own), "oneself");
+        let stranger = member(9);
+        let strange = edge(&mut coop, &stranger, &ana, 500, TrustContext::General, 3);
+        refused(offer(&mut log, &strange), "not a member");
+        let to_stranger = edge(&mut coop, &ana, &stranger, 500, TrustContext::General, 4);
+        refused(offer(&mut log, &to_stranger), "not a member");
+    }
+
+    #[test]
+    fn trust_decays_with_inactive_months_and_grows_with_transfers_up_to_the_cap() {
+        let [ana, ben, cas] = [member(1), member(2), member(3)];
+        let mut coop = Coop::found("Trust", &[&ana, &ben, &cas]);
+        let mut log = new_log(&coop);
+        let stated = edge(&mut coop, &ana, &ben, 600, TrustContext::General, 0);
+        accept(&mut log, &[&stated]);
+        let (a, b) = (did_of(&ana), did_of(&ben));
+        let score = |log: &Log, minute: u64| {
+            graph(log).score(&a, &b, TrustContext::General, at(minute).as_millis())
+        };
+        assert!((score(&log, 10) - 0.6).abs() < 1e-9);
+        // 5 % a month of inactivity, by whole months.
+        assert!((score(&log, MONTH - 1) - 0.6).abs() < 1e-9);
+        assert!((score(&log, MONTH) - 0.57).abs() < 1e-9);
+        assert!((score(&log, 12 * MONTH) - 0.6 * 0.95f64.powi(12)).abs() < 1e-9);
+        // Each transfer between them adds 0.05, up to 0.8 and no further,
+        // and counts as activity.
+        let mut minute = 13 * MONTH;
+        for n in 1..=6u64 {
+            minute += 1;
+            let paid = pay(&mut coop, &ben, &ana, 10, &[], minute);
+            accept(&mut log, &[&paid]);
+            let expected = (0.6 + 0.05 * n as f64).min(0.8);
+            assert!(
+                (score(&log, minute) - expected).abs() < 1e-9,
+                "after {n}: {}",
+                score(&log, minute)
+            );
+        }
+        // Growth does not reach contexts that trading says nothing about.
+        assert!(
+            (graph(&log).score(&a, &b, TrustContext::Compute, at(minute).as_millis()) - 0.6).abs()
+                < 1e-9
+        );
+        // A stated score above the cap stays.
+        let high = edge(
+            &mut coop,
+            &ana,
+            &ben,
+            950,
+            TrustContext::General,
+            minute + 1,
+        );
+        accept(&mut log, &[&high]);
+        assert!((score(&log, minute + 2) - 0.95).abs() < 1e-9);
+    }
+
+    #[test]
+    fn trust_through_others_is_the_best_product_within_the_depth_and_explains_itself() {
+        let keys: Vec<KeyPair> = (1..=6).map(member).collect();
+        let refs: Vec<&KeyPair> = keys.iter().collect();
+        let mut coop = Coop::found("Chain", &refs);
+        let mut log = new_log(&coop);
+        // 0 → 1 → 2 → 3 → 4, and a weaker shortcut 0 → 5 → 2.
+        let mut events = Vec::new();
+        for (from, to, permille) in [
+            (0, 1, 900),
+            (1, 2, 800),
+            (2, 3, 500),
+            (3, 4, 900),
+            (0, 5, 300),
+            (5, 2, 900),
+        ] {
+            events.push(edge(
+                &mut coop,
+                &keys[from],
+                &keys[to],
+                permille,
+                TrustContext::General,
+                1,
+            ));
+        }
+        for event in &events {
+            accept(&mut log, &[event]);
+        }
+        let graph = graph(&log);
+        let now = at(2).as_millis();
+        let did = |n: usize| did_of(&keys[n]);
+        assert!((graph.score(&did(0), &did(2), TrustContext::General, now) - 0.72).abs() < 1e-9);
+        assert!((graph.score(&did(0), &did(3), TrustContext::General, now) - 0.36).abs() < 1e-9);
+        // Four hops: beyond the default depth of three.
+        assert_eq!(
+            graph.score(&did(0), &did(4), TrustContext::General, now),
+            0.0
+        );
+        assert_eq!(
+            graph.score(&did(4), &did(0), TrustContext::General, now),
+            0.0
+        );
+        let why = graph.explain(&did(0), &did(3), TrustContext::General, now);
+        assert_eq!(why.path, [0, 1, 2, 3].map(|n| did(n).to_string()));
+        assert_eq!(why.hops.len(), 3);
+        assert_eq!(why.hops[2].stated, Some(0.5));
+    }
+
+    #[test]
+    fn trust_in_a_member_deepens_their_floor_for_payments_that_have_seen_it() {
+        let [ana, ben, cas] = [member(1), member(2), member(3)];
+        // Floor 10 h; full trust adds 50 %.
+        let mut coop = Coop::found_with(
+            "Credit",
+            &[&ana, &ben, &cas],
+            &[("ledger.floor", "10"), ("ledger.trust_bonus_percent", "50")],
+        );
+        let mut log = new_log(&coop);
+        let by_ana = edge(&mut coop, &ana, &ben, 1000, TrustContext::Ledger, 1);
+        let by_cas = edge(&mut coop, &cas, &ben, 1000, TrustContext::General, 2);
+        accept(&mut log, &[&by_ana, &by_cas]);
+        // 12 h is beyond the plain floor of 10 h, within 15 h.
+        let blind = pay(&mut coop, &ben, &ana, 12 * 60, &[], 3);
+        refused(offer(&mut log, &blind), "below the floor");
+        let informed = pay(&mut coop, &ben, &ana, 12 * 60, &[&by_ana, &by_cas], 4);
+        accept(&mut log, &[&informed]);
+        let floor = rows_of(&log, VIEW_BALANCE)[&format!("{}/hours", did_of(&ben))]["floor"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(floor, -15 * 60);
     }
 }

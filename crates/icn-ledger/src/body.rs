@@ -148,6 +148,14 @@ pub enum Order {
         currency: String,
         memo: String,
     },
+    /// A member stated their trust in `to` (in the `general` or `ledger`
+    /// context); the cause is the statement, in the truster's chain. Credit
+    /// limits read these through the causal clock.
+    Trust {
+        to: Did,
+        permille: u16,
+        context: String,
+    },
 }
 
 impl Order {

@@ -98,6 +98,10 @@ struct DisputeState {
     resolved: Option<(Outcome, String, i64, u64)>,
 }
 
+/// A trust statement as credit limits read it: (seq in the truster's chain,
+/// whether it is in the ledger context, permille).
+type TrustStatement = (u64, bool, u16);
+
 #[derive(Clone, Default)]
 struct Ledger {
     /// The policy as it stands now (for the views).
@@ -123,6 +127,9 @@ struct Ledger {
     months: BTreeMap<String, MonthRow>,
     totals: BTreeMap<String, Totals>,
     frozen: BTreeMap<Did, u64>,
+    /// Member → truster → their statements (seq, in the ledger context,
+    /// permille), by seq: what credit limits read of trust.
+    trust_in: HashMap<Did, BTreeMap<Did, Vec<TrustStatement>>>,
     notices: Vec<(Did, Notice)>,
     conflicts: u64,
 }
@@ -208,8 +215,7 @@ impl Ledger {
                     None => steps.total(),
                 });
         Standing {
-            // The trust graph is not built yet: no member has a trust bonus.
-            trust_permille: 0,
+            trust_permille: self.trust_within(member, past),
             received,
             member_for_ms: self
                 .members
@@ -218,6 +224,29 @@ impl Ledger {
                 .flatten()
                 .map(|admitted| at_ms.saturating_sub(admitted)),
         }
+    }
+
+    /// The average of the latest trust statements about `member` (in the
+    /// ledger context, else the general one) in a causal past (or of all,
+    /// with `None`), in thousandths.
+    fn trust_within(&self, member: &Did, past: Option<&Clock>) -> i64 {
+        let Some(trusters) = self.trust_in.get(member) else {
+            return 0;
+        };
+        let (mut sum, mut count) = (0i64, 0i64);
+        for (truster, statements) in trusters {
+            let known = past.map_or(u64::MAX, |clock| clock.get(truster).copied().unwrap_or(0));
+            let mut visible = statements.iter().rev().filter(|(seq, ..)| *seq <= known);
+            let chosen = visible
+                .clone()
+                .find(|(_, ledger, _)| *ledger)
+                .or_else(|| visible.find(|(_, ledger, _)| !*ledger));
+            if let Some((_, _, permille)) = chosen {
+                sum += i64::from(*permille);
+                count += 1;
+            }
+        }
+        if count == 0 { 0 } else { sum / count }
     }
 
     fn balance_within(&self, member: &Did, code: &str, clock: &Clock) -> i64 {
@@ -688,6 +717,30 @@ impl Ledger {
                     rows, cause, 1, to, amount, &from, &currency, &memo, "budget", None,
                 );
                 self.assert_balanced(&currency);
+            }
+            Order::Trust {
+                to,
+                permille,
+                context,
+            } => {
+                let statements = self
+                    .trust_in
+                    .entry(to)
+                    .or_default()
+                    .entry(cause.author())
+                    .or_default();
+                statements.push((cause.seq(), context == "ledger", permille.min(1000)));
+                statements.sort_unstable();
+                // The floor shown in the views moves with it.
+                let accounts: Vec<(Account, String)> = self
+                    .balances
+                    .keys()
+                    .filter(|(account, _)| *account == Account::Member(to))
+                    .cloned()
+                    .collect();
+                for (account, code) in accounts {
+                    rows.push(self.balance_row(&account, &code));
+                }
             }
         }
     }

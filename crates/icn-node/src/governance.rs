@@ -8,10 +8,26 @@ use icn_governance as gov;
 use icn_identity::Did;
 use icn_kernel::{Event, EventId, Tier, Timestamp, encode_body};
 
+use std::sync::{Arc, Mutex};
+
+use icn_governance::trust::{self, TrustContext, TrustGraph, TrustParams};
+
 use crate::{
     ledger::{bad, parse_row, pick_id},
     node::{Node, NodeError},
 };
+
+/// The trust graph built for a (log generation, counted events) pair.
+pub type TrustCache = Mutex<Option<((u64, usize), Arc<TrustGraph>)>>;
+
+fn parse_context(text: Option<&str>) -> Result<TrustContext, NodeError> {
+    let text = text.unwrap_or("general");
+    TrustContext::parse(text).ok_or_else(|| {
+        bad(format!(
+            "context {text:?}: expected general, ledger, compute or governance"
+        ))
+    })
+}
 
 fn parse_tier(text: Option<&str>) -> Result<Tier, NodeError> {
     match text.unwrap_or("provisional") {
@@ -492,5 +508,121 @@ impl Node {
             }
         }
         Ok(signed)
+    }
+
+    /// States this node's member's trust in another member.
+    pub fn trust_add(
+        &mut self,
+        request: &api::TrustAdd,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        if !(0.0..=1.0).contains(&request.score) {
+            return Err(bad(format!(
+                "a trust score is from 0 to 1, not {}",
+                request.score
+            )));
+        }
+        let class = request.class.as_deref().unwrap_or("colleague");
+        let body = trust::Edge {
+            to: self.resolve_member(&request.to)?,
+            permille: (request.score * 1000.0).round() as u16,
+            class: trust::Class::parse(class).ok_or_else(|| {
+                bad(format!(
+                    "class {class:?}: expected known, colleague, close or intimate"
+                ))
+            })?,
+            context: parse_context(request.context.as_deref())?,
+            note: request.note.clone(),
+        };
+        self.append(trust::KIND_EDGE, encode_body(&body), now)
+    }
+
+    /// The trust graph, rebuilt from the views when the log has moved.
+    pub fn trust_graph(&self) -> Result<Arc<TrustGraph>, NodeError> {
+        let log = self.ledger_log()?;
+        let key = (log.generation(), log.counted_len());
+        let mut cache = self.trust_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((cached, graph)) = cache.as_ref()
+            && *cached == key
+        {
+            return Ok(graph.clone());
+        }
+        let params = TrustParams::from_params(&log.coop_state().params(None))
+            .map_err(NodeError::Rejected)?;
+        let pairs = self
+            .store
+            .view(trust::VIEW_TRUST)?
+            .into_iter()
+            .filter_map(|(_, value)| trust::parse_pair(&value));
+        let graph = Arc::new(TrustGraph::new(params, pairs));
+        *cache = Some((key, graph.clone()));
+        Ok(graph)
+    }
+
+    fn trust_ends(&self, from: Option<&str>, to: &str) -> Result<(Did, Did), NodeError> {
+        let from = match from {
+            Some(text) => self.resolve_member(text)?,
+            None => self.me()?,
+        };
+        Ok((from, self.resolve_member(to)?))
+    }
+
+    pub fn trust_score(
+        &self,
+        from: Option<&str>,
+        to: &str,
+        context: Option<&str>,
+        now: Timestamp,
+    ) -> Result<api::TrustScore, NodeError> {
+        let (from, to) = self.trust_ends(from, to)?;
+        let context = parse_context(context)?;
+        let score = self
+            .trust_graph()?
+            .score(&from, &to, context, now.as_millis());
+        Ok(api::TrustScore {
+            from: from.to_string(),
+            to: to.to_string(),
+            context: context.as_str().to_owned(),
+            score,
+        })
+    }
+
+    pub fn trust_why(
+        &self,
+        from: Option<&str>,
+        to: &str,
+        context: Option<&str>,
+        now: Timestamp,
+    ) -> Result<api::TrustWhy, NodeError> {
+        let (from, to) = self.trust_ends(from, to)?;
+        let context = parse_context(context)?;
+        let why = self
+            .trust_graph()?
+            .explain(&from, &to, context, now.as_millis());
+        // The events behind each hop of the path.
+        let mut events = Vec::new();
+        for hop in &why.hops {
+            if let Some(row) = self
+                .store
+                .view_row(trust::VIEW_TRUST, &format!("{}/{}", hop.from, hop.to))?
+                && let Some(pair) = trust::parse_pair(&row)
+            {
+                events.extend(trust::events_behind(&pair).iter().map(ToString::to_string));
+            }
+        }
+        Ok(api::TrustWhy {
+            from: why.from,
+            to: why.to,
+            context: context.as_str().to_owned(),
+            score: why.score,
+            path: why.path,
+            hops: why
+                .hops
+                .iter()
+                .map(|hop| serde_json::to_value(hop).expect("plain data"))
+                .collect(),
+            events,
+            formula: why.formula.to_owned(),
+        })
     }
 }

@@ -546,6 +546,14 @@ struct IdQuery {
     id: String,
 }
 
+#[derive(serde::Deserialize)]
+struct TrustQuery {
+    /// Default: this node's member.
+    from: Option<String>,
+    to: String,
+    context: Option<String>,
+}
+
 /// Membership and governance on the admin API.
 fn governance_routes() -> Router<SharedState> {
     Router::new()
@@ -614,6 +622,14 @@ fn governance_routes() -> Router<SharedState> {
             }),
         )
         .route(
+            "/admin/v1/trust",
+            post(|State(state): State<SharedState>, body: Bytes| {
+                sign(state, body, Node::trust_add)
+            }),
+        )
+        .route("/admin/v1/trust/score", get(trust_score))
+        .route("/admin/v1/trust/why", get(trust_why))
+        .route(
             "/admin/v1/governance/templates",
             get(|State(state): State<SharedState>| async move {
                 with_node(&state, |node| node.templates()).await.map(Json)
@@ -622,6 +638,44 @@ fn governance_routes() -> Router<SharedState> {
                 sign(state, body, Node::deploy_template)
             }),
         )
+}
+
+/// A node's answer to a trust query: (from, to, context, now).
+type TrustAnswer<T> =
+    fn(&Node, Option<&str>, &str, Option<&str>, icn_kernel::Timestamp) -> Result<T, NodeError>;
+
+/// Answers a trust query (`from`, `to`, `context`) with `answer`.
+async fn trust_query<T: Send + 'static>(
+    state: SharedState,
+    query: Option<String>,
+    answer: TrustAnswer<T>,
+) -> Result<Json<T>, ApiError> {
+    let query: TrustQuery = parse_query(query)?;
+    with_node(&state, move |node| {
+        answer(
+            node,
+            query.from.as_deref(),
+            &query.to,
+            query.context.as_deref(),
+            now(),
+        )
+    })
+    .await
+    .map(Json)
+}
+
+async fn trust_score(
+    State(state): State<SharedState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<icn_api::TrustScore>, ApiError> {
+    trust_query(state, query, Node::trust_score).await
+}
+
+async fn trust_why(
+    State(state): State<SharedState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<icn_api::TrustWhy>, ApiError> {
+    trust_query(state, query, Node::trust_why).await
 }
 
 async fn not_found() -> ApiError {

@@ -49,12 +49,13 @@ pub fn now() -> Timestamp {
     Timestamp(since_epoch.as_millis() as u64)
 }
 
-/// The domains this build knows. Trust joins here.
+/// The domains this build knows.
 pub fn domains() -> Vec<Box<dyn Domain>> {
     vec![
         Box::new(icn_ledger::LedgerDomain::default()),
         Box::new(icn_governance::MemberDomain::default()),
         Box::new(icn_governance::GovDomain::default()),
+        Box::new(icn_governance::trust::TrustDomain::default()),
     ]
 }
 
@@ -74,6 +75,9 @@ pub struct Node {
     /// Every event newly kept, once it is durable: replication pushes these
     /// to connected peers (best effort; a lagging peer catches up by sync).
     kept: tokio::sync::broadcast::Sender<Event>,
+    /// The trust graph as of (log generation, events counted), rebuilt from
+    /// the views when either moves.
+    pub(crate) trust_cache: crate::governance::TrustCache,
 }
 
 /// New events buffered for each push subscriber, at most.
@@ -122,6 +126,7 @@ impl Node {
             domains,
             batch: None,
             kept: tokio::sync::broadcast::channel(KEPT_BROADCAST_MAX).0,
+            trust_cache: Default::default(),
         };
         node.load_log()?;
         node.choose_signer(keys)?;

@@ -5,6 +5,7 @@
 mod governance;
 mod ledger;
 mod net;
+mod trust;
 
 use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
 
@@ -67,6 +68,11 @@ enum Command {
     Governance {
         #[command(subcommand)]
         command: governance::GovernanceCommand,
+    },
+    /// Trust between members: state it, read scores, ask why.
+    Trust {
+        #[command(subcommand)]
+        command: trust::TrustCommand,
     },
     /// Show this node's DID, co-op, event count, peers, uptime and version.
     Status,
@@ -534,6 +540,7 @@ fn run(cli: Cli) -> Outcome {
         } => net::invite(&context),
         Command::Member { command } => governance::run_member(&context, command),
         Command::Governance { command } => governance::run_governance(&context, command),
+        Command::Trust { command } => trust::run(&context, command),
         Command::Ledger { command } => ledger::run(&context, command),
         Command::Status => status(&context),
         Command::Peers => net::peers(&context),
