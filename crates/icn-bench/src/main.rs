@@ -10,9 +10,11 @@
 //! - `propagate [NODES] [TRIALS]`: time for a new event to reach every
 //!   node of a mesh, see `propagate.rs`.
 
+mod governance;
 mod ledger;
 mod propagate;
 mod sync;
+mod trust;
 
 use std::time::{Duration, Instant};
 
@@ -169,6 +171,17 @@ fn main() {
         "events" => events(count, threads),
         "ledger" => ledger::run(count, threads),
         "sync" => sync::run(count),
+        "governance" => {
+            // `governance [PROPOSALS] [NODES]`: defaults 50 and 10.
+            let mut numbers = args.iter().filter_map(|arg| arg.parse::<usize>().ok());
+            let proposals = numbers.next().unwrap_or(50);
+            governance::run(proposals, numbers.next().unwrap_or(10));
+        }
+        "trust" => trust::run(
+            args.iter()
+                .find_map(|arg| arg.parse().ok())
+                .unwrap_or(10_000),
+        ),
         "propagate" => {
             // `propagate [NODES] [TRIALS]`: the numbers in order, defaults 10 and 200.
             let mut numbers = args.iter().filter_map(|arg| arg.parse::<usize>().ok());
@@ -181,7 +194,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "icn-bench: unknown benchmark {other:?}; use events, ledger, sync, propagate or nothing (all)"
+                "icn-bench: unknown benchmark {other:?}; use events, ledger, sync, propagate, trust, governance or nothing (all)"
             );
             std::process::exit(2);
         }

@@ -26,11 +26,18 @@ use crate::member_node;
 /// with a few always-on nodes and the rest reaching some of them.
 const DIALS: usize = 4;
 
-type Arrivals = Arc<Mutex<HashMap<EventId, Vec<Instant>>>>;
+pub(crate) type Arrivals = Arc<Mutex<HashMap<EventId, Vec<Instant>>>>;
 
-pub fn run(nodes: usize, trials: usize) {
+/// `nodes` members' nodes of one co-op, each in its own temporary data
+/// directory (dropped with the mesh), not yet connected.
+pub(crate) struct Mesh {
+    _dirs: Vec<tempfile::TempDir>,
+    pub states: Vec<SharedState>,
+    pub dids: Vec<icn_identity::Did>,
+}
+
+pub(crate) fn nodes(nodes: usize) -> Mesh {
     assert!((2..=120).contains(&nodes), "NODES is 2 to 120");
-    assert!(nodes <= u8::MAX as usize);
     let dirs: Vec<tempfile::TempDir> = (0..nodes)
         .map(|_| tempfile::tempdir().expect("dir"))
         .collect();
@@ -49,32 +56,48 @@ pub fn run(nodes: usize, trials: usize) {
             .expect("joins");
         states.push(AppState::new(node));
     }
+    Mesh {
+        _dirs: dirs,
+        states,
+        dids,
+    }
+}
+
+/// Starts every node's replication on loopback, each dialling up to
+/// [`DIALS`] earlier ones, and notes when each commits each event.
+pub(crate) async fn connect(states: &[SharedState], arrivals: &Arrivals) -> Vec<Arc<Net>> {
+    let mut nets: Vec<Arc<Net>> = Vec::new();
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    for (i, state) in states.iter().enumerate() {
+        let mut bootstrap = Vec::new();
+        for _ in 0..DIALS.min(i) {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let ticket = nets[rng as usize % i].ticket().expect("a ticket").encode();
+            if !bootstrap.contains(&ticket) {
+                bootstrap.push(ticket);
+            }
+        }
+        let net = Net::start(state.clone(), NetOptions::direct(loopback, bootstrap))
+            .await
+            .expect("starts");
+        nets.push(net);
+        record_arrivals(state, arrivals.clone());
+    }
+    nets
+}
+
+pub fn run(nodes: usize, trials: usize) {
+    let Mesh { states, dids, .. } = &self::nodes(nodes);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a runtime");
     runtime.block_on(async move {
         let arrivals: Arrivals = Arc::default();
-        let mut nets: Vec<Arc<Net>> = Vec::new();
-        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
-        for (i, state) in states.iter().enumerate() {
-            let mut bootstrap = Vec::new();
-            for _ in 0..DIALS.min(i) {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                let ticket = nets[rng as usize % i].ticket().expect("a ticket").encode();
-                if !bootstrap.contains(&ticket) {
-                    bootstrap.push(ticket);
-                }
-            }
-            let net = Net::start(state.clone(), NetOptions::direct(loopback, bootstrap))
-                .await
-                .expect("starts");
-            nets.push(net);
-            record_arrivals(state, arrivals.clone());
-        }
+        let nets = connect(states, &arrivals).await;
         // Warm-up: connections come up and a first event reaches everyone.
         let warm = pay(&states[0], &dids[1]).0;
         wait_all(&arrivals, warm, nodes, Duration::from_secs(120)).expect("the mesh forms");
@@ -139,7 +162,7 @@ fn record_arrivals(state: &SharedState, arrivals: Arrivals) {
 }
 
 /// Pays 1 minute; returns the event and how long the local commit took.
-fn pay(state: &SharedState, to: &icn_identity::Did) -> (EventId, Duration) {
+pub(crate) fn pay(state: &SharedState, to: &icn_identity::Did) -> (EventId, Duration) {
     let request = icn_api::Pay {
         to: to.to_string(),
         amount: "1m".into(),
@@ -158,7 +181,12 @@ fn pay(state: &SharedState, to: &icn_identity::Did) -> (EventId, Duration) {
 }
 
 /// The instant the last of `nodes` nodes committed `id`, if all did in time.
-fn wait_all(arrivals: &Arrivals, id: EventId, nodes: usize, within: Duration) -> Option<Instant> {
+pub(crate) fn wait_all(
+    arrivals: &Arrivals,
+    id: EventId,
+    nodes: usize,
+    within: Duration,
+) -> Option<Instant> {
     let deadline = Instant::now() + within;
     loop {
         if let Some(times) = arrivals.lock().expect("not poisoned").get(&id)
@@ -173,7 +201,7 @@ fn wait_all(arrivals: &Arrivals, id: EventId, nodes: usize, within: Duration) ->
     }
 }
 
-fn percentile(values: &mut [f64], q: f64) -> f64 {
+pub(crate) fn percentile(values: &mut [f64], q: f64) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }

@@ -123,6 +123,19 @@ pub struct Statement {
     seq: u64,
 }
 
+impl Statement {
+    pub fn new(permille: u16, class: Class, time_ms: u64, event: String) -> Statement {
+        Statement {
+            permille,
+            class,
+            time_ms,
+            event,
+            note: String::new(),
+            seq: 0,
+        }
+    }
+}
+
 /// What one member has said of, and done with, another.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pair {
@@ -340,13 +353,89 @@ struct Link {
     last_transfer_ms: u64,
 }
 
+/// A search's working space: per node, the best score and predecessor
+/// found, valid only where `stamp` is the current search's.
+#[derive(Default)]
+struct Scratch {
+    stamp: Vec<u32>,
+    current: u32,
+    best: Vec<f64>,
+    previous: Vec<u32>,
+    /// (search stamp, level) at which a node was last queued.
+    queued: Vec<(u32, u32)>,
+    reached: Vec<u32>,
+}
+
+impl Scratch {
+    /// Queues `node` for the next level once; false if it already is.
+    fn queue(&mut self, node: u32, level: u32) -> bool {
+        let mark = (self.current, level);
+        let slot = &mut self.queued[node as usize];
+        if *slot == mark {
+            false
+        } else {
+            *slot = mark;
+            true
+        }
+    }
+
+    fn reset(&mut self, nodes: usize) {
+        if self.stamp.len() < nodes {
+            self.stamp.resize(nodes, 0);
+            self.best.resize(nodes, 0.0);
+            self.previous.resize(nodes, 0);
+            self.queued.resize(nodes, (0, 0));
+        }
+        self.current = self.current.wrapping_add(1);
+        if self.current == 0 {
+            self.stamp.fill(0);
+            self.queued.fill((0, 0));
+            self.current = 1;
+        }
+        self.reached.clear();
+    }
+
+    fn best(&self, node: u32) -> f64 {
+        if self.stamp[node as usize] == self.current {
+            self.best[node as usize]
+        } else {
+            0.0
+        }
+    }
+
+    fn previous(&self, node: u32) -> Option<u32> {
+        (self.stamp[node as usize] == self.current).then(|| self.previous[node as usize])
+    }
+
+    fn visit(&mut self, node: u32, score: f64, previous: u32) {
+        let index = node as usize;
+        if self.stamp[index] != self.current {
+            self.stamp[index] = self.current;
+            self.reached.push(node);
+        }
+        self.best[index] = score;
+        self.previous[index] = previous;
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
 /// The trust graph in memory, for scores at a given time.
 pub struct TrustGraph {
     params: TrustParams,
     dids: Vec<Did>,
     index: HashMap<Did, u32>,
     out: Vec<Vec<Link>>,
+    /// Direct scores of every link (shaped like `out`) for a (context,
+    /// time): searches read these instead of recomputing each link's.
+    weights: std::sync::Mutex<Vec<Weights>>,
 }
+
+type Weights = ((TrustContext, u64), std::sync::Arc<Vec<Vec<f64>>>);
+/// (context, time) weight sets kept, at most.
+const WEIGHT_SETS_MAX: usize = 4;
 
 /// Why a score is what it is.
 #[derive(Clone, Debug, Serialize)]
@@ -382,6 +471,7 @@ impl TrustGraph {
             dids: Vec::new(),
             index: HashMap::new(),
             out: Vec::new(),
+            weights: Default::default(),
         };
         for pair in pairs {
             let (Ok(from), Ok(to)) = (pair.from.parse::<Did>(), pair.to.parse::<Did>()) else {
@@ -419,6 +509,31 @@ impl TrustGraph {
 
     pub fn members(&self) -> usize {
         self.dids.len()
+    }
+
+    /// Every link's direct score in `context` at `now_ms`, computed once
+    /// per (context, time) and kept for the next searches.
+    fn weights(&self, context: TrustContext, now_ms: u64) -> std::sync::Arc<Vec<Vec<f64>>> {
+        let mut sets = self.weights.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, set)) = sets.iter().find(|(key, _)| *key == (context, now_ms)) {
+            return set.clone();
+        }
+        let set: std::sync::Arc<Vec<Vec<f64>>> = std::sync::Arc::new(
+            self.out
+                .iter()
+                .map(|links| {
+                    links
+                        .iter()
+                        .map(|link| self.direct(link, context, now_ms).0)
+                        .collect()
+                })
+                .collect(),
+        );
+        if sets.len() >= WEIGHT_SETS_MAX {
+            sets.remove(0);
+        }
+        sets.push(((context, now_ms), set.clone()));
+        set
     }
 
     /// The direct score of one link: (score, stated, stated in, inactive months).
@@ -461,32 +576,41 @@ impl TrustGraph {
     }
 
     /// Best scores from `from` to everyone reachable within `depth` hops,
-    /// with each one's predecessor on its best path.
-    fn search(&self, from: u32, context: TrustContext, now_ms: u64) -> HashMap<u32, (f64, u32)> {
-        let mut best: HashMap<u32, (f64, u32)> = HashMap::from([(from, (1.0, from))]);
-        let mut frontier = vec![from];
-        for _ in 0..self.params.depth {
-            let mut next = Vec::new();
-            for node in frontier {
-                let reach = best[&node].0;
-                for link in &self.out[node as usize] {
-                    let (direct, ..) = self.direct(link, context, now_ms);
-                    let through = reach * direct;
-                    if through <= 0.0 {
-                        continue;
-                    }
-                    let known = best.get(&link.to).map_or(0.0, |(score, _)| *score);
-                    if through > known {
-                        best.insert(link.to, (through, node));
-                        next.push(link.to);
+    /// with each one's predecessor on its best path. Runs on a scratch
+    /// space reused between searches (reset by a stamp, not by zeroing), so
+    /// a search costs what it visits, not the size of the co-op.
+    fn search<R>(
+        &self,
+        from: u32,
+        context: TrustContext,
+        now_ms: u64,
+        read: impl FnOnce(&Scratch) -> R,
+    ) -> R {
+        let weights = self.weights(context, now_ms);
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            scratch.reset(self.dids.len());
+            scratch.visit(from, 1.0, from);
+            let mut frontier = vec![from];
+            for level in 1..=self.params.depth {
+                let mut next = Vec::new();
+                for node in frontier {
+                    let reach = scratch.best(node);
+                    let links = &self.out[node as usize];
+                    for (link, direct) in links.iter().zip(&weights[node as usize]) {
+                        let through = reach * direct;
+                        if through > scratch.best(link.to) {
+                            scratch.visit(link.to, through, node);
+                            if scratch.queue(link.to, level) {
+                                next.push(link.to);
+                            }
+                        }
                     }
                 }
+                frontier = next;
             }
-            next.sort_unstable();
-            next.dedup();
-            frontier = next;
-        }
-        best
+            read(&scratch)
+        })
     }
 
     /// `from`'s trust in `to` in `context` at `now_ms` (0 when no path).
@@ -497,16 +621,14 @@ impl TrustGraph {
         let (Some(a), Some(b)) = (self.index.get(from), self.index.get(to)) else {
             return 0.0;
         };
-        self.search(*a, context, now_ms)
-            .get(b)
-            .map_or(0.0, |(score, _)| *score)
+        self.search(*a, context, now_ms, |scratch| scratch.best(*b))
     }
 
     /// Every score from `from`, for a full recomputation.
     pub fn scores_from(&self, from: &Did, context: TrustContext, now_ms: u64) -> usize {
-        self.index
-            .get(from)
-            .map_or(0, |a| self.search(*a, context, now_ms).len())
+        self.index.get(from).map_or(0, |a| {
+            self.search(*a, context, now_ms, |scratch| scratch.reached.len())
+        })
     }
 
     /// The score with the path and the statements and transfers behind it.
@@ -523,18 +645,23 @@ impl TrustGraph {
         let (Some(a), Some(b)) = (self.index.get(from), self.index.get(to)) else {
             return explanation;
         };
-        let best = self.search(*a, context, now_ms);
-        let Some((score, _)) = best.get(b) else {
+        let depth = self.params.depth as usize;
+        let found = self.search(*a, context, now_ms, |scratch| {
+            scratch.previous(*b).map(|_| {
+                let mut path = vec![*b];
+                while let Some(last) = path.last().copied()
+                    && last != *a
+                    && path.len() <= depth + 1
+                {
+                    path.push(scratch.previous(last).unwrap_or(*a));
+                }
+                (scratch.best(*b), path)
+            })
+        });
+        let Some((score, mut path)) = found else {
             return explanation;
         };
-        explanation.score = *score;
-        let mut path = vec![*b];
-        while let Some(last) = path.last().copied()
-            && last != *a
-            && path.len() <= self.params.depth as usize + 1
-        {
-            path.push(best[&last].1);
-        }
+        explanation.score = score;
         path.reverse();
         for hop in path.windows(2) {
             let link = self.out[hop[0] as usize]

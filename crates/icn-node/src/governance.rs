@@ -20,6 +20,12 @@ use crate::{
 /// The trust graph built for a (log generation, counted events) pair.
 pub type TrustCache = Mutex<Option<((u64, usize), Arc<TrustGraph>)>>;
 
+/// Scores are as of the start of the current minute, so the graph's link
+/// weights (computed per time) serve every query within it.
+fn as_of_minute(now: Timestamp) -> u64 {
+    now.as_millis() / 60_000 * 60_000
+}
+
 fn parse_context(text: Option<&str>) -> Result<TrustContext, NodeError> {
     let text = text.unwrap_or("general");
     TrustContext::parse(text).ok_or_else(|| {
@@ -578,7 +584,7 @@ impl Node {
         let context = parse_context(context)?;
         let score = self
             .trust_graph()?
-            .score(&from, &to, context, now.as_millis());
+            .score(&from, &to, context, as_of_minute(now));
         Ok(api::TrustScore {
             from: from.to_string(),
             to: to.to_string(),
@@ -598,7 +604,7 @@ impl Node {
         let context = parse_context(context)?;
         let why = self
             .trust_graph()?
-            .explain(&from, &to, context, now.as_millis());
+            .explain(&from, &to, context, as_of_minute(now));
         // The events behind each hop of the path.
         let mut events = Vec::new();
         for hop in &why.hops {
