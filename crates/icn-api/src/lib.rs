@@ -490,6 +490,10 @@ pub enum ProposalAction {
         section: String,
         text: String,
     },
+    /// Reverse a payment: its entry id (in full, as `ledger history --json` shows it).
+    Reverse {
+        entry: String,
+    },
     Freeze {
         member: String,
     },

@@ -18,6 +18,9 @@ pub const KIND_ADMIT: &str = "member.admit";
 pub const KIND_PROFILE: &str = "member.profile";
 /// A member's chain: they leave the co-op.
 pub const KIND_LEAVE: &str = "member.leave";
+/// A provisional member's chain, once `member.probation_days` have passed
+/// since their admission: they become full members (their node signs it).
+pub const KIND_CONFIRM: &str = "member.confirm";
 
 /// A voting member's chain: opens a proposal.
 pub const KIND_PROPOSE: &str = "gov.propose";
@@ -196,6 +199,11 @@ pub enum Action {
         section: String,
         text: String,
     },
+    /// Reverses a ledger transfer (it must be in the proposal's causal
+    /// past) by compensating entries.
+    Reverse {
+        entry: EventId,
+    },
     /// Suspends a member at once: no paying, proposing or voting.
     Freeze {
         did: Did,
@@ -219,6 +227,7 @@ impl Action {
             Action::SetParams { .. } => "change policy",
             Action::Budget { .. } => "budget",
             Action::Charter { .. } => "amend charter",
+            Action::Reverse { .. } => "reverse an entry",
             Action::Freeze { .. } => "freeze",
             Action::Unfreeze { .. } => "unfreeze",
             Action::CreateCircle { .. } => "create circle",

@@ -98,6 +98,9 @@ pub struct GovDomain {
     templates: BTreeMap<String, (u64, Did, Template)>,
     circles: BTreeMap<String, Circle>,
     charter: BTreeMap<String, Section>,
+    /// Every counted transfer's place in its payer's chain, for proposals
+    /// that reverse one.
+    transfers: std::collections::HashMap<EventId, (Did, u64)>,
 }
 
 #[derive(Serialize)]
@@ -401,6 +404,12 @@ impl GovDomain {
                 }
                 Ok(())
             }
+            Action::Reverse { entry } => match self.transfers.get(entry) {
+                Some((payer, seq)) if seen(context.past(), *payer, *seq) => Ok(()),
+                _ => Err(reject(format!(
+                    "there is no payment {entry} that this proposal has seen"
+                ))),
+            },
             Action::CreateCircle { name, members } => {
                 if name.is_empty()
                     || name.len() > NAME_MAX_BYTES
@@ -610,6 +619,13 @@ impl GovDomain {
                     amount: *amount,
                     currency: currency.clone(),
                     memo: memo.clone(),
+                }
+                .effect(),
+            ],
+            Action::Reverse { entry } => vec![
+                Order::Reverse {
+                    entry: *entry,
+                    memo: "reversed by decision".to_owned(),
                 }
                 .effect(),
             ],
@@ -954,6 +970,13 @@ impl Domain for GovDomain {
             other => unreachable!("validated before apply: {other}"),
         }
         Vec::new()
+    }
+
+    fn observe(&mut self, event: &Event, _rows: &mut Vec<ViewRow>) {
+        if event.kind().as_str() == icn_ledger::KIND_TRANSFER {
+            self.transfers
+                .insert(event.id(), (event.author(), event.seq()));
+        }
     }
 
     fn rows(&self) -> Vec<ViewRow> {

@@ -241,6 +241,20 @@ impl Domain for MemberDomain {
                     _ => Err(reject("only members have a profile")),
                 }
             }
+            KIND_CONFIRM => {
+                let membership = context.active_member(author)?;
+                if membership.tier != Tier::Provisional {
+                    return Err(reject("only a provisional member ends their probation"));
+                }
+                let days = params::probation_days(context);
+                let ends = membership.since.as_millis().saturating_add(days * DAY_MS);
+                if event.timestamp().as_millis() < ends {
+                    return Err(reject(format!(
+                        "the probation of {days} days has not ended"
+                    )));
+                }
+                Ok(())
+            }
             KIND_LEAVE => {
                 let leave: Leave = decode(event)?;
                 text_check(&leave.note, "the note", NOTE_MAX_BYTES, false)?;
@@ -319,6 +333,11 @@ impl Domain for MemberDomain {
                 );
                 rows.push(self.row(&author));
             }
+            KIND_CONFIRM => effects.push(Effect::Member {
+                did: author,
+                status: Status::Active,
+                tier: Tier::Full,
+            }),
             KIND_LEAVE => {
                 let tier = context.member(&author).map_or(Tier::Full, |m| m.tier);
                 effects.push(Effect::Member {

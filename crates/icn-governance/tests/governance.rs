@@ -285,6 +285,24 @@ fn an_applicant_vouched_for_twice_is_admitted_and_can_trade() {
     let paid = pay(&mut coop, &cas, &dee, 90, &[&admit], 10);
     accept(&mut log, &[&paid]);
     assert_eq!(balance(&log, &did_of(&dee).to_string()), 90);
+
+    // Probation (90 days by default) ends by the member's own event.
+    let early = event(&mut coop, &dee, KIND_CONFIRM, Vec::new(), &[&admit], 11);
+    refused(
+        offer(&mut log, &early),
+        "probation of 90 days has not ended",
+    );
+    let confirmed = event(
+        &mut coop,
+        &dee,
+        KIND_CONFIRM,
+        Vec::new(),
+        &[&admit],
+        8 + 90 * 24 * 60,
+    );
+    accept(&mut log, &[&confirmed]);
+    let membership = log.coop_state().member(&did_of(&dee), None).unwrap();
+    assert_eq!(membership.tier, Tier::Full);
 }
 
 #[test]
@@ -913,4 +931,53 @@ mod trust {
             .unwrap();
         assert_eq!(floor, -15 * 60);
     }
+}
+
+#[test]
+fn a_passed_reversal_compensates_a_payment_once() {
+    let [ana, ben, cas] = [member(1), member(2), member(3)];
+    let mut coop = Coop::found("Reversal", &[&ana, &ben, &cas]);
+    let mut log = new_log(&coop);
+    let everyone = [&ana, &ben, &cas];
+    let paid = pay(&mut coop, &ben, &cas, 5 * 60, &[], 1);
+    accept(&mut log, &[&paid]);
+    let majority = rules(Method::Majority, Fraction::new(1, 2));
+    let blind = propose(
+        &mut coop,
+        &ana,
+        Action::Reverse { entry: paid.id() },
+        majority,
+        &everyone,
+        &[],
+        2,
+    );
+    refused(offer(&mut log, &blind), "has seen");
+    let reverse = |coop: &mut Coop, minute| {
+        propose(
+            coop,
+            &ana,
+            Action::Reverse { entry: paid.id() },
+            majority,
+            &everyone,
+            &[&paid],
+            minute,
+        )
+    };
+    let (first, second) = (reverse(&mut coop, 3), reverse(&mut coop, 4));
+    let mut votes = Vec::new();
+    for proposal in [&first, &second] {
+        for key in everyone {
+            votes.push(vote(&mut coop, key, proposal, Choice::Yes, &[], 5));
+        }
+    }
+    let all: Vec<&Event> = votes.iter().collect();
+    let close_first = close(&mut coop, &ana, &first, &all, 70);
+    let close_second = close(&mut coop, &ana, &second, &all, 71);
+    accept(&mut log, &[&first, &second]);
+    accept(&mut log, &all);
+    accept(&mut log, &[&close_first, &close_second]);
+    assert_eq!(proposal_row(&log, second.id())["status"], "accepted");
+    // Reversed once, although two proposals passed.
+    assert_eq!(balance(&log, &did_of(&cas).to_string()), 0);
+    assert_eq!(balance(&log, &did_of(&ben).to_string()), 0);
 }

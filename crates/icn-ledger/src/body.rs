@@ -148,6 +148,11 @@ pub enum Order {
         currency: String,
         memo: String,
     },
+    /// Reverses a transfer by compensating entries (each payee pays back
+    /// what it received; legs already disputed are left to the dispute).
+    /// Once per transfer; may take a payee below their floor (a decision,
+    /// not spending).
+    Reverse { entry: EventId, memo: String },
     /// A member stated their trust in `to` (in the `general` or `ledger`
     /// context); the cause is the statement, in the truster's chain. Credit
     /// limits read these through the causal clock.

@@ -130,6 +130,8 @@ struct Ledger {
     /// Member → truster → their statements (seq, in the ledger context,
     /// permille), by seq: what credit limits read of trust.
     trust_in: HashMap<Did, BTreeMap<Did, Vec<TrustStatement>>>,
+    /// Transfers reversed by a passed proposal.
+    reversed: HashSet<EventId>,
     notices: Vec<(Did, Notice)>,
     conflicts: u64,
 }
@@ -717,6 +719,51 @@ impl Ledger {
                     rows, cause, 1, to, amount, &from, &currency, &memo, "budget", None,
                 );
                 self.assert_balanced(&currency);
+            }
+            Order::Reverse { entry, memo } => {
+                // Governance checked that the transfer is in the proposal's
+                // causal past, hence in the close's: it is applied.
+                let Some(paid) = self.transfers.get(&entry).cloned() else {
+                    return;
+                };
+                if !self.reversed.insert(entry) {
+                    return;
+                }
+                let payer = Account::Member(paid.payer);
+                let mut n = 0;
+                for leg in &paid.legs {
+                    if self.disputed_legs.contains(&(entry, leg.to)) {
+                        continue;
+                    }
+                    let amount = leg.amount as i64;
+                    let payee = Account::Member(leg.to);
+                    self.post(
+                        rows,
+                        cause,
+                        n,
+                        payee,
+                        -amount,
+                        &payer,
+                        &paid.currency,
+                        &memo,
+                        "reversal",
+                        Some(entry),
+                    );
+                    self.post(
+                        rows,
+                        cause,
+                        n + 1,
+                        payer,
+                        amount,
+                        &payee,
+                        &paid.currency,
+                        &memo,
+                        "reversal",
+                        Some(entry),
+                    );
+                    n += 2;
+                }
+                self.assert_balanced(&paid.currency);
             }
             Order::Trust {
                 to,

@@ -322,6 +322,13 @@ impl Node {
                 section: section.clone(),
                 text: text.clone(),
             },
+            api::ProposalAction::Reverse { entry } => gov::Action::Reverse {
+                entry: entry.trim().parse().map_err(|_| {
+                    bad(format!(
+                        "{entry:?} is not an entry id: give it whole, as `icnctl --json ledger history` shows it"
+                    ))
+                })?,
+            },
             api::ProposalAction::Freeze { member } => gov::Action::Freeze {
                 did: self.resolve_member(member)?,
             },
@@ -488,6 +495,24 @@ impl Node {
                         tracing::warn!(proposal = %id, %error, "Could not act on a proposal; will retry.")
                     }
                 }
+            }
+        }
+        // My own probation, once it has ended.
+        let probation_days = params
+            .get("member.probation_days")
+            .and_then(|value| value.parse::<u64>().ok())
+            .unwrap_or(90);
+        if let Some(membership) = self.ledger_log()?.coop_state().member(&me, None)
+            && membership.is_active()
+            && membership.tier == Tier::Provisional
+            && now.as_millis() >= membership.since.as_millis() + probation_days * gov::DAY_MS
+        {
+            match self.append(gov::KIND_CONFIRM, Vec::new(), now) {
+                Ok(event) => {
+                    tracing::info!("Probation ended: this member is now a full member.");
+                    signed.push(event);
+                }
+                Err(error) => tracing::warn!(%error, "Could not end the probation; will retry."),
             }
         }
         let members = self.members()?;

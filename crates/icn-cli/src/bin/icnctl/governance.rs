@@ -139,6 +139,9 @@ pub struct ProposeArgs {
     charter: Option<String>,
     #[arg(long, default_value = "")]
     section_text: String,
+    /// Reverse this payment (its entry id in full) by compensating entries.
+    #[arg(long, value_name = "ENTRY")]
+    reverse: Option<String>,
     #[arg(long, value_name = "MEMBER")]
     freeze: Option<String>,
     #[arg(long, value_name = "MEMBER")]
@@ -284,6 +287,11 @@ fn action(args: &ProposeArgs) -> Result<icn_api::ProposalAction, Failure> {
         actions.push(A::Charter {
             section: section.clone(),
             text: args.section_text.clone(),
+        });
+    }
+    if let Some(entry) = &args.reverse {
+        actions.push(A::Reverse {
+            entry: entry.clone(),
         });
     }
     if let Some(member) = &args.freeze {
