@@ -364,6 +364,9 @@ pub struct PeerInfo {
     pub connected_seconds: u64,
     pub events_sent: u64,
     pub events_received: u64,
+    /// `member` (16 MiB/s) or `trusted` (64 MiB/s: this node's member
+    /// trusts theirs 0.6 or more), set when the connection started.
+    pub rate_class: String,
 }
 
 /// Replication counters since icnd started.

@@ -590,6 +590,20 @@ impl Node {
         Ok(graph)
     }
 
+    /// This node's member's trust in `did` (general context) now; 0 when
+    /// it cannot be computed (no identity or co-op yet).
+    pub fn trust_in(&self, did: &Did) -> f64 {
+        let (Ok(me), Ok(graph)) = (self.me(), self.trust_graph()) else {
+            return 0.0;
+        };
+        graph.score(
+            &me,
+            did,
+            TrustContext::General,
+            as_of_minute(crate::node::now()),
+        )
+    }
+
     fn trust_ends(&self, from: Option<&str>, to: &str) -> Result<(Did, Did), NodeError> {
         let from = match from {
             Some(text) => self.resolve_member(text)?,

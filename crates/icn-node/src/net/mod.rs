@@ -117,6 +117,7 @@ impl Metrics {
 /// One live connection, as `icnctl peers` shows it.
 struct Peer {
     did: Did,
+    class: session::RateClass,
     endpoint: [u8; 32],
     dialled: bool,
     since: Instant,
@@ -443,6 +444,7 @@ impl Net {
                     connected_seconds: peer.since.elapsed().as_secs(),
                     events_sent: peer.events_sent.load(Ordering::Relaxed),
                     events_received: peer.events_received.load(Ordering::Relaxed),
+                    rate_class: peer.class.as_str().to_owned(),
                 }
             })
             .collect();
@@ -604,6 +606,8 @@ async fn run_connection(net: Arc<Net>, connection: Connection, dialled: bool) {
         connection.close(CLOSE_NOT_MEMBER.into(), b"not a member of this co-op");
         return;
     };
+    // Set when the connection starts: a change of trust applies from the next.
+    let class = session::RateClass::for_trust(lock(&net.state).trust_in(&did));
     let id = connection.stable_id();
     let events_sent = Arc::new(AtomicU64::new(0));
     let events_received = Arc::new(AtomicU64::new(0));
@@ -619,6 +623,7 @@ async fn run_connection(net: Arc<Net>, connection: Connection, dialled: bool) {
             id,
             Peer {
                 did,
+                class,
                 endpoint,
                 dialled,
                 since: Instant::now(),
@@ -633,7 +638,7 @@ async fn run_connection(net: Arc<Net>, connection: Connection, dialled: bool) {
         sent: events_sent,
         received: events_received,
     };
-    let ended = drive(&net, &connection, dialled, &counters).await;
+    let ended = drive(&net, &connection, dialled, &counters, class).await;
     net.peers
         .lock()
         .unwrap_or_else(|p| p.into_inner())

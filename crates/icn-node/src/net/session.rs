@@ -25,9 +25,44 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const READ_AHEAD: usize = 8;
 /// Frames queued for sending, per connection; pushes beyond it are dropped.
 const WRITE_QUEUE: usize = 64;
-/// Per peer: bytes a second, and how much may come at once.
-const PEER_BYTES_PER_SECOND: f64 = 16.0 * 1024.0 * 1024.0;
-const PEER_BYTES_BURST: f64 = 32.0 * 1024.0 * 1024.0;
+/// How much a peer may send, by how much this node's member trusts theirs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum RateClass {
+    /// Any member: 16 MiB/s, 32 MiB at once.
+    Member,
+    /// Trusted at least [`TRUSTED_MIN`] (directly or through others): 64
+    /// MiB/s, 128 MiB at once.
+    Trusted,
+}
+
+/// The trust score (general context) that makes a peer `Trusted`.
+pub(super) const TRUSTED_MIN: f64 = 0.6;
+const MIB: f64 = 1024.0 * 1024.0;
+
+impl RateClass {
+    pub(super) fn for_trust(score: f64) -> RateClass {
+        if score >= TRUSTED_MIN {
+            RateClass::Trusted
+        } else {
+            RateClass::Member
+        }
+    }
+
+    pub(super) fn as_str(&self) -> &'static str {
+        match self {
+            RateClass::Member => "member",
+            RateClass::Trusted => "trusted",
+        }
+    }
+
+    /// (bytes a second, bytes at once).
+    fn limits(&self) -> (f64, f64) {
+        match self {
+            RateClass::Member => (16.0 * MIB, 32.0 * MIB),
+            RateClass::Trusted => (64.0 * MIB, 128.0 * MIB),
+        }
+    }
+}
 /// Ids remembered per connection as received from that peer (not pushed back).
 const RECENT_MAX: usize = 8_192;
 
@@ -53,20 +88,25 @@ pub(super) fn ended(code: u32, reason: impl Into<String>) -> Ended {
 struct RateLimit {
     tokens: f64,
     at: Instant,
+    per_second: f64,
+    burst: f64,
 }
 
 impl RateLimit {
-    fn new() -> RateLimit {
+    fn new(class: RateClass) -> RateLimit {
+        let (per_second, burst) = class.limits();
         RateLimit {
-            tokens: PEER_BYTES_BURST,
+            tokens: burst,
             at: Instant::now(),
+            per_second,
+            burst,
         }
     }
 
     fn allow(&mut self, bytes: usize) -> bool {
         let now = Instant::now();
-        let refill = now.duration_since(self.at).as_secs_f64() * PEER_BYTES_PER_SECOND;
-        self.tokens = (self.tokens + refill).min(PEER_BYTES_BURST);
+        let refill = now.duration_since(self.at).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.burst);
         self.at = now;
         if self.tokens >= bytes as f64 {
             self.tokens -= bytes as f64;
@@ -84,6 +124,7 @@ pub(super) async fn drive(
     connection: &Connection,
     dialled: bool,
     counters: &PeerCounters,
+    class: RateClass,
 ) -> Result<(), Ended> {
     let Some(coop) = lock(&net.state).log().map(|log| log.coop()) else {
         return Err(ended(CLOSE_PROTOCOL, "this node has no co-op yet"));
@@ -101,7 +142,7 @@ pub(super) async fn drive(
     let mut session = Session::new(coop, SessionConfig::default());
     let mut pushes = lock(&net.state).subscribe_kept();
     let mut poll = tokio::time::interval(POLL_INTERVAL);
-    let mut limit = RateLimit::new();
+    let mut limit = RateLimit::new(class);
     let mut recent = Recent::default();
     let started = Instant::now();
     let result = loop {
@@ -373,4 +414,22 @@ async fn write_frames(mut send: SendStream, mut frames: mpsc::Receiver<Vec<u8>>)
         }
     }
     let _ = send.finish();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer this node's member trusts may send four times as much at once.
+    #[test]
+    fn trusted_peers_get_a_larger_budget() {
+        assert_eq!(RateClass::for_trust(0.59), RateClass::Member);
+        assert_eq!(RateClass::for_trust(TRUSTED_MIN), RateClass::Trusted);
+        let burst = 100 * 1024 * 1024;
+        assert!(!RateLimit::new(RateClass::Member).allow(burst));
+        assert!(RateLimit::new(RateClass::Trusted).allow(burst));
+        let mut member = RateLimit::new(RateClass::Member);
+        assert!(member.allow(30 * 1024 * 1024));
+        assert!(!member.allow(30 * 1024 * 1024), "the burst is spent");
+    }
 }

@@ -54,12 +54,13 @@ pub fn peers(context: &Context) -> Outcome {
                 .map(|rtt| format!(", {rtt:.1} ms"))
                 .unwrap_or_default();
             lines.push(format!(
-                "{}  {} ({}{rtt}), {} for {} s; events sent {}, received {}",
+                "{}  {} ({}{rtt}), {} for {} s, {} rate; events sent {}, received {}",
                 peer.did,
                 peer.path,
                 peer.address.as_deref().unwrap_or("-"),
                 if peer.direction == "out" { "dialled" } else { "accepted" },
                 peer.connected_seconds,
+                peer.rate_class,
                 peer.events_sent,
                 peer.events_received
             ));
