@@ -527,6 +527,9 @@ pub struct Propose {
     #[serde(default)]
     pub review: Option<String>,
     pub action: ProposalAction,
+    /// A draft takes no votes until `POST /admin/v1/governance/open`.
+    #[serde(default)]
+    pub draft: bool,
 }
 
 /// `POST /admin/v1/governance/vote`.
@@ -543,7 +546,7 @@ pub struct CastVote {
     pub strength: Option<u32>,
 }
 
-/// `POST /admin/v1/governance/{cancel,veto,appeal}`.
+/// `POST /admin/v1/governance/{open,cancel,veto,appeal}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AboutProposal {
     pub proposal: String,
@@ -582,7 +585,7 @@ pub struct Proposal {
     pub opened_ms: u64,
     pub closes_at_ms: u64,
     pub review_at_ms: Option<u64>,
-    /// `open`, `accepted`, `rejected`, `no_quorum`, `cancelled`, `vetoed`.
+    /// `draft`, `open`, `accepted`, `rejected`, `no_quorum`, `cancelled`, `vetoed`.
     pub status: String,
     pub voted: Vec<String>,
     pub votes: Option<Vec<serde_json::Value>>,

@@ -40,6 +40,7 @@ pub fn run(proposals: usize, nodes: usize) {
                 circle: None,
                 review: None,
                 action: icn_api::ProposalAction::Decision,
+                draft: false,
             };
             let id = states[n % nodes]
                 .node

@@ -1053,6 +1053,30 @@ fn a_newcomer_is_vouched_in_and_the_coop_votes_them_a_budget() {
             h.icnctl(dir, &["--json", "governance", "show", &id]).code == 0
         });
     }
+    // A draft takes no votes until its proposer opens it.
+    let drafted = h.icnctl(
+        &c,
+        &[
+            "--json",
+            "governance",
+            "propose",
+            "--title",
+            "Paint",
+            "--draft",
+        ],
+    );
+    assert_eq!(drafted.code, 0, "{drafted:?}");
+    let draft = drafted.json()["event_id"].as_str().unwrap()[..12].to_owned();
+    let refused = h.icnctl(&c, &["governance", "vote", &draft, "yes"]);
+    assert!(refused.stderr.contains("is a draft"), "{refused:?}");
+    assert!(
+        h.icnctl(&c, &["governance", "show", &draft])
+            .stdout
+            .contains("draft:")
+    );
+    assert_eq!(h.icnctl(&c, &["governance", "open", &draft]).code, 0);
+    assert_eq!(h.icnctl(&c, &["governance", "vote", &draft, "yes"]).code, 0);
+
     let blocked = h.icnctl(&c, &["governance", "vote", &id, "block"]);
     assert_eq!(blocked.code, 2, "a block needs a reason: {blocked:?}");
     for dir in [&a, &b, &c] {

@@ -24,6 +24,8 @@ pub const KIND_CONFIRM: &str = "member.confirm";
 
 /// A voting member's chain: opens a proposal.
 pub const KIND_PROPOSE: &str = "gov.propose";
+/// The proposer's chain: opens a draft for votes, freezing its electorate.
+pub const KIND_OPEN: &str = "gov.open";
 /// An elector's chain: a vote; the latest before the close counts.
 pub const KIND_VOTE: &str = "gov.vote";
 /// The proposer's chain: asks the closer to close as cancelled.
@@ -246,10 +248,21 @@ pub struct Propose {
     pub template: String,
     pub rules: Rules,
     /// Who may vote: exactly the voting members (of the circle) in the
-    /// proposal's causal past, sorted. Checked, then frozen.
+    /// proposal's causal past, sorted. Checked, then frozen. Empty for a
+    /// draft: its `gov.open` carries it.
     pub electorate: Vec<Did>,
     /// When a review of the decision is due, if any.
     pub review_at_ms: Option<u64>,
+    /// A draft is not open for votes until its proposer opens it.
+    pub draft: bool,
+}
+
+/// The body of `gov.open`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Open {
+    pub proposal: EventId,
+    /// As in [`Propose::electorate`], as of the opening.
+    pub electorate: Vec<Did>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

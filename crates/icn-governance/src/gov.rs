@@ -63,8 +63,14 @@ struct Closed {
 struct ProposalState {
     proposer: Did,
     seq: u64,
+    /// When it opened for votes (when it was made, for a draft).
     time_ms: u64,
     body: Propose,
+    /// The seq (in the proposer's chain) of the event that opened it for
+    /// votes: the proposal itself, or a draft's `gov.open`.
+    opened: Option<u64>,
+    electorate: Vec<Did>,
+    /// `u64::MAX` while a draft.
     closes_at_ms: u64,
     /// Elector → their votes, by seq in their chain.
     votes: BTreeMap<Did, Vec<Cast>>,
@@ -128,7 +134,7 @@ pub struct ProposalRow {
     pub opened_ms: u64,
     pub closes_at_ms: u64,
     pub review_at_ms: Option<u64>,
-    /// `open`, `accepted`, `rejected`, `no_quorum`, `cancelled`, `vetoed`.
+    /// `draft`, `open`, `accepted`, `rejected`, `no_quorum`, `cancelled`, `vetoed`.
     pub status: String,
     /// Who has voted (always shown), and what (hidden until the close
     /// when the rules hide results).
@@ -179,9 +185,14 @@ impl ProposalState {
         let counted = self.counted(past);
         tally(
             &self.body.rules,
-            self.body.electorate.len(),
+            self.electorate.len(),
             counted.values().map(|cast| &cast.ballot),
         )
+    }
+
+    fn opened_in(&self, past: Past<'_>) -> bool {
+        self.opened
+            .is_some_and(|seq| seen(past, self.proposer, seq))
     }
 
     fn closed_in(&self, past: Past<'_>) -> bool {
@@ -202,15 +213,16 @@ impl ProposalState {
             action: self.body.action.clone(),
             template: self.body.template.clone(),
             rules: self.body.rules,
-            electorate: self.body.electorate.iter().map(Did::to_string).collect(),
+            electorate: self.electorate.iter().map(Did::to_string).collect(),
             opened_ms: self.time_ms,
             closes_at_ms: self.closes_at_ms,
             review_at_ms: self.body.review_at_ms,
-            status: self
-                .closed
-                .as_ref()
-                .map_or("open", |closed| closed.outcome.as_str())
-                .to_owned(),
+            status: match (&self.closed, self.opened) {
+                (Some(closed), _) => closed.outcome.as_str(),
+                (None, None) => "draft",
+                (None, Some(_)) => "open",
+            }
+            .to_owned(),
             voted: counted.keys().map(Did::to_string).collect(),
             votes: show.then(|| {
                 counted
@@ -447,11 +459,20 @@ impl GovDomain {
         if !electorate.contains(author) {
             return Err(reject("only those who may vote on it make a proposal"));
         }
-        if propose.electorate != electorate {
-            return Err(reject(format!(
-                "the electorate must be exactly the {} voting members this proposal knows of",
-                electorate.len()
-            )));
+        let expected = if propose.draft {
+            Vec::new()
+        } else {
+            electorate
+        };
+        if propose.electorate != expected {
+            return Err(reject(if propose.draft {
+                "a draft names its electorate when it opens".to_owned()
+            } else {
+                format!(
+                    "the electorate must be exactly the {} voting members this proposal knows of",
+                    expected.len()
+                )
+            }));
         }
         if let Some(review) = propose.review_at_ms
             && review <= event.timestamp().as_millis()
@@ -481,6 +502,11 @@ impl GovDomain {
         if proposal.closed_in(context.past()) {
             return Err(reject(format!("proposal {id} is closed")));
         }
+        if !proposal.opened_in(context.past()) {
+            return Err(reject(format!(
+                "proposal {id} is a draft, not open for votes"
+            )));
+        }
         Ok(proposal)
     }
 
@@ -488,7 +514,7 @@ impl GovDomain {
         let vote: Vote = decode(event)?;
         let proposal = self.open_proposal(&vote.proposal, context)?;
         let voter = context.author;
-        if !proposal.body.electorate.contains(voter) {
+        if !proposal.electorate.contains(voter) {
             return Err(reject(
                 "you are not in this proposal's electorate (it was fixed when it opened)",
             ));
@@ -544,7 +570,10 @@ impl GovDomain {
             .iter()
             .any(|(by, (seq, _))| seen(past, *by, *seq));
         let everyone = proposal.body.rules.early_close
-            && proposal.counted(Some(past)).len() == proposal.body.electorate.len();
+            && proposal.counted(Some(past)).len() == proposal.electorate.len();
+        if !proposal.opened_in(past) && !cancelled {
+            return Err(reject(format!("proposal {} is a draft", close.proposal)));
+        }
         if !(due || cancelled || vetoed || everyone) {
             return Err(reject(format!(
                 "proposal {} is open until its deadline",
@@ -713,9 +742,34 @@ impl Domain for GovDomain {
             KIND_CANCEL => {
                 let about: About = decode(event)?;
                 text_check(&about.reason, "the reason", NOTE_MAX_BYTES, false)?;
-                let proposal = self.open_proposal(&about.proposal, context)?;
+                let proposal = self.proposal_seen(&about.proposal, context)?;
                 if proposal.proposer != *context.author {
                     return Err(reject("only the proposer cancels a proposal"));
+                }
+                // The proposer's own events are all applied before this one.
+                if proposal.closed_in(context.past()) || proposal.cancel.is_some() {
+                    return Err(reject(format!(
+                        "proposal {} is closed or cancelled",
+                        about.proposal
+                    )));
+                }
+                Ok(())
+            }
+            KIND_OPEN => {
+                let open: Open = decode(event)?;
+                let proposal = self.proposal_seen(&open.proposal, context)?;
+                if proposal.proposer != *context.author {
+                    return Err(reject("only the proposer opens a draft"));
+                }
+                if proposal.opened.is_some() || proposal.cancel.is_some() {
+                    return Err(reject(format!("proposal {} is not a draft", open.proposal)));
+                }
+                let electorate = self.electorate(proposal.body.circle.as_deref(), context)?;
+                if open.electorate != electorate {
+                    return Err(reject(format!(
+                        "the electorate must be exactly the {} voting members this opening knows of",
+                        electorate.len()
+                    )));
                 }
                 Ok(())
             }
@@ -749,7 +803,7 @@ impl Domain for GovDomain {
                     .as_ref()
                     .filter(|_| proposal.closed_in(context.past()))
                     .ok_or_else(|| reject("only a closed proposal is appealed"))?;
-                if !proposal.body.electorate.contains(context.author) {
+                if !proposal.electorate.contains(context.author) {
                     return Err(reject("only its electors appeal a decision"));
                 }
                 let window = params::appeal_days(context) * DAY_MS;
@@ -800,13 +854,22 @@ impl Domain for GovDomain {
         match event.kind().as_str() {
             KIND_PROPOSE => {
                 let body: Propose = event.body().expect("validated before apply");
-                let closes_at_ms = time_ms.saturating_add(body.rules.duration_ms);
+                let (opened, closes_at_ms) = if body.draft {
+                    (None, u64::MAX)
+                } else {
+                    (
+                        Some(event.seq()),
+                        time_ms.saturating_add(body.rules.duration_ms),
+                    )
+                };
                 self.proposals.insert(
                     event.id(),
                     ProposalState {
                         proposer: author,
                         seq: event.seq(),
                         time_ms,
+                        opened,
+                        electorate: body.electorate.clone(),
                         body,
                         closes_at_ms,
                         votes: BTreeMap::new(),
@@ -841,6 +904,15 @@ impl Domain for GovDomain {
                     value: None,
                 });
             }
+            KIND_OPEN => {
+                let open: Open = event.body().expect("validated before apply");
+                let proposal = self.proposals.get_mut(&open.proposal).expect("validated");
+                proposal.opened = Some(event.seq());
+                proposal.electorate = open.electorate;
+                proposal.time_ms = time_ms;
+                proposal.closes_at_ms = time_ms.saturating_add(proposal.body.rules.duration_ms);
+                rows.push(self.proposal_row(&open.proposal));
+            }
             KIND_CANCEL => {
                 let about: About = event.body().expect("validated before apply");
                 let proposal = self.proposals.get_mut(&about.proposal).expect("validated");
@@ -860,7 +932,7 @@ impl Domain for GovDomain {
                 // Everything applied, as `rows` does, so the order in which a
                 // concurrent vote and the reminder arrive cannot matter.
                 let voted = proposal.counted(None);
-                for elector in &proposal.body.electorate {
+                for elector in &proposal.electorate {
                     if !voted.contains_key(elector) {
                         rows.push(ViewRow {
                             view: VIEW_REMINDER,
@@ -900,7 +972,7 @@ impl Domain for GovDomain {
                     time_ms,
                     statement,
                 });
-                for elector in proposal.body.electorate.clone() {
+                for elector in proposal.electorate.clone() {
                     rows.push(ViewRow {
                         view: VIEW_REMINDER,
                         key: format!("{elector}/{}", close.proposal),
@@ -999,7 +1071,7 @@ impl Domain for GovDomain {
                 continue;
             }
             let voted = proposal.counted(None);
-            for elector in &proposal.body.electorate {
+            for elector in &proposal.electorate {
                 if !voted.contains_key(elector) {
                     rows.push(ViewRow {
                         view: VIEW_REMINDER,

@@ -123,6 +123,7 @@ fn propose(
         rules,
         electorate,
         review_at_ms: None,
+        draft: false,
     };
     event(coop, key, KIND_PROPOSE, encode_body(&body), deps, minute)
 }
@@ -980,4 +981,67 @@ fn a_passed_reversal_compensates_a_payment_once() {
     // Reversed once, although two proposals passed.
     assert_eq!(balance(&log, &did_of(&cas).to_string()), 0);
     assert_eq!(balance(&log, &did_of(&ben).to_string()), 0);
+}
+
+#[test]
+fn a_draft_takes_no_votes_until_its_proposer_opens_it() {
+    let [ana, ben] = [member(1), member(2)];
+    let mut coop = Coop::found("Drafts", &[&ana, &ben]);
+    let mut log = new_log(&coop);
+    let mut electorate = vec![did_of(&ana), did_of(&ben)];
+    electorate.sort();
+    let draft = Propose {
+        title: "Paint the door".into(),
+        text: String::new(),
+        circle: None,
+        action: Action::Decision,
+        template: "simple-majority".into(),
+        rules: rules(Method::Majority, Fraction::new(1, 2)),
+        electorate: Vec::new(),
+        review_at_ms: None,
+        draft: true,
+    };
+    let named = Propose {
+        electorate: electorate.clone(),
+        ..draft.clone()
+    };
+    let bad = event(&mut coop, &ben, KIND_PROPOSE, encode_body(&named), &[], 1);
+    refused(offer(&mut log, &bad), "names its electorate when it opens");
+    let proposal = event(&mut coop, &ben, KIND_PROPOSE, encode_body(&draft), &[], 2);
+    accept(&mut log, &[&proposal]);
+    assert_eq!(proposal_row(&log, proposal.id())["status"], "draft");
+    let early = vote(&mut coop, &ana, &proposal, Choice::Yes, &[], 3);
+    refused(offer(&mut log, &early), "is a draft");
+    let not_yours = event(
+        &mut coop,
+        &ana,
+        KIND_OPEN,
+        encode_body(&Open {
+            proposal: proposal.id(),
+            electorate: electorate.clone(),
+        }),
+        &[&proposal],
+        4,
+    );
+    refused(offer(&mut log, &not_yours), "only the proposer");
+    let open = event(
+        &mut coop,
+        &ben,
+        KIND_OPEN,
+        encode_body(&Open {
+            proposal: proposal.id(),
+            electorate,
+        }),
+        &[],
+        10,
+    );
+    accept(&mut log, &[&open]);
+    let yes = vote(&mut coop, &ana, &proposal, Choice::Yes, &[&open], 11);
+    accept(&mut log, &[&yes]);
+    // The deadline runs from the opening: 60 minutes after minute 10.
+    let early_close = close(&mut coop, &ana, &proposal, &[&yes], 65);
+    refused(offer(&mut log, &early_close), "open until its deadline");
+    let closed = close(&mut coop, &ana, &proposal, &[&yes], 71);
+    accept(&mut log, &[&closed]);
+    assert_eq!(proposal_row(&log, proposal.id())["status"], "accepted");
 }

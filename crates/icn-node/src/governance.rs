@@ -362,8 +362,13 @@ impl Node {
             action: self.action(&request.action)?,
             template: template.name,
             rules,
-            electorate: self.electorate(request.circle.as_deref())?,
+            electorate: if request.draft {
+                Vec::new()
+            } else {
+                self.electorate(request.circle.as_deref())?
+            },
             review_at_ms: request.review.as_deref().map(parse_day).transpose()?,
+            draft: request.draft,
         };
         self.append(gov::KIND_PROPOSE, encode_body(&body), now)
     }
@@ -404,6 +409,23 @@ impl Node {
             reason: request.reason.clone(),
         };
         self.append(kind, encode_body(&body), now)
+    }
+
+    /// Opens this member's draft for votes, with the electorate as of now.
+    pub fn open_draft(
+        &mut self,
+        request: &api::AboutProposal,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        let proposal = self.proposal(&request.proposal)?;
+        let body = gov::Open {
+            proposal: proposal
+                .id
+                .parse()
+                .map_err(|_| bad("a stored id does not parse"))?,
+            electorate: self.electorate(proposal.circle.as_deref())?,
+        };
+        self.append(gov::KIND_OPEN, encode_body(&body), now)
     }
 
     pub fn cancel_proposal(
@@ -466,15 +488,18 @@ impl Node {
             let reminder_ms = gov::params::reminder_hours(&params) * 3_600_000;
             for (id, _) in self.store.view(gov::VIEW_OPEN)? {
                 let proposal = self.proposal(&id)?;
-                let early = proposal.rules["early_close"].as_bool().unwrap_or(false)
+                let draft = proposal.status == "draft";
+                let early = !draft
+                    && proposal.rules["early_close"].as_bool().unwrap_or(false)
                     && proposal.voted.len() == proposal.electorate.len();
-                let due = now.as_millis() >= proposal.closes_at_ms
+                let due = (!draft && now.as_millis() >= proposal.closes_at_ms)
                     || early
                     || proposal.cancel_requested.is_some()
-                    || !proposal.vetoed_by.is_empty();
+                    || (!draft && !proposal.vetoed_by.is_empty());
                 let (kind, what) = if due {
                     (gov::KIND_CLOSE, "Closed")
-                } else if !proposal.reminded
+                } else if !draft
+                    && !proposal.reminded
                     && proposal.voted.len() < proposal.electorate.len()
                     && now.as_millis() + reminder_ms >= proposal.closes_at_ms
                     && proposal.closes_at_ms - proposal.opened_ms > reminder_ms

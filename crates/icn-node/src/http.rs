@@ -604,6 +604,12 @@ fn governance_routes() -> Router<SharedState> {
             post(|State(state): State<SharedState>, body: Bytes| sign(state, body, Node::vote)),
         )
         .route(
+            "/admin/v1/governance/open",
+            post(|State(state): State<SharedState>, body: Bytes| {
+                sign(state, body, Node::open_draft)
+            }),
+        )
+        .route(
             "/admin/v1/governance/cancel",
             post(|State(state): State<SharedState>, body: Bytes| {
                 sign(state, body, Node::cancel_proposal)

@@ -75,6 +75,8 @@ pub enum GovernanceCommand {
         #[arg(long)]
         open: bool,
     },
+    /// Open your draft for votes (its electorate is fixed now).
+    Open { proposal: String },
     /// Withdraw your own proposal before it closes.
     Cancel {
         proposal: String,
@@ -113,6 +115,9 @@ pub struct ProposeArgs {
     /// When to review the decision (YYYY-MM-DD).
     #[arg(long)]
     review: Option<String>,
+    /// Make a draft: no votes until you `governance open` it.
+    #[arg(long)]
+    draft: bool,
     /// Admit someone (DID).
     #[arg(long, value_name = "DID")]
     add_member: Option<String>,
@@ -390,6 +395,7 @@ pub fn run_governance(context: &Context, command: GovernanceCommand) -> Outcome 
                 circle: args.circle.clone(),
                 review: args.review.clone(),
                 action: action(&args)?,
+                draft: args.draft,
             };
             sign(
                 context,
@@ -397,11 +403,19 @@ pub fn run_governance(context: &Context, command: GovernanceCommand) -> Outcome 
                 &request,
                 Node::propose,
                 |id| {
-                    format!(
-                        "Proposal {} is open. Vote: `icnctl governance vote {} yes`",
-                        short(id),
-                        short(id)
-                    )
+                    if args.draft {
+                        format!(
+                            "Draft {} saved. Open it for votes: `icnctl governance open {}`",
+                            short(id),
+                            short(id)
+                        )
+                    } else {
+                        format!(
+                            "Proposal {} is open. Vote: `icnctl governance vote {} yes`",
+                            short(id),
+                            short(id)
+                        )
+                    }
                 },
             )
         }
@@ -471,6 +485,14 @@ pub fn run_governance(context: &Context, command: GovernanceCommand) -> Outcome 
             });
             Ok(())
         }
+        GovernanceCommand::Open { proposal } => about(
+            context,
+            "open",
+            proposal,
+            String::new(),
+            Node::open_draft,
+            "Opened for votes",
+        ),
         GovernanceCommand::Cancel { proposal, reason } => about(
             context,
             "cancel",
@@ -523,11 +545,18 @@ fn render_proposal(proposal: &icn_api::Proposal) -> String {
         format!("action:     {}", proposal.action),
         format!("template:   {}", proposal.template),
         format!("proposer:   {}", proposal.proposer),
-        format!(
-            "open:       {} until {}",
-            day(proposal.opened_ms),
-            day(proposal.closes_at_ms)
-        ),
+        if proposal.status == "draft" {
+            format!(
+                "draft:      since {}; not open for votes until the proposer opens it",
+                day(proposal.opened_ms)
+            )
+        } else {
+            format!(
+                "open:       {} until {}",
+                day(proposal.opened_ms),
+                day(proposal.closes_at_ms)
+            )
+        },
         format!(
             "voted:      {} of {} electors",
             proposal.voted.len(),
