@@ -419,6 +419,9 @@ pub struct Member {
     /// Display name (may be empty for a founder who set none).
     pub name: String,
     pub skills: Vec<String>,
+    /// Given by proposals (`treasurer` …).
+    #[serde(default)]
+    pub roles: Vec<String>,
     /// `applicant`, `active`, `suspended` or `exited`.
     pub status: String,
     /// `observer`, `provisional` or `full`.
@@ -492,6 +495,11 @@ pub enum ProposalAction {
     Charter {
         section: String,
         text: String,
+    },
+    /// Give a member these roles (replacing theirs).
+    SetRoles {
+        member: String,
+        roles: Vec<String>,
     },
     /// Reverse a payment: its entry id (in full, as `ledger history --json` shows it).
     Reverse {

@@ -201,6 +201,12 @@ pub enum Action {
         section: String,
         text: String,
     },
+    /// Gives a member these roles (replacing theirs): `treasurer`,
+    /// `secretary` … (1–8 of a-z, 0-9 and -, up to 32 bytes each).
+    SetRoles {
+        did: Did,
+        roles: Vec<String>,
+    },
     /// Reverses a ledger transfer (it must be in the proposal's causal
     /// past) by compensating entries.
     Reverse {
@@ -230,6 +236,7 @@ impl Action {
             Action::Budget { .. } => "budget",
             Action::Charter { .. } => "amend charter",
             Action::Reverse { .. } => "reverse an entry",
+            Action::SetRoles { .. } => "set roles",
             Action::Freeze { .. } => "freeze",
             Action::Unfreeze { .. } => "unfreeze",
             Action::CreateCircle { .. } => "create circle",
@@ -314,3 +321,21 @@ pub struct Template {
     pub description: String,
     pub rules: Rules,
 }
+
+/// What a passed proposal orders the membership domain to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberOrder {
+    Roles { did: Did, roles: Vec<String> },
+}
+
+impl MemberOrder {
+    pub fn effect(&self) -> icn_kernel::Effect {
+        icn_kernel::Effect::Order {
+            domain: "member".to_owned(),
+            body: icn_kernel::encode_body(self),
+        }
+    }
+}
+
+pub const ROLES_MAX: usize = 8;
+pub const ROLE_MAX_BYTES: usize = 32;

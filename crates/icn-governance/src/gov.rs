@@ -416,6 +416,25 @@ impl GovDomain {
                 }
                 Ok(())
             }
+            Action::SetRoles { did, roles } => {
+                member_not_exited(did)?;
+                if roles.len() > ROLES_MAX {
+                    return Err(reject(format!("at most {ROLES_MAX} roles")));
+                }
+                for role in roles {
+                    if role.is_empty()
+                        || role.len() > ROLE_MAX_BYTES
+                        || !role
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    {
+                        return Err(reject(format!(
+                            "role {role:?}: 1 to {ROLE_MAX_BYTES} of a-z, 0-9 and -"
+                        )));
+                    }
+                }
+                Ok(())
+            }
             Action::Reverse { entry } => match self.transfers.get(entry) {
                 Some((payer, seq)) if seen(context.past(), *payer, *seq) => Ok(()),
                 _ => Err(reject(format!(
@@ -648,6 +667,13 @@ impl GovDomain {
                     amount: *amount,
                     currency: currency.clone(),
                     memo: memo.clone(),
+                }
+                .effect(),
+            ],
+            Action::SetRoles { did, roles } => vec![
+                MemberOrder::Roles {
+                    did: *did,
+                    roles: roles.clone(),
                 }
                 .effect(),
             ],

@@ -31,6 +31,10 @@ struct Person {
     skills: Vec<String>,
 }
 
+/// A member's roles and the close (time, author, seq) that gave them: the
+/// latest decision holds.
+type Roles = ((u64, Did, u64), Vec<String>);
+
 /// The `member` domain.
 #[derive(Clone, Default)]
 pub struct MemberDomain {
@@ -38,6 +42,7 @@ pub struct MemberDomain {
     profiles: BTreeMap<Did, Person>,
     /// Members as of everything applied (mirrors the kernel's state, for rows).
     members: BTreeMap<Did, Membership>,
+    roles: BTreeMap<Did, Roles>,
 }
 
 /// One member's or applicant's row.
@@ -46,6 +51,8 @@ pub struct MemberRow {
     pub did: String,
     pub name: String,
     pub skills: Vec<String>,
+    /// Given by proposals (`treasurer` …).
+    pub roles: Vec<String>,
     /// `applicant`, `active`, `suspended` or `exited`.
     pub status: String,
     pub tier: Option<Tier>,
@@ -98,6 +105,11 @@ impl MemberDomain {
                 .profiles
                 .get(did)
                 .map(|person| person.skills.clone())
+                .unwrap_or_default(),
+            roles: self
+                .roles
+                .get(did)
+                .map(|(_, roles)| roles.clone())
                 .unwrap_or_default(),
             status: status.to_owned(),
             tier: membership.map(|membership| membership.tier),
@@ -353,16 +365,33 @@ impl Domain for MemberDomain {
 
     fn effect(
         &mut self,
-        _cause: &Event,
+        cause: &Event,
         effect: &Effect,
         coop: &CoopState,
         rows: &mut Vec<ViewRow>,
     ) {
-        if let Effect::Member { did, .. } = effect
-            && let Some(membership) = coop.member(did, None)
-        {
-            self.members.insert(*did, membership);
-            rows.push(self.row(did));
+        match effect {
+            Effect::Member { did, .. } => {
+                if let Some(membership) = coop.member(did, None) {
+                    self.members.insert(*did, membership);
+                    rows.push(self.row(did));
+                }
+            }
+            Effect::Order { domain, body } if domain == "member" => {
+                let Ok(MemberOrder::Roles { did, roles }) = postcard::from_bytes(body) else {
+                    return;
+                };
+                let source = (cause.timestamp().as_millis(), cause.author(), cause.seq());
+                let newer = self
+                    .roles
+                    .get(&did)
+                    .is_none_or(|(known, _)| source > *known);
+                if newer {
+                    self.roles.insert(did, (source, roles));
+                    rows.push(self.row(&did));
+                }
+            }
+            _ => {}
         }
     }
 

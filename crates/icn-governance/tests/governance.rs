@@ -1045,3 +1045,36 @@ fn a_draft_takes_no_votes_until_its_proposer_opens_it() {
     accept(&mut log, &[&closed]);
     assert_eq!(proposal_row(&log, proposal.id())["status"], "accepted");
 }
+
+#[test]
+fn roles_come_from_passed_proposals_and_the_latest_holds() {
+    let [ana, ben] = [member(1), member(2)];
+    let mut coop = Coop::found("Roles", &[&ana, &ben]);
+    let mut log = new_log(&coop);
+    let both = [&ana, &ben];
+    let majority = rules(Method::Majority, Fraction::new(1, 2));
+    let roles = |list: &[&str]| Action::SetRoles {
+        did: did_of(&ben),
+        roles: list.iter().map(|role| role.to_string()).collect(),
+    };
+    let bad = propose(
+        &mut coop,
+        &ana,
+        roles(&["Treasurer!"]),
+        majority,
+        &both,
+        &[],
+        1,
+    );
+    refused(offer(&mut log, &bad), "a-z, 0-9");
+    let mut minute = 2;
+    for list in [&["treasurer", "secretary"][..], &["treasurer"][..]] {
+        let proposal = propose(&mut coop, &ana, roles(list), majority, &both, &[], minute);
+        let yes = vote(&mut coop, &ben, &proposal, Choice::Yes, &[], minute + 1);
+        let closed = close(&mut coop, &ana, &proposal, &[&yes], minute + 61);
+        accept(&mut log, &[&proposal, &yes, &closed]);
+        minute += 100;
+    }
+    let row = &rows_of(&log, VIEW_MEMBER)[&did_of(&ben).to_string()];
+    assert_eq!(row["roles"], serde_json::json!(["treasurer"]));
+}

@@ -322,6 +322,10 @@ impl Node {
                 section: section.clone(),
                 text: text.clone(),
             },
+            api::ProposalAction::SetRoles { member, roles } => gov::Action::SetRoles {
+                did: self.resolve_member(member)?,
+                roles: roles.clone(),
+            },
             api::ProposalAction::Reverse { entry } => gov::Action::Reverse {
                 entry: entry.trim().parse().map_err(|_| {
                     bad(format!(

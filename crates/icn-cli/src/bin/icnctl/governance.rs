@@ -144,6 +144,12 @@ pub struct ProposeArgs {
     charter: Option<String>,
     #[arg(long, default_value = "")]
     section_text: String,
+    /// Give this member the roles in --roles (replacing theirs).
+    #[arg(long, value_name = "MEMBER")]
+    set_roles: Option<String>,
+    /// Comma-separated roles, with --set-roles (empty: none).
+    #[arg(long, value_delimiter = ',')]
+    roles: Vec<String>,
     /// Reverse this payment (its entry id in full) by compensating entries.
     #[arg(long, value_name = "ENTRY")]
     reverse: Option<String>,
@@ -238,7 +244,7 @@ fn render_members(members: &icn_api::Members) -> String {
         } else {
             &member.name
         };
-        let standing = match (&member.status[..], &member.tier) {
+        let mut standing = match (&member.status[..], &member.tier) {
             ("active", Some(tier)) => tier.clone(),
             ("applicant", _) => format!(
                 "applicant, {} of {} vouches",
@@ -247,6 +253,9 @@ fn render_members(members: &icn_api::Members) -> String {
             ),
             (status, _) => status.to_owned(),
         };
+        if !member.roles.is_empty() {
+            standing = format!("{standing} ({})", member.roles.join(", "));
+        }
         lines.push(format!("{name:<20} {standing:<28} {}", member.did));
     }
     if lines.is_empty() {
@@ -292,6 +301,12 @@ fn action(args: &ProposeArgs) -> Result<icn_api::ProposalAction, Failure> {
         actions.push(A::Charter {
             section: section.clone(),
             text: args.section_text.clone(),
+        });
+    }
+    if let Some(member) = &args.set_roles {
+        actions.push(A::SetRoles {
+            member: member.clone(),
+            roles: args.roles.clone(),
         });
     }
     if let Some(entry) = &args.reverse {
