@@ -538,6 +538,9 @@ pub struct Propose {
     /// A draft takes no votes until `POST /admin/v1/governance/open`.
     #[serde(default)]
     pub draft: bool,
+    /// Overrides the template: hide the tally and votes until the close.
+    #[serde(default)]
+    pub hidden: Option<bool>,
 }
 
 /// `POST /admin/v1/governance/vote`.

@@ -41,6 +41,7 @@ pub fn run(proposals: usize, nodes: usize) {
                 review: None,
                 action: icn_api::ProposalAction::Decision,
                 draft: false,
+                hidden: None,
             };
             let id = states[n % nodes]
                 .node

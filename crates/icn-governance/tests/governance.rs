@@ -1078,3 +1078,33 @@ fn roles_come_from_passed_proposals_and_the_latest_holds() {
     let row = &rows_of(&log, VIEW_MEMBER)[&did_of(&ben).to_string()];
     assert_eq!(row["roles"], serde_json::json!(["treasurer"]));
 }
+
+#[test]
+fn hidden_results_show_who_voted_but_not_how_until_the_close() {
+    let [ana, ben] = [member(1), member(2)];
+    let mut coop = Coop::found("Secret", &[&ana, &ben]);
+    let mut log = new_log(&coop);
+    let hidden = Rules {
+        hidden: true,
+        ..rules(Method::Majority, Fraction::new(1, 2))
+    };
+    let proposal = propose(
+        &mut coop,
+        &ana,
+        Action::Decision,
+        hidden,
+        &[&ana, &ben],
+        &[],
+        1,
+    );
+    let yes = vote(&mut coop, &ben, &proposal, Choice::Yes, &[], 2);
+    accept(&mut log, &[&proposal, &yes]);
+    let row = proposal_row(&log, proposal.id());
+    assert_eq!(row["voted"], serde_json::json!([did_of(&ben).to_string()]));
+    assert!(row["votes"].is_null() && row["tally"].is_null(), "{row}");
+    let closed = close(&mut coop, &ana, &proposal, &[&yes], 61);
+    accept(&mut log, &[&closed]);
+    let row = proposal_row(&log, proposal.id());
+    assert_eq!(row["tally"]["yes"], 1);
+    assert_eq!(row["votes"][0]["choice"], "yes");
+}

@@ -359,6 +359,9 @@ impl Node {
         if let Some(duration) = &request.duration {
             rules.duration_ms = gov::templates::parse_duration(duration).map_err(bad)?;
         }
+        if let Some(hidden) = request.hidden {
+            rules.hidden = hidden;
+        }
         let body = gov::Propose {
             title: request.title.trim().to_owned(),
             text: request.text.clone(),

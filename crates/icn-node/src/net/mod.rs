@@ -662,9 +662,11 @@ struct JoinRequest {
     application: Option<Vec<u8>>,
 }
 
-/// Open applications a node takes, at most: beyond, strangers holding an
-/// old ticket could fill the log with applications.
+/// Open applications (made in the last [`APPLICATIONS_WINDOW_MS`]) a node
+/// takes, at most: beyond, strangers holding an old ticket could fill the
+/// log with applications.
 const APPLICATIONS_OPEN_MAX: usize = 64;
+const APPLICATIONS_WINDOW_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 
 /// Takes an applicant's `member.apply` (signed by the key they connect
 /// with) into the log, from where sync carries it to every member.
@@ -686,6 +688,9 @@ fn take_application(net: &Net, connection: &Connection, bytes: &[u8]) -> Result<
         .members
         .iter()
         .filter(|member| member.status == "applicant")
+        .filter(|member| {
+            member.applied_ms.unwrap_or(0) + APPLICATIONS_WINDOW_MS > crate::node::now().as_millis()
+        })
         .count();
     if open >= APPLICATIONS_OPEN_MAX {
         return Err("this node holds too many open applications; ask a member".to_owned());

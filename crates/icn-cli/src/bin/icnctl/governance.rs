@@ -118,6 +118,9 @@ pub struct ProposeArgs {
     /// Make a draft: no votes until you `governance open` it.
     #[arg(long)]
     draft: bool,
+    /// Hide the tally and the votes until the close.
+    #[arg(long)]
+    hidden: bool,
     /// Admit someone (DID).
     #[arg(long, value_name = "DID")]
     add_member: Option<String>,
@@ -411,6 +414,7 @@ pub fn run_governance(context: &Context, command: GovernanceCommand) -> Outcome 
                 review: args.review.clone(),
                 action: action(&args)?,
                 draft: args.draft,
+                hidden: args.hidden.then_some(true),
             };
             sign(
                 context,
