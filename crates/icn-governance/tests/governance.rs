@@ -355,6 +355,10 @@ fn a_vote_counts_if_the_close_has_seen_it_and_changed_votes_count_once() {
     assert_eq!(late.len(), 1);
     assert_eq!(late[0]["voter"], did_of(&cas).to_string());
 
+    // A vote stamped after the deadline is refused, whether or not it has
+    // seen the close.
+    let stamped_late = vote(&mut coop, &cas, &proposal, Choice::Yes, &[], 62);
+    refused(offer(&mut log, &stamped_late), "voting on proposal");
     // A vote that has seen the close is refused; so is a second close.
     let after = vote(&mut coop, &cas, &proposal, Choice::Yes, &[&closed], 63);
     refused(offer(&mut log, &after), "is closed");
