@@ -3,8 +3,12 @@
 //! duplicates, delays (so reorders) and partitions messages, with nodes
 //! restarting (one from a stale backup, which forks its chain).
 //!
+//! Members pay each other, and also govern: proposals, votes (some cast on
+//! the far side of the partition), closes by the closer (node 0), and trust
+//! statements.
+//!
 //! Invariant: after the partition heals and the co-op goes quiet, every node
-//! keeps the same events and computes the same views.
+//! keeps the same events and computes the same views, outcomes included.
 //!
 //! `ICN_SIM_SEEDS=1000` runs seeds 1..=1000; `ICN_SIM_SEED=42` replays one.
 
@@ -13,7 +17,13 @@ use std::{
     collections::{BTreeSet, BinaryHeap, HashMap},
 };
 
+use icn_governance::{
+    Action, Choice, Close, Fraction, GovDomain, KIND_CLOSE, KIND_PROPOSE, KIND_VOTE, MemberDomain,
+    Method, Propose, Rules, VIEW_PROPOSAL, Vote,
+    trust::{Class, Edge, KIND_EDGE, TrustContext, TrustDomain},
+};
 use icn_identity::{Did, KeyPair};
+use icn_kernel::EventId;
 use icn_kernel::{
     Changes, CoopId, Event, EventContent, EventKind, FORMAT_VERSION, Log, LogConfig, Timestamp,
     Verdict, VerifiedEvent, encode_body,
@@ -128,6 +138,9 @@ struct Sim {
     verified: HashMap<Vec<u8>, VerifiedEvent>,
     sent: u64,
     lost: u64,
+    /// Proposals made, with when they were signed and whether node 0 (the
+    /// closer) has closed them.
+    proposals: Vec<(EventId, u64, bool)>,
 }
 
 fn session_config() -> SessionConfig {
@@ -139,8 +152,16 @@ fn session_config() -> SessionConfig {
 }
 
 fn domains() -> Vec<Box<dyn icn_kernel::Domain>> {
-    vec![Box::new(LedgerDomain::default())]
+    vec![
+        Box::new(LedgerDomain::default()),
+        Box::new(MemberDomain::default()),
+        Box::new(GovDomain::default()),
+        Box::new(TrustDomain::default()),
+    ]
 }
+
+/// How long a simulated vote stays open.
+const VOTE_MS: u64 = 60_000;
 
 impl Sim {
     fn new(seed: u64, config: SimConfig) -> Sim {
@@ -209,6 +230,7 @@ impl Sim {
             verified: HashMap::new(),
             sent: 0,
             lost: 0,
+            proposals: Vec::new(),
         }
     }
 
@@ -329,24 +351,97 @@ impl Sim {
         }
     }
 
-    /// A member pays another: their own node signs and keeps it, then pushes.
+    /// A member acts: mostly a payment, sometimes a proposal, a vote on a
+    /// proposal their node knows, or a trust statement.
     fn author(&mut self, node: usize) {
-        let payee = loop {
+        let other = loop {
             let other = self.rng.below(self.nodes.len() as u64) as usize;
             if other != node {
                 break self.nodes[other].did;
             }
         };
-        let minutes = 10 + self.rng.below(50);
-        let body = Transfer {
-            currency: "hours".into(),
-            legs: vec![Leg {
-                to: payee,
-                amount: minutes,
-            }],
-            memo: "work".into(),
-            request: None,
-        };
+        let roll = self.rng.below(100);
+        if roll < 5 {
+            let mut electorate: Vec<Did> = self.nodes.iter().map(|node| node.did).collect();
+            electorate.sort();
+            let body = Propose {
+                title: "Simulated".into(),
+                text: String::new(),
+                circle: None,
+                action: Action::Decision,
+                template: "simple-majority".into(),
+                rules: Rules {
+                    method: Method::Majority,
+                    quorum: Fraction::new(1, 4),
+                    duration_ms: VOTE_MS,
+                    early_close: false,
+                    hidden: false,
+                },
+                electorate,
+                review_at_ms: None,
+                draft: false,
+            };
+            if let Some(id) = self.sign(node, KIND_PROPOSE, encode_body(&body)) {
+                self.proposals.push((id, self.now, false));
+            }
+        } else if roll < 30 && !self.proposals.is_empty() {
+            let (proposal, ..) =
+                self.proposals[self.rng.below(self.proposals.len() as u64) as usize];
+            if self.nodes[node].log.is_counted(&proposal) {
+                let choice = [Choice::Yes, Choice::No, Choice::Abstain][self.rng.below(3) as usize];
+                let body = Vote {
+                    proposal,
+                    choice,
+                    reason: String::new(),
+                    strength: 1,
+                };
+                self.sign(node, KIND_VOTE, encode_body(&body));
+            }
+        } else if roll < 35 {
+            let body = Edge {
+                to: other,
+                permille: self.rng.below(1001) as u16,
+                class: Class::Colleague,
+                context: TrustContext::General,
+                note: String::new(),
+            };
+            self.sign(node, KIND_EDGE, encode_body(&body));
+        } else {
+            let body = Transfer {
+                currency: "hours".into(),
+                legs: vec![Leg {
+                    to: other,
+                    amount: 10 + self.rng.below(50),
+                }],
+                memo: "work".into(),
+                request: None,
+            };
+            self.sign(node, KIND_TRANSFER, encode_body(&body));
+        }
+    }
+
+    /// The closer (node 0) closes what is past its deadline, as its
+    /// daemon's duty would.
+    fn close_due(&mut self) {
+        if !self.nodes[0].up {
+            return;
+        }
+        for index in 0..self.proposals.len() {
+            let (proposal, opened, closed) = self.proposals[index];
+            if closed || self.now < opened + VOTE_MS + 1_000 {
+                continue;
+            }
+            if self.nodes[0].log.is_counted(&proposal) {
+                let body = encode_body(&Close { proposal });
+                if self.sign(0, KIND_CLOSE, body).is_some() {
+                    self.proposals[index].2 = true;
+                }
+            }
+        }
+    }
+
+    /// Signs an event as `node`'s member; if its own log accepts it, pushes it.
+    fn sign(&mut self, node: usize, kind: &str, body: Vec<u8>) -> Option<EventId> {
         let now = self.time();
         let me = &mut self.nodes[node];
         let (seq, prev) = me.log.next_position(&me.did);
@@ -362,8 +457,8 @@ impl Sim {
                 prev,
                 deps: me.log.unseen_heads(&me.did),
                 timestamp: now.max(previous_time),
-                kind: EventKind::new(KIND_TRANSFER).unwrap(),
-                body: encode_body(&body),
+                kind: EventKind::new(kind).unwrap(),
+                body,
                 signer: me.key.public(),
             },
             &me.key,
@@ -376,6 +471,9 @@ impl Sim {
             == Verdict::Accepted
         {
             self.push(node, vec![event.bytes().to_vec()], None);
+            Some(event.id())
+        } else {
+            None
         }
     }
 
@@ -467,6 +565,7 @@ impl Sim {
                 budget -= 1;
             }
         }
+        self.close_due();
         // Deliver what is due, then let every session open rounds.
         while let Some(Reverse((at, id))) = self.queue.peek().copied() {
             if at > self.now {
@@ -543,6 +642,8 @@ fn kept_events(log: &Log) -> Vec<Event> {
 }
 
 struct Outcome {
+    /// Proposals closed (the same on every node, as the views are).
+    decided: usize,
     events: usize,
     forks: usize,
     sent: u64,
@@ -613,7 +714,18 @@ fn run(seed: u64, config: SimConfig) -> Result<Outcome, String> {
             return Err(format!("node {index} computes other views than node 0"));
         }
     }
+    let decided = rows
+        .iter()
+        .filter(|row| row.view == VIEW_PROPOSAL)
+        .filter(|row| {
+            !row.value
+                .as_deref()
+                .unwrap_or("")
+                .contains("\"status\":\"open\"")
+        })
+        .count();
     Ok(Outcome {
+        decided,
         events: kept.len(),
         forks: reference.evidence().count(),
         sent: sim.sent,
@@ -639,9 +751,10 @@ fn simulated_coop_converges_after_partitions_restarts_and_a_fork() {
         match run(seed, SimConfig::standard()) {
             Ok(outcome) => {
                 assert!(outcome.events > 100, "seed {seed}: too few events kept");
+                assert!(outcome.decided > 0, "seed {seed}: no proposal was decided");
                 println!(
-                    "seed {seed}: {} events, {} forks, {} messages ({} lost) — converged",
-                    outcome.events, outcome.forks, outcome.sent, outcome.lost
+                    "seed {seed}: {} events, {} proposals decided, {} forks, {} messages ({} lost) — converged",
+                    outcome.events, outcome.decided, outcome.forks, outcome.sent, outcome.lost
                 );
             }
             Err(failure) => {
