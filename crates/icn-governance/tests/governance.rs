@@ -1112,3 +1112,192 @@ fn hidden_results_show_who_voted_but_not_how_until_the_close() {
     assert_eq!(row["tally"]["yes"], 1);
     assert_eq!(row["votes"][0]["choice"], "yes");
 }
+
+/// Passes `action` with everyone voting yes; returns the close.
+fn pass(
+    coop: &mut Coop,
+    log: &mut Log,
+    action: Action,
+    electorate: &[&KeyPair],
+    minute: u64,
+) -> Event {
+    let closer = electorate[0];
+    let proposal = propose(
+        coop,
+        closer,
+        action,
+        rules(Method::Majority, Fraction::new(1, 2)),
+        electorate,
+        &[],
+        minute,
+    );
+    let votes: Vec<Event> = electorate
+        .iter()
+        .map(|key| vote(coop, key, &proposal, Choice::Yes, &[], minute + 1))
+        .collect();
+    let all: Vec<&Event> = votes.iter().collect();
+    let closed = close(coop, closer, &proposal, &all, minute + 61);
+    accept(log, &[&proposal]);
+    accept(log, &all);
+    accept(log, &[&closed]);
+    assert_eq!(proposal_row(log, proposal.id())["status"], "accepted");
+    closed
+}
+
+#[test]
+fn members_are_added_frozen_unfrozen_and_removed_by_decision() {
+    let [ana, ben, cas] = [member(1), member(2), member(3)];
+    let mut coop = Coop::found_with(
+        "Decisions",
+        &[&ana, &ben],
+        &[("member.admission", "proposal")],
+    );
+    let mut log = new_log(&coop);
+    let both = [&ana, &ben];
+    // Admission by proposal only: vouches do not admit.
+    let apply = event(
+        &mut coop,
+        &cas,
+        KIND_APPLY,
+        encode_body(&Apply {
+            name: "Cas".into(),
+            note: String::new(),
+        }),
+        &[],
+        1,
+    );
+    let vouch = event(
+        &mut coop,
+        &ben,
+        KIND_VOUCH,
+        encode_body(&Vouch {
+            applicant: did_of(&cas),
+            note: String::new(),
+        }),
+        &[&apply],
+        2,
+    );
+    accept(&mut log, &[&apply, &vouch]);
+    let admit = event(
+        &mut coop,
+        &ana,
+        KIND_ADMIT,
+        encode_body(&Admit {
+            applicant: did_of(&cas),
+        }),
+        &[&vouch],
+        3,
+    );
+    refused(offer(&mut log, &admit), "by proposal");
+    let added = pass(
+        &mut coop,
+        &mut log,
+        Action::AddMember {
+            did: did_of(&cas),
+            name: "Cas".into(),
+            tier: Tier::Full,
+        },
+        &both,
+        10,
+    );
+    let cas_status = |log: &Log| log.coop_state().member(&did_of(&cas), None).unwrap().status;
+    assert_eq!(cas_status(&log), Status::Active);
+    // Frozen: cannot pay or vote; unfrozen: can again.
+    let everyone = [&ana, &ben, &cas];
+    let frozen = pass(
+        &mut coop,
+        &mut log,
+        Action::Freeze { did: did_of(&cas) },
+        &everyone,
+        100,
+    );
+    assert_eq!(cas_status(&log), Status::Suspended);
+    let frozen_pay = pay(&mut coop, &cas, &ana, 30, &[&frozen, &added], 200);
+    refused(offer(&mut log, &frozen_pay), "not an active member");
+    // The electorate is the voting members: a suspended member is not in it.
+    let unfrozen = pass(
+        &mut coop,
+        &mut log,
+        Action::Unfreeze { did: did_of(&cas) },
+        &both,
+        300,
+    );
+    let paid = pay(&mut coop, &cas, &ana, 30, &[&unfrozen], 400);
+    accept(&mut log, &[&paid]);
+    pass(
+        &mut coop,
+        &mut log,
+        Action::RemoveMember { did: did_of(&cas) },
+        &everyone,
+        500,
+    );
+    assert_eq!(cas_status(&log), Status::Exited);
+    let gone = pay(&mut coop, &ana, &cas, 30, &[], 700);
+    refused(offer(&mut log, &gone), "has left the co-op");
+}
+
+#[test]
+fn a_circle_decides_its_own_proposals() {
+    let [ana, ben, cas] = [member(1), member(2), member(3)];
+    let mut coop = Coop::found("Circles", &[&ana, &ben, &cas]);
+    let mut log = new_log(&coop);
+    let everyone = [&ana, &ben, &cas];
+    let created = pass(
+        &mut coop,
+        &mut log,
+        Action::CreateCircle {
+            name: "kitchen".into(),
+            members: vec![did_of(&ana), did_of(&ben)],
+        },
+        &everyone,
+        1,
+    );
+    let mut electorate = vec![did_of(&ana), did_of(&ben)];
+    electorate.sort();
+    let body = Propose {
+        title: "New oven".into(),
+        text: String::new(),
+        circle: Some("kitchen".into()),
+        action: Action::Decision,
+        template: "simple-majority".into(),
+        rules: rules(Method::Majority, Fraction::new(1, 2)),
+        electorate: electorate.clone(),
+        review_at_ms: None,
+        draft: false,
+    };
+    let outsider = event(
+        &mut coop,
+        &cas,
+        KIND_PROPOSE,
+        encode_body(&body),
+        &[&created],
+        100,
+    );
+    refused(offer(&mut log, &outsider), "only those who may vote");
+    let unknown = Propose {
+        circle: Some("garden".into()),
+        ..body.clone()
+    };
+    let nowhere = event(
+        &mut coop,
+        &ana,
+        KIND_PROPOSE,
+        encode_body(&unknown),
+        &[&created],
+        101,
+    );
+    refused(offer(&mut log, &nowhere), "no circle `garden`");
+    let proposal = event(
+        &mut coop,
+        &ana,
+        KIND_PROPOSE,
+        encode_body(&body),
+        &[&created],
+        102,
+    );
+    accept(&mut log, &[&proposal]);
+    let cas_vote = vote(&mut coop, &cas, &proposal, Choice::No, &[], 103);
+    refused(offer(&mut log, &cas_vote), "electorate");
+    let circles = rows_of(&log, VIEW_CIRCLE);
+    assert_eq!(circles["kitchen"]["members"].as_array().unwrap().len(), 2);
+}
