@@ -10,14 +10,31 @@ const PREFIX: &str = "did:icn:";
 ///
 /// **Invariant**: the inner key is a valid Ed25519 point; the only ways to make a
 /// `Did` are [`Did::from_inception_key`] and parsing, which both check it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Did([u8; 32]);
+
+/// In binary formats (postcard: events, the wire) 32 bytes; in
+/// human-readable ones (JSON files and APIs) `did:icn:…`.
+impl Serialize for Did {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            self.0.serialize(serializer)
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for Did {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Did::from_inception_key(PublicKey::deserialize(
-            deserializer,
-        )?))
+        let bytes = if deserializer.is_human_readable() {
+            crate::keys::readable_bytes(deserializer, |text| text.parse::<Did>().map(|did| did.0))?
+        } else {
+            <[u8; 32]>::deserialize(deserializer)?
+        };
+        PublicKey::from_bytes(&bytes)
+            .map(Did::from_inception_key)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -96,6 +113,26 @@ mod tests {
         let text = did.to_string();
         assert!(text.starts_with("did:icn:"));
         assert_eq!(text.parse::<Did>().unwrap(), did);
+    }
+
+    /// JSON shows the text form (and still reads the arrays of numbers
+    /// older files hold); postcard keeps the 32 bytes events are signed over.
+    #[test]
+    fn json_is_text_and_postcard_is_bytes() {
+        let did = Did::from_inception_key(KeyPair::from_seed(&[3; 32]).public());
+        let json = serde_json::to_string(&did).unwrap();
+        assert_eq!(json, format!("\"{did}\""));
+        assert_eq!(serde_json::from_str::<Did>(&json).unwrap(), did);
+        let old = serde_json::to_string(&did.0).unwrap();
+        assert_eq!(serde_json::from_str::<Did>(&old).unwrap(), did);
+        assert!(serde_json::from_str::<Did>("\"did:icn:abc\"").is_err());
+        let bytes = postcard::to_allocvec(&did).unwrap();
+        assert_eq!(bytes, did.0.to_vec());
+        assert_eq!(postcard::from_bytes::<Did>(&bytes).unwrap(), did);
+        let key = KeyPair::from_seed(&[3; 32]).public();
+        let json = serde_json::to_string(&key).unwrap();
+        assert_eq!(json, format!("\"{key}\""));
+        assert_eq!(serde_json::from_str::<PublicKey>(&json).unwrap(), key);
     }
 
     #[test]

@@ -119,16 +119,46 @@ impl std::str::FromStr for PublicKey {
     }
 }
 
+/// In binary formats (postcard: events, the wire) 32 bytes; in
+/// human-readable ones (JSON files and APIs) the base58 text.
 impl Serialize for PublicKey {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.as_bytes().serialize(serializer)
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            self.as_bytes().serialize(serializer)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for PublicKey {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let bytes = <[u8; 32]>::deserialize(deserializer)?;
+        let bytes = if deserializer.is_human_readable() {
+            readable_bytes(deserializer, |text| {
+                text.parse::<PublicKey>().map(|key| *key.as_bytes())
+            })?
+        } else {
+            <[u8; 32]>::deserialize(deserializer)?
+        };
         PublicKey::from_bytes(&bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+/// 32 bytes from a human-readable format: the text form (`parse`), or the
+/// array of numbers files written before the text form used.
+pub(crate) fn readable_bytes<'de, D: serde::Deserializer<'de>, E: fmt::Display>(
+    deserializer: D,
+    parse: fn(&str) -> Result<[u8; 32], E>,
+) -> Result<[u8; 32], D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Text(String),
+        Bytes([u8; 32]),
+    }
+    match Form::deserialize(deserializer)? {
+        Form::Text(text) => parse(&text).map_err(serde::de::Error::custom),
+        Form::Bytes(bytes) => Ok(bytes),
     }
 }
 

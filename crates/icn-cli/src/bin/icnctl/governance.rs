@@ -262,10 +262,15 @@ fn render_members(members: &icn_api::Members) -> String {
         lines.push(format!("{name:<20} {standing:<28} {}", member.did));
     }
     if lines.is_empty() {
-        "No members yet.".to_owned()
-    } else {
-        lines.join("\n")
+        return "No members yet.".to_owned();
     }
+    if members.members.iter().any(|member| member.name.is_empty()) {
+        lines.push(
+            "Members without a name set one with `icnctl member profile --name \"Their Name\"`."
+                .to_owned(),
+        );
+    }
+    lines.join("\n")
 }
 
 fn action(args: &ProposeArgs) -> Result<icn_api::ProposalAction, Failure> {
@@ -557,11 +562,34 @@ fn about(
     )
 }
 
+/// `{"budget": {"to": …, "amount": 600, …}}` as `budget: to …, amount 600, …`.
+fn describe_action(action: &serde_json::Value) -> String {
+    match action {
+        serde_json::Value::String(name) => name.replace('_', " "),
+        serde_json::Value::Object(map) if map.len() == 1 => {
+            let (name, fields) = map.iter().next().expect("one entry");
+            let fields = match fields {
+                serde_json::Value::Object(fields) => fields
+                    .iter()
+                    .map(|(key, value)| match value {
+                        serde_json::Value::String(text) => format!("{key} {text}"),
+                        other => format!("{key} {other}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                other => other.to_string(),
+            };
+            format!("{}: {fields}", name.replace('_', " "))
+        }
+        other => other.to_string(),
+    }
+}
+
 fn render_proposal(proposal: &icn_api::Proposal) -> String {
     let mut lines = vec![
         format!("{}  [{}]", proposal.title, proposal.status),
         format!("id:         {}", proposal.id),
-        format!("action:     {}", proposal.action),
+        format!("action:     {}", describe_action(&proposal.action)),
         format!("template:   {}", proposal.template),
         format!("proposer:   {}", proposal.proposer),
         if proposal.status == "draft" {

@@ -461,12 +461,12 @@ fn export(context: &Context, did: Option<&str>, all: bool, csv: bool) -> Outcome
             Ok(context.open_node(false)?.export(member.as_ref())?)
         })?;
     if csv {
-        print!("{}", icn_node::ledger::entries_csv(&entries));
+        crate::emit(&icn_node::ledger::entries_csv(&entries));
     } else {
-        println!(
-            "{}",
+        crate::emit(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&entries).expect("API types serialise")
-        );
+        ));
     }
     Ok(())
 }

@@ -178,12 +178,9 @@ struct Context {
 impl Context {
     fn print<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) {
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(value).expect("API types serialise")
-            );
+            say(&serde_json::to_string_pretty(value).expect("API types serialise"));
         } else {
-            println!("{}", text(value));
+            say(&text(value));
         }
     }
 
@@ -249,6 +246,25 @@ impl Context {
             Err(ClientError::NotRunning) => local(),
             Err(error) => Err(error.into()),
         }
+    }
+}
+
+/// Prints a line on stdout.
+fn say(text: &str) {
+    emit(&format!("{text}\n"));
+}
+
+/// Writes to stdout; a reader that went away (`icnctl … | head`) ends the
+/// program quietly, as `cat` would.
+pub(crate) fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(error) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("icnctl: error: cannot write the output: {error}");
+        std::process::exit(2);
     }
 }
 
@@ -434,7 +450,7 @@ fn coop_init(
     context.print(&status, |status| {
         let coop = status.coop.as_ref().expect("a co-op was just created");
         format!(
-            "Founded {:?} ({}); founding members: {}.\nStart the node: `icnd --data-dir {}`",
+            "Founded {:?} ({}); founding members: {}.\nTell members your name: `icnctl member profile --name \"Your Name\"`\nStart the node: `icnd --data-dir {}`",
             coop.name,
             coop.id,
             coop.founders.len(),
