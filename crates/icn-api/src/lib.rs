@@ -670,3 +670,36 @@ pub struct TrustWhy {
     pub events: Vec<String>,
     pub formula: String,
 }
+
+/// `POST /api/v1/auth/challenge`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthChallenge {
+    pub did: String,
+}
+
+/// The challenge to sign: `"icn-auth-v1:"` followed by the challenge's
+/// bytes (it is base58 here), with one of your authorised keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    pub challenge: String,
+    pub expires_in_s: u64,
+}
+
+/// `POST /api/v1/auth/verify`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthVerify {
+    pub did: String,
+    pub challenge: String,
+    /// Base58 of the 64-byte Ed25519 signature.
+    pub signature: String,
+}
+
+/// A bearer token for the gateway (`Authorization: Bearer <token>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    pub token: String,
+    pub did: String,
+    /// Space-separated: `read`, `write`.
+    pub scope: String,
+    pub expires_in_s: u64,
+}

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use icn_node::{DataDir, admin_client, node::replay_store};
-use icn_testkit::cli::{Harness, http_get};
+use icn_testkit::cli::{Harness, http, http_get};
 
 fn harness() -> Harness {
     Harness::new(env!("CARGO_BIN_EXE_icnd"), env!("CARGO_BIN_EXE_icnctl"))
@@ -143,6 +143,69 @@ fn the_daemon_serves_health_refuses_a_twin_and_stops_on_sigterm() {
     assert_eq!(code, 404);
     assert!(body.contains(r#""code":"not_found""#));
 
+    // The gateway: nothing without a token, everything a member may with one.
+    let did = did_in(&h, &dir);
+    let (code, body) = http_get(&format!("{api}/ledger/balance/{did}"));
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains(r#""code":"unauthorized""#), "{body}");
+    let (code, body) = http("GET", &format!("{api}/me"), Some("not.a.token"), None);
+    assert_eq!(code, 401, "{body}");
+    let token = h.icnctl(&dir, &["--json", "web", "token"]).json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, body) = http("GET", &format!("{api}/me"), Some(&token), None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(&did), "{body}");
+    let (code, body) = http(
+        "GET",
+        &format!("{api}/ledger/balance/{did}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = http(
+        "POST",
+        &format!("{api}/ledger/transfer"),
+        Some(&token),
+        Some("{nope"),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains(r#""code":"bad_request""#), "{body}");
+    let (code, body) = http(
+        "POST",
+        &format!("{api}/governance/proposals"),
+        Some(&token),
+        Some(
+            r#"{"title":"Plant apples","template":"simple-majority","action":{"type":"decision"}}"#,
+        ),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = http(
+        "GET",
+        &format!("{api}/governance/proposals"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("Plant apples"), "{body}");
+    // A challenge answered with a bad signature gets no token.
+    let (code, body) = http(
+        "POST",
+        &format!("{api}/auth/challenge"),
+        None,
+        Some(&format!(r#"{{"did":"{did}"}}"#)),
+    );
+    assert_eq!(code, 200, "{body}");
+    let challenge: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let answer = format!(
+        r#"{{"did":"{did}","challenge":{},"signature":"3yZe7d"}}"#,
+        challenge["challenge"]
+    );
+    let (code, body) = http("POST", &format!("{api}/auth/verify"), None, Some(&answer));
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains(r#""code":"bad_challenge""#), "{body}");
+
     let status = h.icnctl(&dir, &["status", "--json"]).json();
     assert_eq!(status["running"], true);
     assert_eq!(status["coop"]["name"], "Orchard");
@@ -177,7 +240,8 @@ fn the_daemon_serves_health_refuses_a_twin_and_stops_on_sigterm() {
     daemon.signal("TERM");
     assert_eq!(daemon.wait(), Some(0));
     assert!(!dir.join("icnd.sock").exists());
-    assert_eq!(h.icnctl(&dir, &["status", "--json"]).json()["events"], 3);
+    // Genesis, the paper key, its revocation, the proposal.
+    assert_eq!(h.icnctl(&dir, &["status", "--json"]).json()["events"], 4);
 }
 
 /// Rotation works with the daemon stopped and running, and after each the

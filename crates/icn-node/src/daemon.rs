@@ -33,7 +33,8 @@ pub async fn run(
             .await
             .context("opening the node stopped unexpectedly")??
     };
-    let state = AppState::new(node);
+    let auth = crate::auth::Auth::load(&dir).context("setting up gateway tokens")?;
+    let state = AppState::with_auth(node, auth);
     let (stop_sender, stop) = watch::channel(false);
     let stopped = |mut stop: watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stopped| *stopped).await;

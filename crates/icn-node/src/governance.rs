@@ -120,6 +120,22 @@ impl Node {
         }
     }
 
+    /// Whether `did` is a member who has not left.
+    pub fn is_member_did(&self, did: &Did) -> bool {
+        self.log.as_ref().is_some_and(|log| {
+            log.coop_state()
+                .member(did, None)
+                .is_some_and(|membership| membership.status != icn_kernel::Status::Exited)
+        })
+    }
+
+    /// The keys `did` authorises now (devices and paper keys).
+    pub fn device_keys(&self, did: &Did) -> Vec<icn_identity::PublicKey> {
+        self.log.as_ref().map_or_else(Vec::new, |log| {
+            log.key_state(did).authorised.into_keys().collect()
+        })
+    }
+
     /// Whether this node's identity is a member (of any status but exited).
     pub fn is_member(&self) -> Result<bool, NodeError> {
         let me = self.me()?;

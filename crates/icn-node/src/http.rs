@@ -32,6 +32,8 @@ pub struct AppState {
     /// (taken on drop, which ends its thread).
     signer: Option<std::sync::mpsc::SyncSender<SignJob>>,
     committer: Option<std::thread::JoinHandle<()>>,
+    /// Gateway tokens.
+    pub auth: crate::auth::Auth,
 }
 
 impl Drop for AppState {
@@ -61,7 +63,15 @@ impl AppState {
     /// Shares `node` and starts the group committer: one thread that takes
     /// every signing request waiting, signs and validates them in order,
     /// commits them in one transaction, and only then answers them.
+    /// With a token secret that lives as long as the process (benchmarks,
+    /// tests); `icnd` uses [`AppState::with_auth`].
     pub fn new(node: Node) -> SharedState {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).expect("the OS gives randomness");
+        AppState::with_auth(node, crate::auth::Auth::with_secret(secret.to_vec()))
+    }
+
+    pub fn with_auth(node: Node, auth: crate::auth::Auth) -> SharedState {
         let node = Arc::new(Mutex::new(node));
         let (signer, queue) = std::sync::mpsc::sync_channel::<SignJob>(SIGN_QUEUE_MAX);
         let shared = node.clone();
@@ -92,6 +102,7 @@ impl AppState {
             net: std::sync::OnceLock::new(),
             signer: Some(signer),
             committer: Some(committer),
+            auth,
         })
     }
 }
@@ -104,7 +115,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(
+    pub(crate) fn new(
         status: StatusCode,
         code: &str,
         message: impl Into<String>,
@@ -179,7 +190,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Runs node work off the async threads (SQLite and signing block).
-async fn with_node<T: Send + 'static>(
+pub(crate) async fn with_node<T: Send + 'static>(
     state: &SharedState,
     work: impl FnOnce(&mut Node) -> Result<T, NodeError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -204,7 +215,7 @@ async fn with_node<T: Send + 'static>(
     .map_err(ApiError::from)
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|error| ApiError::bad_request(format!("invalid JSON body: {error}")))
 }
@@ -288,14 +299,16 @@ async fn rotate_key(
 
 /// Query parameters, with errors in the API's own shape (axum's `Query`
 /// answers a bad query in plain text).
-fn parse_query<T: serde::de::DeserializeOwned>(query: Option<String>) -> Result<T, ApiError> {
+pub(crate) fn parse_query<T: serde::de::DeserializeOwned>(
+    query: Option<String>,
+) -> Result<T, ApiError> {
     serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|error| ApiError::bad_request(format!("invalid query: {error}")))
 }
 
 /// Signs one ledger event for this node's member from a JSON request body,
 /// through the group committer: it answers once the event is durable.
-async fn sign<T: serde::de::DeserializeOwned + Send + 'static>(
+pub(crate) async fn sign<T: serde::de::DeserializeOwned + Send + 'static>(
     state: SharedState,
     body: Bytes,
     action: fn(&mut Node, &T, icn_kernel::Timestamp) -> Result<icn_kernel::EventId, NodeError>,
@@ -684,6 +697,23 @@ async fn trust_why(
     trust_query(state, query, Node::trust_why).await
 }
 
+/// A token for this node's own member: whoever reaches the admin socket
+/// already acts as them.
+async fn gateway_token(State(state): State<SharedState>) -> Result<Json<icn_api::Token>, ApiError> {
+    let did = with_node(&state, |node| {
+        node.identity()
+            .map(|identity| identity.did)
+            .ok_or(NodeError::NoIdentity)
+    })
+    .await?;
+    Ok(Json(icn_api::Token {
+        token: state.auth.issue(did, "read write"),
+        did: did.to_string(),
+        scope: "read write".to_owned(),
+        expires_in_s: crate::auth::TOKEN_TTL_SECONDS,
+    }))
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -698,6 +728,7 @@ pub fn gateway_router(state: SharedState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/status", get(status))
+        .merge(crate::gateway::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(REQUEST_BODY_MAX_BYTES))
         .with_state(state)
@@ -756,6 +787,7 @@ pub fn admin_router(state: SharedState) -> Router {
         .route("/admin/v1/ledger/totals", get(totals))
         .route("/admin/v1/ledger/inbox", get(inbox))
         .merge(governance_routes())
+        .route("/admin/v1/gateway/token", post(gateway_token))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(REQUEST_BODY_MAX_BYTES))
         .with_state(state)

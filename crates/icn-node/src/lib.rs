@@ -3,8 +3,10 @@
 //! are thin shells over this crate.
 
 pub mod admin_client;
+pub mod auth;
 pub mod config;
 pub mod daemon;
+pub mod gateway;
 pub mod governance;
 pub mod hints;
 pub mod http;

@@ -78,11 +78,22 @@ enum Command {
     Status,
     /// Who this node replicates with: each peer, direct or relayed, and counters.
     Peers,
+    /// The gateway (`icnd --gateway-enable`): a token to call /api/v1 as you.
+    Web {
+        #[command(subcommand)]
+        command: WebCommand,
+    },
     /// This node's network ticket.
     Net {
         #[command(subcommand)]
         command: net::NetCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum WebCommand {
+    /// Print a token (an hour) for `Authorization: Bearer …` on /api/v1.
+    Token,
 }
 
 #[derive(Subcommand)]
@@ -561,6 +572,9 @@ fn run(cli: Cli) -> Outcome {
         Command::Status => status(&context),
         Command::Peers => net::peers(&context),
         Command::Net { command } => net::run(&context, command),
+        Command::Web {
+            command: WebCommand::Token,
+        } => net::web_token(&context),
     }
 }
 

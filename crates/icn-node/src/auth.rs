@@ -1,0 +1,297 @@
+//! Who is calling the gateway: challenge–response with a member's key,
+//! then a short-lived token.
+//!
+//! 1. `POST /api/v1/auth/challenge {did}` → a random challenge (5 minutes).
+//! 2. The member signs `"icn-auth-v1:" ‖ challenge` with any key their
+//!    identity authorises (a device key, as the log says) and posts it to
+//!    `POST /api/v1/auth/verify`, which answers with a token.
+//!
+//! Tokens are JWTs (HS256): `{sub: did, scope: "read write", iat, exp}`,
+//! valid one hour, signed with `ICN_GATEWAY_JWT_SECRET` or, without it, a
+//! secret generated once into `DIR/gateway.secret` (mode 0600). The admin
+//! socket mints a token for this node's own member (`icnctl web token`),
+//! since whoever reaches the socket already acts as that member.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use icn_identity::{Did, PublicKey};
+use serde::{Deserialize, Serialize};
+
+/// The bytes a member signs: this prefix, then the challenge's bytes.
+pub const CHALLENGE_CONTEXT: &[u8] = b"icn-auth-v1:";
+pub const CHALLENGE_TTL: Duration = Duration::from_secs(300);
+pub const TOKEN_TTL_SECONDS: u64 = 3600;
+/// Challenges waiting for an answer, at most; the oldest go first.
+const CHALLENGES_MAX: usize = 4096;
+pub const SECRET_ENV: &str = "ICN_GATEWAY_JWT_SECRET";
+const SECRET_FILE: &str = "gateway.secret";
+
+type HmacSha256 = Hmac<sha2_010::Sha256>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error(
+        "no token: send `Authorization: Bearer <token>` (POST /api/v1/auth/challenge, then /api/v1/auth/verify)"
+    )]
+    Missing,
+    #[error("the token is malformed, forged or expired")]
+    Invalid,
+    #[error("the challenge is unknown or expired; ask for a new one")]
+    UnknownChallenge,
+    #[error("the signature does not verify with any key {did} has authorised")]
+    BadSignature { did: Did },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// What a token says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    /// Space-separated: `read`, `write`.
+    pub scope: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+impl Claims {
+    pub fn did(&self) -> Result<Did, AuthError> {
+        self.sub.parse().map_err(|_| AuthError::Invalid)
+    }
+
+    pub fn allows(&self, scope: &str) -> bool {
+        self.scope.split(' ').any(|granted| granted == scope)
+    }
+}
+
+pub struct Auth {
+    secret: Vec<u8>,
+    challenges: Mutex<HashMap<[u8; 32], (Did, Instant)>>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+impl Auth {
+    /// The secret from the environment, or the data directory's (made once).
+    pub fn load(dir: &crate::DataDir) -> Result<Auth, AuthError> {
+        if let Ok(secret) = std::env::var(SECRET_ENV) {
+            if secret.len() < 32 {
+                return Err(AuthError::Setup(format!(
+                    "{SECRET_ENV} must be at least 32 characters"
+                )));
+            }
+            return Ok(Auth::with_secret(secret.into_bytes()));
+        }
+        let path = dir.root().join(SECRET_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let secret = bs58::decode(text.trim()).into_vec().map_err(|_| {
+                    AuthError::Setup(format!("{} is damaged; delete it", path.display()))
+                })?;
+                Ok(Auth::with_secret(secret))
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let mut secret = [0u8; 32];
+                getrandom::fill(&mut secret)
+                    .map_err(|error| AuthError::Setup(format!("no randomness: {error}")))?;
+                write_private(&path, &bs58::encode(secret).into_string())
+                    .map_err(|error| AuthError::Setup(format!("{}: {error}", path.display())))?;
+                Ok(Auth::with_secret(secret.to_vec()))
+            }
+            Err(error) => Err(AuthError::Setup(format!("{}: {error}", path.display()))),
+        }
+    }
+
+    pub fn with_secret(secret: Vec<u8>) -> Auth {
+        Auth {
+            secret,
+            challenges: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A fresh challenge for `did`, base58.
+    pub fn challenge(&self, did: Did) -> Result<String, AuthError> {
+        let mut challenge = [0u8; 32];
+        getrandom::fill(&mut challenge)
+            .map_err(|error| AuthError::Setup(format!("no randomness: {error}")))?;
+        let mut challenges = self.challenges.lock().unwrap_or_else(|e| e.into_inner());
+        challenges.retain(|_, (_, at)| at.elapsed() < CHALLENGE_TTL);
+        if challenges.len() >= CHALLENGES_MAX
+            && let Some(oldest) = challenges
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(key, _)| *key)
+        {
+            challenges.remove(&oldest);
+        }
+        challenges.insert(challenge, (did, Instant::now()));
+        Ok(bs58::encode(challenge).into_string())
+    }
+
+    /// Checks an answer to a challenge (used once) against the keys the
+    /// member authorises, and issues a token.
+    pub fn verify(
+        &self,
+        did: Did,
+        challenge: &str,
+        signature: &str,
+        keys: impl Fn(&Did) -> Vec<PublicKey>,
+    ) -> Result<String, AuthError> {
+        let bytes: [u8; 32] = bs58::decode(challenge.trim())
+            .into_vec()
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or(AuthError::UnknownChallenge)?;
+        let issued = self
+            .challenges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&bytes);
+        match issued {
+            Some((owner, at)) if owner == did && at.elapsed() < CHALLENGE_TTL => {}
+            _ => return Err(AuthError::UnknownChallenge),
+        }
+        let signature: [u8; 64] = bs58::decode(signature.trim())
+            .into_vec()
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or(AuthError::BadSignature { did })?;
+        let signature = ed25519_dalek::Signature::from_bytes(&signature);
+        let mut message = CHALLENGE_CONTEXT.to_vec();
+        message.extend_from_slice(&bytes);
+        let verified = keys(&did).iter().any(|key| {
+            ed25519_dalek::VerifyingKey::from_bytes(key.as_bytes())
+                .is_ok_and(|key| key.verify_strict(&message, &signature).is_ok())
+        });
+        if !verified {
+            return Err(AuthError::BadSignature { did });
+        }
+        Ok(self.issue(did, "read write"))
+    }
+
+    /// A token for `did` with `scope`, valid [`TOKEN_TTL_SECONDS`].
+    pub fn issue(&self, did: Did, scope: &str) -> String {
+        let now = unix_now();
+        let claims = Claims {
+            sub: did.to_string(),
+            scope: scope.to_owned(),
+            iat: now,
+            exp: now + TOKEN_TTL_SECONDS,
+        };
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let payload =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("plain data serialises"));
+        let signing_input = format!("{header}.{payload}");
+        let mac = URL_SAFE_NO_PAD.encode(self.mac(signing_input.as_bytes()));
+        format!("{signing_input}.{mac}")
+    }
+
+    fn mac(&self, input: &[u8]) -> Vec<u8> {
+        let mut mac = HmacSha256::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        mac.update(input);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// The claims of a valid, unexpired token from an `Authorization` header.
+    pub fn check(&self, header: Option<&str>) -> Result<Claims, AuthError> {
+        let token = header
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or(AuthError::Missing)?
+            .trim();
+        let (signing_input, mac) = token.rsplit_once('.').ok_or(AuthError::Invalid)?;
+        let mac = URL_SAFE_NO_PAD
+            .decode(mac)
+            .map_err(|_| AuthError::Invalid)?;
+        let mut expected =
+            HmacSha256::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        expected.update(signing_input.as_bytes());
+        expected
+            .verify_slice(&mac)
+            .map_err(|_| AuthError::Invalid)?;
+        let (header, payload) = signing_input.split_once('.').ok_or(AuthError::Invalid)?;
+        let header: serde_json::Value = URL_SAFE_NO_PAD
+            .decode(header)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or(AuthError::Invalid)?;
+        if header["alg"] != "HS256" {
+            return Err(AuthError::Invalid);
+        }
+        let claims: Claims = URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or(AuthError::Invalid)?;
+        if claims.exp <= unix_now() {
+            return Err(AuthError::Invalid);
+        }
+        Ok(claims)
+    }
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signed_challenge_gives_a_token_once_and_forgeries_fail() {
+        let auth = Auth::with_secret(vec![7; 32]);
+        let key = icn_identity::KeyPair::from_seed(&[1; 32]);
+        let did = Did::from_inception_key(key.public());
+        let keys = |_: &Did| vec![key.public()];
+        let challenge = auth.challenge(did).unwrap();
+        let mut message = CHALLENGE_CONTEXT.to_vec();
+        message.extend(bs58::decode(&challenge).into_vec().unwrap());
+        let signature = bs58::encode(key.sign(&message).to_bytes()).into_string();
+        let token = auth.verify(did, &challenge, &signature, keys).unwrap();
+        let claims = auth.check(Some(&format!("Bearer {token}"))).unwrap();
+        assert_eq!(claims.did().unwrap(), did);
+        assert!(claims.allows("write"));
+        // A challenge is used once.
+        assert!(matches!(
+            auth.verify(did, &challenge, &signature, keys),
+            Err(AuthError::UnknownChallenge)
+        ));
+        // Someone else's key does not answer for this DID.
+        let other = icn_identity::KeyPair::from_seed(&[2; 32]);
+        let challenge = auth.challenge(did).unwrap();
+        let mut message = CHALLENGE_CONTEXT.to_vec();
+        message.extend(bs58::decode(&challenge).into_vec().unwrap());
+        let forged = bs58::encode(other.sign(&message).to_bytes()).into_string();
+        assert!(matches!(
+            auth.verify(did, &challenge, &forged, keys),
+            Err(AuthError::BadSignature { .. })
+        ));
+        // A token signed with another secret, or altered, is refused.
+        let elsewhere = Auth::with_secret(vec![8; 32]).issue(did, "read write");
+        assert!(auth.check(Some(&format!("Bearer {elsewhere}"))).is_err());
+        let mut altered = token.clone();
+        altered.insert(10, 'x');
+        assert!(auth.check(Some(&format!("Bearer {altered}"))).is_err());
+        assert!(matches!(auth.check(None), Err(AuthError::Missing)));
+        assert!(auth.check(Some("Bearer")).is_err());
+    }
+}
