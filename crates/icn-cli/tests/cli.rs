@@ -172,6 +172,36 @@ fn the_daemon_serves_health_refuses_a_twin_and_stops_on_sigterm() {
     );
     assert_eq!(code, 400, "{body}");
     assert!(body.contains(r#""code":"bad_request""#), "{body}");
+    // Live events: subscribe, then make a proposal; it streams by.
+    let mut events = {
+        use std::io::Write;
+        let host = api
+            .strip_prefix("http://")
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let mut stream = std::net::TcpStream::connect(&host).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "GET /api/v1/events?token={token} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+        )
+        .unwrap();
+        std::io::BufReader::new(stream)
+    };
+    let mut seen = String::new();
+    while !seen.ends_with("\r\n\r\n") {
+        use std::io::BufRead;
+        let mut line = String::new();
+        assert!(events.read_line(&mut line).unwrap() > 0, "{seen}");
+        seen.push_str(&line);
+    }
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(seen.contains("text/event-stream"), "{seen}");
     let (code, body) = http(
         "POST",
         &format!("{api}/governance/proposals"),
@@ -181,6 +211,27 @@ fn the_daemon_serves_health_refuses_a_twin_and_stops_on_sigterm() {
         ),
     );
     assert_eq!(code, 201, "{body}");
+    let made: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = made["event_id"].as_str().unwrap().to_owned();
+    let mut streamed = String::new();
+    while !streamed.contains(&id) {
+        use std::io::BufRead;
+        let mut line = String::new();
+        assert!(
+            events.read_line(&mut line).unwrap() > 0,
+            "the stream ended: {streamed}"
+        );
+        streamed.push_str(&line);
+    }
+    assert!(streamed.contains("event: gov.propose"), "{streamed}");
+    let (code, body) = http(
+        "GET",
+        &format!("{api}/governance/proposals/{id}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("Plant apples"), "{body}");
     let (code, body) = http(
         "GET",
         &format!("{api}/governance/proposals"),

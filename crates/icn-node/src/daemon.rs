@@ -144,6 +144,7 @@ pub async fn run(
     shutdown.await;
     tracing::info!("Shutting down.");
     let _ = stop_sender.send(true);
+    state.stopping.send_replace(true);
     let _ = admin.await;
     if let Some(gateway) = gateway {
         let _ = gateway.await;

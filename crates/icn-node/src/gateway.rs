@@ -3,11 +3,14 @@
 //! token; what signs an event takes this node's own member's, because the
 //! node holds only that member's keys.
 
+use std::{convert::Infallible, time::Duration};
+
 use axum::{
     Json, Router,
     body::Bytes,
     extract::{Path, RawQuery, State},
     http::{HeaderMap, StatusCode},
+    response::sse::{Event as SseEvent, KeepAlive, Sse},
     routing::{get, post},
 };
 use icn_api as api;
@@ -50,6 +53,17 @@ fn caller(state: &SharedState, headers: &HeaderMap, scope: &str) -> Result<Claim
         ));
     }
     Ok(claims)
+}
+
+/// A `POST` route that signs `action` as this node's member.
+fn signs<T: serde::de::DeserializeOwned + Send + 'static>(
+    action: fn(&mut Node, &T, icn_kernel::Timestamp) -> Result<icn_kernel::EventId, NodeError>,
+) -> axum::routing::MethodRouter<SharedState> {
+    post(
+        move |State(state): State<SharedState>, headers: HeaderMap, body: Bytes| {
+            sign_as_member(state, headers, body, action)
+        },
+    )
 }
 
 /// Signs as this node's member, for a caller who is that member.
@@ -123,6 +137,69 @@ async fn verify(
 }
 
 #[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// `GET /api/v1/events`: every event this node newly keeps, as Server-Sent
+/// Events (`kind` is the event's, e.g. `ledger.transfer`, `gov.vote`),
+/// for the web app to refresh what changed. Browsers' `EventSource` cannot
+/// set headers, so the token may come as `?token=`. A client that falls
+/// behind gets a `lagged` event and should refetch.
+async fn events(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let query: TokenQuery = parse_query(query)?;
+    match &query.token {
+        Some(token) => {
+            let claims = state.auth.check(Some(&format!("Bearer {token}")))?;
+            if !claims.allows("read") {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "this token does not allow read",
+                    None,
+                ));
+            }
+        }
+        None => {
+            caller(&state, &headers, "read")?;
+        }
+    }
+    let kept = with_node(&state, |node| Ok(node.subscribe_kept())).await?;
+    let stopping = state.stopping.subscribe();
+    let stream =
+        futures_util::stream::unfold((kept, stopping), |(mut kept, mut stopping)| async move {
+            let received = tokio::select! {
+                received = kept.recv() => received,
+                _ = stopping.wait_for(|stopping| *stopping) => return None,
+            };
+            let event = match received {
+                Ok(event) => SseEvent::default().event(event.kind().as_str()).data(
+                    serde_json::json!({
+                        "id": event.id().to_string(),
+                        "kind": event.kind().as_str(),
+                        "author": event.author().to_string(),
+                        "seq": event.seq(),
+                        "time_ms": event.timestamp().as_millis(),
+                    })
+                    .to_string(),
+                ),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    SseEvent::default()
+                        .event("lagged")
+                        .data(format!("{{\"missed\":{missed}}}"))
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((Ok(event), (kept, stopping)))
+        });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[derive(serde::Deserialize)]
 struct HistoryQuery {
     did: Option<String>,
     limit: Option<usize>,
@@ -185,9 +262,7 @@ pub fn routes() -> Router<SharedState> {
         )
         .route(
             "/api/v1/ledger/transfer",
-            post(|State(state): State<SharedState>, headers: HeaderMap, body: Bytes| {
-                sign_as_member(state, headers, body, Node::pay)
-            }),
+            signs(Node::pay),
         )
         .route(
             "/api/v1/governance/proposals",
@@ -195,15 +270,58 @@ pub fn routes() -> Router<SharedState> {
                 caller(&state, &headers, "read")?;
                 with_node(&state, |node| node.proposals()).await.map(Json)
             })
-            .post(|State(state): State<SharedState>, headers: HeaderMap, body: Bytes| {
-                sign_as_member(state, headers, body, Node::propose)
-            }),
+            .merge(signs(Node::propose)),
         )
         .route(
             "/api/v1/governance/vote",
-            post(|State(state): State<SharedState>, headers: HeaderMap, body: Bytes| {
-                sign_as_member(state, headers, body, Node::vote)
+            signs(Node::vote),
+        )
+        .route("/api/v1/events", get(events))
+        .route(
+            "/api/v1/ledger/requests",
+            signs(Node::request_payment),
+        )
+        .route(
+            "/api/v1/ledger/requests/answer",
+            signs(Node::answer_request),
+        )
+        .route(
+            "/api/v1/ledger/inbox",
+            get(|State(state): State<SharedState>, headers: HeaderMap| async move {
+                let did = caller(&state, &headers, "read")?.did()?;
+                with_node(&state, move |node| node.inbox(&did)).await.map(Json)
             }),
+        )
+        .route(
+            "/api/v1/governance/proposals/{id}",
+            get(
+                |State(state): State<SharedState>, headers: HeaderMap, Path(id): Path<String>| async move {
+                    caller(&state, &headers, "read")?;
+                    with_node(&state, move |node| node.proposal(&id)).await.map(Json)
+                },
+            ),
+        )
+        .route(
+            "/api/v1/governance/templates",
+            get(|State(state): State<SharedState>, headers: HeaderMap| async move {
+                caller(&state, &headers, "read")?;
+                with_node(&state, |node| node.templates()).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v1/trust",
+            signs(Node::trust_add),
+        )
+        .route(
+            "/api/v1/trust/why/{to}",
+            get(
+                |State(state): State<SharedState>, headers: HeaderMap, Path(to): Path<String>| async move {
+                    let from = caller(&state, &headers, "read")?.sub;
+                    with_node(&state, move |node| node.trust_why(Some(&from), &to, None, now()))
+                        .await
+                        .map(Json)
+                },
+            ),
         )
         .route(
             "/api/v1/trust/score/{from}/{to}",

@@ -34,6 +34,9 @@ pub struct AppState {
     committer: Option<std::thread::JoinHandle<()>>,
     /// Gateway tokens.
     pub auth: crate::auth::Auth,
+    /// Set when icnd stops, so that long-lived responses (event streams)
+    /// end and the server can finish.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Drop for AppState {
@@ -103,6 +106,7 @@ impl AppState {
             signer: Some(signer),
             committer: Some(committer),
             auth,
+            stopping: tokio::sync::watch::channel(false).0,
         })
     }
 }
