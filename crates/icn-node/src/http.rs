@@ -301,6 +301,14 @@ async fn rotate_key(
     })
 }
 
+/// A `POST` route that signs `action` as this node's member from a JSON
+/// body, through the group committer.
+fn signing<T: serde::de::DeserializeOwned + Send + 'static>(
+    action: fn(&mut Node, &T, icn_kernel::Timestamp) -> Result<icn_kernel::EventId, NodeError>,
+) -> axum::routing::MethodRouter<SharedState> {
+    post(move |State(state): State<SharedState>, body: Bytes| sign(state, body, action))
+}
+
 /// Query parameters, with errors in the API's own shape (axum's `Query`
 /// answers a bad query in plain text).
 pub(crate) fn parse_query<T: serde::de::DeserializeOwned>(
@@ -580,30 +588,16 @@ fn governance_routes() -> Router<SharedState> {
                 with_node(&state, |node| node.members()).await.map(Json)
             }),
         )
-        .route(
-            "/admin/v1/members/vouch",
-            post(|State(state): State<SharedState>, body: Bytes| sign(state, body, Node::vouch)),
-        )
-        .route(
-            "/admin/v1/members/admit",
-            post(|State(state): State<SharedState>, body: Bytes| sign(state, body, Node::admit)),
-        )
-        .route(
-            "/admin/v1/members/profile",
-            post(|State(state): State<SharedState>, body: Bytes| {
-                sign(state, body, Node::set_profile)
-            }),
-        )
-        .route(
-            "/admin/v1/members/leave",
-            post(|State(state): State<SharedState>, body: Bytes| sign(state, body, Node::leave)),
-        )
+        .route("/admin/v1/members/vouch", signing(Node::vouch))
+        .route("/admin/v1/members/admit", signing(Node::admit))
+        .route("/admin/v1/members/profile", signing(Node::set_profile))
+        .route("/admin/v1/members/leave", signing(Node::leave))
         .route(
             "/admin/v1/governance/proposals",
             get(|State(state): State<SharedState>| async move {
                 with_node(&state, |node| node.proposals()).await.map(Json)
             })
-            .post(|State(state): State<SharedState>, body: Bytes| sign(state, body, Node::propose)),
+            .merge(signing(Node::propose)),
         )
         .route(
             "/admin/v1/governance/proposal",
@@ -616,40 +610,18 @@ fn governance_routes() -> Router<SharedState> {
                 },
             ),
         )
-        .route(
-            "/admin/v1/governance/vote",
-            post(|State(state): State<SharedState>, body: Bytes| sign(state, body, Node::vote)),
-        )
-        .route(
-            "/admin/v1/governance/open",
-            post(|State(state): State<SharedState>, body: Bytes| {
-                sign(state, body, Node::open_draft)
-            }),
-        )
+        .route("/admin/v1/governance/vote", signing(Node::vote))
+        .route("/admin/v1/governance/open", signing(Node::open_draft))
         .route(
             "/admin/v1/governance/cancel",
-            post(|State(state): State<SharedState>, body: Bytes| {
-                sign(state, body, Node::cancel_proposal)
-            }),
+            signing(Node::cancel_proposal),
         )
-        .route(
-            "/admin/v1/governance/veto",
-            post(|State(state): State<SharedState>, body: Bytes| {
-                sign(state, body, Node::veto_proposal)
-            }),
-        )
+        .route("/admin/v1/governance/veto", signing(Node::veto_proposal))
         .route(
             "/admin/v1/governance/appeal",
-            post(|State(state): State<SharedState>, body: Bytes| {
-                sign(state, body, Node::appeal_proposal)
-            }),
+            signing(Node::appeal_proposal),
         )
-        .route(
-            "/admin/v1/trust",
-            post(|State(state): State<SharedState>, body: Bytes| {
-                sign(state, body, Node::trust_add)
-            }),
-        )
+        .route("/admin/v1/trust", signing(Node::trust_add))
         .route("/admin/v1/trust/score", get(trust_score))
         .route("/admin/v1/trust/why", get(trust_why))
         .route(
@@ -657,9 +629,7 @@ fn governance_routes() -> Router<SharedState> {
             get(|State(state): State<SharedState>| async move {
                 with_node(&state, |node| node.templates()).await.map(Json)
             })
-            .post(|State(state): State<SharedState>, body: Bytes| {
-                sign(state, body, Node::deploy_template)
-            }),
+            .merge(signing(Node::deploy_template)),
         )
 }
 
@@ -750,39 +720,20 @@ pub fn admin_router(state: SharedState) -> Router {
         .route("/admin/v1/identity/paper-key", post(paper_key))
         .route("/admin/v1/identity/revoke", post(revoke_key))
         .route("/admin/v1/identity/rotate", post(rotate_key))
-        .route(
-            "/admin/v1/ledger/pay",
-            post(|State(state): State<SharedState>, body: Bytes| sign(state, body, Node::pay)),
-        )
-        .route(
-            "/admin/v1/ledger/requests",
-            post(|State(state): State<SharedState>, body: Bytes| {
-                sign(state, body, Node::request_payment)
-            }),
-        )
+        .route("/admin/v1/ledger/pay", signing(Node::pay))
+        .route("/admin/v1/ledger/requests", signing(Node::request_payment))
         .route(
             "/admin/v1/ledger/requests/answer",
-            post(|State(state): State<SharedState>, body: Bytes| {
-                sign(state, body, Node::answer_request)
-            }),
+            signing(Node::answer_request),
         )
-        .route(
-            "/admin/v1/ledger/disputes",
-            post(|State(state): State<SharedState>, body: Bytes| {
-                sign(state, body, Node::open_dispute)
-            }),
-        )
+        .route("/admin/v1/ledger/disputes", signing(Node::open_dispute))
         .route(
             "/admin/v1/ledger/disputes/evidence",
-            post(|State(state): State<SharedState>, body: Bytes| {
-                sign(state, body, Node::add_evidence)
-            }),
+            signing(Node::add_evidence),
         )
         .route(
             "/admin/v1/ledger/disputes/resolve",
-            post(|State(state): State<SharedState>, body: Bytes| {
-                sign(state, body, Node::resolve_dispute)
-            }),
+            signing(Node::resolve_dispute),
         )
         .route("/admin/v1/ledger/balance", get(balance))
         .route("/admin/v1/ledger/history", get(history))
