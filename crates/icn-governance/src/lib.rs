@@ -30,28 +30,13 @@ pub use gov::{
 pub use member::{MemberDomain, MemberRow, VIEW_MEMBER};
 pub use tally::{Ballot, Outcome, Tally, decide, statement, tally};
 
-use icn_kernel::{Event, Rejection};
+use icn_kernel::Rejection;
+pub(crate) use icn_kernel::{check_text as text_check, decode_body as decode};
 
 fn reject(reason: impl Into<String>) -> Rejection {
     Rejection::rule(reason)
 }
 
-fn decode<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, Rejection> {
-    event.body().map_err(|error| Rejection::BadBody {
-        reason: error.to_string(),
-    })
-}
-
 fn json(value: &impl serde::Serialize) -> Option<String> {
     Some(serde_json::to_string(value).expect("plain data serialises"))
-}
-
-fn text_check(text: &str, what: &str, max: usize, required: bool) -> Result<(), Rejection> {
-    if required && text.trim().is_empty() {
-        return Err(reject(format!("{what} is empty")));
-    }
-    if text.len() > max {
-        return Err(reject(format!("{what} is longer than {max} bytes")));
-    }
-    Ok(())
 }

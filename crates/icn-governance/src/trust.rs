@@ -503,14 +503,6 @@ impl TrustGraph {
         index
     }
 
-    pub fn edges(&self) -> usize {
-        self.out.iter().map(Vec::len).sum()
-    }
-
-    pub fn members(&self) -> usize {
-        self.dids.len()
-    }
-
     /// Every link's direct score in `context` at `now_ms`, computed once
     /// per (context, time) and kept for the next searches.
     fn weights(&self, context: TrustContext, now_ms: u64) -> std::sync::Arc<Vec<Vec<f64>>> {

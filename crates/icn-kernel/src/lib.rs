@@ -27,5 +27,5 @@ pub use log::{
 };
 pub use rules::{
     CurrencySpec, Genesis, KIND_GENESIS, KIND_KEY_ADD, KIND_KEY_REVOKE, KIND_KEY_ROTATE, KeyAdd,
-    KeyRevoke, KeyRotate, KeyState, PARAM_VALUE_MAX_BYTES, Rejection,
+    KeyRevoke, KeyRotate, KeyState, PARAM_VALUE_MAX_BYTES, Rejection, check_text, decode_body,
 };

@@ -50,10 +50,25 @@ impl Rejection {
     }
 }
 
-pub(crate) fn decode_body<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, Rejection> {
+/// An event's body, or why it does not decode (for domains' rules).
+pub fn decode_body<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, Rejection> {
     event.body().map_err(|error| Rejection::BadBody {
         reason: error.to_string(),
     })
+}
+
+/// Refuses a text field that is empty (when `required`) or longer than `max`
+/// bytes, naming it as `what`.
+pub fn check_text(text: &str, what: &str, max: usize, required: bool) -> Result<(), Rejection> {
+    if required && text.trim().is_empty() {
+        return Err(Rejection::rule(format!("{what} is empty")));
+    }
+    if text.len() > max {
+        return Err(Rejection::rule(format!(
+            "{what} is longer than {max} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// A currency the co-op keeps accounts in. Amounts are integers of `unit`.

@@ -12,6 +12,8 @@ use icn_kernel::{
     Rejection, Status, Timestamp, ViewRow,
 };
 
+use icn_kernel::{check_text as text_check, decode_body as decode};
+
 use crate::{
     amount::format_amount,
     body::*,
@@ -158,16 +160,6 @@ fn counterparty(context: &Context<'_>, did: &Did) -> Result<(), Rejection> {
         Some(_) => Err(reject(format!("{did} has left the co-op"))),
         None => Err(reject(format!("{did} is not a member of this co-op"))),
     }
-}
-
-fn text_check(text: &str, what: &str, max: usize, required: bool) -> Result<(), Rejection> {
-    if required && text.trim().is_empty() {
-        return Err(reject(format!("{what} is empty")));
-    }
-    if text.len() > max {
-        return Err(reject(format!("{what} is longer than {max} bytes")));
-    }
-    Ok(())
 }
 
 /// Whether `seq` of `author` is in the causal past of an event by `own`
@@ -581,12 +573,6 @@ impl Ledger {
         }
         Ok(())
     }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, Rejection> {
-    event.body().map_err(|error| Rejection::BadBody {
-        reason: error.to_string(),
-    })
 }
 
 /// Folding accepted events into the state and the view rows.
