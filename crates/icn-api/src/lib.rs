@@ -5,13 +5,13 @@
 use serde::{Deserialize, Serialize};
 
 /// `GET /api/v1/health`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Health {
     pub status: String,
 }
 
 /// Every error body: a stable machine code, a sentence, and a fix when known.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ErrorBody {
     pub code: String,
     pub message: String,
@@ -20,7 +20,7 @@ pub struct ErrorBody {
 }
 
 /// `icnctl id show --json` and `GET /api/v1/identity`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Identity {
     pub did: String,
     /// The key this device signs with (base58).
@@ -28,7 +28,7 @@ pub struct Identity {
     pub device_label: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Coop {
     pub id: String,
     pub name: String,
@@ -37,7 +37,7 @@ pub struct Coop {
 }
 
 /// `icnctl status --json` and `GET /api/v1/status`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Status {
     pub version: String,
     /// Whether an `icnd` is running on this data directory.
@@ -57,7 +57,7 @@ pub struct Status {
 }
 
 /// `POST /admin/v1/coop`: found a co-op with this node's identity.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct CoopInit {
     pub name: String,
     /// Other founding members' DIDs; this node's identity is always a founder.
@@ -69,7 +69,7 @@ pub struct CoopInit {
 }
 
 /// `POST /admin/v1/identity/paper-key`: authorise a new paper key.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct PaperKey {
     /// Write this down; it is shown once and not stored on this device.
     pub paper_key: String,
@@ -78,7 +78,7 @@ pub struct PaperKey {
 }
 
 /// `POST /admin/v1/identity/revoke`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct KeyRevoke {
     /// The base58 public key to revoke.
     pub key: String,
@@ -87,7 +87,7 @@ pub struct KeyRevoke {
 /// `POST /admin/v1/identity/rotate` (admin socket only): replace this
 /// device's signing key. `icnctl` writes the new key into the keystore before
 /// it sends this, so a crash at any point leaves a key that can sign.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct KeyRotate {
     /// The new key's secret, in paper-key form.
     pub secret: String,
@@ -103,13 +103,13 @@ impl std::fmt::Debug for KeyRotate {
 }
 
 /// An event this node signed and recorded.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct EventAck {
     pub event_id: String,
 }
 
 /// `POST /admin/v1/ledger/pay`: pay one member.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Pay {
     pub to: String,
     /// `3h`, `1h30m`, `90m`, `2.5h`, or a whole number of the smallest unit.
@@ -122,7 +122,7 @@ pub struct Pay {
 }
 
 /// One account of one member.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Account {
     pub currency: String,
     /// In the smallest unit (minutes for hours).
@@ -138,14 +138,14 @@ pub struct Account {
 }
 
 /// `GET /admin/v1/ledger/balance?did=…`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Balance {
     pub did: String,
     pub accounts: Vec<Account>,
 }
 
 /// One line of a member's history.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct HistoryEntry {
     /// Whose history: a member's DID, or `commons`.
     pub account: String,
@@ -165,18 +165,26 @@ pub struct HistoryEntry {
 }
 
 /// `GET /admin/v1/ledger/history?did=…&limit=…`: the latest entries, oldest first.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct History {
     pub did: String,
     pub entries: Vec<HistoryEntry>,
+    /// Pass as `cursor` for the page before this one; absent on the first
+    /// entry of the history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Which entries a history query returns. Dates are `YYYY-MM-DD` (UTC),
 /// `from` inclusive and `to` exclusive.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct HistoryFilter {
     pub did: Option<String>,
+    /// Entries per page: 50 unless told, at most 10,000.
     pub limit: Option<usize>,
+    /// A previous page's `next_cursor`: the entries before that page.
+    #[serde(default)]
+    pub cursor: Option<String>,
     pub counterparty: Option<String>,
     pub currency: Option<String>,
     pub from: Option<String>,
@@ -185,7 +193,7 @@ pub struct HistoryFilter {
 
 /// `GET /admin/v1/ledger/statement?did=…&month=YYYY-MM`: one month of one
 /// member's accounts.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Statement {
     pub did: String,
     pub month: String,
@@ -193,7 +201,7 @@ pub struct Statement {
     pub entries: Vec<HistoryEntry>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct StatementAccount {
     pub currency: String,
     pub opening: i64,
@@ -205,7 +213,7 @@ pub struct StatementAccount {
 }
 
 /// `GET /admin/v1/ledger/totals`: the co-op's ledger at a glance.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Totals {
     pub currencies: Vec<CurrencyTotals>,
     /// Forks proven in members' ledger chains (`ledger_conflicts_detected_total`).
@@ -214,7 +222,7 @@ pub struct Totals {
     pub quarantined: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct CurrencyTotals {
     pub currency: String,
     pub transfers: u64,
@@ -227,7 +235,7 @@ pub struct CurrencyTotals {
 }
 
 /// `POST /admin/v1/ledger/requests`: ask a member to pay you.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct RequestPayment {
     /// Who is asked to pay.
     pub payer: String,
@@ -240,7 +248,7 @@ pub struct RequestPayment {
 
 /// `POST /admin/v1/ledger/requests/answer`: pay (accept) or decline a
 /// request made to you; or, for your own request, withdraw it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct AnswerRequest {
     pub request: String,
     /// `accept`, `decline` or `withdraw`.
@@ -250,7 +258,7 @@ pub struct AnswerRequest {
 }
 
 /// A payment request, as the payer and the payee see it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct PaymentRequest {
     pub id: String,
     pub payee: String,
@@ -267,7 +275,7 @@ pub struct PaymentRequest {
 }
 
 /// `POST /admin/v1/ledger/disputes`: contest what you paid in an entry.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct OpenDispute {
     pub entry: String,
     /// Which payee's leg; may be left out when the entry paid one member.
@@ -278,14 +286,14 @@ pub struct OpenDispute {
 }
 
 /// `POST /admin/v1/ledger/disputes/evidence`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct AddEvidence {
     pub dispute: String,
     pub text: String,
 }
 
 /// `POST /admin/v1/ledger/disputes/resolve`: the mediator's decision.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ResolveDispute {
     pub dispute: String,
     /// `valid`, `reversed`, `refund` (with `amount`) or `write-off`.
@@ -297,7 +305,7 @@ pub struct ResolveDispute {
 }
 
 /// A dispute, as its parties and mediator see it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Dispute {
     pub id: String,
     pub entry: String,
@@ -316,7 +324,7 @@ pub struct Dispute {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct DisputeEvidence {
     pub by: String,
     pub time_ms: u64,
@@ -325,7 +333,7 @@ pub struct DisputeEvidence {
 
 /// Something the ledger tells a member: a voided payment, a frozen
 /// account, a dispute opened or resolved.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Notice {
     pub kind: String,
     pub message: String,
@@ -333,7 +341,7 @@ pub struct Notice {
 }
 
 /// `GET /admin/v1/ledger/inbox?did=…`: requests, disputes and notices.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Inbox {
     pub did: String,
     pub requests: Vec<PaymentRequest>,
@@ -342,7 +350,7 @@ pub struct Inbox {
 }
 
 /// `icnctl peers`: who this node replicates with, and how.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Peers {
     pub peers: Vec<PeerInfo>,
     pub metrics: NetMetrics,
@@ -350,7 +358,7 @@ pub struct Peers {
     pub ticket: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PeerInfo {
     pub did: String,
     /// The first bytes of the peer's network key (its device key).
@@ -370,7 +378,7 @@ pub struct PeerInfo {
 }
 
 /// Replication counters since icnd started.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NetMetrics {
     pub connections_accepted: u64,
     pub connections_refused: u64,
@@ -388,7 +396,7 @@ pub struct NetMetrics {
 }
 
 /// `POST /admin/v1/coop/join`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JoinCoop {
     pub ticket: String,
     /// Your name as members will see it: with it, the node also applies to
@@ -401,7 +409,7 @@ pub struct JoinCoop {
 }
 
 /// `GET /admin/v1/net/ticket`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NetTicket {
     pub ticket: String,
     /// The addresses the ticket gives, for the admin to check.
@@ -413,7 +421,7 @@ pub struct NetTicket {
 }
 
 /// A member or an applicant, as `GET /admin/v1/members` lists them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Member {
     pub did: String,
     /// Display name (may be empty for a founder who set none).
@@ -432,7 +440,7 @@ pub struct Member {
     pub vouched_by: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Members {
     pub members: Vec<Member>,
     /// How many vouches an applicant needs, and whether they are admitted
@@ -442,7 +450,7 @@ pub struct Members {
 }
 
 /// `POST /admin/v1/members/vouch` (and `/admit`): an applicant by DID or name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Vouch {
     pub applicant: String,
     #[serde(default)]
@@ -450,7 +458,7 @@ pub struct Vouch {
 }
 
 /// `POST /admin/v1/members/profile`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SetProfile {
     pub name: String,
     #[serde(default)]
@@ -458,7 +466,7 @@ pub struct SetProfile {
 }
 
 /// `POST /admin/v1/members/leave`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Leave {
     #[serde(default)]
     pub note: String,
@@ -466,7 +474,7 @@ pub struct Leave {
 
 /// What a proposal does if it passes. Members are named by DID or name;
 /// amounts as people write them (`10h`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ProposalAction {
     Decision,
@@ -518,7 +526,7 @@ pub enum ProposalAction {
 }
 
 /// `POST /admin/v1/governance/proposals`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Propose {
     pub title: String,
     #[serde(default)]
@@ -544,7 +552,7 @@ pub struct Propose {
 }
 
 /// `POST /admin/v1/governance/vote`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CastVote {
     /// The proposal's id or its first 8+ digits.
     pub proposal: String,
@@ -558,7 +566,7 @@ pub struct CastVote {
 }
 
 /// `POST /admin/v1/governance/{open,cancel,veto,appeal}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AboutProposal {
     pub proposal: String,
     #[serde(default)]
@@ -566,7 +574,7 @@ pub struct AboutProposal {
 }
 
 /// `POST /admin/v1/governance/templates`: publish a template in the co-op.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Deploy {
     /// A built-in template, or the path-free TOML text of one (`toml`).
     pub template: String,
@@ -582,7 +590,7 @@ pub struct Deploy {
 /// Rules and outcome shapes are the governance domain's own (see
 /// ARCHITECTURE.md): `rules` = {method, quorum, duration_ms, early_close,
 /// hidden}; `tally` = {yes, no, abstain, block, voted, electorate}.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Proposal {
     pub id: String,
     pub title: String,
@@ -611,12 +619,12 @@ pub struct Proposal {
     pub appeals: Vec<serde_json::Value>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Proposals {
     pub proposals: Vec<Proposal>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TemplateInfo {
     pub name: String,
     pub description: String,
@@ -625,13 +633,13 @@ pub struct TemplateInfo {
     pub published_by: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Templates {
     pub templates: Vec<TemplateInfo>,
 }
 
 /// `POST /admin/v1/trust`: state your trust in a member.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TrustAdd {
     /// The member, by DID or name.
     pub to: String,
@@ -648,7 +656,7 @@ pub struct TrustAdd {
 }
 
 /// `GET /admin/v1/trust/score?from=&to=&context=`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TrustScore {
     pub from: String,
     pub to: String,
@@ -658,7 +666,7 @@ pub struct TrustScore {
 
 /// `GET /admin/v1/trust/why?from=&to=&context=`: the path, each hop's
 /// direct score and what made it, and the events behind them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TrustWhy {
     pub from: String,
     pub to: String,
@@ -672,21 +680,21 @@ pub struct TrustWhy {
 }
 
 /// `POST /api/v1/auth/challenge`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuthChallenge {
     pub did: String,
 }
 
 /// The challenge to sign: `"icn-auth-v1:"` followed by the challenge's
 /// bytes (it is base58 here), with one of your authorised keys.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Challenge {
     pub challenge: String,
     pub expires_in_s: u64,
 }
 
 /// `POST /api/v1/auth/verify`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuthVerify {
     pub did: String,
     pub challenge: String,
@@ -695,11 +703,92 @@ pub struct AuthVerify {
 }
 
 /// A bearer token for the gateway (`Authorization: Bearer <token>`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Token {
     pub token: String,
     pub did: String,
     /// Space-separated: `read`, `write`.
     pub scope: String,
     pub expires_in_s: u64,
+}
+
+/// `GET /api/v1/me`: who the token speaks for, and what this node can do
+/// for them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Me {
+    pub did: String,
+    /// Display name, if the member set one.
+    pub name: String,
+    pub scope: String,
+    pub expires_at_s: u64,
+    /// Whether this node signs for the caller (it holds their keys): only
+    /// then can they pay, propose and vote through this gateway.
+    pub can_sign: bool,
+    pub coop: Option<Coop>,
+}
+
+/// `POST /admin/v1/gateway/link`: a one-time sign-in link for the web app.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WebLink {
+    /// Open this in a browser (it carries the code after `#`, which
+    /// browsers never send to servers or put in logs).
+    pub url: String,
+    pub code: String,
+    pub expires_in_s: u64,
+}
+
+/// `POST /api/v1/auth/link`: trade a sign-in link's code for a token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RedeemLink {
+    pub code: String,
+    /// The browser's own Ed25519 public key (base58), which may later
+    /// answer challenges on this node for the member (`/auth/verify`), so
+    /// the browser can sign in again without a new link.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// What the browser calls itself (`Firefox on Dee's phone`).
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// A browser key that may sign in to this node for a member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WebKey {
+    pub did: String,
+    pub key: String,
+    pub label: String,
+    pub added_ms: u64,
+}
+
+/// `icnctl web keys`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WebKeys {
+    pub keys: Vec<WebKey>,
+}
+
+/// `POST /admin/v1/gateway/keys/revoke`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RevokeWebKey {
+    pub key: String,
+}
+
+/// One member's stated trust in another, and what they have done together.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TrustEdge {
+    pub from: String,
+    pub to: String,
+    /// Stated trust per context (`general`, `ledger` …), 0 to 1.
+    pub stated: std::collections::BTreeMap<String, f64>,
+    /// Completed transfers between the two, either way.
+    pub transfers: u64,
+    /// The direct score now (general context), with growth and decay.
+    pub score: f64,
+}
+
+/// `GET /api/v1/trust/edges?did=`: the links to and from a member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TrustEdges {
+    pub did: String,
+    pub outgoing: Vec<TrustEdge>,
+    pub incoming: Vec<TrustEdge>,
 }

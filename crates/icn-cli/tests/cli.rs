@@ -1236,3 +1236,261 @@ fn a_newcomer_is_vouched_in_and_the_coop_votes_them_a_budget() {
         "{why:?}"
     );
 }
+
+/// A tool a test needs from outside Rust (Chromium, Node's packages,
+/// schemathesis): where `.ci/run` installs it. In CI its absence fails the
+/// test; elsewhere the test says what is missing and skips.
+fn external_tool(what: &str, found: bool, install: &str) -> bool {
+    if found {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what} is missing; .ci/run installs it ({install})"
+    );
+    eprintln!("SKIPPED: {what} is missing (install: {install})");
+    false
+}
+
+fn on_path(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// Two founders, Ada and Ben, each with their own node serving the web app.
+fn two_members_with_web_apps(
+    h: &Harness,
+) -> ([std::path::PathBuf; 2], [icn_testkit::cli::Daemon; 2]) {
+    let dirs = ["ada", "ben"].map(|name| h.data_dir(name));
+    for dir in &dirs {
+        assert_eq!(h.icnctl(dir, &["id", "init"]).code, 0);
+    }
+    let ben = did_in(h, &dirs[1]);
+    let init = h.icnctl(
+        &dirs[0],
+        &["coop", "init", "Bike Co-op", "--yes", "--founder", &ben],
+    );
+    assert_eq!(init.code, 0, "{init:?}");
+    let gateway = ["--gateway-bind", "127.0.0.1:0"];
+    let daemons = [0, 1].map(|i| h.spawn_icnd(&dirs[i], &gateway));
+    let ticket = h.icnctl(&dirs[0], &["--json", "net", "ticket"]).json()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let joined = h.icnctl(&dirs[1], &["coop", "join", &ticket]);
+    assert_eq!(joined.code, 0, "{joined:?}");
+    for (dir, name) in dirs.iter().zip(["Ada", "Ben"]) {
+        let named = h.icnctl(dir, &["member", "profile", "--name", name]);
+        assert_eq!(named.code, 0, "{named:?}");
+    }
+    eventually("both nodes know both names", || {
+        dirs.iter().all(|dir| {
+            let members = h.icnctl(dir, &["--json", "member", "list"]).stdout;
+            members.contains("\"Ada\"") && members.contains("\"Ben\"")
+        })
+    });
+    (dirs, daemons)
+}
+
+/// Members use the web app in Debian's Chromium (driven by playwright-core):
+/// sign-in by link, hours logged by one appear live on the other's phone-sized
+/// page, a bad amount is refused, a proposal from a template is voted by both
+/// and its outcome reaches both pages, an expired token is renewed with the
+/// browser's own key, and the installed app shows the last state offline.
+/// Screenshots go to `target/browser-screenshots/`.
+#[test]
+fn members_use_the_web_app_in_a_real_browser() {
+    let chromium = std::env::var_os("ICN_CHROMIUM")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/usr/bin/chromium".into());
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let node = on_path("node");
+    if !external_tool("Chromium", chromium.is_file(), "apt-get install chromium")
+        || !external_tool("Node.js", node.is_some(), "apt-get install nodejs npm")
+        || !external_tool(
+            "playwright-core",
+            tests.join("node_modules/playwright-core").is_dir(),
+            "npm ci --prefix crates/icn-cli/tests/browser",
+        )
+    {
+        return;
+    }
+    let h = harness();
+    let (dirs, daemons) = two_members_with_web_apps(&h);
+    let link = |dir: &std::path::Path| {
+        h.icnctl(dir, &["--json", "web", "open"]).json()["url"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let screenshots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("browser-screenshots");
+    let run = std::process::Command::new(node.unwrap())
+        .arg(tests.join("web.mjs"))
+        .env("CHROMIUM", &chromium)
+        .env("ADA_LINK", link(&dirs[0]))
+        .env("BEN_LINK", link(&dirs[1]))
+        .env("SCREENSHOTS", &screenshots)
+        .output()
+        .expect("node runs");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.status.success(), "the browser test failed:\n{output}");
+    assert!(output.contains("browser test passed"), "{output}");
+    // The browser that signed in is listed, and revoking it works.
+    let keys = h.icnctl(&dirs[1], &["--json", "web", "keys"]).json();
+    let key = keys["keys"][0]["key"]
+        .as_str()
+        .expect("Ben's browser key")
+        .to_owned();
+    let revoked = h.icnctl(&dirs[1], &["web", "revoke", &key]);
+    assert_eq!(revoked.code, 0, "{revoked:?}");
+    assert!(
+        revoked.stdout.contains("No browser signs in"),
+        "{revoked:?}"
+    );
+    drop(daemons);
+}
+
+/// The bad-input battery: every operation in the gateway's own OpenAPI
+/// document is sent malformed JSON, wrong types, a huge body, no token and a
+/// forged token, and answers each with a 4xx in the error shape; then
+/// schemathesis (from PyPI) fuzzes every operation from the same document and
+/// checks that nothing answers 5xx, and that every answer is documented and
+/// matches its schema. Domain refusals of schema-valid input (an unknown
+/// member's name) are expected and not counted as failures.
+#[test]
+fn every_endpoint_refuses_bad_input_in_the_error_shape() {
+    let h = harness();
+    let dir = h.data_dir("gate");
+    assert_eq!(h.icnctl(&dir, &["id", "init"]).code, 0);
+    assert_eq!(h.icnctl(&dir, &["coop", "init", "Gate", "--yes"]).code, 0);
+    let daemon = h.spawn_icnd_in(
+        None,
+        &[("ICN_GATEWAY_RATE_LIMIT", "0")],
+        &dir,
+        &["--gateway-bind", "127.0.0.1:0"],
+    );
+    let api = daemon.api.clone().expect("the gateway address is printed");
+    let token = h.icnctl(&dir, &["--json", "web", "token"]).json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, document) = http_get(&format!("{api}/openapi.json"));
+    assert_eq!(code, 200);
+    let document: serde_json::Value = serde_json::from_str(&document).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    let base = api.trim_end_matches("/api/v1");
+    let shaped = |code: u16, body: &str, what: &str| {
+        assert!((400..500).contains(&code), "{what}: {code} {body}");
+        let error: serde_json::Value = serde_json::from_str(body)
+            .unwrap_or_else(|_| panic!("{what}: not the error shape: {body}"));
+        assert!(
+            error["code"].is_string() && error["message"].is_string(),
+            "{what}: {body}"
+        );
+    };
+    let huge = format!("{{\"memo\":\"{}\"}}", "x".repeat(200_000));
+    let mut checked = 0;
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let url = format!(
+                "{base}{}",
+                path.replace(['{', '}'], "").replace("did", "nobody")
+            );
+            let what = format!("{method} {path}");
+            let method = method.to_uppercase();
+            let secured = operation["security"] != serde_json::json!([]);
+            if secured {
+                let (code, body) = http(&method, &url, None, None);
+                assert_eq!(code, 401, "{what} without a token: {body}");
+                shaped(code, &body, &what);
+                let (code, body) = http(&method, &url, Some("e30.e30.forged"), None);
+                assert_eq!(code, 401, "{what} with a forged token: {body}");
+                shaped(code, &body, &what);
+            }
+            if method == "POST" && operation.get("requestBody").is_some() {
+                let bearer = secured.then_some(token.as_str());
+                for (bad, expected) in [
+                    ("{nope", 400),
+                    ("[1, 2]", 400),
+                    ("{\"to\": 7, \"amount\": [], \"title\": false}", 400),
+                    ("{}", 400),
+                    (huge.as_str(), 413),
+                ] {
+                    let (code, body) = http(&method, &url, bearer, Some(bad));
+                    shaped(code, &body, &format!("{what} with {bad:.20}"));
+                    assert_eq!(code, expected, "{what} with {bad:.20}: {body}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} operations");
+    let (code, body) = http("DELETE", &format!("{api}/members"), Some(&token), None);
+    assert_eq!(code, 405, "{body}");
+    shaped(code, &body, "DELETE /members");
+    // Nothing above changed the co-op: the genesis is still its only event.
+    assert_eq!(h.icnctl(&dir, &["status", "--json"]).json()["events"], 1);
+
+    let schemathesis = || {
+        let mut command = std::process::Command::new("python3");
+        command.args(["-m", "schemathesis.cli"]);
+        command
+    };
+    let installed = schemathesis()
+        .arg("--version")
+        .output()
+        .is_ok_and(|run| run.status.success());
+    if !external_tool("schemathesis", installed, "pip install schemathesis") {
+        return;
+    }
+    let run = schemathesis()
+        .args(["run", &format!("{api}/openapi.json")])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args([
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance",
+        ])
+        // The event streams never end by themselves.
+        .args(["--exclude-path-regex", "/events"])
+        .args([
+            "--max-examples",
+            "40",
+            "--seed",
+            "1",
+            "--request-timeout",
+            "20",
+        ])
+        .args(["--suppress-health-check", "all"])
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("schemathesis runs");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        run.status.success(),
+        "schemathesis found failures:\n{output}"
+    );
+    let summary = output
+        .lines()
+        .find(|line| line.contains(" generated, "))
+        .unwrap_or_default();
+    assert!(summary.contains("passed"), "{output}");
+    eprintln!("schemathesis: {}", summary.trim());
+    drop(daemon);
+}

@@ -528,6 +528,17 @@ impl TrustGraph {
         set
     }
 
+    /// The direct score of `from`'s link to `to` (0 without one).
+    pub fn direct_score(&self, from: &Did, to: &Did, context: TrustContext, now_ms: u64) -> f64 {
+        let (Some(&from), Some(&to)) = (self.index.get(from), self.index.get(to)) else {
+            return 0.0;
+        };
+        self.out[from as usize]
+            .iter()
+            .find(|link| link.to == to)
+            .map_or(0.0, |link| self.direct(link, context, now_ms).0)
+    }
+
     /// The direct score of one link: (score, stated, stated in, inactive months).
     fn direct(
         &self,

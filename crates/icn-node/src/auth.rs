@@ -46,6 +46,8 @@ pub enum AuthError {
     UnknownChallenge,
     #[error("the signature does not verify with any key {did} has authorised")]
     BadSignature { did: Did },
+    #[error("this sign-in link is unknown, used or expired")]
+    UnknownLink,
     #[error("{0}")]
     Setup(String),
 }
@@ -73,6 +75,33 @@ impl Claims {
 pub struct Auth {
     secret: Vec<u8>,
     challenges: Mutex<HashMap<[u8; 32], (Did, Instant)>>,
+    /// Sign-in links' codes not yet used.
+    links: Mutex<HashMap<[u8; 16], (Did, Instant)>>,
+}
+
+/// How long a sign-in link works (once).
+pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
+/// Sign-in links waiting, at most; the oldest go first.
+const LINKS_MAX: usize = 64;
+
+/// Keeps at most `max - 1` live entries, dropping expired ones and then
+/// the oldest, to make room for one more.
+fn make_room<K: Copy + Eq + std::hash::Hash>(
+    waiting: &mut HashMap<K, (Did, Instant)>,
+    ttl: Duration,
+    max: usize,
+) {
+    waiting.retain(|_, (_, at)| at.elapsed() < ttl);
+    while waiting.len() >= max {
+        let Some(oldest) = waiting
+            .iter()
+            .min_by_key(|(_, (_, at))| *at)
+            .map(|(key, _)| *key)
+        else {
+            break;
+        };
+        waiting.remove(&oldest);
+    }
 }
 
 fn unix_now() -> u64 {
@@ -117,6 +146,7 @@ impl Auth {
         Auth {
             secret,
             challenges: Mutex::new(HashMap::new()),
+            links: Mutex::new(HashMap::new()),
         }
     }
 
@@ -126,17 +156,39 @@ impl Auth {
         getrandom::fill(&mut challenge)
             .map_err(|error| AuthError::Setup(format!("no randomness: {error}")))?;
         let mut challenges = self.challenges.lock().unwrap_or_else(|e| e.into_inner());
-        challenges.retain(|_, (_, at)| at.elapsed() < CHALLENGE_TTL);
-        if challenges.len() >= CHALLENGES_MAX
-            && let Some(oldest) = challenges
-                .iter()
-                .min_by_key(|(_, (_, at))| *at)
-                .map(|(key, _)| *key)
-        {
-            challenges.remove(&oldest);
-        }
+        make_room(&mut challenges, CHALLENGE_TTL, CHALLENGES_MAX);
         challenges.insert(challenge, (did, Instant::now()));
         Ok(bs58::encode(challenge).into_string())
+    }
+
+    /// A one-time sign-in code for `did` (base58), valid [`LINK_TTL`].
+    /// Only the admin socket hands these out.
+    pub fn link(&self, did: Did) -> Result<String, AuthError> {
+        let mut code = [0u8; 16];
+        getrandom::fill(&mut code)
+            .map_err(|error| AuthError::Setup(format!("no randomness: {error}")))?;
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        make_room(&mut links, LINK_TTL, LINKS_MAX);
+        links.insert(code, (did, Instant::now()));
+        Ok(bs58::encode(code).into_string())
+    }
+
+    /// Uses up a sign-in code: whose it was.
+    pub fn redeem(&self, code: &str) -> Result<Did, AuthError> {
+        let code: [u8; 16] = bs58::decode(code.trim())
+            .into_vec()
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or(AuthError::UnknownLink)?;
+        match self
+            .links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&code)
+        {
+            Some((did, at)) if at.elapsed() < LINK_TTL => Ok(did),
+            _ => Err(AuthError::UnknownLink),
+        }
     }
 
     /// Checks an answer to a challenge (used once) against the keys the

@@ -59,9 +59,22 @@ pub const DEFAULT_LISTEN: SocketAddr =
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
+    /// Serve the API and the web app (on by default, on loopback only).
     pub enable: bool,
+    /// Where. Unset: 127.0.0.1:7878, or any free port if that one is taken.
     pub bind: SocketAddr,
+    /// Requests per second each client address may make, on average
+    /// (0: no limit), and how many at once above that.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    /// Web origins, besides the gateway's own, whose pages may call the API
+    /// (`https://coop.example.org`). Empty: none.
+    pub cors_origins: Vec<String>,
 }
+
+/// Where the gateway listens unless told otherwise.
+pub const DEFAULT_GATEWAY_BIND: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7878);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -87,8 +100,11 @@ impl Default for Config {
 impl Default for GatewayConfig {
     fn default() -> GatewayConfig {
         GatewayConfig {
-            enable: false,
-            bind: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            enable: true,
+            bind: DEFAULT_GATEWAY_BIND,
+            rate_limit_per_second: 50,
+            rate_limit_burst: 200,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -192,6 +208,18 @@ impl Config {
                 }
                 "ICN_GATEWAY_BIND" => {
                     self.gateway.bind = value.parse().map_err(|e| invalid(format!("{e}")))?
+                }
+                "ICN_GATEWAY_RATE_LIMIT" => {
+                    self.gateway.rate_limit_per_second =
+                        value.parse().map_err(|e| invalid(format!("{e}")))?
+                }
+                "ICN_GATEWAY_CORS_ORIGINS" => {
+                    self.gateway.cors_origins = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|origin| !origin.is_empty())
+                        .map(str::to_owned)
+                        .collect()
                 }
                 "ICN_LISTEN" => {
                     self.listen = Some(value.parse().map_err(|e| invalid(format!("{e}")))?)

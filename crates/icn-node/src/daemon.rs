@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use crate::{
     config::{Config, DEFAULT_LISTEN},
-    http::{AppState, SharedState, admin_router, gateway_router},
+    http::{AppState, SharedState, admin_router},
     layout::DataDir,
     net::{Net, NetOptions, RelayOptions},
     node::{Node, now},
@@ -54,21 +54,36 @@ pub async fn run(
 
     let mut gateway_address = None;
     let gateway = if config.gateway.enable {
-        let listener = tokio::net::TcpListener::bind(config.gateway.bind)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {} (is another program using it? pick another with --gateway-bind)",
-                    config.gateway.bind
-                )
-            })?;
+        let listener = match tokio::net::TcpListener::bind(config.gateway.bind).await {
+            // Another node on this machine has the default port: any will do,
+            // and the address is printed below.
+            Err(error)
+                if config.gateway.bind == crate::config::DEFAULT_GATEWAY_BIND
+                    && error.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                tracing::warn!(address = %config.gateway.bind, "The gateway's port is taken; using a free one.");
+                tokio::net::TcpListener::bind((config.gateway.bind.ip(), 0)).await
+            }
+            bound => bound,
+        }
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is another program using it? pick another with --gateway-bind)",
+                config.gateway.bind
+            )
+        })?;
         let bound = listener.local_addr()?;
         tracing::info!(address = %bound, "Gateway listening.");
         gateway_address = Some(bound);
+        let _ = state.gateway_url.set(format!("http://{bound}"));
         Some(tokio::spawn(
-            axum::serve(listener, gateway_router(state.clone()))
-                .with_graceful_shutdown(stopped(stop.clone()))
-                .into_future(),
+            axum::serve(
+                listener,
+                crate::gateway::router(state.clone(), &config.gateway)
+                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(stopped(stop.clone()))
+            .into_future(),
         ))
     } else {
         None
@@ -134,10 +149,13 @@ pub async fn run(
         }
     }
     match gateway_address {
-        Some(address) => println!(
-            "icnd ready: admin socket {}, API http://{address}/api/v1",
-            socket_path.display()
-        ),
+        Some(address) => {
+            println!(
+                "icnd ready: admin socket {}, web app http://{address}/, API http://{address}/api/v1",
+                socket_path.display()
+            );
+            println!("Sign in to the web app with the link `icnctl web open` prints.");
+        }
         None => println!("icnd ready: admin socket {}", socket_path.display()),
     }
 

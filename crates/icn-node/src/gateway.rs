@@ -2,22 +2,47 @@
 //! as a member, with a token (see [`crate::auth`]). Reads take any member's
 //! token; what signs an event takes this node's own member's, because the
 //! node holds only that member's keys.
+//!
+//! Every operation is declared once, in [`api`], with the Rust types of its
+//! parameters, body and answer: the same declaration adds the route and
+//! describes it in the OpenAPI document (`/api/v1/openapi.json`), whose
+//! schemas come from those types (`schemars`). A route cannot exist without
+//! its description, nor be described with types it does not use.
 
-use std::{convert::Infallible, time::Duration};
+use std::{
+    collections::BTreeMap,
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{Path, RawQuery, State},
-    http::{HeaderMap, StatusCode},
-    response::sse::{Event as SseEvent, KeepAlive, Sse},
-    routing::{get, post},
+    extract::{
+        ConnectInfo, RawPathParams, RawQuery, Request, State,
+        rejection::{BytesRejection, RawPathParamsRejection},
+        ws::{Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
+    },
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    middleware::Next,
+    response::{
+        IntoResponse, Response,
+        sse::{Event as SseEvent, KeepAlive, Sse},
+    },
+    routing::{MethodRouter, get, post},
 };
 use icn_api as api;
+use icn_kernel::{EventId, Timestamp};
+use schemars::{JsonSchema, generate::SchemaSettings};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
 
 use crate::{
     auth::{AuthError, Claims, TOKEN_TTL_SECONDS},
-    http::{ApiError, SharedState, parse_json, parse_query, sign, with_node},
+    config::GatewayConfig,
+    http::{ApiError, REQUEST_BODY_MAX_BYTES, SharedState, parse_json, sign, with_node},
     node::{Node, NodeError, now},
 };
 
@@ -25,12 +50,21 @@ impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> ApiError {
         let message = error.to_string();
         match error {
-            AuthError::Missing | AuthError::Invalid => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message, None)
-            }
+            AuthError::Missing | AuthError::Invalid => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                message,
+                Some("sign in again: `icnctl web open` prints a link"),
+            ),
             AuthError::UnknownChallenge | AuthError::BadSignature { .. } => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "bad_challenge", message, None)
             }
+            AuthError::UnknownLink => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_link",
+                message,
+                Some("links work once and for 15 minutes: run `icnctl web open` for a new one"),
+            ),
             AuthError::Setup(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message, None)
             }
@@ -38,10 +72,66 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> ApiError {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(
+                status,
+                "too_large",
+                format!("request bodies are at most {REQUEST_BODY_MAX_BYTES} bytes"),
+                None,
+            );
+        }
+        ApiError::new(status, "bad_request", rejection.body_text(), None)
+    }
+}
+
+/// Who may call an operation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Anyone,
+    /// Any member's token.
+    Read,
+    /// This node's own member's token.
+    Write,
+}
+
+impl Access {
+    fn scope(self) -> &'static str {
+        match self {
+            Access::Anyone | Access::Read => "read",
+            Access::Write => "write",
+        }
+    }
+}
+
+/// An operation's name, group and one-line description.
+#[derive(Clone, Copy)]
+struct Op {
+    id: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    access: Access,
+}
+
+const fn op(id: &'static str, tag: &'static str, access: Access, summary: &'static str) -> Op {
+    Op {
+        id,
+        tag,
+        summary,
+        access,
+    }
+}
+
+/// No parameters.
+#[derive(serde::Deserialize, JsonSchema)]
+struct NoParams {}
+
 /// The caller's claims, if their token allows `scope`.
 fn caller(state: &SharedState, headers: &HeaderMap, scope: &str) -> Result<Claims, ApiError> {
     let header = headers
-        .get(axum::http::header::AUTHORIZATION)
+        .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
     let claims = state.auth.check(header)?;
     if !claims.allows(scope) {
@@ -55,23 +145,287 @@ fn caller(state: &SharedState, headers: &HeaderMap, scope: &str) -> Result<Claim
     Ok(claims)
 }
 
-/// A `POST` route that signs `action` as this node's member.
-fn signs<T: serde::de::DeserializeOwned + Send + 'static>(
-    action: fn(&mut Node, &T, icn_kernel::Timestamp) -> Result<icn_kernel::EventId, NodeError>,
-) -> axum::routing::MethodRouter<SharedState> {
-    post(
-        move |State(state): State<SharedState>, headers: HeaderMap, body: Bytes| {
-            sign_as_member(state, headers, body, action)
-        },
-    )
+/// A route's path parameters (none for routes without any).
+fn path_pairs(
+    path: Result<RawPathParams, RawPathParamsRejection>,
+) -> Result<Vec<(String, String)>, ApiError> {
+    match path {
+        Ok(params) => Ok(params
+            .iter()
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect()),
+        Err(RawPathParamsRejection::MissingPathParams(_)) => Ok(Vec::new()),
+        Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+    }
+}
+
+/// Path parameters and the query string, read as one `T` (with errors in
+/// the API's own shape: axum's extractors answer in plain text).
+fn parameters<T: DeserializeOwned>(
+    mut pairs: Vec<(String, String)>,
+    query: Option<String>,
+) -> Result<T, ApiError> {
+    let query = query.unwrap_or_default();
+    let from_query: Vec<(String, String)> = serde_urlencoded::from_str(&query)
+        .map_err(|error| ApiError::bad_request(format!("invalid query: {error}")))?;
+    pairs.extend(from_query);
+    let text = serde_urlencoded::to_string(&pairs).expect("strings encode");
+    serde_urlencoded::from_str(&text)
+        .map_err(|error| ApiError::bad_request(format!("invalid parameters: {error}")))
+}
+
+/// The routes being declared, and their OpenAPI description.
+struct Api {
+    router: Router<SharedState>,
+    paths: BTreeMap<&'static str, serde_json::Map<String, Value>>,
+    schemas: schemars::SchemaGenerator,
+}
+
+/// A JSON body of this schema.
+fn json_content(schema: Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+impl Api {
+    fn new() -> Api {
+        Api {
+            router: Router::new(),
+            paths: BTreeMap::new(),
+            schemas: SchemaSettings::draft2020_12()
+                .with(|settings| settings.definitions_path = "/components/schemas".into())
+                .into_generator(),
+        }
+    }
+
+    fn schema<T: JsonSchema>(&mut self) -> Value {
+        self.schemas.subschema_for::<T>().to_value()
+    }
+
+    /// `T`'s fields as OpenAPI parameters: in the path where `path` names
+    /// them, else in the query.
+    fn parameters_of<T: JsonSchema>(path: &str) -> Vec<Value> {
+        let root = SchemaSettings::draft2020_12()
+            .with(|settings| settings.inline_subschemas = true)
+            .into_generator()
+            .into_root_schema_for::<T>()
+            .to_value();
+        let required: Vec<&str> = root["required"]
+            .as_array()
+            .map(|names| names.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let Some(properties) = root["properties"].as_object() else {
+            return Vec::new();
+        };
+        properties
+            .iter()
+            .map(|(name, schema)| {
+                let in_path = path.contains(&format!("{{{name}}}"));
+                let mut schema = schema.clone();
+                let description = schema
+                    .as_object_mut()
+                    .and_then(|schema| schema.remove("description"));
+                // A parameter is present or absent, never null.
+                if let Some(types) = schema["type"].as_array() {
+                    let types: Vec<Value> =
+                        types.iter().filter(|t| *t != "null").cloned().collect();
+                    schema["type"] = match types.as_slice() {
+                        [one] => one.clone(),
+                        _ => Value::Array(types),
+                    };
+                }
+                if schema["default"].is_null()
+                    && let Some(schema) = schema.as_object_mut()
+                {
+                    schema.remove("default");
+                }
+                let mut parameter = json!({
+                    "name": name,
+                    "in": if in_path { "path" } else { "query" },
+                    "required": in_path || required.contains(&name.as_str()),
+                    "schema": schema,
+                });
+                if let Some(description) = description {
+                    parameter["description"] = description;
+                }
+                parameter
+            })
+            .collect()
+    }
+
+    /// Adds `op` to the document.
+    fn describe(
+        &mut self,
+        method: &str,
+        path: &'static str,
+        op: Op,
+        parameters: Vec<Value>,
+        body: Option<Value>,
+        ok: (StatusCode, &str, Value),
+    ) {
+        let error = json_content(self.schema::<api::ErrorBody>());
+        let mut responses = serde_json::Map::new();
+        let (status, description, content) = ok;
+        let mut answer = json!({ "description": description });
+        if !content.is_null() {
+            answer["content"] = content;
+        }
+        responses.insert(status.as_u16().to_string(), answer);
+        let mut errors = vec![
+            ("400", "Malformed input"),
+            ("401", "No valid token, signature or code"),
+            ("404", "No such thing"),
+            ("409", "The node cannot do this yet"),
+            ("413", "The body is too large"),
+            ("422", "The co-op's rules refuse it"),
+            ("429", "Too many requests"),
+            ("503", "The node is busy"),
+        ];
+        if op.access != Access::Anyone {
+            errors.push(("403", "The token does not allow this"));
+        }
+        for (code, description) in errors {
+            responses.insert(
+                code.to_owned(),
+                json!({ "description": description, "content": error }),
+            );
+        }
+        let mut operation = json!({
+            "operationId": op.id,
+            "summary": op.summary,
+            "tags": [op.tag],
+            "parameters": parameters,
+            "responses": responses,
+            "security": match op.access {
+                Access::Anyone => json!([]),
+                // Browsers' EventSource and WebSocket cannot set headers.
+                _ if op.tag == "live" => json!([{ "bearer": [] }, { "queryToken": [] }]),
+                _ => json!([{ "bearer": [] }]),
+            },
+        });
+        if let Some(body) = body {
+            operation["requestBody"] = json!({ "required": true, "content": json_content(body) });
+        }
+        let previous = self
+            .paths
+            .entry(path)
+            .or_default()
+            .insert(method.to_owned(), operation);
+        assert!(previous.is_none(), "{method} {path} is declared twice");
+    }
+
+    /// A `GET` answering `R` from parameters `Q`, for any member.
+    fn read<Q, R>(
+        mut self,
+        path: &'static str,
+        op: Op,
+        answer: fn(&Node, &Claims, Q) -> Result<R, NodeError>,
+    ) -> Api
+    where
+        Q: DeserializeOwned + JsonSchema + Send + 'static,
+        R: Serialize + JsonSchema + Send + 'static,
+    {
+        let ok = json_content(self.schema::<R>());
+        self.describe(
+            "get",
+            path,
+            op,
+            Api::parameters_of::<Q>(path),
+            None,
+            (StatusCode::OK, "OK", ok),
+        );
+        let route = get(
+            move |State(state): State<SharedState>,
+                  headers: HeaderMap,
+                  path: Result<RawPathParams, RawPathParamsRejection>,
+                  RawQuery(query): RawQuery| async move {
+                let claims = caller(&state, &headers, op.access.scope())?;
+                let parameters: Q = parameters(path_pairs(path)?, query)?;
+                with_node(&state, move |node| answer(node, &claims, parameters))
+                    .await
+                    .map(Json)
+            },
+        );
+        self.router = self.router.route(path, route);
+        self
+    }
+
+    /// A `POST` that signs one event from a `B` as this node's member.
+    fn write<B>(
+        mut self,
+        path: &'static str,
+        op: Op,
+        action: fn(&mut Node, &B, Timestamp) -> Result<EventId, NodeError>,
+    ) -> Api
+    where
+        B: DeserializeOwned + JsonSchema + Send + 'static,
+    {
+        let body = self.schema::<B>();
+        let ok = json_content(self.schema::<api::EventAck>());
+        self.describe(
+            "post",
+            path,
+            op,
+            Vec::new(),
+            Some(body),
+            (StatusCode::CREATED, "Signed and saved", ok),
+        );
+        let route = post(
+            move |State(state): State<SharedState>,
+                  headers: HeaderMap,
+                  body: Result<Bytes, BytesRejection>| async move {
+                sign_as_member(state, headers, body?, action).await
+            },
+        );
+        self.router = self.router.route(path, route);
+        self
+    }
+
+    /// A route with its own handler, described by hand.
+    #[allow(clippy::too_many_arguments)]
+    fn custom(
+        mut self,
+        method: &str,
+        path: &'static str,
+        op: Op,
+        parameters: Vec<Value>,
+        body: Option<Value>,
+        ok: (StatusCode, &str, Value),
+        route: MethodRouter<SharedState>,
+    ) -> Api {
+        self.describe(method, path, op, parameters, body, ok);
+        self.router = self.router.route(path, route);
+        self
+    }
+
+    /// The OpenAPI 3.1 document.
+    fn document(mut self) -> (Router<SharedState>, Value) {
+        let schemas = self.schemas.take_definitions(true);
+        let document = json!({
+            "openapi": "3.1.0",
+            "info": {
+                "title": "ICN gateway",
+                "version": env!("CARGO_PKG_VERSION"),
+                "description": "A member's view of their co-op, served by their own node. Sign in with POST /api/v1/auth/link (a code from `icnctl web open`) or /auth/challenge + /auth/verify, then send `Authorization: Bearer <token>`. Every error is {code, message, hint}.",
+            },
+            "paths": self.paths,
+            "components": {
+                "schemas": schemas,
+                "securitySchemes": {
+                    "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" },
+                    "queryToken": { "type": "apiKey", "in": "query", "name": "token" }
+                },
+            },
+        });
+        (self.router, document)
+    }
 }
 
 /// Signs as this node's member, for a caller who is that member.
-async fn sign_as_member<T: serde::de::DeserializeOwned + Send + 'static>(
+async fn sign_as_member<T: DeserializeOwned + Send + 'static>(
     state: SharedState,
     headers: HeaderMap,
     body: Bytes,
-    action: fn(&mut Node, &T, icn_kernel::Timestamp) -> Result<icn_kernel::EventId, NodeError>,
+    action: fn(&mut Node, &T, Timestamp) -> Result<EventId, NodeError>,
 ) -> Result<(StatusCode, Json<api::EventAck>), ApiError> {
     let claims = caller(&state, &headers, "write")?;
     let own = with_node(&state, |node| {
@@ -91,11 +445,20 @@ async fn sign_as_member<T: serde::de::DeserializeOwned + Send + 'static>(
     sign(state, body, action).await
 }
 
+fn token(did: String, token: String) -> api::Token {
+    api::Token {
+        token,
+        did,
+        scope: "read write".to_owned(),
+        expires_in_s: TOKEN_TTL_SECONDS,
+    }
+}
+
 async fn challenge(
     State(state): State<SharedState>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<api::Challenge>, ApiError> {
-    let request: api::AuthChallenge = parse_json(&body)?;
+    let request: api::AuthChallenge = parse_json(&body?)?;
     let did = request
         .did
         .parse()
@@ -108,234 +471,799 @@ async fn challenge(
 
 async fn verify(
     State(state): State<SharedState>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<api::Token>, ApiError> {
-    let request: api::AuthVerify = parse_json(&body)?;
+    let request: api::AuthVerify = parse_json(&body?)?;
     let did: icn_identity::Did = request
         .did
         .parse()
         .map_err(|error: icn_identity::DidError| ApiError::bad_request(error.to_string()))?;
-    // The keys a member authorises, if they are a member who has not left.
+    // The keys that may answer for a member who has not left: their
+    // identity's, and browsers this node signed them in on.
     let keys = with_node(&state, move |node| {
-        Ok(match node.is_member_did(&did) {
-            true => node.device_keys(&did),
-            false => Vec::new(),
-        })
+        Ok(
+            match node.is_member_did(&did) || node.me().is_ok_and(|me| me == did) {
+                true => {
+                    let mut keys = node.device_keys(&did);
+                    keys.extend(node.web_keys_of(&did)?);
+                    keys
+                }
+                false => Vec::new(),
+            },
+        )
     })
     .await?;
-    let token = state
+    let issued = state
         .auth
         .verify(did, &request.challenge, &request.signature, |_| {
             keys.clone()
         })?;
-    Ok(Json(api::Token {
-        token,
-        did: did.to_string(),
-        scope: "read write".to_owned(),
-        expires_in_s: TOKEN_TTL_SECONDS,
-    }))
+    Ok(Json(token(did.to_string(), issued)))
 }
 
-#[derive(serde::Deserialize)]
+/// Trades a sign-in link's code for a token, and remembers the browser's key.
+async fn redeem_link(
+    State(state): State<SharedState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<api::Token>, ApiError> {
+    let request: api::RedeemLink = parse_json(&body?)?;
+    let key = request
+        .key
+        .as_deref()
+        .map(|key| {
+            key.parse::<icn_identity::PublicKey>()
+                .map_err(|_| ApiError::bad_request("key must be a base58 Ed25519 public key"))
+        })
+        .transpose()?;
+    let label = request.label.clone().unwrap_or_default();
+    if label.len() > 200 {
+        return Err(ApiError::bad_request("label is at most 200 bytes"));
+    }
+    let did = state.auth.redeem(&request.code)?;
+    if let Some(key) = key {
+        with_node(&state, move |node| node.add_web_key(&did, key, &label)).await?;
+    }
+    Ok(Json(token(
+        did.to_string(),
+        state.auth.issue(did, "read write"),
+    )))
+}
+
+/// A new token for the caller, while theirs is still valid.
+async fn refresh(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+) -> Result<Json<api::Token>, ApiError> {
+    let claims = caller(&state, &headers, "read")?;
+    let did = claims.did()?;
+    Ok(Json(token(
+        claims.sub.clone(),
+        state.auth.issue(did, &claims.scope),
+    )))
+}
+
+fn me(node: &Node, claims: &Claims, _: NoParams) -> Result<api::Me, NodeError> {
+    let did: icn_identity::Did = claims
+        .sub
+        .parse()
+        .map_err(|_| NodeError::BadInput("token names no DID".to_owned()))?;
+    let name = match node.log() {
+        Some(_) => node
+            .members()?
+            .members
+            .into_iter()
+            .find(|member| member.did == claims.sub)
+            .map(|member| member.name)
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    Ok(api::Me {
+        did: claims.sub.clone(),
+        name,
+        scope: claims.scope.clone(),
+        expires_at_s: claims.exp,
+        can_sign: node.me().is_ok_and(|me| me == did),
+        coop: node.status(true, None).coop,
+    })
+}
+
+#[derive(serde::Deserialize, JsonSchema)]
+struct MemberPath {
+    /// A member's DID or display name.
+    did: String,
+}
+
+#[derive(serde::Deserialize, JsonSchema)]
+struct MemberQuery {
+    /// A member's DID or display name; default: the caller.
+    did: Option<String>,
+}
+
+impl MemberQuery {
+    fn member(&self, node: &Node, claims: &Claims) -> Result<icn_identity::Did, NodeError> {
+        node.resolve_member(self.did.as_deref().unwrap_or(&claims.sub))
+    }
+}
+
+#[derive(serde::Deserialize, JsonSchema)]
+struct StatementQuery {
+    /// A member's DID or display name; default: the caller.
+    did: Option<String>,
+    /// `YYYY-MM`.
+    month: String,
+}
+
+#[derive(serde::Deserialize, JsonSchema)]
+struct ExportQuery {
+    /// A member's DID or display name; default: the caller.
+    did: Option<String>,
+    /// `csv` or `json` (the default).
+    format: Option<String>,
+}
+
+#[derive(serde::Deserialize, JsonSchema)]
+struct ProposalPath {
+    /// The proposal's id (or a unique prefix of it).
+    id: String,
+}
+
+#[derive(serde::Deserialize, JsonSchema)]
+struct TrustPath {
+    /// A member's DID or name.
+    from: String,
+    /// A member's DID or name.
+    to: String,
+    /// `general` (default), `ledger`, `compute` or `governance`.
+    context: Option<String>,
+}
+
+#[derive(serde::Deserialize, JsonSchema)]
+struct TrustWhyPath {
+    /// A member's DID or name.
+    to: String,
+    /// `general` (default), `ledger`, `compute` or `governance`.
+    context: Option<String>,
+}
+
+#[derive(serde::Deserialize, JsonSchema)]
 struct TokenQuery {
+    /// The token, for clients that cannot set headers (`EventSource`).
     token: Option<String>,
 }
 
+/// Checks a token from the header or `?token=` (browsers' `EventSource`
+/// and `WebSocket` cannot set headers).
+fn stream_caller(
+    state: &SharedState,
+    headers: &HeaderMap,
+    query: Option<String>,
+) -> Result<(), ApiError> {
+    let query: TokenQuery = parameters(Vec::new(), query)?;
+    match query.token {
+        Some(token) => {
+            let mut headers = HeaderMap::new();
+            let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| ApiError::from(AuthError::Invalid))?;
+            headers.insert(header::AUTHORIZATION, value);
+            caller(state, &headers, "read").map(drop)
+        }
+        None => caller(state, headers, "read").map(drop),
+    }
+}
+
+/// What the live streams say of a newly kept event.
+fn live_event(event: &icn_kernel::Event) -> Value {
+    json!({
+        "id": event.id().to_string(),
+        "kind": event.kind().as_str(),
+        "author": event.author().to_string(),
+        "seq": event.seq(),
+        "time_ms": event.timestamp().as_millis(),
+    })
+}
+
+/// The next live message for a stream: an event, `lagged` when the client
+/// fell behind (it should refetch), or none when icnd stops.
+async fn next_live(
+    kept: &mut tokio::sync::broadcast::Receiver<icn_kernel::Event>,
+    stopping: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<(String, Value)> {
+    let received = tokio::select! {
+        received = kept.recv() => received,
+        _ = stopping.wait_for(|stopping| *stopping) => return None,
+    };
+    match received {
+        Ok(event) => Some((event.kind().as_str().to_owned(), live_event(&event))),
+        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+            Some(("lagged".to_owned(), json!({ "missed": missed })))
+        }
+        Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+    }
+}
+
 /// `GET /api/v1/events`: every event this node newly keeps, as Server-Sent
-/// Events (`kind` is the event's, e.g. `ledger.transfer`, `gov.vote`),
-/// for the web app to refresh what changed. Browsers' `EventSource` cannot
-/// set headers, so the token may come as `?token=`. A client that falls
-/// behind gets a `lagged` event and should refetch.
+/// Events (`event:` is the kind, e.g. `ledger.transfer`, `gov.vote`).
 async fn events(
     State(state): State<SharedState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let query: TokenQuery = parse_query(query)?;
-    match &query.token {
-        Some(token) => {
-            let claims = state.auth.check(Some(&format!("Bearer {token}")))?;
-            if !claims.allows("read") {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "this token does not allow read",
-                    None,
-                ));
-            }
-        }
-        None => {
-            caller(&state, &headers, "read")?;
-        }
-    }
+    stream_caller(&state, &headers, query)?;
     let kept = with_node(&state, |node| Ok(node.subscribe_kept())).await?;
     let stopping = state.stopping.subscribe();
     let stream =
         futures_util::stream::unfold((kept, stopping), |(mut kept, mut stopping)| async move {
-            let received = tokio::select! {
-                received = kept.recv() => received,
-                _ = stopping.wait_for(|stopping| *stopping) => return None,
-            };
-            let event = match received {
-                Ok(event) => SseEvent::default().event(event.kind().as_str()).data(
-                    serde_json::json!({
-                        "id": event.id().to_string(),
-                        "kind": event.kind().as_str(),
-                        "author": event.author().to_string(),
-                        "seq": event.seq(),
-                        "time_ms": event.timestamp().as_millis(),
-                    })
-                    .to_string(),
-                ),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                    SseEvent::default()
-                        .event("lagged")
-                        .data(format!("{{\"missed\":{missed}}}"))
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            };
+            let (kind, data) = next_live(&mut kept, &mut stopping).await?;
+            let event = SseEvent::default().event(kind).data(data.to_string());
             Some((Ok(event), (kept, stopping)))
         });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-#[derive(serde::Deserialize)]
-struct HistoryQuery {
-    did: Option<String>,
-    limit: Option<usize>,
+/// `GET /api/v1/events/ws`: the same events over a WebSocket, one JSON
+/// text message each (`{"type": kind, ...}`); what the client sends is
+/// ignored.
+async fn events_ws(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    stream_caller(&state, &headers, query)?;
+    let upgrade = upgrade.map_err(|rejection| {
+        ApiError::new(
+            rejection.status(),
+            "not_a_websocket",
+            rejection.body_text(),
+            Some("open it with a WebSocket client, or use GET /api/v1/events (Server-Sent Events)"),
+        )
+    })?;
+    let kept = with_node(&state, |node| Ok(node.subscribe_kept())).await?;
+    let stopping = state.stopping.subscribe();
+    Ok(upgrade
+        .max_message_size(4096)
+        .on_upgrade(move |socket| forward_live(socket, kept, stopping)))
 }
 
-/// The gateway's routes (merged into the gateway router).
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/api/v1/auth/challenge", post(challenge))
-        .route("/api/v1/auth/verify", post(verify))
+async fn forward_live(
+    mut socket: WebSocket,
+    mut kept: tokio::sync::broadcast::Receiver<icn_kernel::Event>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            live = next_live(&mut kept, &mut stopping) => {
+                let Some((kind, mut data)) = live else { break };
+                data["type"] = Value::String(kind);
+                if socket.send(Message::Text(data.to_string().into())).await.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+async fn export(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let claims = caller(&state, &headers, "read")?;
+    let query: ExportQuery = parameters(Vec::new(), query)?;
+    let csv = crate::http::wants_csv(query.format.as_deref())?;
+    let entries = with_node(&state, move |node| {
+        let member = MemberQuery { did: query.did }.member(node, &claims)?;
+        node.export(Some(&member))
+    })
+    .await?;
+    Ok(crate::http::entries_response(&entries, csv))
+}
+
+async fn peers(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+) -> Result<Json<api::Peers>, ApiError> {
+    caller(&state, &headers, "read")?;
+    let net = crate::http::running_net(&state)?.clone();
+    Ok(Json(tokio::task::block_in_place(|| net.peers())))
+}
+
+async fn openapi(State(document): State<Arc<Value>>) -> Json<Value> {
+    Json((*document).clone())
+}
+
+/// The gateway's operations.
+fn api() -> Api {
+    use Access::{Anyone, Read, Write};
+    let mut api = Api::new();
+    let token_schema = json_content(api.schema::<api::Token>());
+    let challenge_body = api.schema::<api::AuthChallenge>();
+    let challenge_answer = json_content(api.schema::<api::Challenge>());
+    let verify_body = api.schema::<api::AuthVerify>();
+    let link_body = api.schema::<api::RedeemLink>();
+    let entries = json_content(api.schema::<Vec<api::HistoryEntry>>());
+    let export_content = {
+        let mut content = entries.clone();
+        content["text/csv"] = json!({ "schema": { "type": "string" } });
+        content
+    };
+    let peers_content = json_content(api.schema::<api::Peers>());
+    api.custom(
+        "post",
+        "/api/v1/auth/challenge",
+        op(
+            "authChallenge",
+            "auth",
+            Anyone,
+            "A challenge for a member's key to sign",
+        ),
+        Vec::new(),
+        Some(challenge_body),
+        (StatusCode::OK, "The challenge", challenge_answer),
+        post(challenge),
+    )
+    .custom(
+        "post",
+        "/api/v1/auth/verify",
+        op(
+            "authVerify",
+            "auth",
+            Anyone,
+            "Trade a signed challenge for a token",
+        ),
+        Vec::new(),
+        Some(verify_body),
+        (StatusCode::OK, "A token", token_schema.clone()),
+        post(verify),
+    )
+    .custom(
+        "post",
+        "/api/v1/auth/link",
+        op(
+            "authLink",
+            "auth",
+            Anyone,
+            "Trade a sign-in link's one-time code for a token",
+        ),
+        Vec::new(),
+        Some(link_body),
+        (StatusCode::OK, "A token", token_schema.clone()),
+        post(redeem_link),
+    )
+    .custom(
+        "post",
+        "/api/v1/auth/refresh",
+        op("authRefresh", "auth", Read, "A fresh token for a valid one"),
+        Vec::new(),
+        None,
+        (StatusCode::OK, "A token", token_schema),
+        post(refresh),
+    )
+    .read(
+        "/api/v1/me",
+        op("me", "identity", Read, "Who the token speaks for"),
+        me,
+    )
+    .read(
+        "/api/v1/status",
+        op("status", "node", Read, "This node: co-op, events, peers"),
+        |node, _, _: NoParams| Ok(node.status(true, None)),
+    )
+    .custom(
+        "get",
+        "/api/v1/peers",
+        op(
+            "peers",
+            "node",
+            Read,
+            "Who this node replicates with, and how",
+        ),
+        Vec::new(),
+        None,
+        (StatusCode::OK, "The peers", peers_content),
+        get(peers),
+    )
+    .read(
+        "/api/v1/members",
+        op("members", "members", Read, "Members and applicants"),
+        |node, _, _: NoParams| node.members(),
+    )
+    .write(
+        "/api/v1/members/vouch",
+        op("vouch", "members", Write, "Vouch for an applicant"),
+        Node::vouch,
+    )
+    .write(
+        "/api/v1/members/profile",
+        op("setProfile", "members", Write, "Set your name and skills"),
+        Node::set_profile,
+    )
+    .read(
+        "/api/v1/ledger/balance/{did}",
+        op("balance", "ledger", Read, "A member's accounts"),
+        |node, _, path: MemberPath| node.balance(&node.resolve_member(&path.did)?),
+    )
+    .read(
+        "/api/v1/ledger/history",
+        op(
+            "history",
+            "ledger",
+            Read,
+            "A member's entries, newest page first; follow next_cursor for older ones",
+        ),
+        |node, claims, mut filter: api::HistoryFilter| {
+            let did = node.resolve_member(filter.did.as_deref().unwrap_or(&claims.sub))?;
+            if let Some(counterparty) = &filter.counterparty {
+                filter.counterparty = Some(node.resolve_member(counterparty)?.to_string());
+            }
+            filter.did = Some(did.to_string());
+            node.history(&filter)
+        },
+    )
+    .read(
+        "/api/v1/ledger/statement",
+        op(
+            "statement",
+            "ledger",
+            Read,
+            "One month of a member's accounts",
+        ),
+        |node, claims, query: StatementQuery| {
+            let member = MemberQuery { did: query.did }.member(node, claims)?;
+            node.statement(&member, &query.month)
+        },
+    )
+    .custom(
+        "get",
+        "/api/v1/ledger/export",
+        op(
+            "export",
+            "ledger",
+            Read,
+            "A member's whole history as CSV or JSON",
+        ),
+        Api::parameters_of::<ExportQuery>(""),
+        None,
+        (StatusCode::OK, "The entries", export_content),
+        get(export),
+    )
+    .read(
+        "/api/v1/ledger/totals",
+        op("totals", "ledger", Read, "The co-op's totals per currency"),
+        |node, _, _: NoParams| node.totals(),
+    )
+    .read(
+        "/api/v1/ledger/inbox",
+        op(
+            "inbox",
+            "ledger",
+            Read,
+            "Requests, disputes and notices for the caller",
+        ),
+        |node, claims, query: MemberQuery| node.inbox(&query.member(node, claims)?),
+    )
+    .write(
+        "/api/v1/ledger/transfer",
+        op(
+            "transfer",
+            "ledger",
+            Write,
+            "Pay a member (log hours for them)",
+        ),
+        Node::pay,
+    )
+    .write(
+        "/api/v1/ledger/requests",
+        op("requestPayment", "ledger", Write, "Ask a member to pay you"),
+        Node::request_payment,
+    )
+    .write(
+        "/api/v1/ledger/requests/answer",
+        op("answerRequest", "ledger", Write, "Pay or decline a request"),
+        Node::answer_request,
+    )
+    .write(
+        "/api/v1/ledger/disputes",
+        op("openDispute", "ledger", Write, "Dispute a payment"),
+        Node::open_dispute,
+    )
+    .write(
+        "/api/v1/ledger/disputes/evidence",
+        op("addEvidence", "ledger", Write, "Add evidence to a dispute"),
+        Node::add_evidence,
+    )
+    .write(
+        "/api/v1/ledger/disputes/resolve",
+        op(
+            "resolveDispute",
+            "ledger",
+            Write,
+            "Resolve a dispute you mediate",
+        ),
+        Node::resolve_dispute,
+    )
+    .read(
+        "/api/v1/trust/score/{from}/{to}",
+        op(
+            "trustScore",
+            "trust",
+            Read,
+            "How much one member trusts another, through the graph",
+        ),
+        |node, _, path: TrustPath| {
+            node.trust_score(Some(&path.from), &path.to, path.context.as_deref(), now())
+        },
+    )
+    .read(
+        "/api/v1/trust/why/{to}",
+        op(
+            "trustWhy",
+            "trust",
+            Read,
+            "Why the caller trusts a member as much as they do",
+        ),
+        |node, claims, path: TrustWhyPath| {
+            node.trust_why(Some(&claims.sub), &path.to, path.context.as_deref(), now())
+        },
+    )
+    .read(
+        "/api/v1/trust/edges",
+        op(
+            "trustEdges",
+            "trust",
+            Read,
+            "The trust links to and from a member",
+        ),
+        |node, claims, query: MemberQuery| {
+            node.trust_edges(Some(query.did.as_deref().unwrap_or(&claims.sub)), now())
+        },
+    )
+    .write(
+        "/api/v1/trust",
+        op("trustAdd", "trust", Write, "State your trust in a member"),
+        Node::trust_add,
+    )
+    .read(
+        "/api/v1/governance/proposals",
+        op(
+            "proposals",
+            "governance",
+            Read,
+            "Every proposal, newest first",
+        ),
+        |node, _, _: NoParams| node.proposals(),
+    )
+    .write(
+        "/api/v1/governance/proposals",
+        op("propose", "governance", Write, "Make a proposal"),
+        Node::propose,
+    )
+    .read(
+        "/api/v1/governance/proposals/{id}",
+        op(
+            "proposal",
+            "governance",
+            Read,
+            "One proposal with its votes and tally",
+        ),
+        |node, _, path: ProposalPath| node.proposal(&path.id),
+    )
+    .write(
+        "/api/v1/governance/vote",
+        op(
+            "vote",
+            "governance",
+            Write,
+            "Vote on a proposal (again, to change your vote)",
+        ),
+        Node::vote,
+    )
+    .write(
+        "/api/v1/governance/cancel",
+        op(
+            "cancelProposal",
+            "governance",
+            Write,
+            "Withdraw your proposal",
+        ),
+        Node::cancel_proposal,
+    )
+    .read(
+        "/api/v1/governance/templates",
+        op(
+            "templates",
+            "governance",
+            Read,
+            "The co-op's proposal templates",
+        ),
+        |node, _, _: NoParams| node.templates(),
+    )
+    .custom(
+        "get",
+        "/api/v1/events",
+        op(
+            "events",
+            "live",
+            Read,
+            "Newly kept events as Server-Sent Events",
+        ),
+        Vec::new(),
+        None,
+        (
+            StatusCode::OK,
+            "An event stream",
+            json!({ "text/event-stream": { "schema": { "type": "string" } } }),
+        ),
+        get(events),
+    )
+    .custom(
+        "get",
+        "/api/v1/events/ws",
+        op(
+            "eventsWebSocket",
+            "live",
+            Read,
+            "Newly kept events over a WebSocket (send an Upgrade)",
+        ),
+        Vec::new(),
+        None,
+        (
+            StatusCode::SWITCHING_PROTOCOLS,
+            "The WebSocket",
+            Value::Null,
+        ),
+        get(events_ws),
+    )
+}
+
+/// A token bucket per client address.
+pub struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    buckets: Mutex<std::collections::HashMap<IpAddr, (f64, Instant)>>,
+}
+
+/// Client addresses tracked, at most: past this, full buckets are dropped.
+const RATE_CLIENTS_MAX: usize = 4_096;
+
+impl RateLimiter {
+    pub fn new(per_second: u32, burst: u32) -> RateLimiter {
+        RateLimiter {
+            per_second: f64::from(per_second),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// Takes one request from `client`'s bucket; on refusal, the seconds
+    /// until it may try again.
+    fn take(&self, client: IpAddr) -> Result<(), u64> {
+        if self.per_second <= 0.0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= RATE_CLIENTS_MAX && !buckets.contains_key(&client) {
+            let (per_second, burst) = (self.per_second, self.burst);
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * per_second < burst
+            });
+            if buckets.len() >= RATE_CLIENTS_MAX {
+                return Err(1);
+            }
+        }
+        let (tokens, at) = buckets.entry(client).or_insert((self.burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / self.per_second).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+async fn rate_limit(
+    State(limiter): State<Arc<RateLimiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    match limiter.take(client) {
+        Ok(()) => next.run(request).await,
+        Err(seconds) => {
+            let mut response = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this address",
+                Some("wait a moment; the gateway's limits are [gateway] rate_limit_per_second and rate_limit_burst"),
+            )
+            .into_response();
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&seconds.to_string()).expect("digits are a header value"),
+            );
+            response
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint",
+        Some("see /api/v1/openapi.json"),
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+        Some("see /api/v1/openapi.json"),
+    )
+}
+
+/// The OpenAPI document of the gateway.
+pub fn openapi_document() -> Value {
+    api().document().1
+}
+
+/// The public gateway: the API, its document, and the web app.
+pub fn router(state: SharedState, config: &GatewayConfig) -> Router {
+    let (routes, document) = api().document();
+    let mut router = Router::new()
         .route(
-            "/api/v1/me",
-            get(|State(state): State<SharedState>, headers: HeaderMap| async move {
-                let claims = caller(&state, &headers, "read")?;
-                Ok::<_, ApiError>(Json(serde_json::json!({
-                    "did": claims.sub,
-                    "scope": claims.scope,
-                    "expires_at_s": claims.exp,
-                })))
+            "/api/v1/health",
+            get(|| async {
+                Json(api::Health {
+                    status: "ok".to_owned(),
+                })
             }),
         )
         .route(
-            "/api/v1/members",
-            get(|State(state): State<SharedState>, headers: HeaderMap| async move {
-                caller(&state, &headers, "read")?;
-                with_node(&state, |node| node.members()).await.map(Json)
-            }),
+            "/api/v1/openapi.json",
+            get(openapi).with_state(Arc::new(document)),
         )
-        .route(
-            "/api/v1/ledger/balance/{did}",
-            get(
-                |State(state): State<SharedState>, headers: HeaderMap, Path(did): Path<String>| async move {
-                    caller(&state, &headers, "read")?;
-                    with_node(&state, move |node| {
-                        let did = node.resolve_member(&did)?;
-                        node.balance(&did)
-                    })
-                    .await
-                    .map(Json)
-                },
-            ),
-        )
-        .route(
-            "/api/v1/ledger/history",
-            get(
-                |State(state): State<SharedState>, headers: HeaderMap, RawQuery(query): RawQuery| async move {
-                    let claims = caller(&state, &headers, "read")?;
-                    let query: HistoryQuery = parse_query(query)?;
-                    let filter = api::HistoryFilter {
-                        did: Some(query.did.unwrap_or(claims.sub)),
-                        limit: query.limit,
-                        counterparty: None,
-                        currency: None,
-                        from: None,
-                        to: None,
-                    };
-                    with_node(&state, move |node| node.history(&filter)).await.map(Json)
-                },
-            ),
-        )
-        .route(
-            "/api/v1/ledger/transfer",
-            signs(Node::pay),
-        )
-        .route(
-            "/api/v1/governance/proposals",
-            get(|State(state): State<SharedState>, headers: HeaderMap| async move {
-                caller(&state, &headers, "read")?;
-                with_node(&state, |node| node.proposals()).await.map(Json)
-            })
-            .merge(signs(Node::propose)),
-        )
-        .route(
-            "/api/v1/governance/vote",
-            signs(Node::vote),
-        )
-        .route("/api/v1/events", get(events))
-        .route(
-            "/api/v1/ledger/requests",
-            signs(Node::request_payment),
-        )
-        .route(
-            "/api/v1/ledger/requests/answer",
-            signs(Node::answer_request),
-        )
-        .route(
-            "/api/v1/ledger/inbox",
-            get(|State(state): State<SharedState>, headers: HeaderMap| async move {
-                let did = caller(&state, &headers, "read")?.did()?;
-                with_node(&state, move |node| node.inbox(&did)).await.map(Json)
-            }),
-        )
-        .route(
-            "/api/v1/governance/proposals/{id}",
-            get(
-                |State(state): State<SharedState>, headers: HeaderMap, Path(id): Path<String>| async move {
-                    caller(&state, &headers, "read")?;
-                    with_node(&state, move |node| node.proposal(&id)).await.map(Json)
-                },
-            ),
-        )
-        .route(
-            "/api/v1/governance/templates",
-            get(|State(state): State<SharedState>, headers: HeaderMap| async move {
-                caller(&state, &headers, "read")?;
-                with_node(&state, |node| node.templates()).await.map(Json)
-            }),
-        )
-        .route(
-            "/api/v1/trust",
-            signs(Node::trust_add),
-        )
-        .route(
-            "/api/v1/trust/why/{to}",
-            get(
-                |State(state): State<SharedState>, headers: HeaderMap, Path(to): Path<String>| async move {
-                    let from = caller(&state, &headers, "read")?.sub;
-                    with_node(&state, move |node| node.trust_why(Some(&from), &to, None, now()))
-                        .await
-                        .map(Json)
-                },
-            ),
-        )
-        .route(
-            "/api/v1/trust/score/{from}/{to}",
-            get(
-                |State(state): State<SharedState>,
-                 headers: HeaderMap,
-                 Path((from, to)): Path<(String, String)>| async move {
-                    caller(&state, &headers, "read")?;
-                    with_node(&state, move |node| {
-                        node.trust_score(Some(&from), &to, None, now())
-                    })
-                    .await
-                    .map(Json)
-                },
-            ),
-        )
+        .merge(routes)
+        .merge(crate::web::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_MAX_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(RateLimiter::new(
+                config.rate_limit_per_second,
+                config.rate_limit_burst,
+            )),
+            rate_limit,
+        ))
+        .with_state(state);
+    if !config.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = config
+            .cors_origins
+            .iter()
+            .filter_map(|origin| HeaderValue::from_str(origin).ok())
+            .collect();
+        router = router.layer(
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                .max_age(Duration::from_secs(600)),
+        );
+    }
+    router
 }

@@ -660,6 +660,59 @@ impl Node {
         Ok((from, self.resolve_member(to)?))
     }
 
+    /// The trust links from and to a member (default: this node's).
+    pub fn trust_edges(
+        &self,
+        member: Option<&str>,
+        now: Timestamp,
+    ) -> Result<api::TrustEdges, NodeError> {
+        let did = match member {
+            Some(text) => self.resolve_member(text)?,
+            None => self.me()?,
+        };
+        let graph = self.trust_graph()?;
+        let minute = as_of_minute(now);
+        let (mut outgoing, mut incoming) = (Vec::new(), Vec::new());
+        let me = did.to_string();
+        for (_, value) in self.store.view(trust::VIEW_TRUST)? {
+            let Some(pair) = trust::parse_pair(&value) else {
+                continue;
+            };
+            if pair.from != me && pair.to != me {
+                continue;
+            }
+            let (Ok(from), Ok(to)) = (pair.from.parse::<Did>(), pair.to.parse::<Did>()) else {
+                continue;
+            };
+            let edge = api::TrustEdge {
+                stated: pair
+                    .statements
+                    .iter()
+                    .map(|(context, statement)| {
+                        (
+                            context.as_str().to_owned(),
+                            f64::from(statement.permille) / 1000.0,
+                        )
+                    })
+                    .collect(),
+                transfers: pair.transfers,
+                score: graph.direct_score(&from, &to, TrustContext::General, minute),
+                from: pair.from,
+                to: pair.to,
+            };
+            if edge.from == me {
+                outgoing.push(edge);
+            } else {
+                incoming.push(edge);
+            }
+        }
+        Ok(api::TrustEdges {
+            did: me,
+            outgoing,
+            incoming,
+        })
+    }
+
     pub fn trust_score(
         &self,
         from: Option<&str>,

@@ -37,6 +37,8 @@ pub struct AppState {
     /// Set when icnd stops, so that long-lived responses (event streams)
     /// end and the server can finish.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// Where the gateway serves, once it does (`http://127.0.0.1:7878`).
+    pub gateway_url: std::sync::OnceLock<String>,
 }
 
 impl Drop for AppState {
@@ -107,6 +109,7 @@ impl AppState {
             committer: Some(committer),
             auth,
             stopping: tokio::sync::watch::channel(false).0,
+            gateway_url: std::sync::OnceLock::new(),
         })
     }
 }
@@ -432,15 +435,7 @@ async fn export(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query: MemberQuery = parse_query(query)?;
-    let csv = match query.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "format {other:?}: expected csv or json"
-            )));
-        }
-    };
+    let csv = wants_csv(query.format.as_deref())?;
     let entries = with_node(&state, move |node| {
         let member = if query.all {
             None
@@ -450,15 +445,37 @@ async fn export(
         node.export(member.as_ref())
     })
     .await?;
-    Ok(if csv {
+    Ok(entries_response(&entries, csv))
+}
+
+/// Whether an export's `format` asks for CSV (else JSON).
+pub(crate) fn wants_csv(format: Option<&str>) -> Result<bool, ApiError> {
+    match format {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "format {other:?}: expected csv or json"
+        ))),
+    }
+}
+
+/// Exported entries as CSV (a file to save) or JSON.
+pub(crate) fn entries_response(entries: &[icn_api::HistoryEntry], csv: bool) -> Response {
+    if csv {
         (
-            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            crate::ledger::entries_csv(&entries),
+            [
+                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"icn-history.csv\"",
+                ),
+            ],
+            crate::ledger::entries_csv(entries),
         )
             .into_response()
     } else {
         Json(entries).into_response()
-    })
+    }
 }
 
 async fn totals(State(state): State<SharedState>) -> Result<Json<icn_api::Totals>, ApiError> {
@@ -475,7 +492,7 @@ async fn inbox(
         .map(Json)
 }
 
-fn running_net(state: &SharedState) -> Result<&Arc<crate::net::Net>, ApiError> {
+pub(crate) fn running_net(state: &SharedState) -> Result<&Arc<crate::net::Net>, ApiError> {
     state.net.get().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -671,6 +688,27 @@ async fn trust_why(
     trust_query(state, query, Node::trust_why).await
 }
 
+/// A one-time sign-in link to the web app for this node's own member.
+async fn gateway_link(
+    State(state): State<SharedState>,
+) -> Result<Json<icn_api::WebLink>, ApiError> {
+    let url = state.gateway_url.get().cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "gateway_off",
+            "this node does not serve the web app",
+            Some("start icnd without --no-gateway (and without [gateway] enable = false)"),
+        )
+    })?;
+    let did = with_node(&state, |node| node.me()).await?;
+    let code = state.auth.link(did)?;
+    Ok(Json(icn_api::WebLink {
+        url: format!("{url}/#login={code}"),
+        code,
+        expires_in_s: crate::auth::LINK_TTL.as_secs(),
+    }))
+}
+
 /// A token for this node's own member: whoever reaches the admin socket
 /// already acts as them.
 async fn gateway_token(State(state): State<SharedState>) -> Result<Json<icn_api::Token>, ApiError> {
@@ -695,17 +733,6 @@ async fn not_found() -> ApiError {
         "no such endpoint",
         Some("see /api/v1/health and /api/v1/status"),
     )
-}
-
-/// The public API, served on TCP when the gateway is enabled.
-pub fn gateway_router(state: SharedState) -> Router {
-    Router::new()
-        .route("/api/v1/health", get(health))
-        .route("/api/v1/status", get(status))
-        .merge(crate::gateway::routes())
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(REQUEST_BODY_MAX_BYTES))
-        .with_state(state)
 }
 
 /// The admin API, served only on the data directory's Unix socket.
@@ -743,6 +770,21 @@ pub fn admin_router(state: SharedState) -> Router {
         .route("/admin/v1/ledger/inbox", get(inbox))
         .merge(governance_routes())
         .route("/admin/v1/gateway/token", post(gateway_token))
+        .route("/admin/v1/gateway/link", post(gateway_link))
+        .route(
+            "/admin/v1/gateway/keys",
+            get(|State(state): State<SharedState>| async move {
+                with_node(&state, |node| node.web_keys()).await.map(Json)
+            }),
+        )
+        .route(
+            "/admin/v1/gateway/keys/revoke",
+            post(|State(state): State<SharedState>, body: Bytes| async move {
+                let request: icn_api::RevokeWebKey = parse_json(&body)?;
+                with_node(&state, move |node| node.revoke_web_key(&request)).await?;
+                with_node(&state, |node| node.web_keys()).await.map(Json)
+            }),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(REQUEST_BODY_MAX_BYTES))
         .with_state(state)

@@ -486,10 +486,18 @@ impl Node {
             currency_spec(self.ledger_log()?, code)?;
         }
         let lower = format!("{did}/{from:016}");
-        let upper = match to {
+        let mut upper = match to {
             Some(to) => format!("{did}/{to:016}"),
             None => format!("{did}/\u{10FFFF}"),
         };
+        if let Some(cursor) = &filter.cursor {
+            if !cursor.starts_with(&format!("{did}/")) {
+                return Err(bad(
+                    "this cursor belongs to another history; pass the next_cursor of the same query",
+                ));
+            }
+            upper = upper.min(cursor.clone());
+        }
         let filtered = counterparty.is_some() || filter.currency.is_some();
         let rows = self.store.view_between(
             ledger::VIEW_ENTRY,
@@ -499,10 +507,12 @@ impl Node {
             true,
         )?;
         let mut entries = Vec::new();
+        let mut next_cursor = None;
         for (key, value) in rows.iter().rev() {
             if entries.len() == limit {
                 break;
             }
+            next_cursor = Some(key.clone());
             let entry: ledger::Entry = parse_row(key, value)?;
             if counterparty.is_some_and(|who| entry.counterparty != who.to_string())
                 || filter
@@ -515,9 +525,14 @@ impl Node {
             entries.push(self.history_entry(&did.to_string(), entry)?);
         }
         entries.reverse();
+        // A full page may have more before it; a short one is the start.
+        if entries.len() < limit {
+            next_cursor = None;
+        }
         Ok(api::History {
             did: did.to_string(),
             entries,
+            next_cursor,
         })
     }
 

@@ -16,6 +16,7 @@ pub mod net;
 pub mod node;
 pub mod passphrase;
 pub mod pipeline;
+pub mod web;
 
 pub use config::{Config, ConfigError, Overrides};
 pub use layout::{DataDir, PublicIdentity};

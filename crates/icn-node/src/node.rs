@@ -448,9 +448,14 @@ impl Node {
         if !peers.iter().any(|known| known == ticket) {
             peers.push(ticket.to_owned());
             let peers = serde_json::to_string(&peers).expect("strings serialise");
-            self.store
-                .commit(&Changes::default(), &[(META_PEERS, &peers)])?;
+            self.set_meta(META_PEERS, &peers)?;
         }
+        Ok(())
+    }
+
+    /// Saves one of this node's own settings (not replicated).
+    pub(crate) fn set_meta(&mut self, key: &str, value: &str) -> Result<(), NodeError> {
+        self.store.commit(&Changes::default(), &[(key, value)])?;
         Ok(())
     }
 

@@ -26,10 +26,14 @@ struct Flags {
     /// A TOML config file; ICN_* variables and flags override it.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
-    /// Serve the HTTP API (/api/v1) on --gateway-bind.
-    #[arg(long, global = true)]
+    /// Serve the HTTP API (/api/v1) on --gateway-bind (the default).
+    #[arg(long, global = true, conflicts_with = "no_gateway")]
     gateway_enable: bool,
-    /// Address for the HTTP API. Default: 127.0.0.1:7878.
+    /// Do not serve the web app and HTTP API.
+    #[arg(long, global = true)]
+    no_gateway: bool,
+    /// Address for the web app and HTTP API. Default: 127.0.0.1:7878 (this
+    /// machine only), or a free port if that one is taken.
     #[arg(long, global = true)]
     gateway_bind: Option<SocketAddr>,
     /// UDP address peers reach this node on. Default: 0.0.0.0:7879.
@@ -76,7 +80,11 @@ enum ConfigCommand {
 fn load_config(flags: &Flags) -> anyhow::Result<Config> {
     let overrides = Overrides {
         data_dir: flags.data_dir.clone(),
-        gateway_enable: flags.gateway_enable.then_some(true),
+        gateway_enable: match (flags.gateway_enable, flags.no_gateway) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
         gateway_bind: flags.gateway_bind,
         listen: flags.listen,
         peers: flags.peers.clone(),

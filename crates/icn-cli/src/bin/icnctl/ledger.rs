@@ -170,6 +170,7 @@ pub fn run(context: &Context, command: LedgerCommand) -> Outcome {
                 currency,
                 from,
                 to,
+                cursor: None,
             };
             history(context, &filter)
         }

@@ -6,6 +6,7 @@ mod governance;
 mod ledger;
 mod net;
 mod trust;
+mod web;
 
 use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
 
@@ -78,22 +79,16 @@ enum Command {
     Status,
     /// Who this node replicates with: each peer, direct or relayed, and counters.
     Peers,
-    /// The gateway (`icnd --gateway-enable`): a token to call /api/v1 as you.
+    /// The web app icnd serves: sign in (`web open`), tokens for /api/v1.
     Web {
         #[command(subcommand)]
-        command: WebCommand,
+        command: web::WebCommand,
     },
     /// This node's network ticket.
     Net {
         #[command(subcommand)]
         command: net::NetCommand,
     },
-}
-
-#[derive(Subcommand)]
-enum WebCommand {
-    /// Print a token (an hour) for `Authorization: Bearer …` on /api/v1.
-    Token,
 }
 
 #[derive(Subcommand)]
@@ -572,9 +567,7 @@ fn run(cli: Cli) -> Outcome {
         Command::Status => status(&context),
         Command::Peers => net::peers(&context),
         Command::Net { command } => net::run(&context, command),
-        Command::Web {
-            command: WebCommand::Token,
-        } => net::web_token(&context),
+        Command::Web { command } => web::run(&context, command),
     }
 }
 

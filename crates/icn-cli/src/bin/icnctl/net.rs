@@ -130,17 +130,3 @@ pub fn invite(context: &Context) -> Outcome {
     });
     Ok(())
 }
-
-/// A gateway token for this node's member, for scripts and the web app.
-pub fn web_token(context: &Context) -> Outcome {
-    let token: icn_api::Token =
-        context.daemon_or_local("POST", "/admin/v1/gateway/token", None, needs_daemon)?;
-    context.print(&token, |token| {
-        format!(
-            "{}\nUse it as `Authorization: Bearer <token>` on the gateway's /api/v1 (valid {} minutes).",
-            token.token,
-            token.expires_in_s / 60
-        )
-    });
-    Ok(())
-}

@@ -1,0 +1,143 @@
+// Two members use the web app in Debian's Chromium, each signed in to their
+// own node: Ada logs hours for Ben, whose balance changes while he watches;
+// Ada proposes from a template, both vote, and the outcome reaches both
+// pages. Run by `members_use_the_web_app_in_a_real_browser` in cli.rs,
+// which starts the nodes and passes sign-in links in the environment.
+
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const shots = env("SCREENSHOTS");
+mkdirSync(shots, { recursive: true });
+const TIMEOUT = 60_000;
+
+const browser = await chromium.launch({
+  executablePath: env("CHROMIUM"),
+  headless: true,
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+
+let failed = false;
+const pages = [];
+try {
+  // Ada on a laptop, Ben on a phone-sized screen.
+  const ada = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage();
+  const benContext = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const ben = await benContext.newPage();
+  pages.push(["ada", ada], ["ben", ben]);
+  for (const [who, page] of [["ada", ada], ["ben", ben]]) {
+    page.setDefaultTimeout(TIMEOUT);
+    page.on("pageerror", (error) => { console.error(`${who}: page error: ${error.message}`); failed = true; });
+    page.on("console", (message) => { if (message.type() === "error") console.error(`${who}: console: ${message.text()}`); });
+  }
+  const shot = (page, name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+  const balance = (page) => page.getByTestId("balance");
+
+  // Signing in by link, then the dashboard.
+  await ada.goto(env("ADA_LINK"));
+  await ada.getByRole("heading", { name: "Hello, Ada" }).waitFor();
+  await ben.goto(env("BEN_LINK"));
+  await ben.getByRole("heading", { name: "Hello, Ben" }).waitFor();
+  await expectText(balance(ben), "0m");
+  await shot(ben, "1-ben-dashboard-phone");
+
+  // Ada logs 1h30m for Ben from the Hours page.
+  await ada.getByRole("link", { name: "Hours" }).click();
+  const pay = ada.getByRole("form", { name: "Log hours for someone" });
+  await pay.getByLabel("To", { exact: true }).selectOption({ label: "Ben" });
+  await pay.getByLabel("Hours").fill("1h30m");
+  await pay.getByLabel("What for").fill("Fixed the bike trailer");
+  await shot(ada, "2-ada-logs-hours");
+  await pay.getByRole("button", { name: "Send hours" }).click();
+  await ada.getByText("Sent 1h30m to Ben.").waitFor();
+  await ada.locator("#history").getByText("To Ben").waitFor();
+
+  // Ben's page updates by itself (live events), without a reload.
+  await expectText(balance(ben), "1h 30m");
+  await ben.getByText("From Ada").waitFor();
+  await shot(ben, "3-ben-paid-live");
+
+  // A bad amount gets a clear error, and nothing is sent.
+  await pay.getByLabel("To", { exact: true }).selectOption({ label: "Ben" });
+  await pay.getByLabel("Hours").fill("lots");
+  await pay.getByRole("button", { name: "Send hours" }).click();
+  await pay.getByRole("alert").waitFor();
+
+  // Ada proposes from a template; Ben sees it waiting for his vote.
+  await ada.getByRole("link", { name: "Decisions" }).click();
+  await ada.getByText("New proposal").click();
+  await ada.getByLabel("Title").fill("Buy a shared printer");
+  await ada.getByLabel("Details").fill("For flyers and invoices.");
+  await ada.getByLabel("How we decide").selectOption("simple-majority");
+  await ada.getByRole("button", { name: "Open for votes" }).click();
+  await ada.getByText("Proposal opened").waitFor();
+  await ben.getByRole("link", { name: "Buy a shared printer" }).click();
+  await ben.getByRole("button", { name: "Yes" }).click();
+  await ben.getByText("Your vote: yes").waitFor();
+  await shot(ben, "4-ben-voted");
+
+  // Ada votes too; the co-op's closer (Ada's node) closes it early, and
+  // both pages show the outcome.
+  await ada.getByRole("link", { name: "Buy a shared printer" }).click();
+  await ada.getByRole("button", { name: "Yes" }).click();
+  await expectText(ada.getByTestId("status"), "accepted");
+  await expectText(ben.getByTestId("status"), "accepted");
+  await expectText(ben.getByTestId("tally"), /Yes 2 · No 0/);
+  await shot(ada, "5-ada-outcome");
+  await shot(ben, "6-ben-outcome-phone");
+
+  // The token runs out: the browser signs in again with its own key.
+  await ben.evaluate(() => localStorage.removeItem("icn.token"));
+  await ben.goto(new URL("/#/", ben.url()).href);
+  await ben.getByRole("heading", { name: "Hello, Ben" }).waitFor();
+
+  // Offline, the installed app shows the last known state and says so.
+  await ben.evaluate(() => navigator.serviceWorker.ready);
+  await ben.reload();
+  await ben.getByRole("heading", { name: "Hello, Ben" }).waitFor();
+  await benContext.setOffline(true);
+  await ben.reload();
+  await expectText(balance(ben), "1h 30m");
+  await ben.getByText("Offline: showing what this device last saw.").waitFor();
+  await shot(ben, "7-ben-offline");
+  await benContext.setOffline(false);
+
+  // Keyboard only: the first tab stop skips to the content, and the tabs
+  // are links a keyboard reaches.
+  await ada.goto(new URL("/#/hours", ada.url()).href);
+  await ada.reload();
+  await ada.getByRole("heading", { name: "Hours", exact: true }).waitFor();
+  await ada.keyboard.press("Tab");
+  const first = await ada.evaluate(() => document.activeElement.textContent.trim());
+  if (first !== "Skip to content") throw new Error(`first tab stop is ${JSON.stringify(first)}`);
+} catch (error) {
+  console.error(error);
+  failed = true;
+  for (const [who, page] of pages) {
+    await page.screenshot({ path: join(shots, `failure-${who}.png`), fullPage: true }).catch(() => {});
+  }
+} finally {
+  await browser.close();
+}
+if (failed) process.exit(1);
+console.log("browser test passed");
+
+async function expectText(locator, expected) {
+  const deadline = Date.now() + TIMEOUT;
+  let seen = null;
+  while (Date.now() < deadline) {
+    seen = await locator.textContent({ timeout: TIMEOUT }).catch(() => null);
+    if (seen !== null && (expected instanceof RegExp ? expected.test(seen) : seen.trim() === expected)) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`expected ${expected} but saw ${JSON.stringify(seen)}`);
+}

@@ -1,0 +1,739 @@
+// The ICN web app: a member's view of their co-op, from their own node.
+// Plain JavaScript, no build step. Everything a peer wrote (names, memos,
+// proposal texts) goes into the page as text, never as HTML.
+
+const API = "/api/v1";
+const state = { me: null, members: [], names: new Map(), balance: null, historyCursor: null };
+
+// ---------- small helpers ----------
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function show(...nodes) {
+  const main = document.getElementById("main");
+  main.replaceChildren(...nodes.filter((node) => node !== null && node !== undefined));
+}
+
+function toast(message, kind = "") {
+  const node = h("div", { class: `toast ${kind}` }, message);
+  document.getElementById("toasts").append(node);
+  setTimeout(() => node.remove(), kind === "error" ? 8000 : 4000);
+}
+
+function nameOf(did) {
+  if (!did) return "";
+  if (did === "commons") return "the commons";
+  const name = state.names.get(did);
+  return name || `${did.slice(0, 16)}…`;
+}
+
+function when(ms) {
+  const date = new Date(ms);
+  const today = new Date();
+  const sameDay = date.toDateString() === today.toDateString();
+  return sameDay
+    ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : date.toLocaleDateString([], { day: "numeric", month: "short", year: date.getFullYear() === today.getFullYear() ? undefined : "numeric" });
+}
+
+// Minutes as members read them: 90 → "1h 30m".
+function hours(minutes) {
+  const sign = minutes < 0 ? "−" : "";
+  const total = Math.abs(minutes);
+  const h_ = Math.floor(total / 60);
+  const m = total % 60;
+  if (h_ === 0) return `${sign}${m}m`;
+  return m === 0 ? `${sign}${h_}h` : `${sign}${h_}h ${m}m`;
+}
+
+function amountText(value, currency) {
+  return currency === "hours" ? hours(value) : `${value} ${currency}`;
+}
+
+function empty(title, text, ...extra) {
+  return h("div", { class: "empty" }, h("strong", {}, title), text, ...extra);
+}
+
+function busy(form, on) {
+  for (const control of form.querySelectorAll("button, input, select, textarea")) {
+    control.disabled = on || Boolean(control.closest("[hidden]"));
+  }
+}
+
+// ---------- the browser's own key (WebCrypto Ed25519, not extractable) ----------
+
+function keyStore() {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open("icn", 1);
+    open.onupgradeneeded = () => open.result.createObjectStore("keys");
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+  });
+}
+
+async function storedKey() {
+  const db = await keyStore();
+  return new Promise((resolve) => {
+    const get = db.transaction("keys").objectStore("keys").get("device");
+    get.onsuccess = () => resolve(get.result || null);
+    get.onerror = () => resolve(null);
+  });
+}
+
+async function saveKey(pair) {
+  const db = await keyStore();
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction("keys", "readwrite");
+    tx.objectStore("keys").put(pair, "device");
+    tx.oncomplete = resolve;
+    tx.onerror = () => reject(tx.error);
+  });
+}
+
+const ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+function base58(bytes) {
+  const digits = [];
+  for (const byte of bytes) {
+    let carry = byte;
+    for (let i = 0; i < digits.length; i++) {
+      carry += digits[i] << 8;
+      digits[i] = carry % 58;
+      carry = (carry / 58) | 0;
+    }
+    while (carry) { digits.push(carry % 58); carry = (carry / 58) | 0; }
+  }
+  let text = "";
+  for (const byte of bytes) { if (byte !== 0) break; text += "1"; }
+  for (let i = digits.length - 1; i >= 0; i--) text += ALPHABET[digits[i]];
+  return text;
+}
+
+function unbase58(text) {
+  const bytes = [];
+  for (const char of text) {
+    let carry = ALPHABET.indexOf(char);
+    if (carry < 0) throw new Error("not base58");
+    for (let i = 0; i < bytes.length; i++) {
+      carry += bytes[i] * 58;
+      bytes[i] = carry & 0xff;
+      carry >>= 8;
+    }
+    while (carry) { bytes.push(carry & 0xff); carry >>= 8; }
+  }
+  for (const char of text) { if (char !== "1") break; bytes.push(0); }
+  return new Uint8Array(bytes.reverse());
+}
+
+async function browserKey() {
+  let pair = await storedKey().catch(() => null);
+  if (pair) return pair;
+  try {
+    pair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+    await saveKey(pair);
+    return pair;
+  } catch {
+    return null; // No Ed25519 here: the browser signs in by link only.
+  }
+}
+
+async function publicKeyText(pair) {
+  const raw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+  return base58(raw);
+}
+
+// ---------- talking to the node ----------
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.message || `the node answered ${status}`);
+    this.status = status;
+    this.code = body?.code;
+    this.hint = body?.hint;
+  }
+}
+
+function token() {
+  return localStorage.getItem("icn.token");
+}
+
+async function call(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const bearer = token();
+  if (bearer) headers.Authorization = `Bearer ${bearer}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+// Reads fall back to what this device last saw when the node cannot be reached.
+async function read(path) {
+  try {
+    const data = await request("GET", path);
+    localStorage.setItem(`icn.cache.${path}`, JSON.stringify(data));
+    document.getElementById("offline").hidden = true;
+    return data;
+  } catch (error) {
+    if (error instanceof TypeError) {
+      const cached = localStorage.getItem(`icn.cache.${path}`);
+      if (cached) {
+        document.getElementById("offline").hidden = false;
+        return JSON.parse(cached);
+      }
+    }
+    throw error;
+  }
+}
+
+// A call that signs in again once, with this browser's key, if the token ran out.
+async function request(method, path, body) {
+  try {
+    return await call(method, path, body);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401 && (await signInWithKey())) {
+      return call(method, path, body);
+    }
+    throw error;
+  }
+}
+
+function keepToken(answer) {
+  localStorage.setItem("icn.token", answer.token);
+  localStorage.setItem("icn.did", answer.did);
+  localStorage.setItem("icn.expires", String(Date.now() + answer.expires_in_s * 1000));
+}
+
+async function signInWithLink(code) {
+  const pair = await browserKey();
+  const body = { code, label: browserLabel() };
+  if (pair) body.key = await publicKeyText(pair);
+  keepToken(await call("POST", "/auth/link", body));
+}
+
+async function signInWithKey() {
+  const did = localStorage.getItem("icn.did");
+  const pair = await storedKey().catch(() => null);
+  if (!did || !pair) return false;
+  try {
+    const { challenge } = await call("POST", "/auth/challenge", { did });
+    const message = new Uint8Array([...new TextEncoder().encode("icn-auth-v1:"), ...unbase58(challenge)]);
+    const signature = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, pair.privateKey, message));
+    keepToken(await call("POST", "/auth/verify", { did, challenge, signature: base58(signature) }));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function browserLabel() {
+  const agent = navigator.userAgent;
+  const browser = /Firefox\//.test(agent) ? "Firefox" : /Edg\//.test(agent) ? "Edge" : /Chrom/.test(agent) ? "Chrome" : /Safari\//.test(agent) ? "Safari" : "A browser";
+  const device = /Android/.test(agent) ? "Android" : /iPhone|iPad/.test(agent) ? "iOS" : /Mac OS/.test(agent) ? "Mac" : /Windows/.test(agent) ? "Windows" : "Linux";
+  return `${browser} on ${device}`;
+}
+
+// Keep the token fresh while the page is open.
+setInterval(async () => {
+  const expires = Number(localStorage.getItem("icn.expires") || 0);
+  if (token() && expires - Date.now() < 20 * 60 * 1000) {
+    try { keepToken(await call("POST", "/auth/refresh")); } catch { /* the next call signs in again */ }
+  }
+}, 60 * 1000);
+
+// ---------- shared data ----------
+
+async function loadMembers() {
+  const { members } = await read("/members");
+  state.members = members;
+  state.names = new Map(members.map((member) => [member.did, member.name || `${member.did.slice(0, 16)}…`]));
+  return members;
+}
+
+async function loadBalance() {
+  const balance = await read(`/ledger/balance/${encodeURIComponent(state.me.did)}`);
+  state.balance = balance;
+  const pill = document.getElementById("balance-pill");
+  const account = balance.accounts.find((a) => a.currency === "hours") || balance.accounts[0];
+  if (account) {
+    pill.textContent = amountText(account.balance, account.currency);
+    pill.hidden = false;
+  }
+  return balance;
+}
+
+function activeMembers() {
+  return state.members.filter((member) => member.status === "active");
+}
+
+let fieldCount = 0;
+
+function memberSelect(name, label, { exceptMe = true } = {}) {
+  const id = `field-${name}-${++fieldCount}`;
+  const options = activeMembers()
+    .filter((member) => !exceptMe || member.did !== state.me.did)
+    .map((member) => h("option", { value: member.did }, member.name || member.did));
+  return h("div", { class: "field" }, h("label", { for: id }, label),
+    h("select", { id, name, required: true }, h("option", { value: "" }, "Choose a member…"), options));
+}
+
+function field(name, label, attrs = {}, hint = "") {
+  const id = `field-${name}-${++fieldCount}`;
+  const input = attrs.multiline
+    ? h("textarea", { id, name, ...attrs, multiline: null })
+    : h("input", { id, name, type: "text", ...attrs });
+  const hintId = `${id}-hint`;
+  if (hint) input.setAttribute("aria-describedby", hintId);
+  return h("div", { class: "field" }, h("label", { for: id }, label), hint ? h("span", { class: "hint", id: hintId }, hint) : null, input);
+}
+
+function formData(form) {
+  return Object.fromEntries(new FormData(form).entries());
+}
+
+// Submits a form's action and says how it went.
+function onSubmit(action, done) {
+  return async (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const problem = form.querySelector(".error-text");
+    if (problem) problem.remove();
+    // Read before disabling: disabled controls are left out of FormData.
+    const data = formData(form);
+    busy(form, true);
+    try {
+      await action(data, form);
+      form.reset();
+      if (done) await done();
+    } catch (error) {
+      form.append(h("p", { class: "error-text", role: "alert" }, error.message, error.hint ? ` — ${error.hint}` : ""));
+    } finally {
+      busy(form, false);
+    }
+  };
+}
+
+// ---------- views ----------
+
+function entryRow(entry) {
+  const incoming = entry.amount > 0;
+  return h("li", {},
+    h("div", { class: "entry-main" },
+      h("div", { class: "title" }, incoming ? `From ${nameOf(entry.counterparty)}` : `To ${nameOf(entry.counterparty)}`),
+      h("div", { class: "muted small" }, [entry.memo, when(entry.time_ms), entry.kind !== "payment" ? entry.kind : ""].filter(Boolean).join(" · "))),
+    h("div", { class: `amount ${incoming ? "positive" : "negative"}` }, `${incoming ? "+" : ""}${amountText(entry.amount, entry.currency)}`));
+}
+
+function needsMyVote(proposal) {
+  return proposal.status === "open" && proposal.electorate.includes(state.me.did) && !proposal.voted.includes(state.me.did);
+}
+
+async function homeView() {
+  const [balance, history, proposals, inbox] = await Promise.all([
+    loadBalance(),
+    read(`/ledger/history?limit=5`),
+    read("/governance/proposals"),
+    read("/ledger/inbox"),
+  ]);
+  const account = balance.accounts.find((a) => a.currency === "hours") || balance.accounts[0];
+  const waiting = proposals.proposals.filter(needsMyVote);
+  const asked = inbox.requests.filter((request) => request.payer === state.me.did && request.status === "open");
+  show(
+    h("h1", {}, `Hello${state.me.name ? `, ${state.me.name}` : ""}`),
+    h("section", { class: "card", "aria-labelledby": "balance-title" },
+      h("h2", { id: "balance-title" }, "Your balance"),
+      account
+        ? h("div", { class: "balance" },
+          h("span", { class: `big ${account.balance < 0 ? "negative" : ""}`, "data-testid": "balance" }, amountText(account.balance, account.currency)),
+          h("span", { class: "muted" }, `can go down to ${amountText(account.floor, account.currency)}`))
+        : h("p", { class: "muted" }, "No account yet."),
+      account && account.near_floor ? h("p", { class: "error-text" }, "You are near your credit floor.") : null,
+      h("div", { class: "row" },
+        h("button", { onclick: () => (location.hash = "#/hours") }, "Log hours or pay"))),
+    h("section", { class: "card", "aria-labelledby": "vote-title" },
+      h("h2", { id: "vote-title" }, "Waiting for your vote"),
+      waiting.length
+        ? h("ul", { class: "list" }, waiting.map(proposalRow))
+        : empty("Nothing to vote on", "New proposals show up here.")),
+    asked.length
+      ? h("section", { class: "card", "aria-labelledby": "asked-title" },
+        h("h2", { id: "asked-title" }, "Asked to pay"),
+        h("ul", { class: "list" }, asked.map(requestRow)))
+      : null,
+    h("section", { class: "card", "aria-labelledby": "recent-title" },
+      h("h2", { id: "recent-title" }, "Recent activity"),
+      history.entries.length
+        ? h("ul", { class: "list" }, history.entries.slice().reverse().map(entryRow))
+        : empty("No hours yet", "When you log hours for someone, or they for you, it shows here.")),
+  );
+}
+
+function requestRow(request) {
+  const answer = (choice) => async (event) => {
+    event.target.disabled = true;
+    try {
+      await request_("POST", "/ledger/requests/answer", { request: request.id, answer: choice, reason: "" });
+      toast(choice === "accept" ? "Paid." : "Declined.");
+      await route();
+    } catch (error) {
+      toast(error.message, "error");
+      event.target.disabled = false;
+    }
+  };
+  return h("li", {},
+    h("div", { class: "entry-main" },
+      h("div", { class: "title" }, `${nameOf(request.payee)} asks ${amountText(request.amount, request.currency)}`),
+      h("div", { class: "muted small" }, [request.memo, when(request.time_ms)].filter(Boolean).join(" · "))),
+    h("div", { class: "row" },
+      h("button", { onclick: answer("accept") }, "Pay"),
+      h("button", { class: "secondary", onclick: answer("decline") }, "Decline")));
+}
+
+// Writes go through `request` too; named apart for readability at call sites.
+const request_ = request;
+
+async function hoursView() {
+  await loadMembers();
+  const others = activeMembers().filter((member) => member.did !== state.me.did);
+  const list = h("ul", { class: "list", id: "history" });
+  const search = h("input", { type: "search", id: "history-search", placeholder: "Search by name or memo", "aria-label": "Search history" });
+  const more = h("button", { class: "secondary", hidden: true }, "Show older");
+  let entries = [];
+  const render = () => {
+    const needle = search.value.trim().toLowerCase();
+    const shown = entries.filter((entry) => !needle || `${nameOf(entry.counterparty)} ${entry.memo}`.toLowerCase().includes(needle));
+    list.replaceChildren(...(shown.length ? shown.map(entryRow) : [h("li", {}, empty(entries.length ? "No match" : "No hours yet", entries.length ? "Try another word." : "Log hours above; they show here."))]));
+  };
+  const loadPage = async (cursor) => {
+    const page = await read(`/ledger/history?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    entries = entries.concat(page.entries.slice().reverse());
+    more.hidden = !page.next_cursor;
+    state.historyCursor = page.next_cursor || null;
+    render();
+  };
+  search.addEventListener("input", render);
+  more.addEventListener("click", () => loadPage(state.historyCursor));
+  const exportCsv = async () => {
+    const response = await fetch(`${API}/ledger/export?format=csv`, { headers: { Authorization: `Bearer ${token()}` } });
+    if (!response.ok) return toast("Could not export; try again.", "error");
+    const link = h("a", { href: URL.createObjectURL(await response.blob()), download: "icn-hours.csv" });
+    document.body.append(link);
+    link.click();
+    link.remove();
+  };
+  const payForm = h("form", { "aria-labelledby": "pay-title", onsubmit: onSubmit(async (data) => {
+    await request_("POST", "/ledger/transfer", { to: data.to, amount: data.amount, memo: data.memo });
+    toast(`Sent ${data.amount} to ${nameOf(data.to)}.`);
+  }, () => route()) },
+    memberSelect("to", "To"),
+    field("amount", "Hours", { required: true, placeholder: "1h30m", inputmode: "text", autocomplete: "off" }, "Like 2h, 1h30m, 45m or 2.5h"),
+    field("memo", "What for", { placeholder: "Website fixes", maxlength: 500 }),
+    h("button", { type: "submit" }, "Send hours"));
+  const askForm = h("form", { "aria-labelledby": "ask-title", onsubmit: onSubmit(async (data) => {
+    await request_("POST", "/ledger/requests", { payer: data.payer, amount: data.amount, memo: data.memo });
+    toast(`Asked ${nameOf(data.payer)} for ${data.amount}.`);
+  }) },
+    memberSelect("payer", "From"),
+    field("amount", "Hours", { required: true, placeholder: "2h", autocomplete: "off" }),
+    field("memo", "What for", { placeholder: "Bread for the meeting", maxlength: 500 }),
+    h("button", { type: "submit", class: "secondary" }, "Ask to be paid"));
+  show(
+    h("h1", {}, "Hours"),
+    others.length
+      ? h("div", { class: "grid two" },
+        h("section", { class: "card" }, h("h2", { id: "pay-title" }, "Log hours for someone"), payForm),
+        h("section", { class: "card" }, h("h2", { id: "ask-title" }, "Ask to be paid"), askForm))
+      : h("section", { class: "card" }, empty("No one to pay yet", "Invite members first: on your computer, run icnctl coop invite.")),
+    h("section", { class: "card", "aria-labelledby": "history-title" },
+      h("div", { class: "row spread" }, h("h2", { id: "history-title" }, "History"), h("button", { class: "secondary", onclick: exportCsv }, "Export CSV")),
+      search, list, more),
+  );
+  await loadPage(null);
+}
+
+function proposalRow(proposal) {
+  return h("li", {},
+    h("a", { class: "rowlink entry-main", href: `#/proposals/${proposal.id}` },
+      h("div", { class: "title" }, proposal.title),
+      h("div", { class: "muted small" }, `${proposal.template} · by ${nameOf(proposal.proposer)} · ${proposal.status === "open" ? `closes ${when(proposal.closes_at_ms)}` : when(proposal.closed_ms || proposal.opened_ms)}`)),
+    h("span", { class: `badge ${proposal.status}` }, proposal.status.replace("_", " ")));
+}
+
+async function proposalsView() {
+  const [{ proposals }, { templates }] = await Promise.all([read("/governance/proposals"), read("/governance/templates"), loadMembers()]);
+  const open = proposals.filter((p) => p.status === "open" || p.status === "draft");
+  const closed = proposals.filter((p) => !(p.status === "open" || p.status === "draft"));
+  const template = h("select", { id: "field-template", name: "template", required: true },
+    templates.map((t) => h("option", { value: t.name }, `${t.name} — ${t.description}`)));
+  const kind = h("select", { id: "field-kind", name: "kind" },
+    h("option", { value: "decision" }, "A decision (no automatic effect)"),
+    h("option", { value: "budget" }, "Pay hours from the commons"));
+  const budgetFields = h("div", { class: "grid", hidden: true },
+    memberSelect("budget_to", "Pay whom", { exceptMe: false }),
+    field("budget_amount", "How much", { placeholder: "10h" }));
+  const showBudget = () => {
+    budgetFields.hidden = kind.value !== "budget";
+    for (const control of budgetFields.querySelectorAll("select, input")) control.disabled = budgetFields.hidden;
+  };
+  kind.addEventListener("change", showBudget);
+  showBudget();
+  const form = h("form", { onsubmit: onSubmit(async (data) => {
+    const action = data.kind === "budget"
+      ? { type: "budget", to: data.budget_to, amount: data.budget_amount, memo: data.title }
+      : { type: "decision" };
+    const body = { title: data.title, text: data.text, template: data.template, action };
+    if (data.duration) body.duration = data.duration;
+    await request_("POST", "/governance/proposals", body);
+    toast("Proposal opened: members can vote now.");
+  }, () => route()) },
+    field("title", "Title", { required: true, maxlength: 200, placeholder: "Buy a shared printer" }),
+    field("text", "Details", { multiline: true, maxlength: 4000 }),
+    h("div", { class: "field" }, h("label", { for: "field-template" }, "How we decide"), template),
+    h("div", { class: "field" }, h("label", { for: "field-kind" }, "If it passes"), kind),
+    budgetFields,
+    field("duration", "Voting time", { placeholder: "7d" }, "Leave empty for the template's; like 2d, 24h or 30m"),
+    h("button", { type: "submit" }, "Open for votes"));
+  show(
+    h("h1", {}, "Decisions"),
+    h("section", { class: "card" }, h("h2", {}, "Open"),
+      open.length ? h("ul", { class: "list" }, open.map(proposalRow)) : empty("Nothing open", "Start a proposal below; everyone is asked to vote.")),
+    h("details", { class: "card" }, h("summary", {}, h("strong", {}, "New proposal")), form),
+    h("section", { class: "card" }, h("h2", {}, "Decided"),
+      closed.length ? h("ul", { class: "list" }, closed.map(proposalRow)) : empty("No decisions yet", "Closed proposals and their outcomes are kept here.")),
+  );
+}
+
+function tallyBar(tally) {
+  if (!tally) return h("p", { class: "muted" }, "Results are hidden until the vote closes.");
+  const total = Math.max(1, tally.electorate || tally.voted || 1);
+  const part = (name) => h("span", { class: name, style: null, "data-width": tally[name] || 0 });
+  const bar = h("div", { class: "bar", role: "img", "aria-label": `yes ${tally.yes}, no ${tally.no}, abstain ${tally.abstain}, block ${tally.block || 0}` },
+    ["yes", "no", "abstain", "block"].map(part));
+  // Widths set through the DOM (the page's policy forbids inline style attributes).
+  for (const span of bar.children) span.style.width = `${(100 * Number(span.dataset.width)) / total}%`;
+  return h("div", {}, bar,
+    h("p", { class: "small", "data-testid": "tally" }, `Yes ${tally.yes} · No ${tally.no} · Abstain ${tally.abstain}${tally.block ? ` · Block ${tally.block}` : ""} — ${tally.voted} of ${tally.electorate} voted`));
+}
+
+async function proposalView(id) {
+  await loadMembers();
+  const proposal = await read(`/governance/proposals/${encodeURIComponent(id)}`);
+  const mine = (proposal.votes || []).find((vote) => vote.voter === state.me.did);
+  const canVote = proposal.status === "open" && proposal.electorate.includes(state.me.did);
+  const reason = h("input", { id: "vote-reason", name: "reason", type: "text", maxlength: 500, placeholder: "Why (needed to block)" });
+  const vote = (choice) => async (event) => {
+    event.target.disabled = true;
+    try {
+      await request_("POST", "/governance/vote", { proposal: proposal.id, choice, reason: reason.value });
+      toast(`Voted ${choice}.`);
+      await route();
+    } catch (error) {
+      toast(error.message, "error");
+      event.target.disabled = false;
+    }
+  };
+  const choice = (value, label) => h("button", { class: "secondary", "aria-pressed": mine && mine.choice === value ? "true" : "false", onclick: vote(value) }, label);
+  show(
+    h("p", {}, h("a", { href: "#/proposals" }, "← All decisions")),
+    h("h1", {}, proposal.title),
+    h("section", { class: "card" },
+      h("p", {}, h("span", { class: `badge ${proposal.status}`, "data-testid": "status" }, proposal.status.replace("_", " ")), " ",
+        h("span", { class: "muted small" }, `${proposal.template} · by ${nameOf(proposal.proposer)} · ${proposal.status === "open" ? `closes ${new Date(proposal.closes_at_ms).toLocaleString()}` : ""}`)),
+      proposal.text ? h("p", {}, proposal.text) : null,
+      proposal.outcome ? h("p", {}, h("strong", {}, "Outcome: "), proposal.outcome) : null,
+      tallyBar(proposal.tally)),
+    canVote
+      ? h("section", { class: "card", "aria-labelledby": "vote-title" },
+        h("h2", { id: "vote-title" }, mine ? `Your vote: ${mine.choice} (you can change it until the close)` : "Your vote"),
+        h("div", { class: "choices" }, choice("yes", "Yes"), choice("no", "No"), choice("abstain", "Abstain"), choice("block", "Block")),
+        h("div", { class: "field" }, h("label", { for: "vote-reason" }, "Reason"), reason))
+      : null,
+    proposal.votes && proposal.votes.length
+      ? h("section", { class: "card" }, h("h2", {}, "Votes"),
+        h("ul", { class: "list" }, proposal.votes.map((v) => h("li", {}, h("span", {}, nameOf(v.voter)), h("span", { class: "badge" }, v.choice)))))
+      : null,
+  );
+}
+
+async function membersView() {
+  const [members, edges] = await Promise.all([loadMembers(), read("/trust/edges")]);
+  const trusted = new Map(edges.outgoing.map((edge) => [edge.to, edge]));
+  const applicants = members.filter((m) => m.status === "applicant");
+  const current = members.filter((m) => m.status === "active" || m.status === "suspended");
+  const trustForm = (member) => {
+    const stated = trusted.get(member.did)?.stated?.general;
+    const input = h("input", { type: "range", min: 0, max: 100, step: 5, value: Math.round((stated ?? 0.5) * 100), "aria-label": `Your trust in ${member.name || "this member"}` });
+    return h("form", { class: "row", onsubmit: onSubmit(async () => {
+      await request_("POST", "/trust", { to: member.did, score: Number(input.value) / 100 });
+      toast(`Trust in ${nameOf(member.did)} saved.`);
+    }, () => route()) }, input, h("button", { type: "submit", class: "secondary" }, stated === undefined ? "Trust" : "Update"));
+  };
+  show(
+    h("h1", {}, "Members"),
+    applicants.length
+      ? h("section", { class: "card" }, h("h2", {}, "Asking to join"),
+        h("ul", { class: "list" }, applicants.map((member) => h("li", {},
+          h("div", { class: "entry-main" }, h("div", { class: "title" }, member.name || member.did), h("div", { class: "muted small" }, member.application_note || "", ` · vouched by ${member.vouched_by.length}`)),
+          member.vouched_by.includes(state.me.did)
+            ? h("span", { class: "badge" }, "vouched")
+            : h("button", { onclick: async (event) => {
+              event.target.disabled = true;
+              try { await request_("POST", "/members/vouch", { applicant: member.did }); toast(`You vouched for ${member.name}.`); await route(); } catch (error) { toast(error.message, "error"); event.target.disabled = false; }
+            } }, "Vouch")))))
+      : null,
+    h("section", { class: "card" }, h("h2", {}, `${current.length} member${current.length === 1 ? "" : "s"}`),
+      h("ul", { class: "list" }, current.map((member) => h("li", {},
+        h("div", { class: "entry-main" },
+          h("div", { class: "title" }, member.name || member.did, member.did === state.me.did ? " (you)" : ""),
+          h("div", { class: "muted small" }, [member.tier, member.status !== "active" ? member.status : "", member.roles.join(", "), member.skills.join(", ")].filter(Boolean).join(" · "))),
+        member.did === state.me.did ? null : trustForm(member))))),
+  );
+}
+
+async function settingsView() {
+  await loadMembers();
+  const me = state.members.find((member) => member.did === state.me.did);
+  const form = h("form", { onsubmit: onSubmit(async (data) => {
+    await request_("POST", "/members/profile", { name: data.name, skills: data.skills.split(",").map((s) => s.trim()).filter(Boolean) });
+    toast("Profile saved.");
+  }, () => start()) },
+    field("name", "Your name", { required: true, maxlength: 100, value: me?.name || "" }),
+    field("skills", "Skills", { value: (me?.skills || []).join(", "), placeholder: "baking, accounts" }, "Separated by commas"),
+    h("button", { type: "submit" }, "Save"));
+  show(
+    h("h1", {}, "Settings"),
+    h("section", { class: "card" }, h("h2", {}, "Profile"), form),
+    h("section", { class: "card" }, h("h2", {}, "This node"),
+      h("p", { class: "small" }, "Your identity: ", h("code", {}, state.me.did)),
+      h("p", { class: "small muted" }, state.me.can_sign ? "This node holds your keys: you can pay, propose and vote here." : "This node reads for you but cannot sign for you; use your own node to pay or vote."),
+      h("p", { class: "small muted" }, "Lost a laptop? Your paper key (icnctl id paper-key) still signs for you; keep it somewhere safe.")),
+    h("section", { class: "card" }, h("h2", {}, "Sign out"),
+      h("p", { class: "small muted" }, "Signs this browser out. To sign in again, run icnctl web open on your computer."),
+      h("button", { class: "danger", onclick: () => { localStorage.clear(); indexedDB.deleteDatabase("icn"); location.hash = ""; location.reload(); } }, "Sign out of this browser")),
+  );
+}
+
+function signedOutView(message) {
+  document.getElementById("tabs").hidden = true;
+  document.getElementById("balance-pill").hidden = true;
+  show(
+    h("h1", {}, "Sign in"),
+    h("section", { class: "card" },
+      message ? h("p", { class: "error-text", role: "alert" }, message) : null,
+      h("p", {}, "On the computer where your ICN node runs, open a terminal and type:"),
+      h("p", {}, h("code", {}, "icnctl web open")),
+      h("p", { class: "muted small" }, "It prints a link that signs this browser in. After that, this browser stays signed in by itself.")),
+  );
+}
+
+// ---------- routing and live updates ----------
+
+const views = [
+  [/^#\/?$/, "home", homeView],
+  [/^#\/hours$/, "hours", hoursView],
+  [/^#\/proposals$/, "proposals", proposalsView],
+  [/^#\/proposals\/([\w-]+)$/, "proposals", proposalView],
+  [/^#\/members$/, "members", membersView],
+  [/^#\/settings$/, "settings", settingsView],
+];
+
+async function route() {
+  const hash = location.hash || "#/";
+  for (const [pattern, tab, view] of views) {
+    const match = hash.match(pattern);
+    if (!match) continue;
+    for (const link of document.querySelectorAll("#tabs a")) {
+      if (link.dataset.tab === tab) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    try {
+      await view(...match.slice(1));
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) return signedOutView("Your sign-in has ended.");
+      show(h("section", { class: "card" }, h("p", { class: "error-text", role: "alert" }, error.message), error.hint ? h("p", { class: "muted" }, error.hint) : null,
+        h("button", { class: "secondary", onclick: route }, "Try again")));
+    }
+    return;
+  }
+  location.hash = "#/";
+}
+
+let events = null;
+let refreshTimer = null;
+
+function listen() {
+  if (events) events.close();
+  events = new EventSource(`${API}/events?token=${encodeURIComponent(token())}`);
+  const refresh = () => {
+    clearTimeout(refreshTimer);
+    // Several events often arrive together: one refresh for them all.
+    refreshTimer = setTimeout(() => {
+      const active = document.activeElement;
+      const typing = active && ["INPUT", "TEXTAREA", "SELECT"].includes(active.tagName) && active.type !== "range";
+      if (typing) loadBalance().catch(() => {});
+      else route();
+    }, 250);
+  };
+  for (const kind of ["ledger.transfer", "ledger.request", "ledger.answer", "gov.propose", "gov.open", "gov.vote", "gov.close", "member.apply", "member.vouch", "member.admit", "member.profile", "trust.edge", "lagged"]) {
+    events.addEventListener(kind, refresh);
+  }
+  events.onerror = () => {
+    // EventSource retries by itself; a token that ran out needs a new stream.
+    if (events.readyState === EventSource.CLOSED) setTimeout(async () => { if (await signInWithKey()) listen(); }, 5000);
+  };
+}
+
+async function start() {
+  const login = location.hash.match(/^#login=([1-9A-HJ-NP-Za-km-z]+)$/);
+  if (login) {
+    history.replaceState(null, "", "/");
+    try {
+      await signInWithLink(login[1]);
+    } catch (error) {
+      return signedOutView(error.message);
+    }
+  }
+  if (!token() && !(await signInWithKey())) return signedOutView();
+  try {
+    state.me = await read("/me");
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      localStorage.removeItem("icn.token");
+      if (await signInWithKey()) return start();
+      return signedOutView("Your sign-in has ended.");
+    }
+    return show(h("section", { class: "card" }, h("p", { class: "error-text" }, error.message)));
+  }
+  if (!state.me.coop) {
+    return show(h("h1", {}, "No co-op yet"), h("section", { class: "card" },
+      h("p", {}, "This node has not founded or joined a co-op."),
+      h("p", {}, "To join one, paste the invitation you were sent into a terminal: ", h("code", {}, "icnctl coop join <invitation> --name \"Your Name\"")),
+      h("p", { class: "muted small" }, "To found one: icnctl coop init \"Our Co-op\".")));
+  }
+  document.getElementById("coop-name").textContent = state.me.coop.name;
+  document.title = `${state.me.coop.name} — ICN`;
+  document.getElementById("tabs").hidden = false;
+  await loadMembers().catch(() => {});
+  listen();
+  await route();
+}
+
+window.addEventListener("hashchange", () => { if (state.me) route(); });
+if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
+start();
