@@ -8,8 +8,11 @@
 //!   through the admin API, balance and history queries);
 //! - `sync [COUNT]`: catch-up after a split, see `sync.rs`;
 //! - `propagate [NODES] [TRIALS]`: time for a new event to reach every
-//!   node of a mesh, see `propagate.rs`.
+//!   node of a mesh, see `propagate.rs`;
+//! - `gateway [SECONDS] [CONNECTIONS]`: the HTTP gateway under wrk beside
+//!   a trivial axum handler, see `gateway.rs`.
 
+mod gateway;
 mod governance;
 mod ledger;
 mod propagate;
@@ -182,6 +185,12 @@ fn main() {
                 .find_map(|arg| arg.parse().ok())
                 .unwrap_or(10_000),
         ),
+        "gateway" => {
+            // `gateway [SECONDS] [CONNECTIONS]`, defaults 10 and 32.
+            let mut numbers = args.iter().filter_map(|arg| arg.parse::<u64>().ok());
+            let seconds = numbers.next().unwrap_or(10);
+            gateway::run(seconds, numbers.next().unwrap_or(32) as usize);
+        }
         "propagate" => {
             // `propagate [NODES] [TRIALS]`: the numbers in order, defaults 10 and 200.
             let mut numbers = args.iter().filter_map(|arg| arg.parse::<usize>().ok());
@@ -194,7 +203,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "icn-bench: unknown benchmark {other:?}; use events, ledger, sync, propagate, trust, governance or nothing (all)"
+                "icn-bench: unknown benchmark {other:?}; use events, ledger, sync, propagate, trust, governance, gateway or nothing (all)"
             );
             std::process::exit(2);
         }

@@ -1320,6 +1320,14 @@ fn members_use_the_web_app_in_a_real_browser() {
     }
     let h = harness();
     let (dirs, daemons) = two_members_with_web_apps(&h);
+    // A newcomer's node: an identity, no co-op yet.
+    let cat = h.data_dir("cat");
+    assert_eq!(h.icnctl(&cat, &["id", "init"]).code, 0);
+    let cat_daemon = h.spawn_icnd(&cat, &["--gateway-bind", "127.0.0.1:0"]);
+    let invitation = h.icnctl(&dirs[0], &["--json", "coop", "invite"]).json()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let link = |dir: &std::path::Path| {
         h.icnctl(dir, &["--json", "web", "open"]).json()["url"]
             .as_str()
@@ -1335,6 +1343,8 @@ fn members_use_the_web_app_in_a_real_browser() {
         .env("CHROMIUM", &chromium)
         .env("ADA_LINK", link(&dirs[0]))
         .env("BEN_LINK", link(&dirs[1]))
+        .env("CAT_LINK", link(&cat))
+        .env("INVITATION", &invitation)
         .env("SCREENSHOTS", &screenshots)
         .output()
         .expect("node runs");
@@ -1357,7 +1367,17 @@ fn members_use_the_web_app_in_a_real_browser() {
         revoked.stdout.contains("No browser signs in"),
         "{revoked:?}"
     );
-    drop(daemons);
+    // Cat, who joined from the web page, is a member on every node.
+    for dir in [&dirs[0], &dirs[1], &cat] {
+        eventually("Cat is an active member", || {
+            let members = h.icnctl(dir, &["--json", "member", "list"]).json();
+            members["members"].as_array().is_some_and(|all| {
+                all.iter()
+                    .any(|m| m["name"] == "Cat" && m["status"] == "active")
+            })
+        });
+    }
+    drop((daemons, cat_daemon));
 }
 
 /// The bad-input battery: every operation in the gateway's own OpenAPI

@@ -380,6 +380,14 @@ impl Api {
         self
     }
 
+    /// Documents one more answer of the operation declared last at `path`.
+    fn also_answers(mut self, path: &'static str, method: &str, status: u16, why: &str) -> Api {
+        let error = json_content(self.schema::<api::ErrorBody>());
+        self.paths.get_mut(path).expect("declared")[method]["responses"][status.to_string()] =
+            json!({ "description": why, "content": error });
+        self
+    }
+
     /// A route with its own handler, described by hand.
     #[allow(clippy::too_many_arguments)]
     fn custom(
@@ -427,13 +435,14 @@ async fn sign_as_member<T: DeserializeOwned + Send + 'static>(
     body: Bytes,
     action: fn(&mut Node, &T, Timestamp) -> Result<EventId, NodeError>,
 ) -> Result<(StatusCode, Json<api::EventAck>), ApiError> {
-    let claims = caller(&state, &headers, "write")?;
-    let own = with_node(&state, |node| {
-        node.identity()
-            .map(|identity| identity.did)
-            .ok_or(NodeError::NoIdentity)
-    })
-    .await?;
+    own_member(&state, &headers).await?;
+    sign(state, body, action).await
+}
+
+/// Refuses a caller who is not this node's own member (with write scope).
+async fn own_member(state: &SharedState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let claims = caller(state, headers, "write")?;
+    let own = with_node(state, |node| node.me()).await?;
     if claims.did()? != own {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -442,7 +451,17 @@ async fn sign_as_member<T: DeserializeOwned + Send + 'static>(
             Some("use your own node's gateway to pay, propose or vote"),
         ));
     }
-    sign(state, body, action).await
+    Ok(())
+}
+
+/// Joins a co-op with an invitation, as `icnctl coop join` does.
+async fn join(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<api::Status>, ApiError> {
+    own_member(&state, &headers).await?;
+    crate::http::coop_join(State(state), body?).await
 }
 
 fn token(did: String, token: String) -> api::Token {
@@ -793,6 +812,8 @@ fn api() -> Api {
         content
     };
     let peers_content = json_content(api.schema::<api::Peers>());
+    let join_body = api.schema::<api::JoinCoop>();
+    let status_content = json_content(api.schema::<api::Status>());
     api.custom(
         "post",
         "/api/v1/auth/challenge",
@@ -848,6 +869,30 @@ fn api() -> Api {
         "/api/v1/me",
         op("me", "identity", Read, "Who the token speaks for"),
         me,
+    )
+    .custom(
+        "post",
+        "/api/v1/coop/join",
+        op(
+            "join",
+            "identity",
+            Write,
+            "Join a co-op with an invitation (this node's member)",
+        ),
+        Vec::new(),
+        Some(join_body),
+        (
+            StatusCode::OK,
+            "This node, now in the co-op",
+            status_content,
+        ),
+        post(join),
+    )
+    .also_answers(
+        "/api/v1/coop/join",
+        "post",
+        502,
+        "The inviting member's node could not be reached",
     )
     .read(
         "/api/v1/status",

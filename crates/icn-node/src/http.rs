@@ -523,36 +523,62 @@ async fn net_ticket(
 
 /// Joins a co-op: fetches its genesis from the member's node the ticket
 /// names, starts its log, and remembers that node as a peer to sync with.
-async fn coop_join(
+pub(crate) async fn coop_join(
     State(state): State<SharedState>,
     body: Bytes,
 ) -> Result<Json<icn_api::Status>, ApiError> {
     let request: icn_api::JoinCoop = parse_json(&body)?;
     let ticket = crate::net::Ticket::parse(&request.ticket).map_err(ApiError::bad_request)?;
+    // A node belongs to one co-op: refuse another's ticket, and its own,
+    // before dialling anyone.
+    let (wanted, endpoint) = (ticket.coop, ticket.endpoint);
+    let joined = with_node(&state, move |node| {
+        if node
+            .identity()
+            .is_some_and(|identity| *identity.device_key.as_bytes() == endpoint)
+        {
+            return Err(NodeError::BadInput(
+                "this is your own node's ticket; use the one a member of the co-op sent you".into(),
+            ));
+        }
+        match node.log() {
+            Some(log) if log.coop() != wanted => Err(NodeError::AlreadyInCoop {
+                name: log.genesis_body().name.clone(),
+            }),
+            log => Ok(log.is_some()),
+        }
+    })
+    .await?;
     running_net(&state)?;
     let seed = with_node(&state, |node| {
         node.network_seed().ok_or(NodeError::KeystoreLocked)
     })
     .await?;
-    let genesis = crate::net::fetch_genesis(&ticket, &seed)
-        .await
-        .map_err(|error| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "peer_unreachable",
-                format!("could not fetch the co-op from the member's node: {error:#}"),
-                Some("check that their icnd runs and that the ticket is current (`icnctl net ticket` on their machine)"),
-            )
-        })?;
-    let genesis = genesis
-        .verify()
-        .map_err(|_| ApiError::bad_request("the co-op's genesis is not validly signed"))?;
+    // Joining again with the same ticket retries delivering the application.
+    let genesis = if joined {
+        None
+    } else {
+        let genesis = crate::net::fetch_genesis(&ticket, &seed)
+            .await
+            .map_err(|error| {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "peer_unreachable",
+                    format!("could not fetch the co-op from the member's node: {error:#}"),
+                    Some("check that their icnd runs and that the ticket is current (`icnctl net ticket` on their machine)"),
+                )
+            })?;
+        Some(
+            genesis
+                .verify()
+                .map_err(|_| ApiError::bad_request("the co-op's genesis is not validly signed"))?,
+        )
+    };
     let started = state.started;
     let name = request.name.clone();
     let note = request.note.clone();
     let application = with_node(&state, move |node| {
-        // Joining again with the same ticket retries delivering the application.
-        if node.log().map(|log| log.coop()) != Some(icn_kernel::CoopId::from(genesis.id())) {
+        if let Some(genesis) = genesis {
             node.join(genesis)?;
         }
         node.remember_peer(&request.ticket)?;

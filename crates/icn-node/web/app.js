@@ -579,10 +579,12 @@ async function membersView() {
   const trustForm = (member) => {
     const stated = trusted.get(member.did)?.stated?.general;
     const input = h("input", { type: "range", min: 0, max: 100, step: 5, value: Math.round((stated ?? 0.5) * 100), "aria-label": `Your trust in ${member.name || "this member"}` });
-    return h("form", { class: "row", onsubmit: onSubmit(async () => {
+    const shown = h("output", { class: "small muted" }, `${input.value}%`);
+    input.addEventListener("input", () => { shown.textContent = `${input.value}%`; });
+    return h("form", { class: "trust", onsubmit: onSubmit(async () => {
       await request_("POST", "/trust", { to: member.did, score: Number(input.value) / 100 });
       toast(`Trust in ${nameOf(member.did)} saved.`);
-    }, () => route()) }, input, h("button", { type: "submit", class: "secondary" }, stated === undefined ? "Trust" : "Update"));
+    }, () => route()) }, input, shown, h("button", { type: "submit", class: "secondary" }, stated === undefined ? "Trust" : "Update"));
   };
   show(
     h("h1", {}, "Members"),
@@ -627,6 +629,26 @@ async function settingsView() {
       h("p", { class: "small muted" }, "Signs this browser out. To sign in again, run icnctl web open on your computer."),
       h("button", { class: "danger", onclick: () => { localStorage.clear(); indexedDB.deleteDatabase("icn"); location.hash = ""; location.reload(); } }, "Sign out of this browser")),
   );
+}
+
+// A node without a co-op: join one with the invitation a member sent
+// (`#join=<invitation>` in the link fills it in).
+function joinView() {
+  const invitation = sessionStorage.getItem("icn.join") || "";
+  const form = h("form", { onsubmit: onSubmit(async (data) => {
+    await request_("POST", "/coop/join", { ticket: data.ticket.trim(), name: data.name.trim(), note: data.note });
+    sessionStorage.removeItem("icn.join");
+    toast("Your application is on its way. Members vouch for you next.");
+  }, () => start()) },
+    field("ticket", "Invitation", { required: true, value: invitation, autocomplete: "off", spellcheck: "false" }, "The icn1… text a member sent you"),
+    field("name", "Your name", { required: true, maxlength: 100 }, "How members will see you"),
+    field("note", "A word about you", { maxlength: 500, placeholder: "I fix bikes" }),
+    h("button", { type: "submit" }, "Ask to join"));
+  show(h("h1", {}, "Join your co-op"),
+    h("section", { class: "card" },
+      h("p", {}, "Paste the invitation a member sent you. Their node must be running; two members then vouch for you, and your node takes part from then on."),
+      form),
+    h("p", { class: "muted small" }, "Founding a new co-op instead? Run icnctl coop init \"Our Co-op\" on this computer."));
 }
 
 function signedOutView(message) {
@@ -700,6 +722,11 @@ function listen() {
 }
 
 async function start() {
+  const join = location.hash.match(/^#join=(icn1[1-9A-HJ-NP-Za-km-z]+)$/);
+  if (join) {
+    sessionStorage.setItem("icn.join", join[1]);
+    history.replaceState(null, "", "/");
+  }
   const login = location.hash.match(/^#login=([1-9A-HJ-NP-Za-km-z]+)$/);
   if (login) {
     history.replaceState(null, "", "/");
@@ -720,12 +747,7 @@ async function start() {
     }
     return show(h("section", { class: "card" }, h("p", { class: "error-text" }, error.message)));
   }
-  if (!state.me.coop) {
-    return show(h("h1", {}, "No co-op yet"), h("section", { class: "card" },
-      h("p", {}, "This node has not founded or joined a co-op."),
-      h("p", {}, "To join one, paste the invitation you were sent into a terminal: ", h("code", {}, "icnctl coop join <invitation> --name \"Your Name\"")),
-      h("p", { class: "muted small" }, "To found one: icnctl coop init \"Our Co-op\".")));
-  }
+  if (!state.me.coop) return joinView();
   document.getElementById("coop-name").textContent = state.me.coop.name;
   document.title = `${state.me.coop.name} — ICN`;
   document.getElementById("tabs").hidden = false;

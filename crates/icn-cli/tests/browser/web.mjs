@@ -95,6 +95,28 @@ try {
   await shot(ada, "5-ada-outcome");
   await shot(ben, "6-ben-outcome-phone");
 
+  // A newcomer joins from the web page with an invitation; both members
+  // vouch for her from theirs, and their nodes admit her.
+  const cat = await (await browser.newContext({ viewport: { width: 390, height: 844 } })).newPage();
+  cat.setDefaultTimeout(TIMEOUT);
+  pages.push(["cat", cat]);
+  await cat.goto(env("CAT_LINK"));
+  await cat.getByRole("heading", { name: "Join your co-op" }).waitFor();
+  await cat.getByLabel("Invitation").fill(env("INVITATION"));
+  await cat.getByLabel("Your name").fill("Cat");
+  await cat.getByLabel("A word about you").fill("I fix brakes");
+  await shot(cat, "7-cat-joins");
+  await cat.getByRole("button", { name: "Ask to join" }).click();
+  await cat.getByRole("heading", { name: "Hello, Cat" }).waitFor();
+  for (const page of [ada, ben]) {
+    await page.getByRole("link", { name: "Members" }).click();
+    await page.getByRole("button", { name: "Vouch" }).click();
+    await page.getByText("You vouched for Cat.").waitFor();
+  }
+  await cat.getByRole("link", { name: "Members" }).click();
+  await cat.getByRole("heading", { name: "3 members" }).waitFor();
+  await shot(cat, "8-cat-admitted");
+
   // The token runs out: the browser signs in again with its own key.
   await ben.evaluate(() => localStorage.removeItem("icn.token"));
   await ben.goto(new URL("/#/", ben.url()).href);
@@ -108,7 +130,7 @@ try {
   await ben.reload();
   await expectText(balance(ben), "1h 30m");
   await ben.getByText("Offline: showing what this device last saw.").waitFor();
-  await shot(ben, "7-ben-offline");
+  await shot(ben, "9-ben-offline");
   await benContext.setOffline(false);
 
   // Keyboard only: the first tab stop skips to the content, and the tabs

@@ -124,7 +124,7 @@ pub fn invite(context: &Context) -> Outcome {
             })
             .unwrap_or_default();
         format!(
-            "{qr}\n{}\n\nOn the new member's computer:\n  1. icnctl id init\n  2. icnd   (leave it running)\n  3. icnctl coop join {} --name \"Their Name\"\nThen two members vouch for them: icnctl member vouch \"Their Name\"",
+            "{qr}\n{}\n\nOn the new member's computer:\n  1. icnctl id init\n  2. icnd   (leave it running)\n  3. icnctl web open, open the link, and paste this invitation there\n     (or: icnctl coop join {} --name \"Their Name\")\nThen two members vouch for them, in the web app or with: icnctl member vouch \"Their Name\"",
             ticket.ticket, ticket.ticket
         )
     });
