@@ -202,6 +202,13 @@ fn the_daemon_serves_health_refuses_a_twin_and_stops_on_sigterm() {
     }
     assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
     assert!(seen.contains("text/event-stream"), "{seen}");
+    // The same events over a WebSocket.
+    let ws_url = format!(
+        "{}/events/ws?token={token}",
+        api.replace("http://", "ws://")
+    );
+    let (mut socket, answer) = tungstenite::connect(&ws_url).expect("the WebSocket opens");
+    assert_eq!(answer.status(), 101);
     let (code, body) = http(
         "POST",
         &format!("{api}/governance/proposals"),
@@ -213,6 +220,19 @@ fn the_daemon_serves_health_refuses_a_twin_and_stops_on_sigterm() {
     assert_eq!(code, 201, "{body}");
     let made: serde_json::Value = serde_json::from_str(&body).unwrap();
     let id = made["event_id"].as_str().unwrap().to_owned();
+    let message = loop {
+        match socket.read().expect("a message") {
+            tungstenite::Message::Text(text) => break text.to_string(),
+            _ => continue,
+        }
+    };
+    let message: serde_json::Value = serde_json::from_str(&message).unwrap();
+    assert_eq!(message["type"], "gov.propose", "{message}");
+    assert_eq!(message["id"], id.as_str(), "{message}");
+    // Without a token, no stream.
+    assert!(
+        tungstenite::connect(format!("{}/events/ws", api.replace("http://", "ws://"))).is_err()
+    );
     let mut streamed = String::new();
     while !streamed.contains(&id) {
         use std::io::BufRead;
