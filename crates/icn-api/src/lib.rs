@@ -792,3 +792,25 @@ pub struct TrustEdges {
     pub outgoing: Vec<TrustEdge>,
     pub incoming: Vec<TrustEdge>,
 }
+
+/// `POST /api/v1/auth/passphrase`: sign in as this node's member with the
+/// keystore's passphrase (what a member already knows), from any browser
+/// that reaches the node.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PassphraseSignIn {
+    pub passphrase: String,
+    /// As for `/auth/link`: the browser's own key, to sign in again later.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+impl std::fmt::Debug for PassphraseSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PassphraseSignIn")
+            .field("passphrase", &"…")
+            .field("key", &self.key)
+            .finish()
+    }
+}

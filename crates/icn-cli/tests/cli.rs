@@ -1364,6 +1364,7 @@ fn members_use_the_web_app_in_a_real_browser() {
         .env("ADA_LINK", link(&dirs[0]))
         .env("BEN_LINK", link(&dirs[1]))
         .env("CAT_LINK", link(&cat))
+        .env("PASSPHRASE", icn_testkit::cli::PASSPHRASE)
         .env("INVITATION", &invitation)
         .env("SCREENSHOTS", &screenshots)
         .output()

@@ -48,6 +48,8 @@ pub enum AuthError {
     BadSignature { did: Did },
     #[error("this sign-in link is unknown, used or expired")]
     UnknownLink,
+    #[error("wrong passphrase")]
+    WrongPassphrase,
     #[error("{0}")]
     Setup(String),
 }
@@ -77,7 +79,16 @@ pub struct Auth {
     challenges: Mutex<HashMap<[u8; 32], (Did, Instant)>>,
     /// Sign-in links' codes not yet used.
     links: Mutex<HashMap<[u8; 16], (Did, Instant)>>,
+    /// When recent passphrase attempts failed, and whether one is running
+    /// (each costs a second of scrypt: one at a time).
+    passphrase_failures: Mutex<Vec<Instant>>,
+    pub passphrase_attempt: tokio::sync::Semaphore,
 }
+
+/// Wrong passphrases allowed per [`PASSPHRASE_WINDOW`] before sign-in by
+/// passphrase pauses.
+pub const PASSPHRASE_FAILURES_MAX: usize = 5;
+pub const PASSPHRASE_WINDOW: Duration = Duration::from_secs(300);
 
 /// How long a sign-in link works (once).
 pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
@@ -147,6 +158,8 @@ impl Auth {
             secret,
             challenges: Mutex::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
+            passphrase_failures: Mutex::new(Vec::new()),
+            passphrase_attempt: tokio::sync::Semaphore::new(1),
         }
     }
 
@@ -171,6 +184,30 @@ impl Auth {
         make_room(&mut links, LINK_TTL, LINKS_MAX);
         links.insert(code, (did, Instant::now()));
         Ok(bs58::encode(code).into_string())
+    }
+
+    /// Whether passphrase sign-in is paused after too many failures: the
+    /// seconds until it opens again.
+    pub fn passphrase_paused(&self) -> Option<u64> {
+        let mut failures = self
+            .passphrase_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        failures.retain(|at| at.elapsed() < PASSPHRASE_WINDOW);
+        (failures.len() >= PASSPHRASE_FAILURES_MAX).then(|| {
+            let oldest = failures.iter().min().copied().unwrap_or_else(Instant::now);
+            PASSPHRASE_WINDOW
+                .saturating_sub(oldest.elapsed())
+                .as_secs()
+                .max(1)
+        })
+    }
+
+    pub fn passphrase_failed(&self) {
+        self.passphrase_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Instant::now());
     }
 
     /// Uses up a sign-in code: whose it was.

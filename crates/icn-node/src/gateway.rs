@@ -65,6 +65,14 @@ impl From<AuthError> for ApiError {
                 message,
                 Some("links work once and for 15 minutes: run `icnctl web open` for a new one"),
             ),
+            AuthError::WrongPassphrase => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong_passphrase",
+                message,
+                Some(
+                    "the passphrase you chose at `icnctl id init`; after 5 wrong ones, wait 5 minutes",
+                ),
+            ),
             AuthError::Setup(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message, None)
             }
@@ -526,18 +534,8 @@ async fn redeem_link(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<api::Token>, ApiError> {
     let request: api::RedeemLink = parse_json(&body?)?;
-    let key = request
-        .key
-        .as_deref()
-        .map(|key| {
-            key.parse::<icn_identity::PublicKey>()
-                .map_err(|_| ApiError::bad_request("key must be a base58 Ed25519 public key"))
-        })
-        .transpose()?;
-    let label = request.label.clone().unwrap_or_default();
-    if label.len() > 200 {
-        return Err(ApiError::bad_request("label is at most 200 bytes"));
-    }
+    let key = browser_key(request.key.as_deref())?;
+    let label = browser_label(request.label.as_deref())?;
     let did = state.auth.redeem(&request.code)?;
     if let Some(key) = key {
         with_node(&state, move |node| node.add_web_key(&did, key, &label)).await?;
@@ -546,6 +544,88 @@ async fn redeem_link(
         did.to_string(),
         state.auth.issue(did, "read write"),
     )))
+}
+
+/// Signs in as this node's member with the keystore's passphrase. One
+/// attempt runs at a time (scrypt is slow by design), and after
+/// [`crate::auth::PASSPHRASE_FAILURES_MAX`] wrong ones in five minutes
+/// every attempt is refused until the window passes.
+async fn passphrase(
+    State(state): State<SharedState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<api::Token>, ApiError> {
+    let request: api::PassphraseSignIn = parse_json(&body?)?;
+    let key = browser_key(request.key.as_deref())?;
+    let label = browser_label(request.label.as_deref())?;
+    let too_many = |seconds: u64| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many wrong passphrases; try again in {seconds} s"),
+            None,
+        )
+    };
+    if let Some(seconds) = state.auth.passphrase_paused() {
+        return Err(too_many(seconds));
+    }
+    let Ok(_turn) = state.auth.passphrase_attempt.try_acquire() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "another sign-in is being checked",
+            Some("try again in a moment"),
+        ));
+    };
+    let (keystore, did) =
+        with_node(&state, |node| Ok((node.data_dir().keystore(), node.me()?))).await?;
+    let passphrase = zeroize::Zeroizing::new(request.passphrase);
+    let opened = tokio::task::spawn_blocking(move || keystore.open(&passphrase))
+        .await
+        .map_err(|_| ApiError::from(NodeError::BadInput("the check stopped".into())))?;
+    match opened {
+        Ok(contents) if contents.did == did => {}
+        Ok(_) => return Err(ApiError::from(AuthError::WrongPassphrase)),
+        Err(
+            icn_identity::KeystoreError::WrongPassphrase { .. }
+            | icn_identity::KeystoreError::EmptyPassphrase,
+        ) => {
+            state.auth.passphrase_failed();
+            return Err(ApiError::from(AuthError::WrongPassphrase));
+        }
+        Err(error) => {
+            tracing::error!(%error, "Cannot open the keystore to check a passphrase.");
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the node could not check the passphrase; see its log",
+                None,
+            ));
+        }
+    }
+    if let Some(key) = key {
+        with_node(&state, move |node| node.add_web_key(&did, key, &label)).await?;
+    }
+    Ok(Json(token(
+        did.to_string(),
+        state.auth.issue(did, "read write"),
+    )))
+}
+
+/// A browser's public key, as sign-in requests carry it.
+fn browser_key(key: Option<&str>) -> Result<Option<icn_identity::PublicKey>, ApiError> {
+    key.map(|key| {
+        key.parse::<icn_identity::PublicKey>()
+            .map_err(|_| ApiError::bad_request("key must be a base58 Ed25519 public key"))
+    })
+    .transpose()
+}
+
+fn browser_label(label: Option<&str>) -> Result<String, ApiError> {
+    let label = label.unwrap_or_default();
+    if label.len() > 200 {
+        return Err(ApiError::bad_request("label is at most 200 bytes"));
+    }
+    Ok(label.to_owned())
 }
 
 /// A new token for the caller, while theirs is still valid.
@@ -805,6 +885,7 @@ fn api() -> Api {
     let challenge_answer = json_content(api.schema::<api::Challenge>());
     let verify_body = api.schema::<api::AuthVerify>();
     let link_body = api.schema::<api::RedeemLink>();
+    let passphrase_body = api.schema::<api::PassphraseSignIn>();
     let entries = json_content(api.schema::<Vec<api::HistoryEntry>>());
     let export_content = {
         let mut content = entries.clone();
@@ -855,6 +936,20 @@ fn api() -> Api {
         Some(link_body),
         (StatusCode::OK, "A token", token_schema.clone()),
         post(redeem_link),
+    )
+    .custom(
+        "post",
+        "/api/v1/auth/passphrase",
+        op(
+            "authPassphrase",
+            "auth",
+            Anyone,
+            "Sign in as this node's member with the keystore's passphrase",
+        ),
+        Vec::new(),
+        Some(passphrase_body),
+        (StatusCode::OK, "A token", token_schema.clone()),
+        post(passphrase),
     )
     .custom(
         "post",

@@ -654,13 +654,20 @@ function joinView() {
 function signedOutView(message) {
   document.getElementById("tabs").hidden = true;
   document.getElementById("balance-pill").hidden = true;
+  const form = h("form", { onsubmit: onSubmit(async (data) => {
+    const pair = await browserKey();
+    const body = { passphrase: data.passphrase, label: browserLabel() };
+    if (pair) body.key = await publicKeyText(pair);
+    keepToken(await call("POST", "/auth/passphrase", body));
+  }, () => start()) },
+    field("passphrase", "Your passphrase", { type: "password", required: true, autocomplete: "current-password" }, "The one you chose when you set up ICN on this computer"),
+    h("button", { type: "submit" }, "Sign in"));
   show(
     h("h1", {}, "Sign in"),
     h("section", { class: "card" },
       message ? h("p", { class: "error-text", role: "alert" }, message) : null,
-      h("p", {}, "On the computer where your ICN node runs, open a terminal and type:"),
-      h("p", {}, h("code", {}, "icnctl web open")),
-      h("p", { class: "muted small" }, "It prints a link that signs this browser in. After that, this browser stays signed in by itself.")),
+      form,
+      h("p", { class: "muted small" }, "This browser then stays signed in by itself. Or, on the computer where your node runs, type ", h("code", {}, "icnctl web open"), " and open the link it prints.")),
   );
 }
 

@@ -50,6 +50,21 @@ try {
   await expectText(balance(ben), "0m");
   await shot(ben, "1-ben-dashboard-phone");
 
+  // Ada's phone has no link: she signs in with her passphrase (a wrong one
+  // first, which is refused).
+  const phone = await (await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true })).newPage();
+  phone.setDefaultTimeout(TIMEOUT);
+  pages.push(["ada-phone", phone]);
+  await phone.goto(new URL("/", env("ADA_LINK")).href);
+  await phone.getByRole("heading", { name: "Sign in" }).waitFor();
+  await phone.getByLabel("Your passphrase").fill("not my passphrase");
+  await phone.getByRole("button", { name: "Sign in" }).click();
+  await phone.getByRole("alert").getByText("wrong passphrase").waitFor();
+  await phone.getByLabel("Your passphrase").fill(env("PASSPHRASE"));
+  await phone.getByRole("button", { name: "Sign in" }).click();
+  await phone.getByRole("heading", { name: "Hello, Ada" }).waitFor();
+  await shot(phone, "1-ada-phone-signed-in");
+
   // Ada logs 1h30m for Ben from the Hours page.
   await ada.getByRole("link", { name: "Hours" }).click();
   const pay = ada.getByRole("form", { name: "Log hours for someone" });
