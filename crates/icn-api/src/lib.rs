@@ -814,3 +814,18 @@ impl std::fmt::Debug for PassphraseSignIn {
             .finish()
     }
 }
+
+/// `POST /admin/v1/backup {to}`: a backup written while the node runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Backup {
+    pub path: String,
+    pub bytes: u64,
+    /// Events that count in it, the genesis included.
+    pub events: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BackupTo {
+    /// A file path on the node's machine.
+    pub to: String,
+}

@@ -1535,3 +1535,127 @@ fn every_endpoint_refuses_bad_input_in_the_error_shape() {
     eprintln!("schemathesis: {}", summary.trim());
     drop(daemon);
 }
+
+/// Backups: written while icnd runs (and once a day by icnd itself),
+/// restored into a new data directory with identical views; a truncated
+/// file, a file put together from two members' backups, a wrong
+/// passphrase and a restore over existing data are each refused with a
+/// clear message and leave nothing behind.
+#[test]
+fn a_backup_taken_while_running_restores_identical_views() {
+    let h = harness();
+    let (dirs, daemons) = two_members_with_web_apps(&h);
+    let ben = did_in(&h, &dirs[1]);
+    assert_eq!(
+        h.icnctl(
+            &dirs[0],
+            &["ledger", "pay", "Ben", "3h", "--memo", "wheels"]
+        )
+        .code,
+        0
+    );
+    let proposal = h.icnctl(
+        &dirs[0],
+        &[
+            "governance",
+            "propose",
+            "--title",
+            "New sign",
+            "--duration",
+            "1d",
+        ],
+    );
+    assert_eq!(proposal.code, 0, "{proposal:?}");
+    // The day's scheduled backup is written at icnd's first duties.
+    eventually("a scheduled backup", || {
+        std::fs::read_dir(dirs[0].join("backups")).is_ok_and(|mut entries| {
+            entries.any(|entry| {
+                entry
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("icn-backup-")
+            })
+        })
+    });
+    let views = |dir: &std::path::Path| {
+        [
+            h.icnctl(dir, &["--json", "ledger", "balance", &ben]).stdout,
+            h.icnctl(dir, &["--json", "ledger", "history", "--did", &ben])
+                .stdout,
+            h.icnctl(dir, &["--json", "member", "list"]).stdout,
+            h.icnctl(dir, &["--json", "governance", "list"]).stdout,
+        ]
+    };
+    let before = views(&dirs[0]);
+    let file = dirs[0].with_extension("icnbak");
+    let written = h.icnctl(
+        &dirs[0],
+        &["--json", "backup", "--to", file.to_str().unwrap()],
+    );
+    assert_eq!(written.code, 0, "{written:?}");
+    assert!(written.json()["bytes"].as_u64().unwrap() > 0);
+
+    let restored = h.data_dir("restored");
+    let run = h.icnctl(&restored, &["restore", file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("Restored"), "{run:?}");
+    assert_eq!(views(&restored), before);
+    assert_eq!(did_in(&h, &restored), did_in(&h, &dirs[0]));
+
+    // Over existing data: refused, nothing changed.
+    let again = h.icnctl(&restored, &["restore", file.to_str().unwrap()]);
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("is not empty"), "{again:?}");
+    assert_eq!(views(&restored), before);
+
+    let bytes = std::fs::read(&file).unwrap();
+    let refused = |name: &str, contents: &[u8], passphrase: Option<&str>, expected: &str| {
+        let path = dirs[0].with_extension(name);
+        std::fs::write(&path, contents).unwrap();
+        let target = h.data_dir(&format!("target-{name}"));
+        let run = h.icnctl_with(&target, &["restore", path.to_str().unwrap()], |command| {
+            if let Some(passphrase) = passphrase {
+                command.env("ICN_KEYSTORE_PASSPHRASE", passphrase);
+            }
+        });
+        assert_eq!(run.code, 2, "{name}: {run:?}");
+        assert!(run.stderr.contains(expected), "{name}: {run:?}");
+        let left: Vec<_> = std::fs::read_dir(&target)
+            .map(|entries| entries.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{name} left {left:?}");
+    };
+    refused(
+        "truncated",
+        &bytes[..bytes.len() - 100],
+        None,
+        "damaged or truncated",
+    );
+    refused("cut-short", &bytes[..40], None, "damaged or truncated");
+    refused("not-a-backup", b"hello", None, "not an ICN backup");
+    refused(
+        "wrong-passphrase",
+        &bytes,
+        Some("not the passphrase"),
+        "wrong passphrase",
+    );
+    // Ben's keystore with Ada's database.
+    let ben_file = dirs[1].with_extension("icnbak");
+    assert_eq!(
+        h.icnctl(&dirs[1], &["backup", "--to", ben_file.to_str().unwrap()])
+            .code,
+        0
+    );
+    let ben_bytes = std::fs::read(&ben_file).unwrap();
+    let header = |bytes: &[u8]| {
+        let keystore = u32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        let at = 12 + keystore;
+        let identity = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at + 4 + identity
+    };
+    let mut spliced = ben_bytes[..header(&ben_bytes)].to_vec();
+    spliced.extend_from_slice(&bytes[header(&bytes)..]);
+    refused("spliced", &spliced, None, "not encrypted to the keys");
+    drop(daemons);
+}

@@ -250,6 +250,29 @@ impl KeyPair {
         Signature(self.0.sign(message))
     }
 
+    /// The age identity that opens this member's backups: an X25519 key
+    /// derived from the seed for backups alone (so a backup can be made by
+    /// a running node without the passphrase, and opened with the keystore
+    /// it carries, or with a paper key).
+    pub fn backup_identity(&self) -> age::x25519::Identity {
+        use sha2::Digest;
+        let digest = sha2::Sha256::new()
+            .chain_update(b"icn-backup-v1:")
+            .chain_update(&self.seed()[..])
+            .finalize();
+        let mut secret = Zeroizing::new([0u8; 32]);
+        secret.copy_from_slice(&digest);
+        let hrp = bech32::Hrp::parse("age-secret-key-").expect("a valid prefix");
+        let encoded = Zeroizing::new(
+            bech32::encode::<bech32::Bech32>(hrp, secret.as_ref())
+                .expect("32 bytes encode")
+                .to_uppercase(),
+        );
+        encoded
+            .parse()
+            .expect("an age identity in age's own encoding")
+    }
+
     /// The X25519 secret for decrypting what was encrypted to [`PublicKey::x25519`].
     /// Derived from the same seed, so there is nothing extra to back up.
     pub fn x25519(&self) -> x25519_dalek::StaticSecret {

@@ -15,6 +15,26 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     pub net: NetConfig,
     pub log: LogConfig,
+    pub backup: BackupConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// A backup a day, keeping 7 daily and 4 weekly ones.
+    pub daily: bool,
+    /// Where. Unset: `backups/` in the data directory; better, a disk that
+    /// is not this laptop's.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for BackupConfig {
+    fn default() -> BackupConfig {
+        BackupConfig {
+            daily: true,
+            dir: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -93,6 +113,7 @@ impl Default for Config {
             listen: None,
             net: NetConfig::default(),
             log: LogConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -244,6 +265,11 @@ impl Config {
                     self.net.mdns = parse_bool(&value)
                         .ok_or_else(|| invalid("expected true or false".into()))?
                 }
+                "ICN_BACKUP_DAILY" => {
+                    self.backup.daily = parse_bool(&value)
+                        .ok_or_else(|| invalid("expected true or false".into()))?
+                }
+                "ICN_BACKUP_DIR" => self.backup.dir = Some(PathBuf::from(&value)),
                 "ICN_LOG" => self.log.level = value.clone(),
                 "ICN_LOG_FORMAT" => self.log.format = value.clone(),
                 _ => {}

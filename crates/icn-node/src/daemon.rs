@@ -89,6 +89,10 @@ pub async fn run(
         None
     };
 
+    let backups = config
+        .backup
+        .daily
+        .then(|| config.backup.dir.clone().unwrap_or_else(|| dir.backups()));
     let ticker = {
         let state = state.clone();
         let mut stop = stop.clone();
@@ -102,6 +106,7 @@ pub async fn run(
                     _ = stop.wait_for(|stopped| *stopped) => return,
                 }
                 let state = state.clone();
+                let backups = backups.clone();
                 let duties = Instant::now() >= duties_at;
                 if duties {
                     duties_at = Instant::now() + DUTY_INTERVAL;
@@ -117,6 +122,11 @@ pub async fn run(
                     node.governance_duties(now())?;
                     if duties {
                         node.ledger_duties(now())?;
+                        if let Some(dir) = &backups
+                            && let Some(path) = node.scheduled_backup(dir, now())?
+                        {
+                            tracing::info!(path = %path.display(), "Daily backup written.");
+                        }
                     }
                     Ok::<_, crate::node::NodeError>(())
                 })

@@ -795,6 +795,17 @@ pub fn admin_router(state: SharedState) -> Router {
         .route("/admin/v1/ledger/totals", get(totals))
         .route("/admin/v1/ledger/inbox", get(inbox))
         .merge(governance_routes())
+        .route(
+            "/admin/v1/backup",
+            post(|State(state): State<SharedState>, body: Bytes| async move {
+                let request: icn_api::BackupTo = parse_json(&body)?;
+                with_node(&state, move |node| {
+                    node.backup_to(std::path::Path::new(&request.to))
+                })
+                .await
+                .map(Json)
+            }),
+        )
         .route("/admin/v1/gateway/token", post(gateway_token))
         .route("/admin/v1/gateway/link", post(gateway_link))
         .route(

@@ -32,6 +32,16 @@ impl DataDir {
         Keystore::at(self.root.join("keystore.age"))
     }
 
+    /// The SQLite database (the store's file; see `icn_store::Store::open`).
+    pub fn database(&self) -> PathBuf {
+        self.root.join(icn_store::DATABASE_FILE)
+    }
+
+    /// Where scheduled backups go.
+    pub fn backups(&self) -> PathBuf {
+        self.root.join("backups")
+    }
+
     pub fn identity_file(&self) -> PathBuf {
         self.root.join("identity.json")
     }

@@ -4,6 +4,7 @@
 
 pub mod admin_client;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod daemon;
 pub mod gateway;

@@ -188,6 +188,18 @@ impl Store {
         Ok(store)
     }
 
+    /// A consistent copy of the whole database at `path` (which must not
+    /// exist), taken while the store stays in use: `VACUUM INTO`.
+    pub fn snapshot_to(&self, path: &Path) -> Result<(), StoreError> {
+        let target = path.to_str().ok_or_else(|| StoreError::Io {
+            action: "snapshot to",
+            path: path.to_owned(),
+            source: std::io::Error::other("the path is not UTF-8"),
+        })?;
+        self.connection.execute("VACUUM INTO ?1", params![target])?;
+        Ok(())
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

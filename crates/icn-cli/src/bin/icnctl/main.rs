@@ -77,6 +77,16 @@ enum Command {
     },
     /// Show this node's DID, co-op, event count, peers, uptime and version.
     Status,
+    /// Write an encrypted backup (keystore + database) while icnd runs:
+    /// `icnctl backup --to /media/usb/icn.icnbak`. icnd also writes one a
+    /// day into DIR/backups (7 daily, 4 weekly kept).
+    Backup {
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into a new, empty data directory (--data-dir),
+    /// with the passphrase of the keystore it holds.
+    Restore { file: PathBuf },
     /// Who this node replicates with: each peer, direct or relayed, and counters.
     Peers,
     /// The web app icnd serves: sign in (`web open`), tokens for /api/v1.
@@ -565,6 +575,8 @@ fn run(cli: Cli) -> Outcome {
         Command::Trust { command } => trust::run(&context, command),
         Command::Ledger { command } => ledger::run(&context, command),
         Command::Status => status(&context),
+        Command::Backup { to } => backup(&context, &to),
+        Command::Restore { file } => restore(&context, &file),
         Command::Peers => net::peers(&context),
         Command::Net { command } => net::run(&context, command),
         Command::Web { command } => web::run(&context, command),
@@ -583,4 +595,53 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn backup(context: &Context, to: &std::path::Path) -> Outcome {
+    // The daemon writes where it runs: give it an absolute path.
+    let to = std::path::absolute(to)?;
+    let body = serde_json::to_vec(&icn_api::BackupTo {
+        to: to.display().to_string(),
+    })
+    .expect("plain data serialises");
+    let written: icn_api::Backup =
+        context.daemon_or_local("POST", "/admin/v1/backup", Some(body), || {
+            Ok(context.open_node(true)?.backup_to(&to)?)
+        })?;
+    context.print(&written, |written| {
+        format!(
+            "Backup written: {} ({} bytes, {} events).\nKeep a copy off this computer. Restore with: icnctl --data-dir NEW_DIR restore {}",
+            written.path, written.bytes, written.events, written.path
+        )
+    });
+    Ok(())
+}
+
+fn restore(context: &Context, file: &std::path::Path) -> Outcome {
+    let passphrase = context.passphrase("Passphrase of the backed-up keystore: ", false)?;
+    icn_node::backup::restore(file, &context.dir, &passphrase).map_err(|error| {
+        let hint = match error {
+            icn_node::backup::BackupError::NotEmpty { .. } => {
+                Some("pass --data-dir with a new directory; never restore over a node's data")
+            }
+            icn_node::backup::BackupError::Keystore(_) => {
+                Some("use the passphrase of the member whose backup this is")
+            }
+            _ => None,
+        };
+        Failure::new(error.to_string(), hint)
+    })?;
+    // Opening the node replays the log and checks every view against it.
+    let node = context.open_node(false)?;
+    let status = node.status(false, None);
+    context.print(&status, |status| {
+        format!(
+            "Restored {} events of {} for {}.\nStart the node with `icnd --data-dir {}`; it catches up with members' nodes by itself.",
+            status.events,
+            status.coop.as_ref().map_or("no co-op", |coop| coop.name.as_str()),
+            status.did.as_deref().unwrap_or("?"),
+            context.dir.root().display()
+        )
+    });
+    Ok(())
 }
