@@ -1657,5 +1657,41 @@ fn a_backup_taken_while_running_restores_identical_views() {
     let mut spliced = ben_bytes[..header(&ben_bytes)].to_vec();
     spliced.extend_from_slice(&bytes[header(&bytes)..]);
     refused("spliced", &spliced, None, "not encrypted to the keys");
-    drop(daemons);
+
+    // Ada's laptop signs once more after the backup, then is lost.
+    assert_eq!(h.icnctl(&dirs[0], &["ledger", "pay", "Ben", "1h"]).code, 0);
+    let minutes = |dir: &std::path::Path| {
+        h.icnctl(dir, &["--json", "ledger", "balance", &ben]).json()["accounts"][0]["balance"]
+            .as_i64()
+            .unwrap()
+    };
+    eventually("Ben's node has the payment", || minutes(&dirs[1]) == 240);
+    let [ada, ben_daemon] = daemons;
+    ada.signal("TERM");
+    assert_eq!(ada.wait(), Some(0));
+    // The restored node alone signs nothing: its lost copy went further.
+    let alone = h.spawn_icnd(&restored, &[]);
+    let early = h.icnctl(&restored, &["ledger", "pay", "Ben", "2h"]);
+    assert_eq!(early.code, 2, "{early:?}");
+    assert!(early.stderr.contains("restored from a backup"), "{early:?}");
+    alone.signal("TERM");
+    assert_eq!(alone.wait(), Some(0));
+    // With a member's node to catch up from, it learns its own later
+    // payment, then signs after it: no fork, no hour lost.
+    let ticket = h.icnctl(&dirs[1], &["--json", "net", "ticket"]).json()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let _back = h.spawn_icnd(&restored, &["--peer", &ticket]);
+    eventually("the restored node signs again", || {
+        h.icnctl(&restored, &["ledger", "pay", "Ben", "2h"]).code == 0
+    });
+    eventually("Ben's node has every payment", || minutes(&dirs[1]) == 360);
+    for dir in [&restored, &dirs[1]] {
+        assert_eq!(
+            h.icnctl(dir, &["status", "--json"]).json()["equivocations"],
+            0
+        );
+    }
+    drop(ben_daemon);
 }

@@ -187,7 +187,17 @@ fn occupied(dir: &DataDir) -> Option<String> {
 
 /// Restores the backup at `from` into the empty data directory `dir`,
 /// opening its keystore with `passphrase`.
-pub fn restore(from: &Path, dir: &DataDir, passphrase: &str) -> Result<(), BackupError> {
+///
+/// With `wait_for_peers` the restored node signs nothing until a sync round
+/// with a member's node has completed ([`crate::node::RESTORED_MARKER`]):
+/// the lost copy may have signed after the backup. Without it (a co-op with
+/// no other node to ask), it signs at once.
+pub fn restore(
+    from: &Path,
+    dir: &DataDir,
+    passphrase: &str,
+    wait_for_peers: bool,
+) -> Result<(), BackupError> {
     if let Some(what) = occupied(dir) {
         return Err(BackupError::NotEmpty {
             path: dir.root().to_owned(),
@@ -255,6 +265,10 @@ pub fn restore(from: &Path, dir: &DataDir, passphrase: &str) -> Result<(), Backu
             .sync_all()
             .map_err(BackupError::io("sync", &staged_database))?;
         // Everything decrypted and authenticated: put it in place.
+        if wait_for_peers {
+            let marker = dir.root().join(crate::node::RESTORED_MARKER);
+            std::fs::write(&marker, b"").map_err(BackupError::io("write", &marker))?;
+        }
         let identity_path = dir.identity_file();
         std::fs::write(&identity_path, &parts.identity)
             .map_err(BackupError::io("write", &identity_path))?;

@@ -117,6 +117,10 @@ pub async fn run(
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
                     node.tick(now())?;
+                    if node.awaiting_sync() {
+                        // Duties sign: they wait until the node has caught up.
+                        return Ok(());
+                    }
                     // Closing a proposal on time matters more than a ledger
                     // chore: every tick.
                     node.governance_duties(now())?;

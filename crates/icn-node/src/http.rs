@@ -170,6 +170,14 @@ impl From<NodeError> for ApiError {
             NodeError::AlreadyInCoop { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "already_in_coop", message, None)
             }
+            NodeError::AwaitingSync => ApiError::new(
+                StatusCode::CONFLICT,
+                "awaiting_sync",
+                message,
+                Some(
+                    "keep icnd running with a member's node reachable (`--peer TICKET`); it signs once it has caught up",
+                ),
+            ),
             NodeError::BadInput(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message, None)
             }

@@ -39,7 +39,16 @@ pub enum NodeError {
     Damaged { position: usize, reason: String },
     #[error("{0}")]
     Identity(String),
+    #[error(
+        "this node was restored from a backup and signs nothing until it has caught up with a member's node (it may have signed more since the backup)"
+    )]
+    AwaitingSync,
 }
+
+/// Left in a data directory by a restore: the node must sync with a peer
+/// before it signs, or it could sign again at positions its lost copy had
+/// already used (a fork, which freezes the member's account).
+pub const RESTORED_MARKER: &str = "restored-awaiting-sync";
 
 /// The wall clock as an event timestamp.
 pub fn now() -> Timestamp {
@@ -78,6 +87,8 @@ pub struct Node {
     /// The trust graph as of (log generation, events counted), rebuilt from
     /// the views when either moves.
     pub(crate) trust_cache: crate::governance::TrustCache,
+    /// Restored from a backup, not yet synced with a peer: signs nothing.
+    awaiting_sync: bool,
 }
 
 /// New events buffered for each push subscriber, at most.
@@ -127,7 +138,9 @@ impl Node {
             batch: None,
             kept: tokio::sync::broadcast::channel(KEPT_BROADCAST_MAX).0,
             trust_cache: Default::default(),
+            awaiting_sync: false,
         };
+        node.awaiting_sync = node.dir.root().join(RESTORED_MARKER).exists();
         node.load_log()?;
         node.choose_signer(keys)?;
         Ok(node)
@@ -179,6 +192,27 @@ impl Node {
         }
         self.log = Some(replayed.log);
         Ok(())
+    }
+
+    /// Whether this node was restored and has not yet caught up with a peer.
+    pub fn awaiting_sync(&self) -> bool {
+        self.awaiting_sync
+    }
+
+    /// A sync round with a peer has completed: what the co-op holds of this
+    /// member's chain is here, so signing can resume where it left off.
+    pub fn caught_up(&mut self) {
+        if self.awaiting_sync {
+            match std::fs::remove_file(self.dir.root().join(RESTORED_MARKER)) {
+                Ok(()) => {
+                    self.awaiting_sync = false;
+                    tracing::info!(
+                        "Caught up with a member's node after the restore; signing again."
+                    );
+                }
+                Err(error) => tracing::warn!(%error, "Cannot remove the restore marker."),
+            }
+        }
     }
 
     pub fn data_dir(&self) -> &DataDir {
@@ -288,6 +322,9 @@ impl Node {
         body: Vec<u8>,
         now: Timestamp,
     ) -> Result<EventId, NodeError> {
+        if self.awaiting_sync {
+            return Err(NodeError::AwaitingSync);
+        }
         let (identity, signer) = self.signer()?;
         let (did, signer) = (identity.did, signer.clone());
         let log = self.log.as_ref().ok_or(NodeError::NoCoop)?;

@@ -169,6 +169,7 @@ pub(super) async fn drive(
                     }
                 };
                 let now_ms = started.elapsed().as_millis() as u64;
+                let completed = session.stats.rounds_completed;
                 let outputs = with_log(&net.state, |log| session.on_message(message, log, now_ms));
                 let outputs = match outputs {
                     Ok(outputs) => outputs,
@@ -176,6 +177,11 @@ pub(super) async fn drive(
                 };
                 if let Err(error) = handle(net, &mut session, outputs, &writer, &mut recent, counters).await {
                     break Err(error);
+                }
+                // A round ended and its events are in: a restored node has
+                // caught up with this peer.
+                if session.stats.rounds_completed > completed {
+                    tokio::task::block_in_place(|| lock(&net.state).caught_up());
                 }
             }
             kept = pushes.recv() => {

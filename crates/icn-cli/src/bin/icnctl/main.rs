@@ -85,8 +85,14 @@ enum Command {
         to: PathBuf,
     },
     /// Restore a backup into a new, empty data directory (--data-dir),
-    /// with the passphrase of the keystore it holds.
-    Restore { file: PathBuf },
+    /// with the passphrase of the keystore it holds. The node then signs
+    /// nothing until it has caught up with a member's node.
+    Restore {
+        file: PathBuf,
+        /// No other member's node exists to catch up from: sign at once.
+        #[arg(long)]
+        standalone: bool,
+    },
     /// Who this node replicates with: each peer, direct or relayed, and counters.
     Peers,
     /// The web app icnd serves: sign in (`web open`), tokens for /api/v1.
@@ -576,7 +582,7 @@ fn run(cli: Cli) -> Outcome {
         Command::Ledger { command } => ledger::run(&context, command),
         Command::Status => status(&context),
         Command::Backup { to } => backup(&context, &to),
-        Command::Restore { file } => restore(&context, &file),
+        Command::Restore { file, standalone } => restore(&context, &file, !standalone),
         Command::Peers => net::peers(&context),
         Command::Net { command } => net::run(&context, command),
         Command::Web { command } => web::run(&context, command),
@@ -617,26 +623,28 @@ fn backup(context: &Context, to: &std::path::Path) -> Outcome {
     Ok(())
 }
 
-fn restore(context: &Context, file: &std::path::Path) -> Outcome {
+fn restore(context: &Context, file: &std::path::Path, wait_for_peers: bool) -> Outcome {
     let passphrase = context.passphrase("Passphrase of the backed-up keystore: ", false)?;
-    icn_node::backup::restore(file, &context.dir, &passphrase).map_err(|error| {
-        let hint = match error {
-            icn_node::backup::BackupError::NotEmpty { .. } => {
-                Some("pass --data-dir with a new directory; never restore over a node's data")
-            }
-            icn_node::backup::BackupError::Keystore(_) => {
-                Some("use the passphrase of the member whose backup this is")
-            }
-            _ => None,
-        };
-        Failure::new(error.to_string(), hint)
-    })?;
+    icn_node::backup::restore(file, &context.dir, &passphrase, wait_for_peers).map_err(
+        |error| {
+            let hint = match error {
+                icn_node::backup::BackupError::NotEmpty { .. } => {
+                    Some("pass --data-dir with a new directory; never restore over a node's data")
+                }
+                icn_node::backup::BackupError::Keystore(_) => {
+                    Some("use the passphrase of the member whose backup this is")
+                }
+                _ => None,
+            };
+            Failure::new(error.to_string(), hint)
+        },
+    )?;
     // Opening the node replays the log and checks every view against it.
     let node = context.open_node(false)?;
     let status = node.status(false, None);
     context.print(&status, |status| {
         format!(
-            "Restored {} events of {} for {}.\nStart the node with `icnd --data-dir {}`; it catches up with members' nodes by itself.",
+            "Restored {} events of {} for {}.\nStart the node with `icnd --data-dir {}` (add `--peer TICKET` of a member's node if it has none): it signs again once it has caught up with them.",
             status.events,
             status.coop.as_ref().map_or("no co-op", |coop| coop.name.as_str()),
             status.did.as_deref().unwrap_or("?"),
