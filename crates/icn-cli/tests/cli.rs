@@ -1482,6 +1482,29 @@ fn every_endpoint_refuses_bad_input_in_the_error_shape() {
     // Nothing above changed the co-op: the genesis is still its only event.
     assert_eq!(h.icnctl(&dir, &["status", "--json"]).json()["events"], 1);
 
+    // The document is valid OpenAPI (openapi-spec-validator, from PyPI).
+    let document_path = dir.with_extension("openapi.json");
+    std::fs::write(&document_path, document.to_string()).unwrap();
+    let validator = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&document_path)
+        .output();
+    let validated = validator
+        .as_ref()
+        .is_ok_and(|run| !String::from_utf8_lossy(&run.stderr).contains("No module named"));
+    if external_tool(
+        "openapi-spec-validator",
+        validated,
+        "pip install openapi-spec-validator",
+    ) {
+        let run = validator.unwrap();
+        let said = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            run.status.success() && said.contains("OK"),
+            "{said}{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
     let schemathesis = || {
         let mut command = std::process::Command::new("python3");
         command.args(["-m", "schemathesis.cli"]);
