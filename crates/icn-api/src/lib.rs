@@ -225,6 +225,10 @@ pub struct Totals {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct CurrencyTotals {
     pub currency: String,
+    /// Every account's balance added up, the commons included: always 0 in
+    /// mutual credit (`ledger_balance_sum`); anything else is a bug.
+    #[serde(default)]
+    pub balance_sum: i64,
     pub transfers: u64,
     pub volume: u64,
     pub volume_display: String,
@@ -828,4 +832,23 @@ pub struct Backup {
 pub struct BackupTo {
     /// A file path on the node's machine.
     pub to: String,
+}
+
+/// One finding of `icnctl doctor`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Check {
+    /// `daemon`, `identity`, `coop`, `peers`, `relay`, `clock`, `disk`, `backup`, `sync`.
+    pub name: String,
+    /// `ok`, `warn` or `fail`.
+    pub status: String,
+    pub message: String,
+    /// What to do about it, when it is not ok.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// `icnctl doctor`: what is wrong with this node, and how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Doctor {
+    pub checks: Vec<Check>,
 }

@@ -1718,3 +1718,59 @@ fn a_backup_taken_while_running_restores_identical_views() {
     }
     drop(ben_daemon);
 }
+
+/// `icnctl doctor` names what is wrong and how to fix it; the metrics
+/// endpoint serves Prometheus text with the seeds' names.
+#[test]
+fn doctor_diagnoses_common_problems_and_metrics_are_served() {
+    let h = harness();
+    let (dirs, daemons) = two_members_with_web_apps(&h);
+    let [ada, ben] = daemons;
+    // Both running: nothing fails.
+    let healthy = h.icnctl(&dirs[0], &["doctor"]);
+    assert_eq!(healthy.code, 0, "{healthy:?}");
+    assert!(healthy.stdout.contains("ok    peers"), "{healthy:?}");
+    eventually("the daily backup", || {
+        h.icnctl(&dirs[0], &["--json", "doctor"]).json()["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|check| check["name"] == "backup" && check["status"] == "ok")
+    });
+    // Ben's node stops: Ada's has no peer, and Ben's daemon is not running.
+    ben.signal("TERM");
+    assert_eq!(ben.wait(), Some(0));
+    eventually("Ada's doctor warns of no peers", || {
+        let report = h.icnctl(&dirs[0], &["doctor"]);
+        report.code == 0 && report.stdout.contains("WARN  peers") && report.stdout.contains("fix:")
+    });
+    let stopped = h.icnctl(&dirs[1], &["doctor"]);
+    assert_eq!(stopped.code, 2, "{stopped:?}");
+    assert!(stopped.stdout.contains("FAIL  daemon"), "{stopped:?}");
+    assert!(stopped.stdout.contains("fix: start it"), "{stopped:?}");
+    // A data directory with nothing in it.
+    let empty = h.data_dir("empty");
+    let nothing = h.icnctl(&empty, &["doctor"]);
+    assert_eq!(nothing.code, 2, "{nothing:?}");
+    assert!(nothing.stdout.contains("icnctl id init"), "{nothing:?}");
+    drop(ada);
+
+    // Metrics, on a port of their own.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let _node = h.spawn_icnd(&dirs[1], &["--metrics-bind", &bind]);
+    let (code, text) = http_get(&format!("http://{bind}/metrics"));
+    assert_eq!(code, 200, "{text}");
+    for line in [
+        "ledger_balance_sum{currency=\"hours\"} 0",
+        "# TYPE ledger_conflicts_detected_total counter",
+        "network_sessions_active ",
+        "icn_events ",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+}

@@ -16,6 +16,8 @@ pub struct Config {
     pub net: NetConfig,
     pub log: LogConfig,
     pub backup: BackupConfig,
+    /// Serve Prometheus metrics at `http://BIND/metrics` (unset: off).
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -114,6 +116,7 @@ impl Default for Config {
             net: NetConfig::default(),
             log: LogConfig::default(),
             backup: BackupConfig::default(),
+            metrics_bind: None,
         }
     }
 }
@@ -181,6 +184,7 @@ pub struct Overrides {
     pub relay_enable: Option<bool>,
     pub relay_listen: Option<SocketAddr>,
     pub relay_url: Option<String>,
+    pub metrics_bind: Option<SocketAddr>,
     pub log_level: Option<String>,
     pub log_format: Option<String>,
 }
@@ -270,6 +274,9 @@ impl Config {
                         .ok_or_else(|| invalid("expected true or false".into()))?
                 }
                 "ICN_BACKUP_DIR" => self.backup.dir = Some(PathBuf::from(&value)),
+                "ICN_METRICS_BIND" => {
+                    self.metrics_bind = Some(value.parse().map_err(|e| invalid(format!("{e}")))?)
+                }
                 "ICN_LOG" => self.log.level = value.clone(),
                 "ICN_LOG_FORMAT" => self.log.format = value.clone(),
                 _ => {}
@@ -300,6 +307,9 @@ impl Config {
         }
         if let Some(url) = &flags.relay_url {
             self.net.relay_url = Some(url.clone());
+        }
+        if let Some(bind) = flags.metrics_bind {
+            self.metrics_bind = Some(bind);
         }
         if let Some(level) = &flags.log_level {
             self.log.level = level.clone();

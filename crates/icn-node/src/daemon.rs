@@ -89,10 +89,39 @@ pub async fn run(
         None
     };
 
-    let backups = config
-        .backup
-        .daily
-        .then(|| config.backup.dir.clone().unwrap_or_else(|| dir.backups()));
+    let backup_dir = config.backup.dir.clone().unwrap_or_else(|| dir.backups());
+    let _ = state.backups.set(backup_dir.clone());
+    let backups = config.backup.daily.then_some(backup_dir);
+    let metrics = match config.metrics_bind {
+        Some(bind) => {
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("cannot serve metrics on {bind} (--metrics-bind)"))?;
+            tracing::info!(address = %bind, "Metrics at /metrics.");
+            let router = axum::Router::new()
+                .route(
+                    "/metrics",
+                    axum::routing::get(
+                        |axum::extract::State(state): axum::extract::State<SharedState>| async move {
+                            (
+                                [(
+                                    axum::http::header::CONTENT_TYPE,
+                                    "text/plain; version=0.0.4",
+                                )],
+                                tokio::task::block_in_place(|| crate::health::metrics(&state)),
+                            )
+                        },
+                    ),
+                )
+                .with_state(state.clone());
+            Some(tokio::spawn(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped(stop.clone()))
+                    .into_future(),
+            ))
+        }
+        None => None,
+    };
     let ticker = {
         let state = state.clone();
         let mut stop = stop.clone();
@@ -182,6 +211,9 @@ pub async fn run(
         let _ = gateway.await;
     }
     let _ = ticker.await;
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
+    }
     if let Some(net) = state.net.get() {
         net.close().await;
     }

@@ -39,6 +39,9 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Sender<bool>,
     /// Where the gateway serves, once it does (`http://127.0.0.1:7878`).
     pub gateway_url: std::sync::OnceLock<String>,
+    /// Where backups go (for `icnctl doctor`); the data directory's
+    /// `backups/` unless icnd was told otherwise.
+    pub backups: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl Drop for AppState {
@@ -110,6 +113,7 @@ impl AppState {
             auth,
             stopping: tokio::sync::watch::channel(false).0,
             gateway_url: std::sync::OnceLock::new(),
+            backups: std::sync::OnceLock::new(),
         })
     }
 }
@@ -812,6 +816,18 @@ pub fn admin_router(state: SharedState) -> Router {
                 })
                 .await
                 .map(Json)
+            }),
+        )
+        .route(
+            "/admin/v1/doctor",
+            get(|State(state): State<SharedState>| async move {
+                let backups = match state.backups.get() {
+                    Some(dir) => dir.clone(),
+                    None => with_node(&state, |node| Ok(node.data_dir().backups())).await?,
+                };
+                Ok::<_, ApiError>(Json(tokio::task::block_in_place(|| {
+                    crate::health::doctor(&state, &backups)
+                })))
             }),
         )
         .route("/admin/v1/gateway/token", post(gateway_token))

@@ -638,6 +638,7 @@ impl Node {
                 .unwrap_or_default();
             let mut summary = api::CurrencyTotals {
                 currency: currency.code.clone(),
+                balance_sum: 0,
                 transfers: totals.transfers,
                 volume: totals.volume,
                 volume_display: ledger::format_amount(totals.volume as i64, currency),
@@ -651,6 +652,7 @@ impl Node {
                     continue;
                 };
                 let row: ledger::BalanceRow = parse_row(key, value)?;
+                summary.balance_sum += row.balance;
                 if account == ledger::COMMONS {
                     summary.commons = row.balance;
                     continue;

@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod gateway;
 pub mod governance;
+pub mod health;
 pub mod hints;
 pub mod http;
 pub mod layout;

@@ -54,6 +54,9 @@ struct Flags {
     /// Default: this machine's address and the relay's port.
     #[arg(long, global = true, value_name = "URL")]
     relay_url: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, global = true, value_name = "ADDR")]
+    metrics_bind: Option<SocketAddr>,
     /// Read the keystore passphrase from this file instead of ICN_KEYSTORE_PASSPHRASE or a prompt.
     #[arg(long, global = true)]
     passphrase_file: Option<PathBuf>,
@@ -91,6 +94,7 @@ fn load_config(flags: &Flags) -> anyhow::Result<Config> {
         relay_enable: flags.relay_enable.then_some(true),
         relay_listen: flags.relay_listen,
         relay_url: flags.relay_url.clone(),
+        metrics_bind: flags.metrics_bind,
         log_level: None,
         log_format: flags.log_format.clone(),
     };

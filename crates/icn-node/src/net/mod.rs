@@ -379,7 +379,7 @@ impl Net {
         tracing::info!(url = %relay.url, "Using a co-op relay.");
     }
 
-    fn known_relays(&self) -> Vec<RelayRef> {
+    pub fn known_relays(&self) -> Vec<RelayRef> {
         let relays = self.relays.lock().unwrap_or_else(|p| p.into_inner());
         relays.values().cloned().collect()
     }

@@ -77,6 +77,10 @@ enum Command {
     },
     /// Show this node's DID, co-op, event count, peers, uptime and version.
     Status,
+    /// Diagnose the common problems (daemon not running, no peers, relay
+    /// unreachable, clock skew, disk nearly full, backup overdue), each
+    /// with its fix. Exit code 2 when something fails.
+    Doctor,
     /// Write an encrypted backup (keystore + database) while icnd runs:
     /// `icnctl backup --to /media/usb/icn.icnbak`. icnd also writes one a
     /// day into DIR/backups (7 daily, 4 weekly kept).
@@ -582,6 +586,7 @@ fn run(cli: Cli) -> Outcome {
         Command::Ledger { command } => ledger::run(&context, command),
         Command::Status => status(&context),
         Command::Backup { to } => backup(&context, &to),
+        Command::Doctor => doctor(&context),
         Command::Restore { file, standalone } => restore(&context, &file, !standalone),
         Command::Peers => net::peers(&context),
         Command::Net { command } => net::run(&context, command),
@@ -651,5 +656,52 @@ fn restore(context: &Context, file: &std::path::Path, wait_for_peers: bool) -> O
             context.dir.root().display()
         )
     });
+    Ok(())
+}
+
+fn doctor(context: &Context) -> Outcome {
+    let report: icn_api::Doctor =
+        context.daemon_or_local("GET", "/admin/v1/doctor", None, || {
+            let node = context.open_node(false).ok();
+            let mut checks = vec![icn_api::Check {
+                name: "daemon".into(),
+                status: "fail".into(),
+                message: "icnd is not running on this data directory".into(),
+                fix: Some(format!(
+                    "start it: icnd --data-dir {} (or as a service: see docs/operations)",
+                    context.dir.root().display()
+                )),
+            }];
+            let backups = context.dir.backups();
+            checks.extend(icn_node::health::local_checks(
+                &context.dir,
+                node.as_ref(),
+                &backups,
+            ));
+            Ok(icn_api::Doctor { checks })
+        })?;
+    context.print(&report, |report| {
+        report
+            .checks
+            .iter()
+            .map(|check| {
+                let status = match check.status.as_str() {
+                    "ok" => "ok  ",
+                    "warn" => "WARN",
+                    _ => "FAIL",
+                };
+                let fix = check
+                    .fix
+                    .as_ref()
+                    .map(|fix| format!("\n        fix: {fix}"))
+                    .unwrap_or_default();
+                format!("{status}  {:<9} {}{fix}", check.name, check.message)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    if report.checks.iter().any(|check| check.status == "fail") {
+        return Err(Failure::new("doctor found problems (FAIL above)", None));
+    }
     Ok(())
 }
