@@ -1774,3 +1774,15 @@ fn doctor_diagnoses_common_problems_and_metrics_are_served() {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
 }
+
+/// The example configurations in `deploy/config/` load as they are.
+#[test]
+fn example_configs_are_valid() {
+    let h = harness();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config");
+    for name in ["always-on.toml", "laptop.toml"] {
+        let path = root.join(name);
+        let run = h.icnd_output(&["--config", path.to_str().unwrap(), "config", "check"]);
+        assert_eq!(run.code, 0, "{name}: {run:?}");
+    }
+}
