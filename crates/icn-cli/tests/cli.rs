@@ -33,9 +33,10 @@ fn a_new_member_creates_an_identity_and_a_coop() {
     assert_eq!(again.code, 2);
     assert!(again.stderr.contains("already exists"), "{again:?}");
 
+    // Without --yes it asks; with nothing to answer, it founds nothing.
     let no_yes = h.icnctl(&dir, &["coop", "init", "Riverside Bakery"]);
     assert_eq!(no_yes.code, 2);
-    assert!(no_yes.stderr.contains("hint: add --yes"));
+    assert!(no_yes.stderr.contains("--yes"), "{no_yes:?}");
 
     let coop = h.icnctl(
         &dir,
@@ -1785,4 +1786,38 @@ fn example_configs_are_valid() {
         let run = h.icnd_output(&["--config", path.to_str().unwrap(), "config", "check"]);
         assert_eq!(run.code, 0, "{name}: {run:?}");
     }
+}
+
+/// The guided set-up asks in plain words and founds the co-op from the
+/// answers; a wrong answer is asked again; no answers found nothing.
+#[test]
+fn the_guided_setup_founds_a_coop_from_plain_answers() {
+    let h = harness();
+    let [me, other] = ["founder", "other"].map(|name| h.data_dir(name));
+    for dir in [&me, &other] {
+        assert_eq!(h.icnctl(dir, &["id", "init"]).code, 0);
+    }
+    let other_did = did_in(&h, &other);
+    // Nothing answered: nothing founded, and the way out is named.
+    let silent = h.icnctl_input(&me, &["coop", "init"], "");
+    assert_eq!(silent.code, 2, "{silent:?}");
+    assert!(silent.stderr.contains("--yes"), "{silent:?}");
+    let answers = format!("Riverside Bakery\nlots\n30\n\n3\n2\nnot-a-did\n{other_did}\n\ny\n");
+    let run = h.icnctl_input(&me, &["coop", "init"], &answers);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("A whole number of hours"), "{run:?}");
+    assert!(run.stdout.contains("Type 1 or 2"), "{run:?}");
+    assert!(run.stdout.contains("That is not a DID"), "{run:?}");
+    assert!(run.stdout.contains("2 founding members"), "{run:?}");
+    let status = h.icnctl(&me, &["status", "--json"]).json();
+    assert_eq!(status["coop"]["name"], "Riverside Bakery");
+    assert_eq!(status["coop"]["founders"].as_array().unwrap().len(), 2);
+    let members = h.icnctl(&me, &["--json", "member", "list"]).json();
+    assert_eq!(members["admission"], "proposal", "{members}");
+    let me_did = did_in(&h, &me);
+    let balance = h
+        .icnctl(&me, &["--json", "ledger", "balance", &me_did])
+        .json();
+    assert_eq!(balance["accounts"][0]["floor"], -30 * 60, "{balance}");
+    assert_eq!(balance["accounts"][0]["ceiling"], 80 * 60, "{balance}");
 }

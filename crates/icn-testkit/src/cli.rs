@@ -90,6 +90,26 @@ impl Harness {
         command.output().expect("icnctl runs").into()
     }
 
+    /// `icnctl` with `input` on its standard input (answers to questions).
+    pub fn icnctl_input(&self, data_dir: &Path, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command(&self.icnctl)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("icnctl runs");
+        let mut stdin = child.stdin.take().expect("piped");
+        // It may stop reading early (a refusal): a closed pipe is fine.
+        let _ = stdin.write_all(input.as_bytes());
+        drop(stdin);
+        child.wait_with_output().expect("icnctl ends").into()
+    }
+
     pub fn icnd_output(&self, args: &[&str]) -> Run {
         self.command(&self.icnd)
             .args(args)

@@ -138,10 +138,12 @@ enum IdCommand {
 
 #[derive(Subcommand)]
 enum CoopCommand {
-    /// Found a new co-op with you as its first member.
+    /// Found a new co-op with you as its first member. Without --yes it
+    /// asks, in plain words, for the name, credit limits, how members are
+    /// admitted and the other founders (answers may also come on stdin).
     Init {
         /// The co-op's name.
-        name: String,
+        name: Option<String>,
         /// Another founding member's DID (repeatable).
         #[arg(long = "founder")]
         founders: Vec<String>,
@@ -445,20 +447,130 @@ fn parse_params(pairs: &[String]) -> Result<BTreeMap<String, String>, Failure> {
         .collect()
 }
 
+/// Reads one answer; `None` at the end of input.
+fn ask(question: &str) -> Result<Option<String>, Failure> {
+    use std::io::Write as _;
+    print!("{question} ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line)? == 0 {
+        println!();
+        return Ok(None);
+    }
+    Ok(Some(line.trim().to_owned()))
+}
+
+fn no_answer() -> Failure {
+    Failure::new(
+        "the set-up needs answers",
+        Some(
+            "answer the questions, or found without them: icnctl coop init \"Name\" --yes [--founder DID] [--set ledger.floor=40]",
+        ),
+    )
+}
+
+/// Asks until the answer is a whole number of hours (empty: `default`).
+fn ask_hours(question: &str, default: u32) -> Result<u32, Failure> {
+    loop {
+        let answer = ask(&format!("{question} [{default}]"))?.ok_or_else(no_answer)?;
+        if answer.is_empty() {
+            return Ok(default);
+        }
+        match answer.trim_end_matches('h').trim().parse() {
+            Ok(hours) => return Ok(hours),
+            Err(_) => println!("  A whole number of hours, like {default}."),
+        }
+    }
+}
+
+/// The guided set-up: the questions a founder can answer, in their words.
+fn guided_setup(
+    name: Option<String>,
+    founders: &mut Vec<String>,
+    params: &mut BTreeMap<String, String>,
+) -> Result<String, Failure> {
+    println!("Let's set up your co-op. Press Enter to take the suggestion in [brackets].\n");
+    let name = match name {
+        Some(name) => name,
+        None => loop {
+            let answer = ask("What is your co-op called?")?.ok_or_else(no_answer)?;
+            if !answer.is_empty() {
+                break answer;
+            }
+        },
+    };
+    println!("\nMembers trade hours. A member can go below zero, down to a limit, and");
+    println!("is flagged (never blocked) when far above zero.");
+    let floor = ask_hours("How many hours may a member owe at most?", 40)?;
+    let ceiling = ask_hours("Above how many hours should a member be flagged?", 80)?;
+    params.insert("ledger.floor".into(), floor.to_string());
+    params.insert("ledger.ceiling".into(), ceiling.to_string());
+    println!("\nHow do new members get in?");
+    println!("  1) two members vouch for them (suggested)");
+    println!("  2) only by a vote of the co-op");
+    let admission = loop {
+        match ask("Choose 1 or 2: [1]")?.ok_or_else(no_answer)?.as_str() {
+            "" | "1" => break "vouches",
+            "2" => break "proposal",
+            _ => println!("  Type 1 or 2."),
+        }
+    };
+    params.insert("member.admission".into(), admission.into());
+    println!("\nOther founding members: each runs `icnctl id init` and `icnctl id show`,");
+    println!("and sends you the did:icn:… it prints. Paste one per line; an empty line when done.");
+    loop {
+        let answer = ask("Founder's DID (or Enter):")?.ok_or_else(no_answer)?;
+        if answer.is_empty() {
+            break;
+        }
+        match answer.parse::<Did>() {
+            Ok(did) => founders.push(did.to_string()),
+            Err(error) => println!("  That is not a DID ({error}); it looks like did:icn:…"),
+        }
+    }
+    println!(
+        "\n{name}: members may owe up to {floor} h, are flagged above {ceiling} h, join {}; {} founding member{}.",
+        if admission == "vouches" {
+            "when two members vouch"
+        } else {
+            "by a vote"
+        },
+        founders.len() + 1,
+        if founders.is_empty() { "" } else { "s" }
+    );
+    println!("Decisions use templates chosen per proposal (`icnctl governance templates`).");
+    match ask("Found it? [Y/n]")?
+        .ok_or_else(no_answer)?
+        .to_lowercase()
+        .as_str()
+    {
+        "" | "y" | "yes" => Ok(name),
+        _ => Err(Failure::new(
+            "nothing was founded",
+            Some("run icnctl coop init again when ready"),
+        )),
+    }
+}
+
 fn coop_init(
     context: &Context,
-    name: &str,
-    founders: &[String],
+    name: Option<String>,
+    mut founders: Vec<String>,
     params: &[String],
     yes: bool,
 ) -> Outcome {
-    if !yes {
-        return Err(Failure::new(
-            "the guided set-up is not available yet",
-            Some("add --yes to found the co-op with the default charter and the currency `hours`"),
-        ));
-    }
-    let params = parse_params(params)?;
+    let mut params = parse_params(params)?;
+    let name = if yes {
+        name.ok_or_else(|| {
+            Failure::new(
+                "a co-op needs a name",
+                Some("icnctl coop init \"Our Co-op\" --yes"),
+            )
+        })?
+    } else {
+        guided_setup(name, &mut founders, &mut params)?
+    };
+    let (name, founders) = (name.as_str(), founders.as_slice());
     let request = icn_api::CoopInit {
         name: name.to_owned(),
         founders: founders.to_vec(),
@@ -476,7 +588,7 @@ fn coop_init(
     context.print(&status, |status| {
         let coop = status.coop.as_ref().expect("a co-op was just created");
         format!(
-            "Founded {:?} ({}); founding members: {}.\nTell members your name: `icnctl member profile --name \"Your Name\"`\nStart the node: `icnd --data-dir {}`",
+            "Founded {:?} ({}); founding members: {}.\nNext:\n  1. start the node: icnd --data-dir {}\n  2. open the web app it prints (http://127.0.0.1:7878/) and sign in with your passphrase\n  3. tell members your name there (Settings), and invite them: icnctl coop invite",
             coop.name,
             coop.id,
             coop.founders.len(),
@@ -573,7 +685,7 @@ fn run(cli: Cli) -> Outcome {
                     params,
                     yes,
                 },
-        } => coop_init(&context, &name, &founders, &params, yes),
+        } => coop_init(&context, name, founders, &params, yes),
         Command::Coop {
             command: CoopCommand::Join { ticket, name, note },
         } => net::join(&context, &ticket, name, note),
