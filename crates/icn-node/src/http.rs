@@ -643,6 +643,20 @@ fn governance_routes() -> Router<SharedState> {
                 with_node(&state, |node| node.members()).await.map(Json)
             }),
         )
+        .route(
+            "/admin/v1/members/resolve",
+            get(
+                |State(state): State<SharedState>, RawQuery(query): RawQuery| async move {
+                    let query: IdQuery = parse_query(query)?;
+                    with_node(&state, move |node| {
+                        let did = node.resolve_member(&query.id)?;
+                        Ok(serde_json::json!({ "did": did.to_string() }))
+                    })
+                    .await
+                    .map(Json)
+                },
+            ),
+        )
         .route("/admin/v1/members/vouch", signing(Node::vouch))
         .route("/admin/v1/members/admit", signing(Node::admit))
         .route("/admin/v1/members/profile", signing(Node::set_profile))

@@ -115,6 +115,7 @@ try {
   const cat = await (await browser.newContext({ viewport: { width: 390, height: 844 } })).newPage();
   cat.setDefaultTimeout(TIMEOUT);
   pages.push(["cat", cat]);
+  const joinStarted = Date.now();
   await cat.goto(env("CAT_LINK"));
   await cat.getByRole("heading", { name: "Join your co-op" }).waitFor();
   await cat.getByLabel("Invitation").fill(env("INVITATION"));
@@ -130,6 +131,7 @@ try {
   }
   await cat.getByRole("link", { name: "Members" }).click();
   await cat.getByRole("heading", { name: "3 members" }).waitFor();
+  console.log(`newcomer: from the sign-in link to admitted, with both vouches: ${((Date.now() - joinStarted) / 1000).toFixed(1)} s`);
   await shot(cat, "8-cat-admitted");
 
   // The token runs out: the browser signs in again with its own key.

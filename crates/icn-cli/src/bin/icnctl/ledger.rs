@@ -213,9 +213,24 @@ pub fn sign<T: Serialize>(
 }
 
 /// The member a ledger query is about: the one named, or this identity.
+/// A member by DID, display name or DID prefix (default: this node's).
 pub fn member_or_me(context: &Context, did: Option<&str>) -> Result<Did, Failure> {
     match did {
-        Some(text) => Ok(text.parse()?),
+        Some(text) => match text.parse::<Did>() {
+            Ok(did) => Ok(did),
+            Err(_) => {
+                let path = format!(
+                    "/admin/v1/members/resolve?{}",
+                    serde_urlencoded::to_string([("id", text)]).expect("strings encode")
+                );
+                let found: serde_json::Value =
+                    context.daemon_or_local("GET", &path, None, || {
+                        let did = context.open_node(false)?.resolve_member(text)?;
+                        Ok(serde_json::json!({ "did": did.to_string() }))
+                    })?;
+                Ok(found["did"].as_str().unwrap_or_default().parse()?)
+            }
+        },
         None => Ok(context
             .dir
             .public_identity()
