@@ -1606,12 +1606,16 @@ fn a_backup_taken_while_running_restores_identical_views() {
         })
     });
     let views = |dir: &std::path::Path| {
+        let view = |args: &[&str]| {
+            let run = h.icnctl(dir, args);
+            assert_eq!(run.code, 0, "{args:?}: {run:?}");
+            run.stdout
+        };
         [
-            h.icnctl(dir, &["--json", "ledger", "balance", &ben]).stdout,
-            h.icnctl(dir, &["--json", "ledger", "history", "--did", &ben])
-                .stdout,
-            h.icnctl(dir, &["--json", "member", "list"]).stdout,
-            h.icnctl(dir, &["--json", "governance", "list"]).stdout,
+            view(&["--json", "ledger", "balance", &ben]),
+            view(&["--json", "ledger", "history", &ben]),
+            view(&["--json", "member", "list"]),
+            view(&["--json", "governance", "list"]),
         ]
     };
     let before = views(&dirs[0]);
@@ -1855,4 +1859,81 @@ fn a_data_directory_from_an_earlier_release_opens() {
         .icnctl(&dir, &["--json", "ledger", "balance", "Ben"])
         .json();
     assert_eq!(balance["accounts"][0]["balance"], 210, "{balance}");
+}
+
+/// The "suspicious transaction" runbook from the command line: the co-op
+/// votes to reverse a payment and to freeze the payer; once the closer's
+/// node closes both, the payment is compensated and the frozen member can
+/// no longer pay; a vote to unfreeze lets them pay again.
+#[test]
+fn the_coop_reverses_a_payment_and_freezes_a_member_by_vote() {
+    let h = harness();
+    let (dirs, _daemons) = two_members_with_web_apps(&h);
+    let (ada, ben) = (&dirs[0], &dirs[1]);
+    let ben_did = did_in(&h, ben);
+    let minutes = |dir: &std::path::Path| {
+        h.icnctl(dir, &["--json", "ledger", "balance", "Ben"])
+            .json()["accounts"][0]["balance"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(h.icnctl(ben, &["ledger", "pay", "Ada", "5h"]).code, 0);
+    eventually("Ada's node has Ben's payment", || minutes(ada) == -300);
+    let history = h
+        .icnctl(ada, &["--json", "ledger", "history", &ben_did])
+        .json();
+    let entry = history["entries"][0]["id"].as_str().unwrap().to_owned();
+    // Both decisions, voted by both members; the closer (Ada's node)
+    // closes each as soon as everyone has voted.
+    let decide = |action: &[&str], title: &str, voters: &[&std::path::PathBuf]| {
+        let mut args = vec![
+            "--json",
+            "governance",
+            "propose",
+            "--title",
+            title,
+            "--duration",
+            "1d",
+        ];
+        args.extend_from_slice(action);
+        let proposed = h.icnctl(ada, &args);
+        assert_eq!(proposed.code, 0, "{proposed:?}");
+        let id = proposed.json()["event_id"].as_str().unwrap().to_owned();
+        for dir in voters {
+            eventually("the proposal reaches the voter", || {
+                h.icnctl(dir, &["governance", "vote", &id, "yes"]).code == 0
+            });
+        }
+        eventually("the proposal is accepted", || {
+            h.icnctl(ben, &["--json", "governance", "show", &id]).json()["status"] == "accepted"
+        });
+    };
+    decide(&["--reverse", &entry], "Reverse the 5 h", &[ada, ben]);
+    eventually("the payment is compensated on Ben's node", || {
+        minutes(ben) == 0
+    });
+    decide(
+        &["--freeze", "Ben"],
+        "Freeze Ben while we look",
+        &[ada, ben],
+    );
+    let frozen = h.icnctl(ben, &["ledger", "pay", "Ada", "1h"]);
+    assert_eq!(frozen.code, 2, "{frozen:?}");
+    // A suspended member does not vote: Ada alone decides to unfreeze.
+    let refused = h.icnctl(
+        ben,
+        &[
+            "governance",
+            "propose",
+            "--title",
+            "Let me pay",
+            "--unfreeze",
+            "Ben",
+        ],
+    );
+    assert_eq!(refused.code, 2, "{refused:?}");
+    decide(&["--unfreeze", "Ben"], "Unfreeze Ben", &[ada]);
+    eventually("Ben pays again", || {
+        h.icnctl(ben, &["ledger", "pay", "Ada", "1h"]).code == 0
+    });
 }
