@@ -1392,6 +1392,15 @@ fn members_use_the_web_app_in_a_real_browser() {
         revoked.stdout.contains("No browser signs in"),
         "{revoked:?}"
     );
+    // Ada's dispute, opened in the web app, with Cat as mediator.
+    let disputes = h
+        .icnctl(&dirs[0], &["ledger", "dispute", "list", "--json"])
+        .json();
+    assert_eq!(disputes["disputes"][0]["status"], "open", "{disputes}");
+    assert_eq!(
+        disputes["disputes"][0]["reason"], "The trailer still wobbles",
+        "{disputes}"
+    );
     // Cat, who joined from the web page, is a member on every node.
     for dir in [&dirs[0], &dirs[1], &cat] {
         eventually("Cat is an active member", || {

@@ -331,13 +331,39 @@ function onSubmit(action, done) {
 
 // ---------- views ----------
 
-function entryRow(entry) {
+function entryRow(entry, disputable = false) {
   const incoming = entry.amount > 0;
-  return h("li", {},
+  const row = h("li", { class: "entry" },
     h("div", { class: "entry-main" },
       h("div", { class: "title" }, incoming ? `From ${nameOf(entry.counterparty)}` : `To ${nameOf(entry.counterparty)}`),
       h("div", { class: "muted small" }, [entry.memo, when(entry.time_ms), entry.kind !== "payment" ? entry.kind : ""].filter(Boolean).join(" · "))),
     h("div", { class: `amount ${incoming ? "positive" : "negative"}` }, `${incoming ? "+" : ""}${amountText(entry.amount, entry.currency)}`));
+  if (disputable && !incoming && entry.kind === "payment") {
+    const open = h("button", { class: "secondary small-button", onclick: () => {
+      open.hidden = true;
+      row.append(disputeForm(entry));
+    } }, "Dispute");
+    row.append(open);
+  }
+  return row;
+}
+
+// A payment you made that went wrong: a member who is neither of you
+// mediates; their outcome is a new entry, never a deletion.
+function disputeForm(entry) {
+  const mediators = activeMembers().filter((m) => m.did !== state.me.did && m.did !== entry.counterparty);
+  if (!mediators.length) {
+    return h("p", { class: "muted small dispute" }, "A dispute needs a mediator who is neither of you; the co-op has no one else yet.");
+  }
+  const mediator = h("select", { name: "mediator", id: `mediator-${entry.id}`, required: true },
+    mediators.map((m) => h("option", { value: m.did }, m.name || m.did)));
+  return h("form", { class: "dispute", "aria-label": "Dispute this payment", onsubmit: onSubmit(async (data) => {
+    await request_("POST", "/ledger/disputes", { entry: entry.id, reason: data.reason, mediator: data.mediator });
+    toast(`Dispute opened; ${nameOf(data.mediator)} will mediate.`);
+  }, () => route()) },
+    field("reason", "What went wrong", { required: true, maxlength: 500, placeholder: "The work was not done" }),
+    h("div", { class: "field" }, h("label", { for: `mediator-${entry.id}` }, "Mediator"), mediator),
+    h("button", { type: "submit" }, "Open dispute"));
 }
 
 function needsMyVote(proposal) {
@@ -379,7 +405,7 @@ async function homeView() {
     h("section", { class: "card", "aria-labelledby": "recent-title" },
       h("h2", { id: "recent-title" }, "Recent activity"),
       history.entries.length
-        ? h("ul", { class: "list" }, history.entries.slice().reverse().map(entryRow))
+        ? h("ul", { class: "list" }, history.entries.slice().reverse().map((entry) => entryRow(entry)))
         : empty("No hours yet", "When you log hours for someone, or they for you, it shows here.")),
   );
 }
@@ -418,7 +444,7 @@ async function hoursView() {
   const render = () => {
     const needle = search.value.trim().toLowerCase();
     const shown = entries.filter((entry) => !needle || `${nameOf(entry.counterparty)} ${entry.memo}`.toLowerCase().includes(needle));
-    list.replaceChildren(...(shown.length ? shown.map(entryRow) : [h("li", {}, empty(entries.length ? "No match" : "No hours yet", entries.length ? "Try another word." : "Log hours above; they show here."))]));
+    list.replaceChildren(...(shown.length ? shown.map((entry) => entryRow(entry, true)) : [h("li", {}, empty(entries.length ? "No match" : "No hours yet", entries.length ? "Try another word." : "Log hours above; they show here."))]));
   };
   const loadPage = async (cursor) => {
     const page = await read(`/ledger/history?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);

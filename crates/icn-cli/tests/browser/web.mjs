@@ -134,6 +134,18 @@ try {
   console.log(`newcomer: from the sign-in link to admitted, with both vouches: ${((Date.now() - joinStarted) / 1000).toFixed(1)} s`);
   await shot(cat, "8-cat-admitted");
 
+  // Ada disputes her payment to Ben; Cat, the only member who is neither,
+  // mediates.
+  await ada.getByRole("link", { name: "Hours" }).click();
+  const paid = ada.locator("#history li", { hasText: "To Ben" }).filter({ hasText: "Fixed the bike trailer" });
+  await paid.getByRole("button", { name: "Dispute" }).click();
+  const dispute = paid.getByRole("form", { name: "Dispute this payment" });
+  await dispute.getByLabel("What went wrong").fill("The trailer still wobbles");
+  await dispute.getByLabel("Mediator").selectOption({ label: "Cat" });
+  await dispute.getByRole("button", { name: "Open dispute" }).click();
+  await ada.getByText("Dispute opened; Cat will mediate.").waitFor();
+  await shot(ada, "8-ada-disputed");
+
   // The token runs out: the browser signs in again with its own key.
   await ben.evaluate(() => localStorage.removeItem("icn.token"));
   await ben.goto(new URL("/#/", ben.url()).href);
