@@ -1357,11 +1357,6 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// The OpenAPI document of the gateway.
-pub fn openapi_document() -> Value {
-    api().document().1
-}
-
 /// The public gateway: the API, its document, and the web app.
 pub fn router(state: SharedState, config: &GatewayConfig) -> Router {
     let (routes, document) = api().document();
