@@ -22,10 +22,13 @@ pub use event::{
 };
 pub use ids::{CoopId, EventId, EventKind, IdParseError, Timestamp};
 pub use log::{
-    Changes, Clock, EVIDENCE_PER_SLOT_MAX, Evidence, Log, LogConfig, PendingReason,
+    Approval, Changes, Clock, EVIDENCE_PER_SLOT_MAX, Evidence, Log, LogConfig, PendingReason,
     VIEW_QUARANTINE, Verdict,
 };
 pub use rules::{
-    CurrencySpec, Genesis, KIND_GENESIS, KIND_KEY_ADD, KIND_KEY_REVOKE, KIND_KEY_ROTATE, KeyAdd,
-    KeyRevoke, KeyRotate, KeyState, PARAM_VALUE_MAX_BYTES, Rejection, check_text, decode_body,
+    CurrencySpec, Freeze, GUARDIANS_MAX, Genesis, Guardians, KIND_FREEZE, KIND_GENESIS,
+    KIND_GUARDIANS, KIND_KEY_ADD, KIND_KEY_REVOKE, KIND_KEY_ROTATE, KIND_RECOVER,
+    KIND_RECOVERY_APPROVE, KIND_RECOVERY_CANCEL, KIND_UNFREEZE, KeyAdd, KeyRevoke, KeyRotate,
+    KeyState, PARAM_VALUE_MAX_BYTES, RECOVERY_DELAY_DEFAULT_MS, RECOVERY_DELAY_MAX_MS, Recover,
+    RecoveryApprove, RecoveryCancel, Rejection, check_text, decode_body,
 };

@@ -34,7 +34,10 @@ use crate::{
     CoopId, CoopState, Event, EventId, Genesis, KeyState, Rejection, Source, Timestamp,
     VerifiedEvent, ViewRow,
     domain::{Context, Domain, Fork, key_state_row},
-    rules::{KIND_GENESIS, decode_body, is_identity_kind},
+    rules::{
+        Freeze, GUARDIANS_MAX, KIND_FREEZE, KIND_GENESIS, KIND_RECOVER, KIND_RECOVERY_APPROVE,
+        Recover, RecoveryApprove, decode_body, is_guardian_kind, is_identity_kind,
+    },
 };
 
 #[derive(Clone, Debug)]
@@ -142,6 +145,27 @@ pub struct Changes {
 struct Chain {
     ids: Vec<EventId>,
     keys: Option<KeyState>,
+    /// The causal clock of the author's latest counted `identity.recover`:
+    /// guardians' freezes it had seen no longer hold.
+    recovered: Option<Arc<Clock>>,
+}
+
+/// A guardian's counted approval of a recovery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    pub guardian: Did,
+    pub new_key: icn_identity::PublicKey,
+    pub id: EventId,
+    pub seq: u64,
+    pub at: Timestamp,
+}
+
+/// A guardian's counted freeze or unfreeze of a member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FreezeMark {
+    guardian: Did,
+    seq: u64,
+    frozen: bool,
 }
 
 /// For each author, the highest seq of theirs in an event's causal past.
@@ -194,6 +218,25 @@ pub struct Log {
     domains: Vec<Box<dyn Domain>>,
     /// Membership and parameters, from the genesis and domains' effects.
     coop_state: CoopState,
+    /// Guardians' counted approvals, by the member they would recover.
+    approvals: BTreeMap<Did, Vec<Approval>>,
+    /// Guardians' counted freezes and unfreezes, by member.
+    freezes: BTreeMap<Did, Vec<FreezeMark>>,
+    /// Kept `identity.recover` events (each was checked against its
+    /// approvals before it was kept): at a fork, one of them counts rather
+    /// than a variant signed by a key it takes over from, so whoever holds
+    /// a lost device cannot undo a recovery by signing at its seq.
+    preferred: HashSet<EventId>,
+}
+
+/// The variant of a fork that counts: a recovery if there is one, else the
+/// smallest id.
+fn fork_winner(variants: &BTreeSet<EventId>, preferred: &HashSet<EventId>) -> Option<EventId> {
+    variants
+        .iter()
+        .find(|id| preferred.contains(id))
+        .or(variants.first())
+        .copied()
 }
 
 /// Variants of one event kept as evidence, at most.
@@ -303,6 +346,9 @@ impl Log {
             stale: false,
             domains,
             genesis: genesis.clone(),
+            approvals: BTreeMap::new(),
+            freezes: BTreeMap::new(),
+            preferred: HashSet::new(),
         };
         log.clocks.insert(genesis.id(), Arc::default());
         log.counted.insert(genesis.id());
@@ -335,6 +381,12 @@ impl Log {
                 .or_default()
                 .extend(evidence.events);
         }
+        // Every recovery given was checked when it was first kept.
+        let preferred: HashSet<EventId> = events
+            .iter()
+            .filter(|event| event.kind().as_str() == KIND_RECOVER)
+            .map(|event| event.id())
+            .collect();
         let fresh_domains: Vec<Box<dyn Domain>> =
             domains.iter().map(|domain| domain.fresh()).collect();
         let mut domains = Some(domains);
@@ -344,6 +396,7 @@ impl Log {
                 .unwrap_or_else(|| fresh_domains.iter().map(|domain| domain.fresh()).collect());
             let (mut log, _) = Log::new(genesis.clone(), config.clone(), domains)?;
             log.evidence = forks.clone();
+            log.preferred = preferred.clone();
             log.in_replay = true;
             let mut changes = Changes::default();
             for event in &events {
@@ -699,17 +752,32 @@ impl Log {
         let known_fork_winner = self
             .evidence
             .get(&(author, seq))
-            .and_then(|variants| variants.first().copied());
+            .and_then(|variants| fork_winner(variants, &self.preferred));
         if (seq as usize) <= chain_len || known_fork_winner.is_some_and(|winner| winner != id) {
             return self.offer_conflict(event, counted_at_seq, now, changes);
         }
         let keys = self.key_state(&author);
-        if !keys.authorises(&content.signer) {
+        let clock = self.causal_clock(&content);
+        if content.kind.as_str() == KIND_RECOVER {
+            // Signed by a key the chain has not authorised: refused
+            // outright unless its approvals hold, or a stranger could take
+            // the member's next seq.
+            if let Err(rejection) = self.check_recovery(&event, &keys, &clock) {
+                return Verdict::Rejected(rejection);
+            }
+        } else if !keys.authorises(&content.signer) {
             return Verdict::Rejected(Rejection::UnauthorisedKey { author });
         }
-        let clock = self.causal_clock(&content);
-        let judged = if is_identity_kind(&content.kind) {
-            keys.after(&event).map(Some)
+        let judged = if let Some(guardian) = self.frozen_by(&author, &clock)
+            && content.kind.as_str() != KIND_RECOVER
+        {
+            Err(Rejection::rule(format!(
+                "{author} is frozen by their guardian {guardian}: a guardian unfreezes it, or a recovery gives it a new key"
+            )))
+        } else if is_identity_kind(&content.kind) {
+            self.check_guardian_event(&event, &clock)
+                .and_then(|()| keys.after(&event))
+                .map(Some)
         } else {
             match self
                 .domains
@@ -789,6 +857,7 @@ impl Log {
             Applies::Yes(Some(keys)) => {
                 changes.rows.push(key_state_row(&author, &keys));
                 chain.keys = Some(keys);
+                self.note_identity(&event);
             }
             Applies::Yes(None) => self.apply(&event, &mut changes.rows),
         }
@@ -854,13 +923,19 @@ impl Log {
         let content = event.content().clone();
         let seq = content.seq;
         let keys = self.keys_before(&content.author, seq);
-        if !keys.authorises(&content.signer) {
+        if content.kind.as_str() == KIND_RECOVER {
+            let clock = self.causal_clock(&content);
+            if let Err(rejection) = self.check_recovery(&event, &keys, &clock) {
+                return Verdict::Rejected(rejection);
+            }
+            self.preferred.insert(event.id());
+        } else if !keys.authorises(&content.signer) {
             return Verdict::Rejected(Rejection::UnauthorisedKey {
                 author: content.author,
             });
         }
         let slot = self.evidence.entry((content.author, seq)).or_default();
-        let winner_before = slot.first().copied();
+        let winner_before = fork_winner(slot, &self.preferred);
         if slot.len() >= EVIDENCE_PER_SLOT_MAX && !slot.contains(&event.id()) {
             // Enough to prove it; more variants would only fill the disk.
             return Verdict::Dropped;
@@ -874,9 +949,10 @@ impl Log {
             seq,
             events: slot.clone(),
         };
-        // A new fork, or a new smallest variant, changes what counts.
-        let changes_what_counts = winner_before != slot.first().copied()
-            || counted_at_seq.is_some_and(|counted| Some(counted) != slot.first().copied());
+        // A new fork, or a new winning variant, changes what counts.
+        let winner = fork_winner(slot, &self.preferred);
+        let changes_what_counts = winner_before != winner
+            || counted_at_seq.is_some_and(|counted| Some(counted) != winner);
         let event = event.into_event();
         self.events.insert(event.id(), event.clone());
         self.order.push(event.id());
@@ -899,10 +975,11 @@ impl Log {
     /// it never counts.
     fn offer_voided(&mut self, event: VerifiedEvent, changes: &mut Changes) -> Verdict {
         let content = event.content();
-        if !self
-            .keys_before(&content.author, content.seq)
-            .authorises(&content.signer)
-        {
+        let keys = self.keys_before(&content.author, content.seq);
+        let recovery_key = content.kind.as_str() == KIND_RECOVER
+            && decode_body::<Recover>(event.event())
+                .is_ok_and(|body| body.new_key == content.signer && keys.guardians.is_some());
+        if !keys.authorises(&content.signer) && !recovery_key {
             return Verdict::Rejected(Rejection::UnauthorisedKey {
                 author: content.author,
             });
@@ -933,6 +1010,218 @@ impl Log {
             }
         }
         keys
+    }
+
+    /// An `identity.recover` at the author's next seq, with the author's
+    /// keys before it (`keys`) and its causal past (`clock`): signed by the
+    /// new key; enough distinct guardians' approvals of that key, each
+    /// counted and in the causal past; stamped at least the delay after the
+    /// last approval needed; not cancelled by the member.
+    fn check_recovery(
+        &self,
+        event: &VerifiedEvent,
+        keys: &KeyState,
+        clock: &Clock,
+    ) -> Result<(), Rejection> {
+        let author = event.author();
+        let body: Recover = decode_body(event.event())?;
+        if event.content().signer != body.new_key {
+            return Err(Rejection::rule("a recovery is signed by its new key"));
+        }
+        keys.recoverable_to(&body.new_key)?;
+        let Some(guardians) = &keys.guardians else {
+            return Err(Rejection::rule(format!(
+                "{author} has named no guardians, so no recovery is possible"
+            )));
+        };
+        if body.approvals.len() > GUARDIANS_MAX {
+            return Err(Rejection::rule("a recovery lists too many approvals"));
+        }
+        let mut approvers = BTreeSet::new();
+        let mut times = Vec::new();
+        for id in &body.approvals {
+            let approval = self
+                .events
+                .get(id)
+                .filter(|_| self.counted.contains(id) && !self.quarantined.contains_key(id))
+                .filter(|approval| approval.kind().as_str() == KIND_RECOVERY_APPROVE)
+                .filter(|approval| {
+                    clock
+                        .get(&approval.author())
+                        .is_some_and(|seen| *seen >= approval.seq())
+                })
+                .ok_or_else(|| {
+                    Rejection::rule(format!(
+                        "approval {id} is not a counted guardian's approval this recovery has seen"
+                    ))
+                })?;
+            let approved: RecoveryApprove = decode_body(approval)?;
+            if approved.member != author || approved.new_key != body.new_key {
+                return Err(Rejection::rule(format!(
+                    "approval {id} approves another member or key"
+                )));
+            }
+            if !guardians.guardians.contains(&approval.author()) {
+                return Err(Rejection::rule(format!(
+                    "{} is not one of {author}'s guardians",
+                    approval.author()
+                )));
+            }
+            if approvers.insert(approval.author()) {
+                times.push(approval.timestamp());
+            }
+        }
+        let needed = usize::from(guardians.threshold);
+        if times.len() < needed {
+            return Err(Rejection::rule(format!(
+                "a recovery needs {needed} guardians' approvals; it has {}",
+                times.len()
+            )));
+        }
+        times.sort();
+        let ready = times[needed - 1].saturating_add_ms(guardians.delay_ms);
+        if event.timestamp() < ready {
+            return Err(Rejection::rule(format!(
+                "the recovery's waiting time runs until {} ms (the member may still cancel it)",
+                ready.as_millis()
+            )));
+        }
+        Ok(())
+    }
+
+    /// A guardian's approval, freeze or unfreeze, judged against the
+    /// member's chain as far as the guardian had seen it.
+    fn check_guardian_event(&self, event: &VerifiedEvent, clock: &Clock) -> Result<(), Rejection> {
+        if !is_guardian_kind(event.kind()) {
+            return Ok(());
+        }
+        let (member, new_key) = if event.kind().as_str() == KIND_RECOVERY_APPROVE {
+            let body: RecoveryApprove = decode_body(event.event())?;
+            (body.member, Some(body.new_key))
+        } else {
+            let body: Freeze = decode_body(event.event())?;
+            (body.member, None)
+        };
+        if member == event.author() {
+            return Err(Rejection::rule("a guardian acts for another member"));
+        }
+        let seen = clock.get(&member).copied().unwrap_or(0);
+        let keys = self.keys_before(&member, seen + 1);
+        let is_guardian = keys
+            .guardians
+            .as_ref()
+            .is_some_and(|guardians| guardians.guardians.contains(&event.author()));
+        if !is_guardian {
+            return Err(Rejection::rule(format!(
+                "{} is not one of {member}'s guardians",
+                event.author()
+            )));
+        }
+        match new_key {
+            Some(key) => keys.recoverable_to(&key),
+            None => Ok(()),
+        }
+    }
+
+    /// The guardian whose freeze holds over an event of `member` with causal
+    /// past `clock`, if any: the guardian's latest freeze or unfreeze in
+    /// that past is a freeze, and no recovery of the member has seen it.
+    fn frozen_by(&self, member: &Did, clock: &Clock) -> Option<Did> {
+        let marks = self.freezes.get(member)?;
+        let recovered = self
+            .chains
+            .get(member)
+            .and_then(|chain| chain.recovered.clone())
+            .unwrap_or_default();
+        let mut latest: BTreeMap<Did, &FreezeMark> = BTreeMap::new();
+        for mark in marks {
+            if clock
+                .get(&mark.guardian)
+                .is_some_and(|seen| *seen >= mark.seq)
+            {
+                let entry = latest.entry(mark.guardian).or_insert(mark);
+                if mark.seq > entry.seq {
+                    *entry = mark;
+                }
+            }
+        }
+        latest
+            .into_values()
+            .find(|mark| {
+                mark.frozen
+                    && recovered
+                        .get(&mark.guardian)
+                        .is_none_or(|seen| *seen < mark.seq)
+            })
+            .map(|mark| mark.guardian)
+    }
+
+    /// Keeps what a counted (not quarantined) identity event means for
+    /// recoveries and freezes.
+    fn note_identity(&mut self, event: &Event) {
+        let author = event.author();
+        match event.kind().as_str() {
+            KIND_RECOVERY_APPROVE => {
+                if let Ok(body) = decode_body::<RecoveryApprove>(event) {
+                    self.approvals
+                        .entry(body.member)
+                        .or_default()
+                        .push(Approval {
+                            guardian: author,
+                            new_key: body.new_key,
+                            id: event.id(),
+                            seq: event.seq(),
+                            at: event.timestamp(),
+                        });
+                }
+            }
+            kind @ (KIND_FREEZE | crate::rules::KIND_UNFREEZE) => {
+                if let Ok(body) = decode_body::<Freeze>(event) {
+                    self.freezes
+                        .entry(body.member)
+                        .or_default()
+                        .push(FreezeMark {
+                            guardian: author,
+                            seq: event.seq(),
+                            frozen: kind == KIND_FREEZE,
+                        });
+                }
+            }
+            KIND_RECOVER => {
+                let clock = self.clocks.get(&event.id()).cloned().unwrap_or_default();
+                if let Some(chain) = self.chains.get_mut(&author) {
+                    chain.recovered = Some(clock);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Guardians' counted approvals of a recovery of `member`, oldest first.
+    pub fn recovery_approvals(&self, member: &Did) -> &[Approval] {
+        self.approvals.get(member).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether a guardian of `member` has approved `key` as their new key
+    /// and it is still possible (not cancelled, not yet theirs): its device
+    /// may then replicate the log to complete the recovery.
+    pub fn recovery_approved(&self, member: &Did, key: &icn_identity::PublicKey) -> bool {
+        self.key_state(member).recoverable_to(key).is_ok()
+            && self
+                .recovery_approvals(member)
+                .iter()
+                .any(|approval| approval.new_key == *key)
+    }
+
+    /// The guardian whose freeze holds over `member`'s next event, given
+    /// everything this log has counted.
+    pub fn frozen(&self, member: &Did) -> Option<Did> {
+        let everything: Clock = self
+            .chains
+            .iter()
+            .map(|(author, chain)| (*author, chain.ids.len() as u64))
+            .collect();
+        self.frozen_by(member, &everything)
     }
 
     /// Recomputes what counts from every kept event, after a freeze.

@@ -12,6 +12,22 @@ pub const KIND_GENESIS: &str = "coop.genesis";
 pub const KIND_KEY_ADD: &str = "identity.key_add";
 pub const KIND_KEY_REVOKE: &str = "identity.key_revoke";
 pub const KIND_KEY_ROTATE: &str = "identity.key_rotate";
+/// Social recovery (see [`Guardians`]): the member names guardians, a
+/// guardian approves a new key, the new key recovers the identity.
+pub const KIND_GUARDIANS: &str = "identity.guardians";
+pub const KIND_RECOVERY_APPROVE: &str = "identity.recovery_approve";
+pub const KIND_RECOVERY_CANCEL: &str = "identity.recovery_cancel";
+pub const KIND_RECOVER: &str = "identity.recover";
+/// A guardian stops an identity from signing (a stolen device, say) until
+/// a guardian unfreezes it or a recovery replaces its keys.
+pub const KIND_FREEZE: &str = "identity.freeze";
+pub const KIND_UNFREEZE: &str = "identity.unfreeze";
+
+pub const GUARDIANS_MAX: usize = 9;
+/// The default wait between the last approval a recovery needs and the
+/// new key taking over, during which any of the member's keys can cancel.
+pub const RECOVERY_DELAY_DEFAULT_MS: u64 = 72 * 60 * 60 * 1000;
+pub const RECOVERY_DELAY_MAX_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 
 pub const KEYS_PER_IDENTITY_MAX: usize = 16;
 pub const LABEL_LEN_MAX_BYTES: usize = 64;
@@ -162,6 +178,71 @@ pub struct KeyRotate {
     pub old: PublicKey,
 }
 
+/// Who may approve a recovery of the member that names them, how many must,
+/// and how long after the last needed approval the new key takes over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Guardians {
+    pub guardians: Vec<Did>,
+    pub threshold: u8,
+    pub delay_ms: u64,
+}
+
+impl Guardians {
+    fn check(&self, member: &Did) -> Result<(), Rejection> {
+        if self.guardians.is_empty() || self.guardians.len() > GUARDIANS_MAX {
+            return Err(Rejection::rule(format!(
+                "name 1 to {GUARDIANS_MAX} guardians"
+            )));
+        }
+        if self.guardians.contains(member) {
+            return Err(Rejection::rule("you cannot be your own guardian"));
+        }
+        let unique: BTreeSet<&Did> = self.guardians.iter().collect();
+        if unique.len() != self.guardians.len() {
+            return Err(Rejection::rule("a guardian is named twice"));
+        }
+        if self.threshold == 0 || usize::from(self.threshold) > self.guardians.len() {
+            return Err(Rejection::rule(format!(
+                "the number of approvals needed is 1 to {} (the guardians named)",
+                self.guardians.len()
+            )));
+        }
+        if self.delay_ms > RECOVERY_DELAY_MAX_MS {
+            return Err(Rejection::rule("a recovery delay is at most 30 days"));
+        }
+        Ok(())
+    }
+}
+
+/// A guardian's approval, on the guardian's chain, that `new_key` may
+/// recover `member`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryApprove {
+    pub member: Did,
+    pub new_key: PublicKey,
+}
+
+/// On the member's chain, signed by one of their keys: `new_key` may never
+/// recover this identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryCancel {
+    pub new_key: PublicKey,
+}
+
+/// On the member's chain, signed by `new_key`: the approvals (guardians'
+/// events in this event's causal past) that let it take over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recover {
+    pub new_key: PublicKey,
+    pub approvals: Vec<crate::EventId>,
+}
+
+/// On a guardian's chain: `identity.freeze` or `identity.unfreeze`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Freeze {
+    pub member: Did,
+}
+
 /// Which keys may sign for one identity, folded from its own chain.
 ///
 /// **Invariant**: a revoked key is never authorised again, and at least one
@@ -173,6 +254,12 @@ pub struct KeyState {
     pub revoked: BTreeSet<PublicKey>,
     /// When the keys last changed (the author's timestamp).
     pub changed_at: Timestamp,
+    /// Who may approve a recovery; none until the member names them.
+    #[serde(default)]
+    pub guardians: Option<Guardians>,
+    /// Keys the member refused as a recovery: never approved or used again.
+    #[serde(default)]
+    pub cancelled: BTreeSet<PublicKey>,
 }
 
 impl KeyState {
@@ -182,6 +269,8 @@ impl KeyState {
             authorised: BTreeMap::from([(did.inception_key(), "inception".to_owned())]),
             revoked: BTreeSet::new(),
             changed_at: Timestamp(0),
+            guardians: None,
+            cancelled: BTreeSet::new(),
         }
     }
 
@@ -220,7 +309,27 @@ impl KeyState {
         Ok(())
     }
 
-    /// Applies an identity event to a copy of this state; errors leave it unchanged.
+    /// Whether `key` could still become this identity's key by a recovery.
+    pub fn recoverable_to(&self, key: &PublicKey) -> Result<(), Rejection> {
+        if self.authorised.contains_key(key) {
+            return Err(Rejection::rule("that key is already authorised"));
+        }
+        if self.revoked.contains(key) {
+            return Err(Rejection::rule("that key was revoked"));
+        }
+        if self.cancelled.contains(key) {
+            return Err(Rejection::rule(
+                "the member cancelled the recovery to that key",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Applies an identity event of this identity's own chain to a copy of
+    /// this state; errors leave it unchanged. An `identity.recover` is folded
+    /// here, but its approvals are checked by the log (they are other
+    /// members' events); the guardians' kinds change nothing of their
+    /// author's keys.
     pub fn after(&self, event: &Event) -> Result<KeyState, Rejection> {
         let mut next = self.clone();
         match event.kind().as_str() {
@@ -237,7 +346,36 @@ impl KeyState {
                 next.add(body.new, &body.label)?;
                 next.revoke(body.old)?;
             }
-            _ => return Ok(next),
+            KIND_GUARDIANS => {
+                let body: Guardians = decode_body(event)?;
+                body.check(&event.author())?;
+                next.guardians = Some(body);
+            }
+            KIND_RECOVERY_CANCEL => {
+                let body: RecoveryCancel = decode_body(event)?;
+                if self.authorised.contains_key(&body.new_key) {
+                    return Err(Rejection::rule(
+                        "that key is yours already; revoke it instead",
+                    ));
+                }
+                next.cancelled.insert(body.new_key);
+            }
+            KIND_RECOVER => {
+                let body: Recover = decode_body(event)?;
+                if event.content().signer != body.new_key {
+                    return Err(Rejection::rule("a recovery is signed by its new key"));
+                }
+                self.recoverable_to(&body.new_key)?;
+                let old = std::mem::take(&mut next.authorised);
+                next.revoked.extend(old.into_keys());
+                next.authorised.insert(body.new_key, "recovered".to_owned());
+            }
+            KIND_RECOVERY_APPROVE | KIND_FREEZE | KIND_UNFREEZE => return Ok(next),
+            _ => {
+                return Err(Rejection::UnknownKind {
+                    kind: event.kind().clone(),
+                });
+            }
         }
         next.changed_at = event.timestamp();
         Ok(next)
@@ -245,8 +383,13 @@ impl KeyState {
 }
 
 pub fn is_identity_kind(kind: &EventKind) -> bool {
+    kind.domain() == "identity"
+}
+
+/// The identity kinds a guardian signs about another member.
+pub fn is_guardian_kind(kind: &EventKind) -> bool {
     matches!(
         kind.as_str(),
-        KIND_KEY_ADD | KIND_KEY_REVOKE | KIND_KEY_ROTATE
+        KIND_RECOVERY_APPROVE | KIND_FREEZE | KIND_UNFREEZE
     )
 }

@@ -510,3 +510,345 @@ fn replay_recounts_every_event_it_is_given() {
     assert!(replayed.recount.contains(&(events[3].id(), true)));
     assert_eq!(replayed.recount.len(), events.len() + 1);
 }
+
+mod recovery {
+    use super::*;
+    use icn_kernel::{
+        Freeze, Guardians, KIND_FREEZE, KIND_GUARDIANS, KIND_RECOVER, KIND_RECOVERY_APPROVE,
+        KIND_RECOVERY_CANCEL, KIND_UNFREEZE, Recover, RecoveryApprove, RecoveryCancel,
+    };
+
+    /// Ana, her guardians Ben, Cy and Dee (2 of 3, one hour), and Eve, a
+    /// member who is not her guardian. `fresh` is the key of Ana's new device.
+    struct Scene {
+        coop: Coop,
+        log: Log,
+        keys: [KeyPair; 5],
+        fresh: KeyPair,
+        guardians_event: Event,
+    }
+
+    fn scene() -> Scene {
+        let keys = [member(1), member(2), member(3), member(4), member(5)];
+        let refs: Vec<&KeyPair> = keys.iter().collect();
+        let mut coop = Coop::found("Bakery", &refs);
+        let mut log = new_log(&coop);
+        let guardians = Guardians {
+            guardians: vec![did_of(&keys[1]), did_of(&keys[2]), did_of(&keys[3])],
+            threshold: 2,
+            delay_ms: 60 * 60_000,
+        };
+        let guardians_event = coop.event(&keys[0], KIND_GUARDIANS, encode_body(&guardians), at(1));
+        assert_eq!(offer(&mut log, &guardians_event, at(1)), Verdict::Accepted);
+        Scene {
+            coop,
+            log,
+            keys,
+            fresh: member(20),
+            guardians_event,
+        }
+    }
+
+    impl Scene {
+        fn approve(&mut self, guardian: usize, time: u64) -> Event {
+            let body = RecoveryApprove {
+                member: did_of(&self.keys[0]),
+                new_key: self.fresh.public(),
+            };
+            let guardian = &self.keys[guardian];
+            self.coop.event_signed(
+                did_of(guardian),
+                guardian,
+                KIND_RECOVERY_APPROVE,
+                encode_body(&body),
+                vec![self.guardians_event.id()],
+                at(time),
+            )
+        }
+
+        fn recover(&mut self, approvals: &[&Event], time: u64) -> Event {
+            let ana = did_of(&self.keys[0]);
+            let body = Recover {
+                new_key: self.fresh.public(),
+                approvals: approvals.iter().map(|event| event.id()).collect(),
+            };
+            let fresh = self.fresh.clone();
+            let deps = approvals.iter().map(|event| event.id()).collect();
+            self.coop.event_signed(
+                ana,
+                &fresh,
+                KIND_RECOVER,
+                encode_body(&body),
+                deps,
+                at(time),
+            )
+        }
+
+        /// Forgets the position of an event the log refused.
+        fn refused(&mut self, event: &Event) {
+            let content = event.content();
+            self.coop
+                .rewind(content.author, content.seq - 1, content.prev);
+        }
+    }
+
+    #[test]
+    fn guardians_recover_a_member_after_the_delay_and_the_old_key_is_refused() {
+        let mut scene = scene();
+        let ana = did_of(&scene.keys[0]);
+        let note = scene.coop.note(&scene.keys[0], "before", vec![], at(2));
+        assert_eq!(offer(&mut scene.log, &note, at(2)), Verdict::Accepted);
+
+        // Eve is not Ana's guardian: her approval is refused on her own node
+        // and quarantined on others.
+        let eve = scene.approve(4, 3);
+        let not_guardian = Verdict::Rejected(Rejection::rule(format!(
+            "{} is not one of {ana}'s guardians",
+            did_of(&scene.keys[4])
+        )));
+        assert_eq!(offer_own(&mut scene.log, &eve, at(3)), not_guardian);
+        assert!(matches!(
+            offer(&mut scene.log, &eve, at(3)),
+            Verdict::Quarantined(_)
+        ));
+
+        // A stranger's key cannot take Ana's next seq with a bare claim.
+        let ben_approval = scene.approve(1, 10);
+        assert_eq!(
+            offer(&mut scene.log, &ben_approval, at(10)),
+            Verdict::Accepted
+        );
+        let early = scene.recover(&[&ben_approval], 11);
+        assert!(matches!(
+            offer(&mut scene.log, &early, at(11)),
+            Verdict::Rejected(Rejection::Rule { reason }) if reason.contains("needs 2")
+        ));
+        scene.refused(&early);
+        // With the second approval it must still wait out the delay.
+        let cy_approval = scene.approve(2, 20);
+        assert_eq!(
+            offer(&mut scene.log, &cy_approval, at(20)),
+            Verdict::Accepted
+        );
+        assert!(scene.log.recovery_approved(&ana, &scene.fresh.public()));
+        let waiting = scene.recover(&[&ben_approval, &cy_approval], 50);
+        assert!(matches!(
+            offer(&mut scene.log, &waiting, at(50)),
+            Verdict::Rejected(Rejection::Rule { reason }) if reason.contains("waiting time")
+        ));
+        scene.refused(&waiting);
+        // The approvals must be in its causal past, not only named.
+        let unseen = {
+            let body = Recover {
+                new_key: scene.fresh.public(),
+                approvals: vec![ben_approval.id(), cy_approval.id()],
+            };
+            let fresh = scene.fresh.clone();
+            scene.coop.event_signed(
+                ana,
+                &fresh,
+                KIND_RECOVER,
+                encode_body(&body),
+                vec![],
+                at(81),
+            )
+        };
+        assert!(matches!(
+            offer(&mut scene.log, &unseen, at(81)),
+            Verdict::Rejected(Rejection::Rule { reason }) if reason.contains("has seen")
+        ));
+        scene.refused(&unseen);
+
+        let recovery = scene.recover(&[&ben_approval, &cy_approval], 81);
+        assert_eq!(offer(&mut scene.log, &recovery, at(81)), Verdict::Accepted);
+        let keys = scene.log.key_state(&ana);
+        assert!(keys.authorises(&scene.fresh.public()));
+        assert_eq!(keys.authorised.len(), 1);
+        assert!(keys.revoked.contains(&scene.keys[0].public()));
+        assert!(!scene.log.recovery_approved(&ana, &scene.fresh.public()));
+
+        // Anything the old key signs afterwards is refused; the new key signs.
+        let old = scene.coop.note(&scene.keys[0], "thief", vec![], at(82));
+        assert_eq!(
+            offer(&mut scene.log, &old, at(82)),
+            Verdict::Rejected(Rejection::UnauthorisedKey { author: ana })
+        );
+        scene.refused(&old);
+        let fresh = scene.fresh.clone();
+        let after = scene.coop.event_signed(
+            ana,
+            &fresh,
+            "note.add",
+            encode_body(&icn_testkit::Note {
+                text: "back".into(),
+            }),
+            vec![],
+            at(83),
+        );
+        assert_eq!(offer(&mut scene.log, &after, at(83)), Verdict::Accepted);
+        // Ana's earlier note still counts: her history is intact.
+        assert!(scene.log.is_counted(&note.id()));
+    }
+
+    #[test]
+    fn a_cancelled_recovery_cannot_be_approved_or_completed() {
+        let mut scene = scene();
+        let ben_approval = scene.approve(1, 2);
+        assert_eq!(
+            offer(&mut scene.log, &ben_approval, at(2)),
+            Verdict::Accepted
+        );
+        // Ana still has her laptop: she cancels the recovery to that key.
+        let cancel = scene.coop.event(
+            &scene.keys[0],
+            KIND_RECOVERY_CANCEL,
+            encode_body(&RecoveryCancel {
+                new_key: scene.fresh.public(),
+            }),
+            at(3),
+        );
+        assert_eq!(offer(&mut scene.log, &cancel, at(3)), Verdict::Accepted);
+        let ana = did_of(&scene.keys[0]);
+        assert!(!scene.log.recovery_approved(&ana, &scene.fresh.public()));
+        // Cy, having seen the cancellation, cannot approve that key.
+        let cy = &scene.keys[2];
+        let late = scene.coop.event_signed(
+            did_of(cy),
+            cy,
+            KIND_RECOVERY_APPROVE,
+            encode_body(&RecoveryApprove {
+                member: ana,
+                new_key: scene.fresh.public(),
+            }),
+            vec![cancel.id()],
+            at(4),
+        );
+        assert!(matches!(
+            offer_own(&mut scene.log, &late, at(4)),
+            Verdict::Rejected(Rejection::Rule { reason }) if reason.contains("cancelled")
+        ));
+        assert!(matches!(
+            offer(&mut scene.log, &late, at(4)),
+            Verdict::Quarantined(_)
+        ));
+        // Dee approved without seeing it; the recovery is refused anyway.
+        let dee_approval = scene.approve(3, 5);
+        assert_eq!(
+            offer(&mut scene.log, &dee_approval, at(5)),
+            Verdict::Accepted
+        );
+        let recovery = scene.recover(&[&ben_approval, &dee_approval], 200);
+        assert!(matches!(
+            offer(&mut scene.log, &recovery, at(200)),
+            Verdict::Rejected(Rejection::Rule { reason }) if reason.contains("cancelled")
+        ));
+    }
+
+    #[test]
+    fn a_guardian_freezes_a_member_until_unfrozen() {
+        let mut scene = scene();
+        let ana = did_of(&scene.keys[0]);
+        let ben = scene.keys[1].clone();
+        let freeze = scene.coop.event_signed(
+            did_of(&ben),
+            &ben,
+            KIND_FREEZE,
+            encode_body(&Freeze { member: ana }),
+            vec![scene.guardians_event.id()],
+            at(2),
+        );
+        assert_eq!(offer(&mut scene.log, &freeze, at(2)), Verdict::Accepted);
+        assert_eq!(scene.log.frozen(&ana), Some(did_of(&ben)));
+        // Ana's device has seen the freeze: what it signs does not count.
+        let frozen = scene
+            .coop
+            .note(&scene.keys[0], "pay", vec![freeze.id()], at(3));
+        assert!(matches!(
+            offer_own(&mut scene.log, &frozen, at(3)),
+            Verdict::Rejected(Rejection::Rule { reason }) if reason.contains("frozen")
+        ));
+        assert!(matches!(
+            offer(&mut scene.log, &frozen, at(3)),
+            Verdict::Quarantined(_)
+        ));
+        // Eve is no guardian of Ana's: she cannot freeze or unfreeze her.
+        let eve = scene.keys[4].clone();
+        let stranger = scene.coop.event_signed(
+            did_of(&eve),
+            &eve,
+            KIND_UNFREEZE,
+            encode_body(&Freeze { member: ana }),
+            vec![freeze.id()],
+            at(4),
+        );
+        assert!(matches!(
+            offer(&mut scene.log, &stranger, at(4)),
+            Verdict::Quarantined(_)
+        ));
+        let unfreeze = scene.coop.event_signed(
+            did_of(&ben),
+            &ben,
+            KIND_UNFREEZE,
+            encode_body(&Freeze { member: ana }),
+            vec![],
+            at(5),
+        );
+        assert_eq!(offer(&mut scene.log, &unfreeze, at(5)), Verdict::Accepted);
+        assert_eq!(scene.log.frozen(&ana), None);
+        let free = scene
+            .coop
+            .note(&scene.keys[0], "pay", vec![unfreeze.id()], at(6));
+        assert_eq!(offer(&mut scene.log, &free, at(6)), Verdict::Accepted);
+    }
+
+    #[test]
+    fn the_old_key_cannot_undo_a_recovery_by_signing_at_its_seq() {
+        let mut scene = scene();
+        let ana = did_of(&scene.keys[0]);
+        let ben_approval = scene.approve(1, 2);
+        let cy_approval = scene.approve(2, 3);
+        let (seq, prev) = scene.coop.position(&ana);
+        let recovery = scene.recover(&[&ben_approval, &cy_approval], 100);
+        scene.coop.rewind(ana, seq, prev);
+        let thief = scene
+            .coop
+            .note(&scene.keys[0], "to the thief", vec![], at(100));
+        let before = [
+            scene.guardians_event.clone(),
+            ben_approval.clone(),
+            cy_approval.clone(),
+        ];
+        for order in [[&recovery, &thief], [&thief, &recovery]] {
+            let mut log = new_log(&scene.coop);
+            for event in before.iter().chain(order) {
+                offer(&mut log, event, at(100));
+            }
+            assert!(log.is_counted(&recovery.id()), "the recovery counts");
+            assert!(!log.is_counted(&thief.id()));
+            assert!(log.key_state(&ana).authorises(&scene.fresh.public()));
+        }
+        // And a replay from storage agrees.
+        let mut log = new_log(&scene.coop);
+        let mut changes = Changes::default();
+        for event in before.iter().chain([&thief, &recovery]) {
+            log.ingest(verified(event.clone()), at(100), &mut changes);
+        }
+        let stored: Vec<_> = changes
+            .stored
+            .iter()
+            .map(|(event, _)| verified(event.clone()))
+            .filter(|event| event.id() != scene.coop.genesis.id())
+            .collect();
+        let (replayed, _) = Log::replay(
+            verified(scene.coop.genesis.clone()),
+            LogConfig::default(),
+            domains(),
+            stored,
+            log.evidence(),
+            at(100),
+        )
+        .unwrap();
+        assert!(replayed.is_counted(&recovery.id()));
+        assert!(!replayed.is_counted(&thief.id()));
+    }
+}
