@@ -852,3 +852,75 @@ pub struct Check {
 pub struct Doctor {
     pub checks: Vec<Check>,
 }
+
+/// `POST …/recovery/guardians`: who may approve a recovery of your identity.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetGuardians {
+    /// Members' names or DIDs (1 to 9, not yourself).
+    pub guardians: Vec<String>,
+    /// Approvals a recovery needs. Default: 2, or 1 with a single guardian.
+    #[serde(default)]
+    pub threshold: Option<u8>,
+    /// Hours between the last approval needed and the new key taking over,
+    /// during which any of your keys can cancel. Default: 72.
+    #[serde(default)]
+    pub delay_hours: Option<f64>,
+}
+
+/// A recovery request, as the new device printed it (`icnrq1…`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryRequest {
+    pub request: String,
+}
+
+/// `POST …/recovery/freeze` and `…/unfreeze`: a member you are a guardian of.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeMember {
+    /// Name or DID.
+    pub member: String,
+}
+
+/// A member, by DID and display name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct MemberName {
+    pub did: String,
+    pub name: String,
+}
+
+/// A recovery under way: a new key some guardians have approved.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct PendingRecovery {
+    pub member: MemberName,
+    pub new_key: String,
+    /// The request text guardians approve (`icnrq1…`).
+    pub request: String,
+    pub approved_by: Vec<MemberName>,
+    pub needed: u8,
+    /// When the new key may take over, once enough guardians approved.
+    pub ready_at_ms: Option<u64>,
+    /// Whether you are among its approvers.
+    pub approved_by_you: bool,
+}
+
+/// `GET …/recovery`: your guardians and recoveries that concern you.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct RecoveryStatus {
+    pub member: MemberName,
+    /// Empty until guardians are named (icnd names your vouchers by default).
+    pub guardians: Vec<MemberName>,
+    pub threshold: u8,
+    pub delay_hours: f64,
+    /// A guardian who froze this identity, if one holds.
+    pub frozen_by: Option<MemberName>,
+    /// Recoveries of your identity under way: cancel one you did not ask for.
+    pub of_you: Vec<PendingRecovery>,
+    /// Recoveries of members you are a guardian of, for you to approve.
+    pub you_guard: Vec<PendingRecovery>,
+    /// Members you are a guardian of.
+    pub guarding: Vec<MemberName>,
+    /// Set on a new device waiting to recover its member's identity.
+    pub this_device_request: Option<String>,
+}

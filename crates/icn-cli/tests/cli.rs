@@ -1946,3 +1946,228 @@ fn the_coop_reverses_a_payment_and_freezes_a_member_by_vote() {
         h.icnctl(ben, &["ledger", "pay", "Ada", "1h"]).code == 0
     });
 }
+
+/// Social recovery, end to end: Ana names Ben, Cy and Dee her guardians (2
+/// of 3); she loses her laptop (its data directory is gone from her hands);
+/// on a new device she asks to recover, Eve (no guardian) cannot approve,
+/// Ben and Cy approve while Dee stays offline, and after the waiting time
+/// the new device is Ana: same balance, membership and vote, and it pays.
+/// The lost laptop's key is refused by the co-op afterwards.
+#[test]
+fn a_member_who_lost_her_laptop_is_recovered_by_two_of_three_guardians() {
+    let h = harness();
+    let names = ["ana", "ben", "cy", "dee", "eve"];
+    let dirs = names.map(|name| h.data_dir(name));
+    for dir in &dirs {
+        assert_eq!(h.icnctl(dir, &["id", "init"]).code, 0);
+    }
+    let dids = [0, 1, 2, 3, 4].map(|i| did_in(&h, &dirs[i]));
+    let [ana, ben, cy, _dee, eve] = &dirs;
+    let mut init = vec!["coop", "init", "Bakery", "--yes"];
+    for did in &dids[1..] {
+        init.extend(["--founder", did.as_str()]);
+    }
+    assert_eq!(h.icnctl(ana, &init).code, 0);
+    // Dee's node never runs: two of three guardians are enough.
+    let node_ana = h.spawn_icnd(ana, &[]);
+    let _nodes = [ben, cy, eve].map(|dir| h.spawn_icnd(dir, &[]));
+    let ticket_ana = h.icnctl(ana, &["--json", "net", "ticket"]).json()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Ben joins from Ana's ticket, Cy and Eve from Ben's: Ben's node links
+    // everyone once Ana's is gone (a co-op's always-on node would).
+    assert_eq!(h.icnctl(ben, &["coop", "join", &ticket_ana]).code, 0);
+    let ticket_ben = h.icnctl(ben, &["--json", "net", "ticket"]).json()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for dir in [cy, eve] {
+        assert_eq!(h.icnctl(dir, &["coop", "join", &ticket_ben]).code, 0);
+    }
+    for (dir, name) in dirs.iter().zip(["Ana", "Ben", "Cy", "Dee", "Eve"]).take(3) {
+        let profile = h.icnctl(dir, &["member", "profile", "--name", name]);
+        assert_eq!(profile.code, 0, "{profile:?}");
+    }
+    // icnd names guardians by itself: two of three others, 72 hours.
+    eventually("ana's node names her guardians", || {
+        let status = h.icnctl(ana, &["--json", "id", "recovery"]).json();
+        status["guardians"].as_array().unwrap().len() == 3 && status["threshold"] == 2
+    });
+    for dir in [ana, ben] {
+        eventually("everyone's names reach ana and ben", || {
+            let list = h.icnctl(dir, &["--json", "member", "list"]).json();
+            let named = |name: &str| {
+                list["members"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|member| member["name"] == name)
+            };
+            named("Ana") && named("Ben") && named("Cy")
+        });
+    }
+    // For the test, a waiting time of seconds instead of 72 hours.
+    let set = h.icnctl(
+        ana,
+        &[
+            "id",
+            "guardians",
+            "Ben",
+            "Cy",
+            &dids[3],
+            "--delay-hours",
+            "0.002",
+        ],
+    );
+    assert_eq!(set.code, 0, "{set:?}");
+    let eve_as_guardian = h.icnctl(ana, &["id", "guardians", "Ana"]);
+    assert_eq!(eve_as_guardian.code, 2, "{eve_as_guardian:?}");
+    assert!(
+        eve_as_guardian.stderr.contains("your own guardian"),
+        "{eve_as_guardian:?}"
+    );
+
+    // Ana's life in the co-op: pays, is paid, votes.
+    assert_eq!(h.icnctl(ana, &["ledger", "pay", "Ben", "2h"]).code, 0);
+    assert_eq!(h.icnctl(ben, &["ledger", "pay", &dids[0], "30m"]).code, 0);
+    let proposed = h.icnctl(
+        ben,
+        &[
+            "--json",
+            "governance",
+            "propose",
+            "--title",
+            "New oven",
+            "--duration",
+            "1h",
+        ],
+    );
+    assert_eq!(proposed.code, 0, "{proposed:?}");
+    let proposal = proposed.json()["event_id"].as_str().unwrap()[..12].to_owned();
+    eventually("the proposal reaches ana", || {
+        h.icnctl(ana, &["governance", "show", &proposal]).code == 0
+    });
+    assert_eq!(
+        h.icnctl(ana, &["governance", "vote", &proposal, "yes"])
+            .code,
+        0
+    );
+    let view_of_ana = |dir: &std::path::Path| {
+        let balance = h
+            .icnctl(dir, &["--json", "ledger", "balance", &dids[0]])
+            .json()["accounts"][0]["balance"]
+            .clone();
+        let shown = h
+            .icnctl(dir, &["--json", "governance", "show", &proposal])
+            .json();
+        let members = h.icnctl(dir, &["--json", "member", "list"]).json();
+        let member = members["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|member| member["did"] == dids[0].as_str())
+            .cloned();
+        (
+            balance,
+            shown["voted"].clone(),
+            member.map(|m| (m["status"].clone(), m["name"].clone())),
+        )
+    };
+    eventually("ben has all of ana's events", || {
+        view_of_ana(ben) == view_of_ana(ana)
+    });
+    let before = view_of_ana(ben);
+    assert_eq!(before.0, serde_json::json!(-90), "{before:?}");
+
+    // The laptop is lost. (Its data directory goes to whoever has it now.)
+    node_ana.signal("KILL");
+    node_ana.wait();
+    let stolen = h.data_dir("stolen");
+    std::fs::rename(ana, &stolen).unwrap();
+
+    // A guardian gives Ana the command for her new device.
+    let invite = h.icnctl(ben, &["--json", "coop", "invite", "--recover", "Ana"]);
+    assert_eq!(invite.code, 0, "{invite:?}");
+    let command = invite.json().as_str().unwrap().to_owned();
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(&words[..3], ["icnctl", "id", "recover"], "{command}");
+    let new = h.data_dir("ana-new");
+    let recover = h.icnctl(
+        &new,
+        &["--json", "id", "recover", words[3], words[4], words[5]],
+    );
+    assert_eq!(recover.code, 0, "{recover:?}");
+    let request = recover.json()["request"].as_str().unwrap().to_owned();
+    let again = h.icnctl(&new, &["id", "recover", words[3], words[4], words[5]]);
+    assert_eq!(
+        again.code, 2,
+        "a second recovery into one directory: {again:?}"
+    );
+    let _node_new = h.spawn_icnd(&new, &[]);
+    let early = h.icnctl(&new, &["ledger", "pay", &dids[1], "1h"]);
+    assert_eq!(early.code, 2, "{early:?}");
+    assert!(early.stderr.contains("waiting to recover"), "{early:?}");
+
+    // Eve is no guardian of Ana's; a damaged request is refused too.
+    let not_guardian = h.icnctl(eve, &["id", "approve-recovery", &request]);
+    assert_eq!(not_guardian.code, 2, "{not_guardian:?}");
+    assert!(
+        not_guardian.stderr.contains("not one of"),
+        "{not_guardian:?}"
+    );
+    let damaged = h.icnctl(
+        ben,
+        &["id", "approve-recovery", &request[..request.len() - 3]],
+    );
+    assert_eq!(damaged.code, 2, "{damaged:?}");
+    assert!(damaged.stderr.contains("damaged"), "{damaged:?}");
+    for guardian in [ben, cy] {
+        let approved = h.icnctl(guardian, &["id", "approve-recovery", &request]);
+        assert_eq!(approved.code, 0, "{approved:?}");
+    }
+    let shown = h.icnctl(cy, &["--json", "id", "recovery"]).json();
+    assert_eq!(shown["you_guard"][0]["approved_by_you"], true, "{shown}");
+
+    // The new device syncs (an approved key may), waits, and takes over.
+    eventually("the new device recovers ana's identity", || {
+        let status = h.icnctl(&new, &["--json", "id", "recovery"]);
+        status.code == 0 && status.json()["this_device_request"].is_null()
+    });
+    eventually("the new device has ana's history", || {
+        view_of_ana(&new) == before
+    });
+    let paid = h.icnctl(&new, &["ledger", "pay", "Ben", "1h"]);
+    assert_eq!(paid.code, 0, "{paid:?}");
+    eventually("ben sees the recovered ana's payment", || {
+        h.icnctl(ben, &["--json", "ledger", "balance", &dids[0]])
+            .json()["accounts"][0]["balance"]
+            == -150
+    });
+    let keys = h.icnctl(ben, &["--json", "id", "recovery"]).json();
+    assert!(keys["you_guard"].as_array().unwrap().is_empty(), "{keys}");
+
+    // The lost laptop, started again by whoever has it: the co-op refuses
+    // its key, so what it signs reaches no one.
+    let _thief = h.spawn_icnd(&stolen, &["--peer", &ticket_ben]);
+    let thief_pays = h.icnctl(&stolen, &["ledger", "pay", &dids[4], "5h"]);
+    assert_eq!(thief_pays.code, 0, "it does not know yet: {thief_pays:?}");
+    eventually("ben refuses the old key's connection", || {
+        h.icnctl(ben, &["--json", "peers"]).json()["metrics"]["connections_refused"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    for dir in [ben, cy, eve, &new] {
+        let balance = h
+            .icnctl(dir, &["--json", "ledger", "balance", &dids[4]])
+            .json()["accounts"][0]["balance"]
+            .clone();
+        assert_eq!(
+            balance,
+            serde_json::json!(0),
+            "the thief's payment counts nowhere"
+        );
+    }
+}

@@ -150,8 +150,10 @@ pub async fn run(
                         // Duties sign: they wait until the node has caught up.
                         return Ok(());
                     }
-                    // Closing a proposal on time matters more than a ledger
-                    // chore: every tick.
+                    // A recovering device signs its recovery as soon as
+                    // it may; closing a proposal on time matters more than
+                    // a ledger chore: every tick.
+                    node.recovery_duties(now())?;
                     node.governance_duties(now())?;
                     if duties {
                         node.ledger_duties(now())?;

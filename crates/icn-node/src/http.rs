@@ -182,6 +182,14 @@ impl From<NodeError> for ApiError {
                     "keep icnd running with a member's node reachable (`--peer TICKET`); it signs once it has caught up",
                 ),
             ),
+            NodeError::Recovering => ApiError::new(
+                StatusCode::CONFLICT,
+                "recovering",
+                message,
+                Some(
+                    "ask your guardians to run `icnctl id approve-recovery` with this device's request",
+                ),
+            ),
             NodeError::BadInput(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message, None)
             }
@@ -799,6 +807,34 @@ pub fn admin_router(state: SharedState) -> Router {
         .route("/admin/v1/identity/paper-key", post(paper_key))
         .route("/admin/v1/identity/revoke", post(revoke_key))
         .route("/admin/v1/identity/rotate", post(rotate_key))
+        .route(
+            "/admin/v1/identity/recovery",
+            get(|State(state): State<SharedState>| async move {
+                with_node(&state, |node| node.recovery_status())
+                    .await
+                    .map(Json)
+            }),
+        )
+        .route(
+            "/admin/v1/identity/recovery/guardians",
+            signing(Node::set_guardians),
+        )
+        .route(
+            "/admin/v1/identity/recovery/approve",
+            signing(Node::approve_recovery),
+        )
+        .route(
+            "/admin/v1/identity/recovery/cancel",
+            signing(Node::cancel_recovery),
+        )
+        .route(
+            "/admin/v1/identity/recovery/freeze",
+            signing(Node::freeze_member),
+        )
+        .route(
+            "/admin/v1/identity/recovery/unfreeze",
+            signing(Node::unfreeze_member),
+        )
         .route("/admin/v1/ledger/pay", signing(Node::pay))
         .route("/admin/v1/ledger/requests", signing(Node::request_payment))
         .route(

@@ -18,6 +18,7 @@ pub mod net;
 pub mod node;
 pub mod passphrase;
 pub mod pipeline;
+pub mod recovery;
 pub mod web;
 
 pub use config::{Config, ConfigError, Overrides};

@@ -43,12 +43,21 @@ pub enum NodeError {
         "this node was restored from a backup and signs nothing until it has caught up with a member's node (it may have signed more since the backup)"
     )]
     AwaitingSync,
+    #[error(
+        "this device is waiting to recover its member's identity: it signs once enough guardians have approved and the waiting time has passed (`icnctl id recovery`)"
+    )]
+    Recovering,
 }
 
 /// Left in a data directory by a restore: the node must sync with a peer
 /// before it signs, or it could sign again at positions its lost copy had
 /// already used (a fork, which freezes the member's account).
 pub const RESTORED_MARKER: &str = "restored-awaiting-sync";
+
+/// Left in a data directory by `icnctl id recover`: its keystore's key is
+/// not (yet) authorised for its identity; guardians approve it and the node
+/// then signs `identity.recover` with it.
+pub const RECOVERING_MARKER: &str = "recovering";
 
 /// The wall clock as an event timestamp.
 pub fn now() -> Timestamp {
@@ -76,7 +85,7 @@ pub struct Node {
     pub(crate) store: Store,
     pub(crate) log: Option<Log>,
     identity: Option<PublicIdentity>,
-    signer: Option<KeyPair>,
+    pub(crate) signer: Option<KeyPair>,
     domains: Domains,
     /// While [`Node::batched`] runs: what this node's own new events changed,
     /// committed together at the end.
@@ -89,6 +98,11 @@ pub struct Node {
     pub(crate) trust_cache: crate::governance::TrustCache,
     /// Restored from a backup, not yet synced with a peer: signs nothing.
     awaiting_sync: bool,
+    /// Holds a key its identity has not authorised, waiting for guardians
+    /// ([`RECOVERING_MARKER`]): signs only the recovery itself.
+    pub(crate) recovering: bool,
+    /// A sync round with a peer has completed since the node started.
+    pub(crate) synced: bool,
 }
 
 /// New events buffered for each push subscriber, at most.
@@ -139,6 +153,8 @@ impl Node {
             kept: tokio::sync::broadcast::channel(KEPT_BROADCAST_MAX).0,
             trust_cache: Default::default(),
             awaiting_sync: false,
+            recovering: false,
+            synced: false,
         };
         node.awaiting_sync = node.dir.root().join(RESTORED_MARKER).exists();
         node.load_log()?;
@@ -157,12 +173,24 @@ impl Node {
             Some(log) => log.key_state(&identity.did),
             None => icn_kernel::KeyState::inception(identity.did),
         };
+        let unauthorised_first = keys
+            .iter()
+            .find(|key| !state.authorises(&key.public()))
+            .cloned();
         let mut authorised: Vec<KeyPair> = keys
             .into_iter()
             .filter(|key| state.authorises(&key.public()))
             .collect();
         authorised.sort_by_key(|key| key.public() != identity.device_key);
+        let recovering = self.dir.root().join(RECOVERING_MARKER);
         let Some(signer) = authorised.into_iter().next() else {
+            if recovering.exists()
+                && let Some(key) = unauthorised_first
+            {
+                self.signer = Some(key);
+                self.recovering = true;
+                return Ok(());
+            }
             return Err(NodeError::Identity(format!(
                 "none of the keystore's keys may sign for {} any more (they were revoked or rotated away)",
                 identity.did
@@ -179,6 +207,10 @@ impl Node {
             })?;
         }
         self.signer = Some(signer);
+        if recovering.exists() {
+            // The recovery counted (perhaps just before a crash).
+            self.finish_recovery();
+        }
         Ok(())
     }
 
@@ -202,6 +234,7 @@ impl Node {
     /// A sync round with a peer has completed: what the co-op holds of this
     /// member's chain is here, so signing can resume where it left off.
     pub fn caught_up(&mut self) {
+        self.synced = true;
         if self.awaiting_sync {
             match std::fs::remove_file(self.dir.root().join(RESTORED_MARKER)) {
                 Ok(()) => {
@@ -237,6 +270,14 @@ impl Node {
     }
 
     fn signer(&self) -> Result<(&PublicIdentity, &KeyPair), NodeError> {
+        if self.recovering {
+            return Err(NodeError::Recovering);
+        }
+        self.any_signer()
+    }
+
+    /// The keystore's key, authorised or (while recovering) not.
+    pub(crate) fn any_signer(&self) -> Result<(&PublicIdentity, &KeyPair), NodeError> {
         let identity = self.identity.as_ref().ok_or(NodeError::NoIdentity)?;
         let signer = self.signer.as_ref().ok_or(NodeError::KeystoreLocked)?;
         Ok((identity, signer))
@@ -322,17 +363,40 @@ impl Node {
         body: Vec<u8>,
         now: Timestamp,
     ) -> Result<EventId, NodeError> {
+        self.append_with(kind, body, now, &[])
+    }
+
+    /// [`Node::append`], with `deps` that must be in the event's causal
+    /// past (a recovery's approvals). A recovering node signs only
+    /// `identity.recover`.
+    pub(crate) fn append_with(
+        &mut self,
+        kind: &str,
+        body: Vec<u8>,
+        now: Timestamp,
+        deps: &[EventId],
+    ) -> Result<EventId, NodeError> {
         if self.awaiting_sync {
             return Err(NodeError::AwaitingSync);
         }
-        let (identity, signer) = self.signer()?;
+        let (identity, signer) = if kind == icn_kernel::KIND_RECOVER {
+            self.any_signer()?
+        } else {
+            self.signer()?
+        };
         let (did, signer) = (identity.did, signer.clone());
         let log = self.log.as_ref().ok_or(NodeError::NoCoop)?;
         let (seq, prev) = log.next_position(&did);
         let previous_time = prev
             .and_then(|id| log.get(&id))
             .map_or(Timestamp(0), Event::timestamp);
-        let deps = log.unseen_heads(&did);
+        let mut deps = deps.to_vec();
+        for head in log.unseen_heads(&did) {
+            if deps.len() < icn_kernel::DEPS_MAX && !deps.contains(&head) {
+                deps.push(head);
+            }
+        }
+        deps.sort();
         let event = Event::sign(
             EventContent {
                 format: FORMAT_VERSION,
@@ -438,10 +502,41 @@ impl Node {
     /// nodes may replicate the co-op's log.
     pub fn member_with_key(&self, key: &[u8; 32]) -> Option<Did> {
         let log = self.log.as_ref()?;
-        let key = icn_identity::PublicKey::from_bytes(key).ok()?;
-        self.replicating_members()
-            .into_iter()
-            .find(|member| log.key_state(member).authorises(&key))
+        let public = icn_identity::PublicKey::from_bytes(key).ok()?;
+        let members = self.replicating_members();
+        members
+            .iter()
+            .find(|member| log.key_state(member).authorises(&public))
+            // A device a guardian approved to recover a member syncs to
+            // complete the recovery.
+            .or_else(|| {
+                members
+                    .iter()
+                    .find(|member| log.recovery_approved(member, &public))
+            })
+            .copied()
+            .or_else(|| self.ticket_peer(key))
+    }
+
+    /// A peer this node was told to trust by a ticket (`icnctl coop join`,
+    /// `id recover`) while it does not yet know the member behind it: a
+    /// node that has only the genesis knows no one but the founders. It
+    /// counts as the member whose inception key it is until the log says
+    /// otherwise.
+    fn ticket_peer(&self, key: &[u8; 32]) -> Option<Did> {
+        let me = self.identity.as_ref()?.did;
+        let log = self.log.as_ref()?;
+        if log.coop_state().member(&me, None).is_some() && !self.recovering {
+            return None;
+        }
+        let remembered = self.remembered_peers().ok()?;
+        remembered
+            .iter()
+            .filter_map(|text| crate::net::Ticket::parse(text).ok())
+            .any(|ticket| ticket.coop == log.coop() && ticket.endpoint == *key)
+            .then(|| icn_identity::PublicKey::from_bytes(key).ok())
+            .flatten()
+            .map(Did::from_inception_key)
     }
 
     /// Members whose nodes replicate the log: everyone admitted who has not
@@ -463,12 +558,23 @@ impl Node {
         let Some(log) = self.log.as_ref() else {
             return Vec::new();
         };
-        self.replicating_members()
+        let members = self.replicating_members();
+        let recovering = members.iter().flat_map(|member| {
+            log.recovery_approvals(member)
+                .iter()
+                .filter(|approval| log.recovery_approved(member, &approval.new_key))
+                .map(|approval| *approval.new_key.as_bytes())
+        });
+        let mut keys: Vec<[u8; 32]> = members
             .iter()
             .flat_map(|member| log.key_state(member).authorised.into_iter())
             .filter(|(_, label)| label != "paper")
             .map(|(key, _)| *key.as_bytes())
-            .collect()
+            .chain(recovering)
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
     }
 
     /// Peers to dial, as tickets (`icnctl coop join` remembers its ticket).

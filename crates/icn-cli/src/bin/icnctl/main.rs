@@ -5,6 +5,7 @@
 mod governance;
 mod ledger;
 mod net;
+mod recovery;
 mod trust;
 mod web;
 
@@ -134,6 +135,41 @@ enum IdCommand {
         /// The public key (base58), as `paper-key` printed it.
         key: String,
     },
+    /// Show your recovery guardians, or name them: `id guardians Ben Cy Dee`.
+    /// By default icnd names the members who vouched for you (2 of 3, 72 hours).
+    Guardians {
+        /// Members' names or DIDs.
+        names: Vec<String>,
+        /// How many must approve a new device (default 2).
+        #[arg(long)]
+        threshold: Option<u8>,
+        /// Hours between the last approval needed and the new key taking
+        /// over, while any of your devices can cancel (default 72).
+        #[arg(long)]
+        delay_hours: Option<f64>,
+    },
+    /// Recoveries: yours, and those of members you are a guardian of.
+    Recovery,
+    /// On a new device, after losing every other: ask your guardians to
+    /// recover your identity here. A guardian prints this command for you
+    /// with `icnctl coop invite --recover "Your Name"`.
+    Recover {
+        /// A member's ticket (`icnctl net ticket` on their machine).
+        ticket: String,
+        /// Your DID (`icnctl member list` on a guardian's machine shows it).
+        #[arg(long)]
+        member: String,
+    },
+    /// As a guardian: approve a member's recovery request (confirm it is
+    /// really them first, in person or by a call).
+    ApproveRecovery { request: String },
+    /// Refuse a recovery of your identity you did not ask for.
+    CancelRecovery { request: String },
+    /// As a guardian: freeze a member's identity (a stolen device): nothing
+    /// it signs counts until a guardian unfreezes it or a recovery.
+    Freeze { member: String },
+    /// As a guardian: lift your freeze.
+    Unfreeze { member: String },
 }
 
 #[derive(Subcommand)]
@@ -165,8 +201,12 @@ enum CoopCommand {
         #[arg(long, default_value = "")]
         note: String,
     },
-    /// Print an invitation (a ticket, and its QR code) for a new member.
-    Invite,
+    /// Print an invitation (a ticket, and its QR code) for a new member;
+    /// with --recover NAME, the command that member runs on a new device.
+    Invite {
+        #[arg(long, value_name = "NAME")]
+        recover: Option<String>,
+    },
 }
 
 /// An error for the member: what went wrong, and how to fix it when we know.
@@ -301,17 +341,26 @@ fn json(value: &impl Serialize) -> Option<Vec<u8>> {
     Some(serde_json::to_vec(value).expect("API types serialise"))
 }
 
-fn id_init(context: &Context, label: &str) -> Outcome {
-    let keystore = context.dir.keystore();
-    if keystore.exists() || context.dir.identity_file().exists() {
+/// Refuses to create an identity where one exists, with `hint`.
+fn no_identity_yet(context: &Context, hint: &str) -> Outcome {
+    if context.dir.keystore().exists() || context.dir.identity_file().exists() {
         return Err(Failure::new(
             format!(
                 "an identity already exists in {}",
                 context.dir.root().display()
             ),
-            Some("`icnctl id show` prints it; use another --data-dir for a new one"),
+            Some(hint),
         ));
     }
+    Ok(())
+}
+
+fn id_init(context: &Context, label: &str) -> Outcome {
+    no_identity_yet(
+        context,
+        "`icnctl id show` prints it; use another --data-dir for a new one",
+    )?;
+    let keystore = context.dir.keystore();
     std::fs::create_dir_all(context.dir.root())?;
     let passphrase = context.passphrase("Choose a keystore passphrase: ", true)?;
     let key = KeyPair::generate()?;
@@ -677,6 +726,32 @@ fn run(cli: Cli) -> Outcome {
         Command::Id {
             command: IdCommand::Revoke { key },
         } => revoke(&context, &key),
+        Command::Id {
+            command:
+                IdCommand::Guardians {
+                    names,
+                    threshold,
+                    delay_hours,
+                },
+        } => recovery::set_guardians(&context, names, threshold, delay_hours),
+        Command::Id {
+            command: IdCommand::Recovery,
+        } => recovery::show(&context),
+        Command::Id {
+            command: IdCommand::Recover { ticket, member },
+        } => recovery::recover(&context, &ticket, &member),
+        Command::Id {
+            command: IdCommand::ApproveRecovery { request },
+        } => recovery::approve(&context, request),
+        Command::Id {
+            command: IdCommand::CancelRecovery { request },
+        } => recovery::cancel(&context, request),
+        Command::Id {
+            command: IdCommand::Freeze { member },
+        } => recovery::freeze(&context, member, true),
+        Command::Id {
+            command: IdCommand::Unfreeze { member },
+        } => recovery::freeze(&context, member, false),
         Command::Coop {
             command:
                 CoopCommand::Init {
@@ -690,8 +765,13 @@ fn run(cli: Cli) -> Outcome {
             command: CoopCommand::Join { ticket, name, note },
         } => net::join(&context, &ticket, name, note),
         Command::Coop {
-            command: CoopCommand::Invite,
+            command: CoopCommand::Invite { recover: None },
         } => net::invite(&context),
+        Command::Coop {
+            command: CoopCommand::Invite {
+                recover: Some(member),
+            },
+        } => recovery::invite(&context, &member),
         Command::Member { command } => governance::run_member(&context, command),
         Command::Governance { command } => governance::run_governance(&context, command),
         Command::Trust { command } => trust::run(&context, command),

@@ -1,0 +1,296 @@
+//! Social recovery from the command line: `icnctl id guardians`, `id
+//! recovery`, `id recover` (on the new device), `id approve-recovery` and
+//! `id cancel-recovery`, `id freeze` and `id unfreeze`, and `coop invite
+//! --recover NAME` (what a guardian gives the member who lost their device).
+
+use icn_identity::{Did, KeyPair, KeystoreContents, StoredKey};
+use icn_kernel::{EventId, Timestamp};
+use icn_node::{Node, NodeError, PublicIdentity, node::now, passphrase, recovery};
+
+use crate::{Context, Failure, Outcome, json};
+
+/// Signs one recovery event through the daemon, or on the data directory
+/// itself when no daemon runs.
+fn sign<T: serde::Serialize>(
+    context: &Context,
+    path: &str,
+    request: &T,
+    action: fn(&mut Node, &T, Timestamp) -> Result<EventId, NodeError>,
+) -> Result<icn_api::EventAck, Failure> {
+    context.daemon_or_local("POST", path, json(request), || {
+        let id = action(&mut context.open_node(true)?, request, now())?;
+        Ok(icn_api::EventAck {
+            event_id: id.to_string(),
+        })
+    })
+}
+
+fn status(context: &Context) -> Result<icn_api::RecoveryStatus, Failure> {
+    context.daemon_or_local("GET", "/admin/v1/identity/recovery", None, || {
+        Ok(context.open_node(false)?.recovery_status()?)
+    })
+}
+
+fn named(member: &icn_api::MemberName) -> String {
+    if member.name.is_empty() {
+        member.did.clone()
+    } else {
+        format!("{} ({})", member.name, member.did)
+    }
+}
+
+fn when(ms: Option<u64>) -> String {
+    match ms {
+        None => "once enough guardians approve".to_owned(),
+        Some(ms) => {
+            let left = ms.saturating_sub(now().as_millis());
+            if left == 0 {
+                "now".to_owned()
+            } else {
+                format!("in {:.1} hours", left as f64 / 3_600_000.0)
+            }
+        }
+    }
+}
+
+pub fn show(context: &Context) -> Outcome {
+    let status = status(context)?;
+    context.print(&status, |status| {
+        let mut lines = Vec::new();
+        if let Some(request) = &status.this_device_request {
+            lines.push(format!(
+                "This device is waiting to recover {}.\nIts request: {request}\nGuardians approve it with: icnctl id approve-recovery {request}",
+                named(&status.member)
+            ));
+        }
+        if status.guardians.is_empty() {
+            lines.push("You have no guardians yet: icnd names the members who vouched for you once there are two, or name them with `icnctl id guardians NAME NAME NAME`.".to_owned());
+        } else {
+            lines.push(format!(
+                "Your guardians ({} must approve a new device; it takes over {} hours later unless you cancel):",
+                status.threshold, status.delay_hours
+            ));
+            lines.extend(status.guardians.iter().map(|guardian| format!("  {}", named(guardian))));
+        }
+        if let Some(guardian) = &status.frozen_by {
+            lines.push(format!(
+                "Your identity is FROZEN by {}: ask them to unfreeze it (`icnctl id unfreeze`), or recover it on a new device.",
+                named(guardian)
+            ));
+        }
+        for pending in &status.of_you {
+            lines.push(format!(
+                "A recovery of YOUR identity to a new key is under way: approved by {} of {} needed, takes over {}.\n  If you did not ask for it: icnctl id cancel-recovery {}",
+                pending.approved_by.len(),
+                pending.needed,
+                when(pending.ready_at_ms),
+                pending.request
+            ));
+        }
+        for pending in &status.you_guard {
+            let approved = if pending.approved_by_you {
+                "you approved it".to_owned()
+            } else {
+                format!("approve it with: icnctl id approve-recovery {}", pending.request)
+            };
+            lines.push(format!(
+                "{} is recovering to a new device: {} of {} approvals; {approved}",
+                named(&pending.member),
+                pending.approved_by.len(),
+                pending.needed
+            ));
+        }
+        if !status.guarding.is_empty() {
+            lines.push(format!(
+                "You are a guardian of: {}",
+                status.guarding.iter().map(named).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        lines.join("\n")
+    });
+    Ok(())
+}
+
+pub fn set_guardians(
+    context: &Context,
+    guardians: Vec<String>,
+    threshold: Option<u8>,
+    delay_hours: Option<f64>,
+) -> Outcome {
+    if guardians.is_empty() {
+        return show(context);
+    }
+    let request = icn_api::SetGuardians {
+        guardians,
+        threshold,
+        delay_hours,
+    };
+    let ack = sign(
+        context,
+        "/admin/v1/identity/recovery/guardians",
+        &request,
+        Node::set_guardians,
+    )?;
+    context.print(&ack, |ack| {
+        format!(
+            "Guardians named (event {}). `icnctl id recovery` shows them.",
+            ack.event_id
+        )
+    });
+    Ok(())
+}
+
+pub fn approve(context: &Context, request: String) -> Outcome {
+    let request = icn_api::RecoveryRequest { request };
+    let (member, _) = recovery::parse_request(&request.request)?;
+    let ack = sign(
+        context,
+        "/admin/v1/identity/recovery/approve",
+        &request,
+        Node::approve_recovery,
+    )?;
+    context.print(&ack, |ack| {
+        format!(
+            "Approved the recovery of {member} to that new device (event {}). Approve only if you have confirmed it is really them, in person or by a call. `icnctl id recovery` shows how many have approved.",
+            ack.event_id
+        )
+    });
+    Ok(())
+}
+
+pub fn cancel(context: &Context, request: String) -> Outcome {
+    let request = icn_api::RecoveryRequest { request };
+    let ack = sign(
+        context,
+        "/admin/v1/identity/recovery/cancel",
+        &request,
+        Node::cancel_recovery,
+    )?;
+    context.print(&ack, |ack| {
+        format!(
+            "Cancelled: that key can never take over your identity (event {}). If someone has your device, ask a guardian to freeze your identity and recover it to a new device.",
+            ack.event_id
+        )
+    });
+    Ok(())
+}
+
+pub fn freeze(context: &Context, member: String, frozen: bool) -> Outcome {
+    let request = icn_api::FreezeMember { member };
+    let (path, action): (_, fn(&mut Node, &_, _) -> _) = if frozen {
+        ("/admin/v1/identity/recovery/freeze", Node::freeze_member)
+    } else {
+        (
+            "/admin/v1/identity/recovery/unfreeze",
+            Node::unfreeze_member,
+        )
+    };
+    let ack = sign(context, path, &request, action)?;
+    context.print(&ack, |ack| {
+        if frozen {
+            format!(
+                "Froze {}'s identity (event {}): nothing it signs counts until a guardian unfreezes it or a recovery gives it a new key.",
+                request.member, ack.event_id
+            )
+        } else {
+            format!("Unfroze {} (event {}).", request.member, ack.event_id)
+        }
+    });
+    Ok(())
+}
+
+/// On a new device: an identity for the member with a new key, the co-op
+/// from the guardian's node, and the request for the guardians.
+pub fn recover(context: &Context, ticket: &str, member: &str) -> Outcome {
+    crate::no_identity_yet(
+        context,
+        "recover into a new data directory (--data-dir), on the new device",
+    )?;
+    let keystore = context.dir.keystore();
+    let member: Did = member.trim().parse().map_err(|_| {
+        Failure::new(
+            format!("{member:?} is not a DID"),
+            Some("a guardian prints the whole command with `icnctl coop invite --recover \"Your Name\"`"),
+        )
+    })?;
+    let ticket_parsed = icn_node::net::Ticket::parse(ticket).map_err(|message| {
+        Failure::new(message, Some("copy the ticket again from the guardian"))
+    })?;
+    let key = KeyPair::generate()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let genesis = runtime
+        .block_on(icn_node::net::fetch_genesis(&ticket_parsed, &key.seed()))
+        .map_err(|error| {
+            Failure::new(
+                format!("could not reach the member's node: {error:#}"),
+                Some("check that their icnd runs and that this computer can reach it; then run this again"),
+            )
+        })?
+        .verify()
+        .map_err(|_| Failure::new("the co-op's genesis is not validly signed", None))?;
+    std::fs::create_dir_all(context.dir.root())?;
+    let passphrase = context.passphrase("Choose a keystore passphrase for this device: ", true)?;
+    let label = "recovered device";
+    std::fs::write(
+        context.dir.root().join(icn_node::node::RECOVERING_MARKER),
+        b"",
+    )?;
+    keystore.create(
+        &KeystoreContents::new(member, vec![StoredKey::new(label, &key)]),
+        &passphrase,
+        passphrase::kdf_log_n(),
+    )?;
+    context.dir.write_public_identity(&PublicIdentity {
+        did: member,
+        device_key: key.public(),
+        device_label: label.to_owned(),
+    })?;
+    let mut node = Node::open(context.dir.clone(), vec![key.clone()])?;
+    node.join(genesis)?;
+    node.remember_peer(ticket.trim())?;
+    let request = recovery::encode_request(&member, &key.public());
+    let shown = icn_api::RecoveryRequest { request };
+    context.print(&shown, |shown| {
+        format!(
+            "This device asks to recover {member}.\n\nYour recovery request:\n\n    {}\n\nSend it to your guardians (the members who vouched for you); each runs:\n    icnctl id approve-recovery {}\nor approves it in the web app (Members → Recovery).\nNow start icnd here and leave it running. Once enough guardians have approved and the waiting time has passed (72 hours unless your co-op chose otherwise), this device takes over your identity: your balance, membership and votes are all still there. `icnctl id recovery` shows progress.",
+            shown.request, shown.request
+        )
+    });
+    Ok(())
+}
+
+/// What a guardian gives the member who lost their device.
+pub fn invite(context: &Context, member: &str) -> Outcome {
+    let members: icn_api::Members =
+        context.daemon_or_local("GET", "/admin/v1/members", None, || {
+            Ok(context.open_node(false)?.members()?)
+        })?;
+    let wanted = member.trim();
+    let found = members
+        .members
+        .iter()
+        .find(|candidate| candidate.did == wanted || candidate.name.eq_ignore_ascii_case(wanted))
+        .ok_or_else(|| {
+            Failure::new(
+                format!("no member is called {wanted:?}"),
+                Some("`icnctl member list` shows names and DIDs"),
+            )
+        })?;
+    let ticket: icn_api::NetTicket =
+        context.daemon_or_local("GET", "/admin/v1/net/ticket", None, || {
+            Err(Failure::new(
+                "icnd is not running: the new device reaches the co-op through it",
+                Some("start it with `icnd`, then run this again"),
+            ))
+        })?;
+    let command = format!("icnctl id recover {} --member {}", ticket.ticket, found.did);
+    context.print(&command, |command| {
+        format!(
+            "Give {} this command to run on their new device (after installing ICN):\n\n    {command}\n\nIt prints a recovery request; you and their other guardians approve it with `icnctl id approve-recovery <request>`.",
+            if found.name.is_empty() { &found.did } else { &found.name }
+        )
+    });
+    Ok(())
+}

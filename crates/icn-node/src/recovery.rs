@@ -1,0 +1,366 @@
+//! Social recovery on a node: naming guardians (by default the members who
+//! vouched for you), approving another member's new device, cancelling a
+//! recovery you did not ask for, freezing a member's identity, and — on the
+//! new device — signing `identity.recover` once the kernel would accept it.
+//! The rules themselves are the kernel's (`icn_kernel::Log`); this module
+//! only decides when to sign what.
+
+use std::collections::BTreeSet;
+
+use icn_api as api;
+use icn_identity::{Did, PublicKey};
+use icn_kernel::{
+    EventId, Freeze, Guardians, KIND_FREEZE, KIND_GUARDIANS, KIND_RECOVER, KIND_RECOVERY_APPROVE,
+    KIND_RECOVERY_CANCEL, KIND_UNFREEZE, RECOVERY_DELAY_DEFAULT_MS, RECOVERY_DELAY_MAX_MS, Recover,
+    RecoveryApprove, RecoveryCancel, Timestamp, encode_body,
+};
+
+use crate::{Node, NodeError, ledger::bad, node::RECOVERING_MARKER};
+
+/// Recovery requests, as a new device prints them: `icnrq1` + base58 of the
+/// member's DID and the new public key.
+pub const REQUEST_PREFIX: &str = "icnrq1";
+
+/// Guardians icnd names by default: the members who vouched, then others.
+const DEFAULT_GUARDIANS: usize = 3;
+
+pub fn encode_request(member: &Did, key: &PublicKey) -> String {
+    let bytes = postcard::to_stdvec(&(member, key)).expect("keys serialise");
+    format!("{REQUEST_PREFIX}{}", bs58::encode(bytes).into_string())
+}
+
+pub fn parse_request(text: &str) -> Result<(Did, PublicKey), NodeError> {
+    let text = text.trim();
+    let body = text.strip_prefix(REQUEST_PREFIX).ok_or_else(|| {
+        bad(format!(
+            "a recovery request starts with {REQUEST_PREFIX} (the new device prints it with `icnctl id recover`)"
+        ))
+    })?;
+    if body.len() > 200 {
+        return Err(bad("that is too long to be a recovery request"));
+    }
+    let bytes = bs58::decode(body)
+        .into_vec()
+        .map_err(|_| bad("the recovery request is damaged (not base58); copy it again"))?;
+    postcard::from_bytes(&bytes).map_err(|_| bad("the recovery request is damaged; copy it again"))
+}
+
+impl Node {
+    fn member_name(&self, did: &Did) -> api::MemberName {
+        let name = self
+            .members()
+            .ok()
+            .and_then(|members| {
+                members
+                    .members
+                    .into_iter()
+                    .find(|member| member.did == did.to_string())
+            })
+            .map(|member| member.name)
+            .unwrap_or_default();
+        api::MemberName {
+            did: did.to_string(),
+            name,
+        }
+    }
+
+    /// Names who may approve a recovery of this node's member.
+    pub fn set_guardians(
+        &mut self,
+        request: &api::SetGuardians,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        let mut guardians = Vec::new();
+        for text in &request.guardians {
+            let did = self.resolve_member(text)?;
+            if !self.is_member_did(&did) {
+                return Err(bad(format!("{text} is not a member of this co-op")));
+            }
+            guardians.push(did);
+        }
+        let threshold = request
+            .threshold
+            .unwrap_or(if guardians.len() == 1 { 1 } else { 2 });
+        let delay_ms = match request.delay_hours {
+            None => RECOVERY_DELAY_DEFAULT_MS,
+            Some(hours)
+                if hours.is_finite()
+                    && hours >= 0.0
+                    && hours * 3_600_000.0 <= RECOVERY_DELAY_MAX_MS as f64 =>
+            {
+                (hours * 3_600_000.0).round() as u64
+            }
+            Some(hours) => {
+                return Err(bad(format!(
+                    "a recovery delay is 0 to 720 hours, not {hours}"
+                )));
+            }
+        };
+        let body = Guardians {
+            guardians,
+            threshold,
+            delay_ms,
+        };
+        self.append(KIND_GUARDIANS, encode_body(&body), now)
+    }
+
+    /// As a guardian: approves the new key a recovery request names.
+    pub fn approve_recovery(
+        &mut self,
+        request: &api::RecoveryRequest,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        let (member, new_key) = parse_request(&request.request)?;
+        let body = RecoveryApprove { member, new_key };
+        self.append(KIND_RECOVERY_APPROVE, encode_body(&body), now)
+    }
+
+    /// As the member: refuses a recovery to the key a request names.
+    pub fn cancel_recovery(
+        &mut self,
+        request: &api::RecoveryRequest,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        let (member, new_key) = parse_request(&request.request)?;
+        if member != self.me()? {
+            return Err(bad("that request is for another member's identity"));
+        }
+        self.append(
+            KIND_RECOVERY_CANCEL,
+            encode_body(&RecoveryCancel { new_key }),
+            now,
+        )
+    }
+
+    /// As a guardian: stops a member's identity from signing.
+    pub fn freeze_member(
+        &mut self,
+        request: &api::FreezeMember,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        let member = self.resolve_member(&request.member)?;
+        self.append(KIND_FREEZE, encode_body(&Freeze { member }), now)
+    }
+
+    pub fn unfreeze_member(
+        &mut self,
+        request: &api::FreezeMember,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        let member = self.resolve_member(&request.member)?;
+        self.append(KIND_UNFREEZE, encode_body(&Freeze { member }), now)
+    }
+
+    /// Recoveries under way of `member`: each new key guardians approved.
+    fn pending_recoveries(&self, member: &Did, me: &Did) -> Vec<api::PendingRecovery> {
+        let Some(log) = self.log() else {
+            return Vec::new();
+        };
+        let keys = log.key_state(member);
+        let Some(guardians) = &keys.guardians else {
+            return Vec::new();
+        };
+        let approvals = log.recovery_approvals(member);
+        let new_keys: BTreeSet<PublicKey> = approvals
+            .iter()
+            .map(|approval| approval.new_key)
+            .filter(|key| keys.recoverable_to(key).is_ok())
+            .collect();
+        new_keys
+            .into_iter()
+            .map(|new_key| {
+                let mut times: Vec<(Did, Timestamp)> = Vec::new();
+                for approval in approvals.iter().filter(|approval| {
+                    approval.new_key == new_key && guardians.guardians.contains(&approval.guardian)
+                }) {
+                    if !times
+                        .iter()
+                        .any(|(guardian, _)| *guardian == approval.guardian)
+                    {
+                        times.push((approval.guardian, approval.at));
+                    }
+                }
+                let needed = usize::from(guardians.threshold);
+                let mut sorted: Vec<Timestamp> = times.iter().map(|(_, at)| *at).collect();
+                sorted.sort();
+                api::PendingRecovery {
+                    member: self.member_name(member),
+                    new_key: new_key.to_string(),
+                    request: encode_request(member, &new_key),
+                    approved_by_you: times.iter().any(|(guardian, _)| guardian == me),
+                    approved_by: times
+                        .iter()
+                        .map(|(guardian, _)| self.member_name(guardian))
+                        .collect(),
+                    needed: guardians.threshold,
+                    ready_at_ms: sorted
+                        .get(needed.saturating_sub(1))
+                        .map(|at| at.saturating_add_ms(guardians.delay_ms).as_millis()),
+                }
+            })
+            .collect()
+    }
+
+    pub fn recovery_status(&self) -> Result<api::RecoveryStatus, NodeError> {
+        let me = self.me()?;
+        let log = self.ledger_log()?;
+        let keys = log.key_state(&me);
+        let (guardians, threshold, delay_ms) = match &keys.guardians {
+            Some(set) => (set.guardians.clone(), set.threshold, set.delay_ms),
+            None => (Vec::new(), 0, RECOVERY_DELAY_DEFAULT_MS),
+        };
+        let guarding: Vec<Did> = log
+            .coop_state()
+            .members()
+            .map(|(did, _)| *did)
+            .filter(|did| {
+                log.key_state(did)
+                    .guardians
+                    .is_some_and(|set| set.guardians.contains(&me))
+            })
+            .collect();
+        let this_device_request = match (self.recovering, &self.signer) {
+            (true, Some(key)) => Some(encode_request(&me, &key.public())),
+            _ => None,
+        };
+        Ok(api::RecoveryStatus {
+            member: self.member_name(&me),
+            guardians: guardians.iter().map(|did| self.member_name(did)).collect(),
+            threshold,
+            delay_hours: delay_ms as f64 / 3_600_000.0,
+            frozen_by: log.frozen(&me).map(|guardian| self.member_name(&guardian)),
+            of_you: self.pending_recoveries(&me, &me),
+            you_guard: guarding
+                .iter()
+                .flat_map(|member| self.pending_recoveries(member, &me))
+                .collect(),
+            guarding: guarding.iter().map(|did| self.member_name(did)).collect(),
+            this_device_request,
+        })
+    }
+
+    /// What a node does by itself for recovery: on a recovering device,
+    /// signs `identity.recover` once it has synced with a peer and the
+    /// approvals and waiting time are there; on a member's node, names the
+    /// member's guardians once there are members to name (the vouchers
+    /// first, then others, up to three; two must approve; 72 hours).
+    pub fn recovery_duties(&mut self, now: Timestamp) -> Result<Option<EventId>, NodeError> {
+        if self.log().is_none() {
+            return Ok(None);
+        }
+        if self.recovering {
+            return self.try_recover(now);
+        }
+        if !self.can_sign() || self.awaiting_sync() {
+            return Ok(None);
+        }
+        let me = self.me()?;
+        let log = self.ledger_log()?;
+        if log.key_state(&me).guardians.is_some()
+            || !log
+                .coop_state()
+                .member(&me, None)
+                .is_some_and(|membership| membership.is_active())
+        {
+            return Ok(None);
+        }
+        let members = self.members()?;
+        let mine = members
+            .members
+            .iter()
+            .find(|member| member.did == me.to_string());
+        let mut candidates: Vec<Did> = mine
+            .map(|member| member.vouched_by.clone())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|did| did.parse().ok())
+            .collect();
+        let mut others: Vec<(u64, Did)> = members
+            .members
+            .iter()
+            .filter(|member| member.status == "active")
+            .filter_map(|member| Some((member.since_ms.unwrap_or(0), member.did.parse().ok()?)))
+            .collect();
+        others.sort();
+        candidates.extend(others.into_iter().map(|(_, did)| did));
+        let mut guardians: Vec<Did> = Vec::new();
+        for did in candidates {
+            if did != me && !guardians.contains(&did) && self.is_member_did(&did) {
+                guardians.push(did);
+            }
+        }
+        guardians.truncate(DEFAULT_GUARDIANS);
+        if guardians.len() < 2 {
+            // One other member would hold the whole identity: wait for more.
+            return Ok(None);
+        }
+        let request = api::SetGuardians {
+            guardians: guardians.iter().map(Did::to_string).collect(),
+            threshold: Some(2),
+            delay_hours: None,
+        };
+        let id = self.set_guardians(&request, now)?;
+        tracing::info!(
+            guardians = guardians.len(),
+            "Named this member's recovery guardians (2 must approve a new device)."
+        );
+        Ok(Some(id))
+    }
+
+    fn try_recover(&mut self, now: Timestamp) -> Result<Option<EventId>, NodeError> {
+        if !self.synced {
+            return Ok(None);
+        }
+        let (identity, key) = self.any_signer()?;
+        let (me, new_key) = (identity.did, key.public());
+        let log = self.ledger_log()?;
+        let keys = log.key_state(&me);
+        if keys.authorises(&new_key) {
+            self.finish_recovery();
+            return Ok(None);
+        }
+        let Some(guardians) = keys.guardians.clone() else {
+            return Ok(None);
+        };
+        let mut chosen: Vec<(Timestamp, EventId, Did)> = Vec::new();
+        for approval in log.recovery_approvals(&me) {
+            if approval.new_key == new_key
+                && guardians.guardians.contains(&approval.guardian)
+                && !chosen
+                    .iter()
+                    .any(|(_, _, guardian)| *guardian == approval.guardian)
+            {
+                chosen.push((approval.at, approval.id, approval.guardian));
+            }
+        }
+        chosen.sort();
+        chosen.truncate(usize::from(guardians.threshold));
+        let Some((last, _, _)) = chosen.last() else {
+            return Ok(None);
+        };
+        if chosen.len() < usize::from(guardians.threshold)
+            || now < last.saturating_add_ms(guardians.delay_ms)
+        {
+            return Ok(None);
+        }
+        let approvals: Vec<EventId> = chosen.iter().map(|(_, id, _)| *id).collect();
+        let body = Recover {
+            new_key,
+            approvals: approvals.clone(),
+        };
+        let id = self.append_with(KIND_RECOVER, encode_body(&body), now, &approvals)?;
+        tracing::info!("Recovered this member's identity: this device's key now signs for it.");
+        self.finish_recovery();
+        Ok(Some(id))
+    }
+
+    /// The recovery counted: sign normally from now on.
+    pub(crate) fn finish_recovery(&mut self) {
+        self.recovering = false;
+        if let Err(error) = std::fs::remove_file(self.data_dir().root().join(RECOVERING_MARKER))
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%error, "Cannot remove the recovery marker.");
+        }
+    }
+}
