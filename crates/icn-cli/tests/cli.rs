@@ -1349,6 +1349,21 @@ fn members_use_the_web_app_in_a_real_browser() {
         .as_str()
         .unwrap()
         .to_owned();
+    // A recovery request for Cat's identity from a device she does not have.
+    let elsewhere = h.data_dir("cat-elsewhere");
+    let request = h.icnctl(
+        &elsewhere,
+        &[
+            "--json",
+            "id",
+            "recover",
+            &invitation,
+            "--member",
+            &did_in(&h, &cat),
+        ],
+    );
+    assert_eq!(request.code, 0, "{request:?}");
+    let request = request.json()["request"].as_str().unwrap().to_owned();
     let link = |dir: &std::path::Path| {
         h.icnctl(dir, &["--json", "web", "open"]).json()["url"]
             .as_str()
@@ -1367,6 +1382,7 @@ fn members_use_the_web_app_in_a_real_browser() {
         .env("CAT_LINK", link(&cat))
         .env("PASSPHRASE", icn_testkit::cli::PASSPHRASE)
         .env("INVITATION", &invitation)
+        .env("RECOVERY_REQUEST", &request)
         .env("SCREENSHOTS", &screenshots)
         .output()
         .expect("node runs");
@@ -1400,6 +1416,14 @@ fn members_use_the_web_app_in_a_real_browser() {
     assert_eq!(
         disputes["disputes"][0]["reason"], "The trailer still wobbles",
         "{disputes}"
+    );
+    // Cat cancelled the recovery Ada had approved, both in the web app.
+    let recovery = h.icnctl(&cat, &["--json", "id", "recovery"]).json();
+    assert_eq!(recovery["of_you"], serde_json::json!([]), "{recovery}");
+    assert_eq!(
+        recovery["guardians"].as_array().unwrap().len(),
+        2,
+        "{recovery}"
     );
     // Cat, who joined from the web page, is a member on every node.
     for dir in [&dirs[0], &dirs[1], &cat] {

@@ -1214,6 +1214,66 @@ fn api() -> Api {
         Node::cancel_proposal,
     )
     .read(
+        "/api/v1/recovery",
+        op(
+            "recovery",
+            "recovery",
+            Read,
+            "Your guardians, recoveries of you, and those you may approve",
+        ),
+        |node, _, _: NoParams| node.recovery_status(),
+    )
+    .write(
+        "/api/v1/recovery/guardians",
+        op(
+            "setGuardians",
+            "recovery",
+            Write,
+            "Name who may approve a recovery of your identity",
+        ),
+        Node::set_guardians,
+    )
+    .write(
+        "/api/v1/recovery/approve",
+        op(
+            "approveRecovery",
+            "recovery",
+            Write,
+            "As a guardian, approve a member's new device",
+        ),
+        Node::approve_recovery,
+    )
+    .write(
+        "/api/v1/recovery/cancel",
+        op(
+            "cancelRecovery",
+            "recovery",
+            Write,
+            "Refuse a recovery of your identity you did not ask for",
+        ),
+        Node::cancel_recovery,
+    )
+    .write(
+        "/api/v1/recovery/freeze",
+        op(
+            "freezeMember",
+            "recovery",
+            Write,
+            "As a guardian, freeze a member's identity",
+        ),
+        Node::freeze_member,
+    )
+    .write(
+        "/api/v1/recovery/unfreeze",
+        op(
+            "unfreezeMember",
+            "recovery",
+            Write,
+            "As a guardian, lift your freeze",
+        ),
+        Node::unfreeze_member,
+    )
+    .read(
         "/api/v1/governance/templates",
         op(
             "templates",

@@ -598,7 +598,7 @@ async function proposalView(id) {
 }
 
 async function membersView() {
-  const [members, edges] = await Promise.all([loadMembers(), read("/trust/edges")]);
+  const [members, edges, recovery] = await Promise.all([loadMembers(), read("/trust/edges"), read("/recovery")]);
   const trusted = new Map(edges.outgoing.map((edge) => [edge.to, edge]));
   const applicants = members.filter((m) => m.status === "applicant");
   const current = members.filter((m) => m.status === "active" || m.status === "suspended");
@@ -631,7 +631,55 @@ async function membersView() {
           h("div", { class: "title" }, member.name || member.did, member.did === state.me.did ? " (you)" : ""),
           h("div", { class: "muted small" }, [member.tier, member.status !== "active" ? member.status : "", member.roles.join(", "), member.skills.join(", ")].filter(Boolean).join(" · "))),
         member.did === state.me.did ? null : trustForm(member))))),
+    recoveryCard(recovery),
   );
+}
+
+// Social recovery: your guardians, a recovery of you you may cancel, and
+// those of members you guard, to approve once you have called them.
+function recoveryCard(recovery) {
+  const requestAction = (path, request, label, done) => h("button", { class: path.endsWith("cancel") ? "danger" : "", onclick: async (event) => {
+    event.target.disabled = true;
+    try { await request_("POST", path, { request }); toast(done); await route(); } catch (error) { toast(error.message, "error"); event.target.disabled = false; }
+  } }, label);
+  const pending = (item, mine) => h("li", {},
+    h("div", { class: "entry-main" },
+      h("div", { class: "title" }, mine ? "Someone is recovering YOUR identity to a new device" : `${item.member.name || item.member.did} is recovering to a new device`),
+      h("div", { class: "muted small" }, `${item.approved_by.length} of ${item.needed} approvals`, item.ready_at_ms ? ` · takes over ${when(item.ready_at_ms)}` : "")),
+    mine
+      ? requestAction("/recovery/cancel", item.request, "Not me: cancel", "Cancelled: that device can never take over your identity.")
+      : item.approved_by_you
+        ? h("span", { class: "badge" }, "approved")
+        : requestAction("/recovery/approve", item.request, "Approve", `You approved ${item.member.name || "their"} recovery.`));
+  const others = activeMembers().filter((member) => member.did !== state.me.did);
+  const chosen = new Set(recovery.guardians.map((guardian) => guardian.did));
+  const guardiansForm = h("form", { onsubmit: onSubmit(async (data, form) => {
+    const guardians = [...form.querySelectorAll("input[name=guardian]:checked")].map((box) => box.value);
+    await request_("POST", "/recovery/guardians", { guardians, threshold: Number(data.threshold), delay_hours: Number(data.delay_hours) });
+    toast("Guardians saved.");
+  }, () => route()) },
+    h("fieldset", {}, h("legend", {}, "Guardians"), others.map((member) => h("label", { class: "check" },
+      h("input", { type: "checkbox", name: "guardian", value: member.did, checked: chosen.has(member.did) || null }), " ", member.name || member.did))),
+    field("threshold", "Approvals needed", { type: "number", min: 1, max: 9, required: true, value: recovery.threshold || 2 }),
+    field("delay_hours", "Hours before a new device takes over", { type: "number", min: 0, max: 720, step: "any", required: true, value: recovery.delay_hours }, "Any of your devices can cancel during this time"),
+    h("button", { type: "submit", class: "secondary" }, "Save guardians"));
+  const approveForm = h("form", { onsubmit: onSubmit(async (data) => {
+    await request_("POST", "/recovery/approve", { request: data.request.trim() });
+    toast("Recovery approved.");
+  }, () => route()) },
+    field("request", "A member's recovery request", { required: true, autocomplete: "off", spellcheck: "false" }, "The icnrq1… text their new device shows. Call them first to be sure it is them."),
+    h("button", { type: "submit", class: "secondary" }, "Approve"));
+  return h("section", { class: "card", id: "recovery" }, h("h2", {}, "Recovery"),
+    recovery.frozen_by ? h("p", { class: "error-text", role: "alert" }, `Your identity is frozen by ${recovery.frozen_by.name || recovery.frozen_by.did}: ask them to unfreeze it.`) : null,
+    recovery.of_you.length || recovery.you_guard.length
+      ? h("ul", { class: "list" }, recovery.of_you.map((item) => pending(item, true)), recovery.you_guard.map((item) => pending(item, false)))
+      : null,
+    h("p", { class: "small" }, recovery.guardians.length
+      ? `If you lose every device, ${recovery.threshold} of ${recovery.guardians.map((g) => g.name || g.did).join(", ")} can give your identity to a new one, ${recovery.delay_hours} hours after they approve.`
+      : "You have no guardians yet: your node names the members who vouched for you once there are two."),
+    guardiansForm,
+    recovery.guarding.length ? h("p", { class: "small muted" }, `You are a guardian of ${recovery.guarding.map((g) => g.name || g.did).join(", ")}.`) : null,
+    recovery.guarding.length ? approveForm : null);
 }
 
 async function settingsView() {
@@ -650,7 +698,7 @@ async function settingsView() {
     h("section", { class: "card" }, h("h2", {}, "This node"),
       h("p", { class: "small" }, "Your identity: ", h("code", {}, state.me.did)),
       h("p", { class: "small muted" }, state.me.can_sign ? "This node holds your keys: you can pay, propose and vote here." : "This node reads for you but cannot sign for you; use your own node to pay or vote."),
-      h("p", { class: "small muted" }, "Lost a laptop? Your paper key (icnctl id paper-key) still signs for you; keep it somewhere safe.")),
+      h("p", { class: "small muted" }, "Lost a laptop? Your guardians can give your identity to a new device (Members → Recovery); a paper key (icnctl id paper-key) also still signs for you.")),
     h("section", { class: "card" }, h("h2", {}, "Sign out"),
       h("p", { class: "small muted" }, "Signs this browser out. To sign in again, run icnctl web open on your computer."),
       h("button", { class: "danger", onclick: () => { localStorage.clear(); indexedDB.deleteDatabase("icn"); location.hash = ""; location.reload(); } }, "Sign out of this browser")),
@@ -745,7 +793,7 @@ function listen() {
       else route();
     }, 250);
   };
-  for (const kind of ["ledger.transfer", "ledger.request", "ledger.answer", "gov.propose", "gov.open", "gov.vote", "gov.close", "member.apply", "member.vouch", "member.admit", "member.profile", "trust.edge", "lagged"]) {
+  for (const kind of ["ledger.transfer", "ledger.request", "ledger.answer", "gov.propose", "gov.open", "gov.vote", "gov.close", "member.apply", "member.vouch", "member.admit", "member.profile", "trust.edge", "identity.guardians", "identity.recovery_approve", "identity.recovery_cancel", "identity.recover", "identity.freeze", "identity.unfreeze", "lagged"]) {
     events.addEventListener(kind, refresh);
   }
   events.onerror = () => {

@@ -134,6 +134,22 @@ try {
   console.log(`newcomer: from the sign-in link to admitted, with both vouches: ${((Date.now() - joinStarted) / 1000).toFixed(1)} s`);
   await shot(cat, "8-cat-admitted");
 
+  // Cat's node names her guardians (Ada and Ben, who vouched for her). A
+  // recovery request for Cat's identity comes from a device she does not
+  // have: Ada approves it on her Members page, and Cat cancels it on hers.
+  await ada.getByRole("link", { name: "Members" }).click();
+  await ada.getByText(/You are a guardian of .*Cat/).waitFor();
+  await ada.getByLabel("A member's recovery request").fill(env("RECOVERY_REQUEST"));
+  await ada.locator("#recovery form").last().getByRole("button", { name: "Approve" }).click();
+  await ada.getByText("Recovery approved.").waitFor();
+  await ada.getByText("Cat is recovering to a new device").waitFor();
+  await cat.getByRole("link", { name: "Home" }).click();
+  await cat.getByRole("link", { name: "Members" }).click();
+  await cat.getByText("Someone is recovering YOUR identity to a new device").waitFor();
+  await shot(cat, "8-cat-recovery-warning");
+  await cat.getByRole("button", { name: "Not me: cancel" }).click();
+  await cat.getByText("Cancelled: that device can never take over your identity.").waitFor();
+
   // Ada disputes her payment to Ben; Cat, the only member who is neither,
   // mediates.
   await ada.getByRole("link", { name: "Hours" }).click();
