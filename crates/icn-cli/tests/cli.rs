@@ -2195,3 +2195,105 @@ fn a_member_who_lost_her_laptop_is_recovered_by_two_of_three_guardians() {
         );
     }
 }
+
+/// A migration is one transaction: icnd killed with SIGKILL halfway through
+/// one (a large data directory from the first release, copying its events
+/// to the new layout) leaves the old layout whole, and the next start
+/// migrates it, every event kept.
+#[test]
+fn a_migration_killed_halfway_resumes_on_the_next_start() {
+    const EVENTS: i64 = 150_000;
+    let h = harness();
+    let dir = h.data_dir("old");
+    std::fs::create_dir_all(&dir).unwrap();
+    let database = dir.join(icn_store::DATABASE_FILE);
+    {
+        let mut connection = rusqlite::Connection::open(&database).unwrap();
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE events (
+                     seqno INTEGER PRIMARY KEY AUTOINCREMENT, id BLOB NOT NULL UNIQUE,
+                     author TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+                     timestamp_ms INTEGER NOT NULL, counted INTEGER NOT NULL, bytes BLOB NOT NULL);
+                 CREATE INDEX events_author_seq ON events (author, seq);
+                 CREATE TABLE evidence (author TEXT NOT NULL, seq INTEGER NOT NULL,
+                     event_id BLOB NOT NULL, PRIMARY KEY (author, seq, event_id)) WITHOUT ROWID;
+                 CREATE TABLE view_rows (view TEXT NOT NULL, key TEXT NOT NULL,
+                     value TEXT NOT NULL, PRIMARY KEY (view, key)) WITHOUT ROWID;
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        let transaction = connection.transaction().unwrap();
+        {
+            let mut insert = transaction
+                .prepare(
+                    "INSERT INTO events (id, author, seq, kind, timestamp_ms, counted, bytes)
+                     VALUES (?1, 'did:icn:x', ?2, 'ledger.transfer', ?2, 1, ?3)",
+                )
+                .unwrap();
+            for seq in 0..EVENTS {
+                let mut id = [0u8; 32];
+                id[..8].copy_from_slice(&seq.to_be_bytes());
+                insert
+                    .execute(rusqlite::params![id.as_slice(), seq, vec![seq as u8; 300]])
+                    .unwrap();
+            }
+        }
+        transaction.commit().unwrap();
+        connection
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .unwrap();
+    }
+    // The status command opens the store, which migrates it first; kill it
+    // once the migration has written megabytes to the journal.
+    let icnctl = std::path::Path::new(env!("CARGO_BIN_EXE_icnctl"));
+    let mut child = std::process::Command::new(icnctl)
+        .args(["--data-dir", dir.to_str().unwrap(), "status"])
+        .env("ICN_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let wal = dir.join(format!("{}-wal", icn_store::DATABASE_FILE));
+    let mut killed_at = 0;
+    while child.try_wait().unwrap().is_none() {
+        let written = std::fs::metadata(&wal).map_or(0, |meta| meta.len());
+        if written > 4 << 20 {
+            killed_at = written;
+            child.kill().unwrap();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.wait().unwrap();
+    assert!(
+        killed_at > 0,
+        "the migration finished before it could be killed; make the database larger"
+    );
+    {
+        let connection = rusqlite::Connection::open(&database).unwrap();
+        let version: u32 = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 1, "killed halfway: still the old layout");
+        let count: i64 = connection
+            .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(count, EVENTS);
+    }
+    let store = icn_store::Store::open(&dir).unwrap();
+    assert_eq!(store.schema_version().unwrap(), icn_store::SCHEMA_VERSION);
+    let events = store.events().unwrap();
+    assert_eq!(events.len() as i64, EVENTS);
+    assert!(
+        events
+            .iter()
+            .enumerate()
+            .all(|(i, row)| row.bytes == vec![i as u8; 300])
+    );
+    eprintln!(
+        "killed the migration with {killed_at} bytes in its journal; the next open migrated all {EVENTS} events"
+    );
+}

@@ -852,3 +852,49 @@ mod recovery {
         assert!(!replayed.is_counted(&thief.id()));
     }
 }
+
+/// A rolling upgrade: a node of the older build keeps a newer peer's event
+/// of a kind it does not know (quarantined in its place, not lost), and
+/// once upgraded, its replay from storage counts it.
+#[test]
+fn an_event_of_a_kind_this_build_lacks_counts_after_the_upgrade() {
+    let ana = member(1);
+    let mut coop = Coop::found("Bakery", &[&ana]);
+    let note = coop.note(&ana, "from a newer build", vec![], at(1));
+    let next = coop.note(&ana, "and after it", vec![], at(2));
+    let (mut old, _) =
+        Log::new(verified(coop.genesis.clone()), LogConfig::default(), vec![]).unwrap();
+    let mut changes = Changes::default();
+    assert!(matches!(
+        old.ingest(verified(note.clone()), at(1), &mut changes),
+        Verdict::Quarantined(Rejection::UnknownKind { .. })
+    ));
+    // The author's later events still count on the old build.
+    assert!(matches!(
+        old.ingest(verified(next.clone()), at(2), &mut changes),
+        Verdict::Quarantined(_)
+    ));
+    assert!(old.is_counted(&next.id()));
+    let stored: Vec<_> = changes
+        .stored
+        .iter()
+        .map(|(event, _)| verified(event.clone()))
+        .filter(|event| event.id() != coop.genesis.id())
+        .collect();
+    let (upgraded, replayed) = Log::replay(
+        verified(coop.genesis.clone()),
+        LogConfig::default(),
+        domains(),
+        stored,
+        old.evidence(),
+        at(3),
+    )
+    .unwrap();
+    assert!(upgraded.quarantined(&note.id()).is_none());
+    assert!(
+        replayed
+            .rows
+            .iter()
+            .any(|row| row.view == "note" && row.key == note.id().to_string())
+    );
+}
