@@ -10,11 +10,13 @@
 //! - `propagate [NODES] [TRIALS]`: time for a new event to reach every
 //!   node of a mesh, see `propagate.rs`;
 //! - `gateway [SECONDS] [CONNECTIONS]`: the HTTP gateway under wrk beside
-//!   a trivial axum handler, see `gateway.rs`.
+//!   a trivial axum handler, see `gateway.rs`;
+//! - `mvc [NODES]`: the pilot's performance floor as one burst, see `mvc.rs`.
 
 mod gateway;
 mod governance;
 mod ledger;
+mod mvc;
 mod propagate;
 mod sync;
 mod trust;
@@ -191,6 +193,7 @@ fn main() {
             let seconds = numbers.next().unwrap_or(10);
             gateway::run(seconds, numbers.next().unwrap_or(32) as usize);
         }
+        "mvc" => mvc::run(args.iter().find_map(|arg| arg.parse().ok()).unwrap_or(10)),
         "propagate" => {
             // `propagate [NODES] [TRIALS]`: the numbers in order, defaults 10 and 200.
             let mut numbers = args.iter().filter_map(|arg| arg.parse::<usize>().ok());
@@ -203,7 +206,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "icn-bench: unknown benchmark {other:?}; use events, ledger, sync, propagate, trust, governance, gateway or nothing (all)"
+                "icn-bench: unknown benchmark {other:?}; use events, ledger, sync, propagate, trust, governance, gateway, mvc or nothing (all)"
             );
             std::process::exit(2);
         }
