@@ -2297,3 +2297,185 @@ fn a_migration_killed_halfway_resumes_on_the_next_start() {
         "killed the migration with {killed_at} bytes in its journal; the next open migrated all {EVENTS} events"
     );
 }
+
+/// The pilot's shape with real processes: three founders and seven
+/// newcomers who apply from an invitation and are vouched in; everyone
+/// pays, everyone votes; 1,000 payments go through the members' own web
+/// gateways; the founders' nodes are restarted one at a time meanwhile (as
+/// in a rolling upgrade) and the co-op keeps taking payments; then an
+/// eleventh member joins and catches up with all of it.
+#[test]
+fn a_ten_member_coop_onboards_transacts_votes_and_a_late_newcomer_catches_up() {
+    let h = harness();
+    let Trio {
+        dirs: [a, b, c],
+        daemons: [node_a, node_b, node_c],
+        ticket,
+        ..
+    } = Trio::start(&h, &[]);
+    let mut founders = vec![node_a, node_b, node_c];
+    let newcomers = ["Dee", "Eli", "Fay", "Gus", "Hal", "Ivy", "Jo"];
+    let mut dirs = vec![a.clone(), b.clone(), c.clone()];
+    let mut daemons = Vec::new();
+    for name in newcomers {
+        let dir = h.data_dir(&name.to_lowercase());
+        assert_eq!(h.icnctl(&dir, &["id", "init"]).code, 0);
+        daemons.push(h.spawn_icnd(&dir, &[]));
+        let applied = h.icnctl(&dir, &["coop", "join", &ticket, "--name", name]);
+        assert_eq!(applied.code, 0, "{applied:?}");
+        dirs.push(dir);
+    }
+    let dids: Vec<String> = dirs.iter().map(|dir| did_in(&h, dir)).collect();
+    let active = |dir: &std::path::Path| {
+        let list = h.icnctl(dir, &["--json", "member", "list"]).json();
+        list["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|member| member["status"] == "active")
+            .count()
+    };
+    eventually("b sees the seven applications", || {
+        let list = h.icnctl(&b, &["--json", "member", "list"]).json();
+        list["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|member| member["status"] == "applicant")
+            .count()
+            == 7
+    });
+    for name in newcomers {
+        for voucher in [&b, &c] {
+            let vouched = h.icnctl(voucher, &["member", "vouch", name]);
+            assert_eq!(vouched.code, 0, "{vouched:?}");
+        }
+    }
+    for dir in &dirs {
+        eventually("ten active members on every node", || active(dir) == 10);
+    }
+
+    // Everyone pays the next member; everyone votes on one decision.
+    for (i, dir) in dirs.iter().enumerate() {
+        let amount = format!("{}m", (i + 1) * 10);
+        let paid = h.icnctl(dir, &["ledger", "pay", &dids[(i + 1) % 10], &amount]);
+        assert_eq!(paid.code, 0, "{paid:?}");
+    }
+    let proposed = h.icnctl(
+        &b,
+        &[
+            "--json",
+            "governance",
+            "propose",
+            "--title",
+            "Open on Saturdays",
+            "--duration",
+            "1h",
+        ],
+    );
+    assert_eq!(proposed.code, 0, "{proposed:?}");
+    let proposal = proposed.json()["event_id"].as_str().unwrap()[..12].to_owned();
+    for dir in &dirs {
+        eventually("the proposal reaches every node", || {
+            h.icnctl(dir, &["governance", "show", &proposal]).code == 0
+        });
+        let voted = h.icnctl(dir, &["governance", "vote", &proposal, "yes"]);
+        assert_eq!(voted.code, 0, "{voted:?}");
+    }
+
+    // 1,000 payments of one minute, a hundred from each member's own web
+    // gateway, in two halves; between them each founder's node is stopped
+    // and started again while the others keep paying.
+    let pay_through_gateways = |daemons: &[&icn_testkit::cli::Daemon]| {
+        for (i, (dir, daemon)) in dirs.iter().zip(daemons).enumerate() {
+            let token = h.icnctl(dir, &["--json", "web", "token"]).json()["token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let api = daemon.api.as_deref().expect("a gateway");
+            let body = format!(
+                r#"{{"to":"{}","amount":"1m","memo":"shift"}}"#,
+                dids[(i + 1) % 10]
+            );
+            for _ in 0..50 {
+                let (status, answer) = icn_testkit::cli::http(
+                    "POST",
+                    &format!("{api}/ledger/transfer"),
+                    Some(&token),
+                    Some(&body),
+                );
+                assert_eq!(status, 201, "{answer}");
+            }
+        }
+    };
+    pay_through_gateways(&founders.iter().chain(&daemons).collect::<Vec<_>>());
+    for i in 0..3 {
+        // An always-on node listens on a fixed address; it keeps it.
+        let address = h.icnctl(&dirs[i], &["--json", "net", "ticket"]).json()["addresses"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let stopped = founders.remove(i);
+        stopped.signal("TERM");
+        assert_eq!(stopped.wait(), Some(0));
+        // While it is down, the others go on.
+        let paid = h.icnctl(&dirs[3 + i], &["ledger", "pay", &dids[4 + i], "1m"]);
+        assert_eq!(paid.code, 0, "{paid:?}");
+        let paid_back = h.icnctl(&dirs[4 + i], &["ledger", "pay", &dids[3 + i], "1m"]);
+        assert_eq!(paid_back.code, 0, "{paid_back:?}");
+        founders.insert(
+            i,
+            h.spawn_icnd_in(None, &[("ICN_LISTEN", &address)], &dirs[i], &[]),
+        );
+    }
+    pay_through_gateways(&founders.iter().chain(&daemons).collect::<Vec<_>>());
+
+    // An eleventh member joins after all of it and catches up.
+    let kim = h.data_dir("kim");
+    assert_eq!(h.icnctl(&kim, &["id", "init"]).code, 0);
+    let _node_kim = h.spawn_icnd(&kim, &[]);
+    let ticket_b = h.icnctl(&b, &["--json", "net", "ticket"]).json()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let joined = h.icnctl(&kim, &["coop", "join", &ticket_b, "--name", "Kim"]);
+    assert_eq!(joined.code, 0, "{joined:?}");
+    eventually("b sees Kim's application", || {
+        h.icnctl(&b, &["member", "vouch", "Kim"]).code == 0
+    });
+    eventually("c sees Kim's application", || {
+        h.icnctl(&c, &["member", "vouch", "Kim"]).code == 0
+    });
+    let caught_up = std::time::Instant::now();
+    let events_of =
+        |dir: &std::path::Path| h.icnctl(dir, &["--json", "status"]).json()["events"].clone();
+    let expected: Vec<i64> = (0..10).map(|i| if i == 0 { 90 } else { -10 }).collect();
+    let balances = |dir: &std::path::Path| -> Vec<i64> {
+        dids.iter()
+            .map(|did| {
+                let run = h.icnctl(dir, &["--json", "ledger", "balance", did]);
+                run.json()["accounts"][0]["balance"]
+                    .as_i64()
+                    .unwrap_or(i64::MIN)
+            })
+            .collect()
+    };
+    eventually("Kim's node holds everything a's does", || {
+        active(&kim) == 11 && events_of(&kim) == events_of(&a) && balances(&kim) == expected
+    });
+    eprintln!(
+        "a newcomer after 1,000+ payments: caught up {:.1} s after the second vouch ({} events)",
+        caught_up.elapsed().as_secs_f64(),
+        events_of(&kim)
+    );
+    for dir in &dirs {
+        eventually("every node agrees", || {
+            events_of(dir) == events_of(&kim) && balances(dir) == expected
+        });
+    }
+    let shown = h
+        .icnctl(&kim, &["--json", "governance", "show", &proposal])
+        .json();
+    assert_eq!(shown["voted"].as_array().unwrap().len(), 10, "{shown}");
+    drop((founders, daemons));
+}
