@@ -2479,3 +2479,58 @@ fn a_ten_member_coop_onboards_transacts_votes_and_a_late_newcomer_catches_up() {
     assert_eq!(shown["voted"].as_array().unwrap().len(), 10, "{shown}");
     drop((founders, daemons));
 }
+
+/// `deploy/install.sh` for a member's laptop, with the binaries this build
+/// made: icnd and icnctl in the prefix, the laptop config, and a user
+/// service that starts the installed icnd; a second run keeps the config.
+#[test]
+fn the_install_script_installs_binaries_config_and_a_user_service() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let home = tempfile::tempdir().unwrap();
+    let from = std::path::Path::new(env!("CARGO_BIN_EXE_icnd"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let install = || {
+        std::process::Command::new("sh")
+            .arg(root.join("deploy/install.sh"))
+            .args(["--from", from.to_str().unwrap()])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .output()
+            .unwrap()
+    };
+    let run = install();
+    let said = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let bin = home.path().join(".local/bin");
+    let version = std::process::Command::new(bin.join("icnctl"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("icnctl "));
+    let config = home.path().join(".config/icn/icn.toml");
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        std::fs::read_to_string(root.join("deploy/config/laptop.toml")).unwrap()
+    );
+    let unit =
+        std::fs::read_to_string(home.path().join(".config/systemd/user/icnd.service")).unwrap();
+    assert!(
+        unit.contains(&format!(
+            "ExecStart={} --config {}",
+            bin.join("icnd").display(),
+            config.display()
+        )),
+        "{unit}"
+    );
+    assert!(said.contains("icnctl id init"), "{said}");
+    std::fs::write(&config, "# mine\n").unwrap();
+    assert!(install().status.success());
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "# mine\n");
+}
