@@ -1842,13 +1842,19 @@ fn the_guided_setup_founds_a_coop_from_plain_answers() {
     let silent = h.icnctl_input(&me, &["coop", "init"], "");
     assert_eq!(silent.code, 2, "{silent:?}");
     assert!(silent.stderr.contains("--yes"), "{silent:?}");
-    let answers = format!("Riverside Bakery\nlots\n30\n\n3\n2\nnot-a-did\n{other_did}\n\ny\n");
+    let answers =
+        format!("Riverside Bakery\nlots\n30\n\n3\n2\n4\n2\nnot-a-did\n{other_did}\n\ny\n");
     let run = h.icnctl_input(&me, &["coop", "init"], &answers);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("A whole number of hours"), "{run:?}");
     assert!(run.stdout.contains("Type 1 or 2"), "{run:?}");
     assert!(run.stdout.contains("That is not a DID"), "{run:?}");
     assert!(run.stdout.contains("2 founding members"), "{run:?}");
+    assert!(run.stdout.contains("Type 1, 2 or 3"), "{run:?}");
+    assert!(
+        run.stdout.contains("three quarters of the votes"),
+        "{run:?}"
+    );
     let status = h.icnctl(&me, &["status", "--json"]).json();
     assert_eq!(status["coop"]["name"], "Riverside Bakery");
     assert_eq!(status["coop"]["founders"].as_array().unwrap().len(), 2);
@@ -2533,4 +2539,136 @@ fn the_install_script_installs_binaries_config_and_a_user_service() {
     std::fs::write(&config, "# mine\n").unwrap();
     assert!(install().status.success());
     assert_eq!(std::fs::read_to_string(&config).unwrap(), "# mine\n");
+}
+
+/// A rolling upgrade with two adjacent releases in one co-op: Ana's and
+/// Ben's nodes run the previous release (built by
+/// `scripts/build-previous-release.sh`), Cy's this one. They pay each other
+/// across versions; Cy's node signs what the old release does not know
+/// (recovery guardians), which the old nodes keep without counting; then
+/// Ben's and Ana's nodes are upgraded one at a time in place, the co-op
+/// taking payments throughout, and every node ends with the same events
+/// and balances, Cy's guardians now counted.
+#[test]
+fn the_previous_release_and_this_one_interoperate_during_a_rolling_upgrade() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let previous = root.join("target/previous-release");
+    if let Ok(reason) = std::fs::read_to_string(previous.join("unavailable")) {
+        eprintln!("SKIPPED: the previous release cannot be built here: {reason}");
+        return;
+    }
+    if !external_tool(
+        "the previous release's binaries",
+        previous.join("icnd").is_file(),
+        "scripts/build-previous-release.sh",
+    ) {
+        return;
+    }
+    let h = harness();
+    let old = h.with_binaries(&previous.join("icnd"), &previous.join("icnctl"));
+    let [ana, ben] = ["ana", "ben"].map(|name| old.data_dir(name));
+    let cy = h.data_dir("cy");
+    for dir in [&ana, &ben] {
+        assert_eq!(old.icnctl(dir, &["id", "init"]).code, 0);
+    }
+    assert_eq!(h.icnctl(&cy, &["id", "init"]).code, 0);
+    let [did_ana, did_ben, did_cy] = [did_in(&old, &ana), did_in(&old, &ben), did_in(&h, &cy)];
+    let founded = old.icnctl(
+        &ana,
+        &[
+            "coop",
+            "init",
+            "Across versions",
+            "--yes",
+            "--founder",
+            &did_ben,
+            "--founder",
+            &did_cy,
+        ],
+    );
+    assert_eq!(founded.code, 0, "{founded:?}");
+    let version = |harness: &Harness, dir: &std::path::Path| {
+        harness.icnctl(dir, &["--json", "status"]).json()["version"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let listen = |harness: &Harness, dir: &std::path::Path| {
+        harness.icnctl(dir, &["--json", "net", "ticket"]).json()["addresses"][0]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let node_ana = old.spawn_icnd(&ana, &[]);
+    let node_ben = old.spawn_icnd(&ben, &[]);
+    let _node_cy = h.spawn_icnd(&cy, &[]);
+    assert_ne!(version(&old, &ana), version(&h, &cy), "two releases");
+    let ticket = old.icnctl(&ana, &["--json", "net", "ticket"]).json()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(old.icnctl(&ben, &["coop", "join", &ticket]).code, 0);
+    assert_eq!(h.icnctl(&cy, &["coop", "join", &ticket]).code, 0);
+    let balance = |harness: &Harness, dir: &std::path::Path, did: &str| {
+        harness
+            .icnctl(dir, &["--json", "ledger", "balance", did])
+            .json()["accounts"][0]["balance"]
+            .as_i64()
+            .unwrap_or(i64::MIN)
+    };
+    assert_eq!(old.icnctl(&ana, &["ledger", "pay", &did_cy, "1h"]).code, 0);
+    eventually("the new release counts the old one's payment", || {
+        balance(&h, &cy, &did_cy) == 60
+    });
+    assert_eq!(h.icnctl(&cy, &["ledger", "pay", &did_ben, "30m"]).code, 0);
+    eventually("the old release counts the new one's payment", || {
+        balance(&old, &ben, &did_ben) == 30 && balance(&old, &ana, &did_cy) == 30
+    });
+    // Cy's node has named Cy's guardians: an event kind the old release
+    // keeps but cannot count yet.
+    eventually("cy's guardians are named", || {
+        h.icnctl(&cy, &["--json", "id", "recovery"]).json()["guardians"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 2
+    });
+
+    // Ben's node first, then Ana's: stopped, and started with this
+    // release on the same data directory and address.
+    let mut nodes = vec![node_ben, node_ana];
+    for (dir, did) in [(&ben, &did_ben), (&ana, &did_ana)] {
+        let address = listen(&old, dir);
+        let stopped = nodes.remove(0);
+        stopped.signal("TERM");
+        assert_eq!(stopped.wait(), Some(0));
+        let paid = h.icnctl(&cy, &["ledger", "pay", did, "10m"]);
+        assert_eq!(paid.code, 0, "the co-op takes payments meanwhile: {paid:?}");
+        nodes.push(h.spawn_icnd_in(None, &[("ICN_LISTEN", &address)], dir, &[]));
+        assert_eq!(version(&h, dir), version(&h, &cy));
+    }
+    let events =
+        |dir: &std::path::Path| h.icnctl(dir, &["--json", "status"]).json()["events"].clone();
+    let all = |dir: &std::path::Path| {
+        (
+            events(dir),
+            [&did_ana, &did_ben, &did_cy].map(|did| balance(&h, dir, did)),
+        )
+    };
+    for dir in [&ana, &ben] {
+        eventually("every node holds the same events and balances", || {
+            all(dir) == all(&cy)
+        });
+    }
+    assert_eq!(all(&cy).1, [-50, 40, 10], "{:?}", all(&cy));
+    // Cy's guardians, kept but not counted by the old release, count now.
+    eventually("ana's upgraded node counts cy's guardians", || {
+        let status = h.icnctl(&ana, &["--json", "id", "recovery"]).json();
+        status["guarding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|member| member["did"] == did_cy.as_str())
+    });
+    drop(nodes);
 }

@@ -52,6 +52,15 @@ impl Harness {
         }
     }
 
+    /// Runs other binaries (another release's) in this harness's temp dir.
+    pub fn with_binaries(&self, icnd: &Path, icnctl: &Path) -> Harness {
+        Harness {
+            root: tempfile::tempdir_in(self.root.path()).expect("a temp dir"),
+            icnd: icnd.into(),
+            icnctl: icnctl.into(),
+        }
+    }
+
     pub fn data_dir(&self, name: &str) -> PathBuf {
         self.root.path().join(name)
     }

@@ -565,6 +565,23 @@ fn guided_setup(
         }
     };
     params.insert("member.admission".into(), admission.into());
+    println!("\nEveryday decisions use a template chosen per proposal (simple majority,");
+    println!("consent, budget approval…). Changing the charter needs more: how much?");
+    println!("  1) two thirds of the votes (suggested)");
+    println!("  2) three quarters");
+    println!("  3) everyone (consensus)");
+    let charter = loop {
+        match ask("Choose 1, 2 or 3: [1]")?
+            .ok_or_else(no_answer)?
+            .as_str()
+        {
+            "" | "1" => break ("2/3", "two thirds"),
+            "2" => break ("3/4", "three quarters"),
+            "3" => break ("1/1", "everyone"),
+            _ => println!("  Type 1, 2 or 3."),
+        }
+    };
+    params.insert("gov.charter_threshold".into(), charter.0.into());
     println!("\nOther founding members: each runs `icnctl id init` and `icnctl id show`,");
     println!("and sends you the did:icn:… it prints. Paste one per line; an empty line when done.");
     loop {
@@ -578,16 +595,19 @@ fn guided_setup(
         }
     }
     println!(
-        "\n{name}: members may owe up to {floor} h, are flagged above {ceiling} h, join {}; {} founding member{}.",
+        "\n{name}: the currency is hours (counted in minutes); members may owe up to {floor} h, are flagged above {ceiling} h, join {}; the charter changes with {} of the votes; {} founding member{}.",
         if admission == "vouches" {
             "when two members vouch"
         } else {
             "by a vote"
         },
+        charter.1,
         founders.len() + 1,
         if founders.is_empty() { "" } else { "s" }
     );
-    println!("Decisions use templates chosen per proposal (`icnctl governance templates`).");
+    println!(
+        "Everyday decisions use templates chosen per proposal (`icnctl governance templates`)."
+    );
     match ask("Found it? [Y/n]")?
         .ok_or_else(no_answer)?
         .to_lowercase()
