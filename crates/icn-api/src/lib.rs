@@ -837,7 +837,7 @@ pub struct BackupTo {
 /// One finding of `icnctl doctor`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Check {
-    /// `daemon`, `identity`, `coop`, `peers`, `relay`, `clock`, `disk`, `backup`, `sync`.
+    /// `daemon`, `identity`, `coop`, `peers`, `relay`, `clock`, `disk`, `backup`, `sync`, `recovery`.
     pub name: String,
     /// `ok`, `warn` or `fail`.
     pub status: String,

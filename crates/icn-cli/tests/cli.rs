@@ -2051,6 +2051,25 @@ fn a_member_who_lost_her_laptop_is_recovered_by_two_of_three_guardians() {
         ],
     );
     assert_eq!(set.code, 0, "{set:?}");
+    let recovery_check = |dir: &std::path::Path| {
+        let doctor = h.icnctl(dir, &["--json", "doctor"]);
+        serde_json::from_str::<serde_json::Value>(&doctor.stdout).unwrap()["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|check| check["name"] == "recovery")
+            .cloned()
+            .unwrap()
+    };
+    let check = recovery_check(ana);
+    assert_eq!(check["status"], "ok", "{check}");
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("3 guardians"),
+        "{check}"
+    );
     let eve_as_guardian = h.icnctl(ana, &["id", "guardians", "Ana"]);
     assert_eq!(eve_as_guardian.code, 2, "{eve_as_guardian:?}");
     assert!(
@@ -2138,6 +2157,9 @@ fn a_member_who_lost_her_laptop_is_recovered_by_two_of_three_guardians() {
     let early = h.icnctl(&new, &["ledger", "pay", &dids[1], "1h"]);
     assert_eq!(early.code, 2, "{early:?}");
     assert!(early.stderr.contains("waiting to recover"), "{early:?}");
+    let check = recovery_check(&new);
+    assert_eq!(check["status"], "warn", "{check}");
+    assert!(check["fix"].as_str().unwrap().contains(&request), "{check}");
 
     // Eve is no guardian of Ana's; a damaged request is refused too.
     let not_guardian = h.icnctl(eve, &["id", "approve-recovery", &request]);

@@ -161,6 +161,9 @@ pub fn doctor(state: &SharedState, backups: &Path) -> Doctor {
     let mut checks = vec![check("daemon", "ok", "icnd is running", None)];
     checks.extend(local_checks(node.data_dir(), Some(&node), backups));
     let members = node.members().map(|m| m.members.len()).unwrap_or(0);
+    if let Ok(recovery) = node.recovery_status() {
+        checks.push(recovery_check(&recovery, members));
+    }
     drop(node);
     match state.net.get() {
         None => checks.push(check(
@@ -198,6 +201,81 @@ pub fn doctor(state: &SharedState, backups: &Path) -> Doctor {
         }
     }
     Doctor { checks }
+}
+
+/// Whether this member could be recovered, and recoveries that need them.
+fn recovery_check(recovery: &icn_api::RecoveryStatus, members: usize) -> Check {
+    if let Some(request) = &recovery.this_device_request {
+        let approved = recovery
+            .of_you
+            .iter()
+            .find(|pending| &pending.request == request);
+        return check(
+            "recovery",
+            "warn",
+            format!(
+                "this device waits to recover {}: {} of {} guardians' approvals",
+                recovery.member.did,
+                approved.map_or(0, |pending| pending.approved_by.len()),
+                recovery.threshold
+            ),
+            Some(&format!(
+                "ask your guardians to run: icnctl id approve-recovery {request}"
+            )),
+        );
+    }
+    if let Some(guardian) = &recovery.frozen_by {
+        return check(
+            "recovery",
+            "fail",
+            format!(
+                "your identity is frozen by your guardian {}: nothing you sign counts",
+                if guardian.name.is_empty() {
+                    &guardian.did
+                } else {
+                    &guardian.name
+                }
+            ),
+            Some("if it is really you, ask them to run icnctl id unfreeze with your name"),
+        );
+    }
+    if let Some(pending) = recovery.of_you.first() {
+        return check(
+            "recovery",
+            "fail",
+            "a recovery of your identity to another device is under way",
+            Some(&format!(
+                "if you did not ask for it: icnctl id cancel-recovery {}",
+                pending.request
+            )),
+        );
+    }
+    if recovery.guardians.is_empty() {
+        return match members {
+            0..=2 => check(
+                "recovery",
+                "ok",
+                "no guardians yet (icnd names them once the co-op has three members)",
+                None,
+            ),
+            _ => check(
+                "recovery",
+                "warn",
+                "you have no guardians: a lost laptop could not be recovered",
+                Some("name them: icnctl id guardians NAME NAME NAME"),
+            ),
+        };
+    }
+    check(
+        "recovery",
+        "ok",
+        format!(
+            "{} guardians, {} must approve a new device",
+            recovery.guardians.len(),
+            recovery.threshold
+        ),
+        None,
+    )
 }
 
 /// Whether the relay's host accepts a TCP connection on its port.
