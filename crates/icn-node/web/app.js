@@ -371,17 +371,31 @@ function needsMyVote(proposal) {
 }
 
 async function homeView() {
-  const [balance, history, proposals, inbox] = await Promise.all([
+  const [balance, history, proposals, inbox, recovery] = await Promise.all([
     loadBalance(),
     read(`/ledger/history?limit=5`),
     read("/governance/proposals"),
     read("/ledger/inbox"),
+    read("/recovery"),
   ]);
+  // What needs a person about recovery comes first: a recovery of you, a
+  // freeze, or a member you guard who is waiting for your approval.
+  const recoveryAlert = recovery.of_you.length || recovery.frozen_by || recovery.you_guard.some((item) => !item.approved_by_you)
+    ? h("section", { class: "card alert", role: "alert" },
+      h("h2", {}, recovery.of_you.length || recovery.frozen_by ? "Your identity needs you" : "A member needs your approval"),
+      h("p", {}, recovery.of_you.length
+        ? "Someone is recovering YOUR identity to a new device. If it is not you, cancel it on the Members page."
+        : recovery.frozen_by
+          ? `Your identity is frozen by ${recovery.frozen_by.name || recovery.frozen_by.did}.`
+          : `${recovery.you_guard.filter((item) => !item.approved_by_you).map((item) => item.member.name || item.member.did).join(", ")} asked to recover their identity on a new device. Call them before you approve.`),
+      h("button", { onclick: () => (location.hash = "#/members") }, "Open Recovery"))
+    : null;
   const account = balance.accounts.find((a) => a.currency === "hours") || balance.accounts[0];
   const waiting = proposals.proposals.filter(needsMyVote);
   const asked = inbox.requests.filter((request) => request.payer === state.me.did && request.status === "open");
   show(
     h("h1", {}, `Hello${state.me.name ? `, ${state.me.name}` : ""}`),
+    recoveryAlert,
     h("section", { class: "card", "aria-labelledby": "balance-title" },
       h("h2", { id: "balance-title" }, "Your balance"),
       account

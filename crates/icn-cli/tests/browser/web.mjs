@@ -144,7 +144,8 @@ try {
   await ada.getByText("Recovery approved.").waitFor();
   await ada.getByText("Cat is recovering to a new device").waitFor();
   await cat.getByRole("link", { name: "Home" }).click();
-  await cat.getByRole("link", { name: "Members" }).click();
+  await cat.getByRole("heading", { name: "Your identity needs you" }).waitFor();
+  await cat.getByRole("button", { name: "Open Recovery" }).click();
   await cat.getByText("Someone is recovering YOUR identity to a new device").waitFor();
   await shot(cat, "8-cat-recovery-warning");
   await cat.getByRole("button", { name: "Not me: cancel" }).click();
