@@ -923,4 +923,8 @@ pub struct RecoveryStatus {
     pub guarding: Vec<MemberName>,
     /// Set on a new device waiting to recover its member's identity.
     pub this_device_request: Option<String>,
+    /// On such a device: the member cancelled this device's request from
+    /// another device, so it can never recover with this key.
+    #[serde(default)]
+    pub this_device_cancelled: bool,
 }

@@ -205,19 +205,35 @@ pub fn doctor(state: &SharedState, backups: &Path) -> Doctor {
 
 /// Whether this member could be recovered, and recoveries that need them.
 fn recovery_check(recovery: &icn_api::RecoveryStatus, members: usize) -> Check {
+    if recovery.this_device_cancelled {
+        return check(
+            "recovery",
+            "fail",
+            "this device's recovery request was cancelled from one of the member's devices",
+            Some(
+                "if that was a mistake, recover again into a new data directory (icnctl --data-dir NEW id recover …)",
+            ),
+        );
+    }
     if let Some(request) = &recovery.this_device_request {
         let approved = recovery
             .of_you
             .iter()
             .find(|pending| &pending.request == request);
+        let progress = match approved {
+            None => "no guardian's approval has reached it yet".to_owned(),
+            Some(pending) => format!(
+                "{} of {} guardians' approvals",
+                pending.approved_by.len(),
+                pending.needed
+            ),
+        };
         return check(
             "recovery",
             "warn",
             format!(
-                "this device waits to recover {}: {} of {} guardians' approvals",
-                recovery.member.did,
-                approved.map_or(0, |pending| pending.approved_by.len()),
-                recovery.threshold
+                "this device waits to recover {}: {progress}",
+                recovery.member.did
             ),
             Some(&format!(
                 "ask your guardians to run: icnctl id approve-recovery {request}"

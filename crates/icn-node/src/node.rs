@@ -157,6 +157,8 @@ impl Node {
             synced: false,
         };
         node.awaiting_sync = node.dir.root().join(RESTORED_MARKER).exists();
+        // Until a key the log authorises is found (`choose_signer`).
+        node.recovering = node.dir.root().join(RECOVERING_MARKER).exists();
         node.load_log()?;
         node.choose_signer(keys)?;
         Ok(node)
@@ -207,6 +209,7 @@ impl Node {
             })?;
         }
         self.signer = Some(signer);
+        self.recovering = false;
         if recovering.exists() {
             // The recovery counted (perhaps just before a crash).
             self.finish_recovery();

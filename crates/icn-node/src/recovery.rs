@@ -219,9 +219,15 @@ impl Node {
                     .is_some_and(|set| set.guardians.contains(&me))
             })
             .collect();
-        let this_device_request = match (self.recovering, &self.signer) {
-            (true, Some(key)) => Some(encode_request(&me, &key.public())),
-            _ => None,
+        // identity.json names the recovering key even while the keystore
+        // is locked (`icnctl` without the daemon).
+        let (this_device_request, this_device_cancelled) = match (self.recovering, self.identity())
+        {
+            (true, Some(identity)) => (
+                Some(encode_request(&me, &identity.device_key)),
+                keys.cancelled.contains(&identity.device_key),
+            ),
+            _ => (None, false),
         };
         Ok(api::RecoveryStatus {
             member: self.member_name(&me),
@@ -236,6 +242,7 @@ impl Node {
                 .collect(),
             guarding: guarding.iter().map(|did| self.member_name(did)).collect(),
             this_device_request,
+            this_device_cancelled,
         })
     }
 

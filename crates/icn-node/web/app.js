@@ -378,8 +378,10 @@ async function homeView() {
     read("/ledger/inbox"),
     read("/recovery"),
   ]);
-  // What needs a person about recovery comes first: a recovery of you, a
-  // freeze, or a member you guard who is waiting for your approval.
+  // What needs a person about recovery comes first: a recovery of you (not
+  // this device's own), a freeze, or a member you guard who is waiting for
+  // your approval.
+  recovery.of_you = recovery.of_you.filter((item) => item.request !== recovery.this_device_request);
   const recoveryAlert = recovery.of_you.length || recovery.frozen_by || recovery.you_guard.some((item) => !item.approved_by_you)
     ? h("section", { class: "card alert", role: "alert" },
       h("h2", {}, recovery.of_you.length || recovery.frozen_by ? "Your identity needs you" : "A member needs your approval"),
@@ -652,6 +654,7 @@ async function membersView() {
 // Social recovery: your guardians, a recovery of you you may cancel, and
 // those of members you guard, to approve once you have called them.
 function recoveryCard(recovery) {
+  recovery.of_you = recovery.of_you.filter((item) => item.request !== recovery.this_device_request);
   const requestAction = (path, request, label, done) => h("button", { class: path.endsWith("cancel") ? "danger" : "", onclick: async (event) => {
     event.target.disabled = true;
     try { await request_("POST", path, { request }); toast(done); await route(); } catch (error) { toast(error.message, "error"); event.target.disabled = false; }

@@ -62,8 +62,22 @@ pub fn show(context: &Context) -> Outcome {
                 "This device is waiting to recover {}.\nIts request: {request}\nGuardians approve it with: icnctl id approve-recovery {request}",
                 named(&status.member)
             ));
+            if status.this_device_cancelled {
+                lines.push("This request was CANCELLED from one of the member's devices: this device can never recover with its key. If that was a mistake, start again in a new data directory (`icnctl --data-dir NEW id recover …`).".to_owned());
+            }
+            if let Some(pending) = status.of_you.iter().find(|pending| &pending.request == request) {
+                lines.push(format!(
+                    "Approved so far by {} ({} of {} needed); this device takes over {}.",
+                    pending.approved_by.iter().map(named).collect::<Vec<_>>().join(", "),
+                    pending.approved_by.len(),
+                    pending.needed,
+                    when(pending.ready_at_ms)
+                ));
+            }
         }
-        if status.guardians.is_empty() {
+        if status.guardians.is_empty() && status.this_device_request.is_some() {
+            lines.push("This device learns who your guardians are once one of them has approved and it has synced with their node.".to_owned());
+        } else if status.guardians.is_empty() {
             lines.push("You have no guardians yet: icnd names the members who vouched for you once there are two, or name them with `icnctl id guardians NAME NAME NAME`.".to_owned());
         } else {
             lines.push(format!(
@@ -78,7 +92,12 @@ pub fn show(context: &Context) -> Outcome {
                 named(guardian)
             ));
         }
-        for pending in &status.of_you {
+        // On the recovering device, its own request is not a threat.
+        for pending in status
+            .of_you
+            .iter()
+            .filter(|pending| Some(&pending.request) != status.this_device_request.as_ref())
+        {
             lines.push(format!(
                 "A recovery of YOUR identity to a new key is under way: approved by {} of {} needed, takes over {}.\n  If you did not ask for it: icnctl id cancel-recovery {}",
                 pending.approved_by.len(),
@@ -288,7 +307,7 @@ pub fn invite(context: &Context, member: &str) -> Outcome {
     let command = format!("icnctl id recover {} --member {}", ticket.ticket, found.did);
     context.print(&command, |command| {
         format!(
-            "Give {} this command to run on their new device (after installing ICN):\n\n    {command}\n\nIt prints a recovery request; you and their other guardians approve it with `icnctl id approve-recovery <request>`.",
+            "Give {} this command to run on their new device (after installing ICN):\n\n    {command}\n\nIt prints a recovery request; you and their other guardians approve it with `icnctl id approve-recovery <request>`.\nThe new device must reach this node at the ticket's address: from a laptop at home, run this on the co-op's always-on node instead.",
             if found.name.is_empty() { &found.did } else { &found.name }
         )
     });
