@@ -2382,6 +2382,12 @@ fn a_ten_member_coop_onboards_transacts_votes_and_a_late_newcomer_catches_up() {
     for dir in &dirs {
         eventually("ten active members on every node", || active(dir) == 10);
     }
+    // The founders' nodes had named two guardians each (all there were);
+    // with more members they name three.
+    eventually("a founder's node names three guardians", || {
+        let recovery = h.icnctl(&a, &["--json", "id", "recovery"]).json();
+        recovery["guardians"].as_array().unwrap().len() == 3 && recovery["threshold"] == 2
+    });
 
     // Everyone pays the next member; everyone votes on one decision.
     for (i, dir) in dirs.iter().enumerate() {

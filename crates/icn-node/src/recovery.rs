@@ -24,6 +24,11 @@ pub const REQUEST_PREFIX: &str = "icnrq1";
 /// Guardians icnd names by default: the members who vouched, then others.
 const DEFAULT_GUARDIANS: usize = 3;
 
+/// Store meta: the guardians icnd named by itself (JSON list of DIDs), so
+/// it may name better ones as the co-op changes; empty once the member has
+/// chosen their own, which icnd then never changes.
+const META_AUTO_GUARDIANS: &str = "recovery.auto_guardians";
+
 pub fn encode_request(member: &Did, key: &PublicKey) -> String {
     let bytes = postcard::to_stdvec(&(member, key)).expect("keys serialise");
     format!("{REQUEST_PREFIX}{}", bs58::encode(bytes).into_string())
@@ -64,8 +69,19 @@ impl Node {
         }
     }
 
-    /// Names who may approve a recovery of this node's member.
+    /// Names who may approve a recovery of this node's member, as the
+    /// member chose: icnd will not change them.
     pub fn set_guardians(
+        &mut self,
+        request: &api::SetGuardians,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        let id = self.name_guardians(request, now)?;
+        self.set_meta(META_AUTO_GUARDIANS, "")?;
+        Ok(id)
+    }
+
+    fn name_guardians(
         &mut self,
         request: &api::SetGuardians,
         now: Timestamp,
@@ -250,7 +266,10 @@ impl Node {
     /// signs `identity.recover` once it has synced with a peer and the
     /// approvals and waiting time are there; on a member's node, names the
     /// member's guardians once there are members to name (the vouchers
-    /// first, then others, up to three; two must approve; 72 hours).
+    /// first, then others, up to three; two must approve; 72 hours), and
+    /// names better ones while the set is still the one it chose (more
+    /// guardians as the co-op grows, or a guardian has left or was
+    /// suspended). A set the member chose is theirs.
     pub fn recovery_duties(&mut self, now: Timestamp) -> Result<Option<EventId>, NodeError> {
         if self.log().is_none() {
             return Ok(None);
@@ -263,55 +282,84 @@ impl Node {
         }
         let me = self.me()?;
         let log = self.ledger_log()?;
-        if log.key_state(&me).guardians.is_some()
-            || !log
-                .coop_state()
-                .member(&me, None)
-                .is_some_and(|membership| membership.is_active())
+        if !log
+            .coop_state()
+            .member(&me, None)
+            .is_some_and(|membership| membership.is_active())
         {
             return Ok(None);
         }
+        let current = log.key_state(&me).guardians.map(|set| set.guardians);
+        let wanted = self.default_guardians(&me)?;
+        if let Some(current) = &current {
+            // Only a set icnd named itself, and only for a better one: more
+            // guardians, or none who has left or been suspended.
+            let auto = self.store().meta(META_AUTO_GUARDIANS)?;
+            let named_by_icnd = auto.is_some_and(|auto| {
+                serde_json::from_str::<Vec<Did>>(&auto).is_ok_and(|auto| &auto == current)
+            });
+            let inactive = current.iter().any(|guardian| {
+                !self
+                    .ledger_log()
+                    .map(|log| log.coop_state().member(guardian, None))
+                    .is_ok_and(|membership| membership.is_some_and(|m| m.is_active()))
+            });
+            if !named_by_icnd || wanted == *current || !(inactive || wanted.len() > current.len()) {
+                return Ok(None);
+            }
+        }
+        if wanted.len() < 2 {
+            // One other member would hold the whole identity: wait for more.
+            return Ok(None);
+        }
+        let request = api::SetGuardians {
+            guardians: wanted.iter().map(Did::to_string).collect(),
+            threshold: Some(2),
+            delay_hours: None,
+        };
+        let id = self.name_guardians(&request, now)?;
+        let auto = serde_json::to_string(&wanted).expect("DIDs serialise");
+        self.set_meta(META_AUTO_GUARDIANS, &auto)?;
+        tracing::info!(
+            guardians = wanted.len(),
+            "Named this member's recovery guardians (2 must approve a new device)."
+        );
+        Ok(Some(id))
+    }
+
+    /// The guardians icnd would name: active members who vouched for `me`,
+    /// then the longest-standing active members, up to three.
+    fn default_guardians(&self, me: &Did) -> Result<Vec<Did>, NodeError> {
         let members = self.members()?;
-        let mine = members
+        let active: Vec<&api::Member> = members
             .members
             .iter()
-            .find(|member| member.did == me.to_string());
-        let mut candidates: Vec<Did> = mine
+            .filter(|member| member.status == "active")
+            .collect();
+        let mut candidates: Vec<Did> = members
+            .members
+            .iter()
+            .find(|member| member.did == me.to_string())
             .map(|member| member.vouched_by.clone())
             .unwrap_or_default()
             .iter()
             .filter_map(|did| did.parse().ok())
             .collect();
-        let mut others: Vec<(u64, Did)> = members
-            .members
+        let mut others: Vec<(u64, Did)> = active
             .iter()
-            .filter(|member| member.status == "active")
             .filter_map(|member| Some((member.since_ms.unwrap_or(0), member.did.parse().ok()?)))
             .collect();
         others.sort();
         candidates.extend(others.into_iter().map(|(_, did)| did));
         let mut guardians: Vec<Did> = Vec::new();
         for did in candidates {
-            if did != me && !guardians.contains(&did) && self.is_member_did(&did) {
+            let is_active = active.iter().any(|member| member.did == did.to_string());
+            if did != *me && is_active && !guardians.contains(&did) {
                 guardians.push(did);
             }
         }
         guardians.truncate(DEFAULT_GUARDIANS);
-        if guardians.len() < 2 {
-            // One other member would hold the whole identity: wait for more.
-            return Ok(None);
-        }
-        let request = api::SetGuardians {
-            guardians: guardians.iter().map(Did::to_string).collect(),
-            threshold: Some(2),
-            delay_hours: None,
-        };
-        let id = self.set_guardians(&request, now)?;
-        tracing::info!(
-            guardians = guardians.len(),
-            "Named this member's recovery guardians (2 must approve a new device)."
-        );
-        Ok(Some(id))
+        Ok(guardians)
     }
 
     fn try_recover(&mut self, now: Timestamp) -> Result<Option<EventId>, NodeError> {
