@@ -2077,6 +2077,31 @@ fn a_member_who_lost_her_laptop_is_recovered_by_two_of_three_guardians() {
         "{eve_as_guardian:?}"
     );
 
+    // A guardian freezes Ana's identity (a stolen laptop, say): what her
+    // node signs is refused until the guardian unfreezes it. Eve, no
+    // guardian of hers, cannot.
+    let refused = h.icnctl(eve, &["id", "freeze", "Ana"]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert_eq!(h.icnctl(ben, &["id", "freeze", "Ana"]).code, 0);
+    let frozen_by = |dir: &std::path::Path| {
+        h.icnctl(dir, &["--json", "id", "recovery"]).json()["frozen_by"].clone()
+    };
+    eventually("ana's node learns of the freeze", || {
+        !frozen_by(ana).is_null()
+    });
+    let frozen = h.icnctl(ana, &["ledger", "pay", "Ben", "1h"]);
+    assert_eq!(frozen.code, 2, "{frozen:?}");
+    assert!(
+        frozen.stderr.contains("frozen by their guardian"),
+        "{frozen:?}"
+    );
+    let check = recovery_check(ana);
+    assert_eq!(check["status"], "fail", "{check}");
+    assert_eq!(h.icnctl(ben, &["id", "unfreeze", "Ana"]).code, 0);
+    eventually("ana's node learns of the unfreeze", || {
+        frozen_by(ana).is_null()
+    });
+
     // Ana's life in the co-op: pays, is paid, votes.
     assert_eq!(h.icnctl(ana, &["ledger", "pay", "Ben", "2h"]).code, 0);
     assert_eq!(h.icnctl(ben, &["ledger", "pay", &dids[0], "30m"]).code, 0);
