@@ -921,6 +921,9 @@ pub struct RecoveryStatus {
     pub you_guard: Vec<PendingRecovery>,
     /// Members you are a guardian of.
     pub guarding: Vec<MemberName>,
+    /// Those of them a guardian's freeze holds over (DIDs).
+    #[serde(default)]
+    pub guarding_frozen: Vec<String>,
     /// Set on a new device waiting to recover its member's identity.
     pub this_device_request: Option<String>,
     /// On such a device: the member cancelled this device's request from

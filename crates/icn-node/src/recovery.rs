@@ -257,6 +257,11 @@ impl Node {
                 .flat_map(|member| self.pending_recoveries(member, &me))
                 .collect(),
             guarding: guarding.iter().map(|did| self.member_name(did)).collect(),
+            guarding_frozen: guarding
+                .iter()
+                .filter(|did| log.frozen(did).is_some())
+                .map(Did::to_string)
+                .collect(),
             this_device_request,
             this_device_cancelled,
         })

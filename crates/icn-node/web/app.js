@@ -696,6 +696,23 @@ function recoveryCard(recovery) {
       : "You have no guardians yet: your node names the members who vouched for you once there are two."),
     guardiansForm,
     recovery.guarding.length ? h("p", { class: "small muted" }, `You are a guardian of ${recovery.guarding.map((g) => g.name || g.did).join(", ")}.`) : null,
+    recovery.guarding.length
+      ? h("ul", { class: "list", "aria-label": "Members you guard" }, recovery.guarding.map((member) => {
+        const frozen = recovery.guarding_frozen.includes(member.did);
+        const name = member.name || member.did;
+        return h("li", {},
+          h("div", { class: "entry-main" }, h("div", { class: "title" }, name),
+            h("div", { class: "muted small" }, frozen ? "Frozen: nothing they sign counts." : "If their device is stolen, freeze them: nothing it signs counts until a guardian unfreezes them or they recover.")),
+          h("button", { class: frozen ? "secondary" : "danger", onclick: async (event) => {
+            event.target.disabled = true;
+            try {
+              await request_("POST", frozen ? "/recovery/unfreeze" : "/recovery/freeze", { member: member.did });
+              toast(frozen ? `${name} is unfrozen.` : `${name} is frozen.`);
+              await route();
+            } catch (error) { toast(error.message, "error"); event.target.disabled = false; }
+          } }, frozen ? `Unfreeze ${name}` : `Freeze ${name}`));
+      }))
+      : null,
     recovery.guarding.length ? approveForm : null);
 }
 

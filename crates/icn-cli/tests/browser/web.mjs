@@ -150,6 +150,12 @@ try {
   await shot(cat, "8-cat-recovery-warning");
   await cat.getByRole("button", { name: "Not me: cancel" }).click();
   await cat.getByText("Cancelled: that device can never take over your identity.").waitFor();
+  // A guardian can freeze a member at once, and lift it.
+  await ada.getByRole("button", { name: "Freeze Cat" }).click();
+  await ada.getByText("Cat is frozen.").waitFor();
+  await ada.getByRole("button", { name: "Unfreeze Cat" }).click();
+  await ada.getByText("Cat is unfrozen.").waitFor();
+  await ada.getByRole("button", { name: "Freeze Cat" }).waitFor();
 
   // Ada disputes her payment to Ben; Cat, the only member who is neither,
   // mediates.
