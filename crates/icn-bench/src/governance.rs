@@ -13,6 +13,21 @@ use icn_node::node::now;
 
 use crate::propagate::{self, Arrivals, Mesh, percentile, wait_all};
 
+/// Proposal `n`: a plain decision by simple majority, open for a day.
+pub(crate) fn decision(n: usize) -> icn_api::Propose {
+    icn_api::Propose {
+        title: format!("Proposal {n}"),
+        text: String::new(),
+        template: "simple-majority".into(),
+        duration: Some("1d".into()),
+        circle: None,
+        review: None,
+        action: icn_api::ProposalAction::Decision,
+        draft: false,
+        hidden: None,
+    }
+}
+
 pub fn run(proposals: usize, nodes: usize) {
     let Mesh { states, .. } = &propagate::nodes(nodes);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -32,17 +47,7 @@ pub fn run(proposals: usize, nodes: usize) {
         let start = Instant::now();
         let mut ids = Vec::with_capacity(proposals);
         for n in 0..proposals {
-            let request = icn_api::Propose {
-                title: format!("Proposal {n}"),
-                text: String::new(),
-                template: "simple-majority".into(),
-                duration: Some("1d".into()),
-                circle: None,
-                review: None,
-                action: icn_api::ProposalAction::Decision,
-                draft: false,
-                hidden: None,
-            };
+            let request = decision(n);
             let id = states[n % nodes]
                 .node
                 .lock()

@@ -51,17 +51,7 @@ pub fn run(nodes: usize) {
                         made.push((false, state.node.lock().expect("not poisoned").pay(&pay, now()).expect("pays")));
                     }
                     for n in (i..PROPOSALS).step_by(nodes) {
-                        let request = icn_api::Propose {
-                            title: format!("Proposal {n}"),
-                            text: String::new(),
-                            template: "simple-majority".into(),
-                            duration: Some("1d".into()),
-                            circle: None,
-                            review: None,
-                            action: icn_api::ProposalAction::Decision,
-                            draft: false,
-                            hidden: None,
-                        };
+                        let request = crate::governance::decision(n);
                         made.push((true, state.node.lock().expect("not poisoned").propose(&request, now()).expect("proposes")));
                     }
                     made

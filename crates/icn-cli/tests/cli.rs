@@ -2263,21 +2263,9 @@ fn a_migration_killed_halfway_resumes_on_the_next_start() {
     {
         let mut connection = rusqlite::Connection::open(&database).unwrap();
         connection
-            .execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-                 CREATE TABLE events (
-                     seqno INTEGER PRIMARY KEY AUTOINCREMENT, id BLOB NOT NULL UNIQUE,
-                     author TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
-                     timestamp_ms INTEGER NOT NULL, counted INTEGER NOT NULL, bytes BLOB NOT NULL);
-                 CREATE INDEX events_author_seq ON events (author, seq);
-                 CREATE TABLE evidence (author TEXT NOT NULL, seq INTEGER NOT NULL,
-                     event_id BLOB NOT NULL, PRIMARY KEY (author, seq, event_id)) WITHOUT ROWID;
-                 CREATE TABLE view_rows (view TEXT NOT NULL, key TEXT NOT NULL,
-                     value TEXT NOT NULL, PRIMARY KEY (view, key)) WITHOUT ROWID;
-                 PRAGMA user_version = 1;",
-            )
+            .execute_batch("PRAGMA journal_mode = WAL;")
             .unwrap();
+        connection.execute_batch(icn_testkit::SCHEMA_V1).unwrap();
         let transaction = connection.transaction().unwrap();
         {
             let mut insert = transaction

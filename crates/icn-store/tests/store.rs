@@ -163,21 +163,7 @@ fn a_version_one_database_is_migrated_without_losing_events() {
     let note = coop.note(&ana, "hello", vec![], at(1));
     {
         let connection = rusqlite::Connection::open(dir.path().join("icn.db")).unwrap();
-        connection
-            .execute_batch(
-                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-                 CREATE TABLE events (
-                     seqno INTEGER PRIMARY KEY AUTOINCREMENT, id BLOB NOT NULL UNIQUE,
-                     author TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
-                     timestamp_ms INTEGER NOT NULL, counted INTEGER NOT NULL, bytes BLOB NOT NULL);
-                 CREATE INDEX events_author_seq ON events (author, seq);
-                 CREATE TABLE evidence (author TEXT NOT NULL, seq INTEGER NOT NULL,
-                     event_id BLOB NOT NULL, PRIMARY KEY (author, seq, event_id)) WITHOUT ROWID;
-                 CREATE TABLE view_rows (view TEXT NOT NULL, key TEXT NOT NULL,
-                     value TEXT NOT NULL, PRIMARY KEY (view, key)) WITHOUT ROWID;
-                 PRAGMA user_version = 1;",
-            )
-            .unwrap();
+        connection.execute_batch(icn_testkit::SCHEMA_V1).unwrap();
         for (event, counted) in [(&coop.genesis, true), (&note, false)] {
             connection
                 .execute(

@@ -40,6 +40,21 @@ pub fn at(minutes: u64) -> Timestamp {
     Timestamp(1_767_225_600_000 + minutes * 60_000)
 }
 
+/// The database layout of schema version 1 (the first release), for tests
+/// of the migrations that follow it.
+pub const SCHEMA_V1: &str =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+     CREATE TABLE events (
+         seqno INTEGER PRIMARY KEY AUTOINCREMENT, id BLOB NOT NULL UNIQUE,
+         author TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+         timestamp_ms INTEGER NOT NULL, counted INTEGER NOT NULL, bytes BLOB NOT NULL);
+     CREATE INDEX events_author_seq ON events (author, seq);
+     CREATE TABLE evidence (author TEXT NOT NULL, seq INTEGER NOT NULL,
+         event_id BLOB NOT NULL, PRIMARY KEY (author, seq, event_id)) WITHOUT ROWID;
+     CREATE TABLE view_rows (view TEXT NOT NULL, key TEXT NOT NULL,
+         value TEXT NOT NULL, PRIMARY KEY (view, key)) WITHOUT ROWID;
+     PRAGMA user_version = 1;";
+
 pub fn verified(event: Event) -> VerifiedEvent {
     event.verify().expect("test events are signed correctly")
 }
