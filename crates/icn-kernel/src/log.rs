@@ -757,19 +757,19 @@ impl Log {
             return self.offer_conflict(event, counted_at_seq, now, changes);
         }
         let keys = self.key_state(&author);
-        let clock = self.causal_clock(&content);
-        if content.kind.as_str() == KIND_RECOVER {
-            // Signed by a key the chain has not authorised: refused
-            // outright unless its approvals hold, or a stranger could take
-            // the member's next seq.
-            if let Err(rejection) = self.check_recovery(&event, &keys, &clock) {
-                return Verdict::Rejected(rejection);
-            }
-        } else if !keys.authorises(&content.signer) {
+        let recovery = content.kind.as_str() == KIND_RECOVER;
+        if !recovery && !keys.authorises(&content.signer) {
             return Verdict::Rejected(Rejection::UnauthorisedKey { author });
         }
+        let clock = self.causal_clock(&content);
+        // A recovery is signed by a key the chain has not authorised: it is
+        // refused outright unless its approvals hold, or a stranger could
+        // take the member's next seq.
+        if recovery && let Err(rejection) = self.check_recovery(&event, &keys, &clock) {
+            return Verdict::Rejected(rejection);
+        }
         let judged = if let Some(guardian) = self.frozen_by(&author, &clock)
-            && content.kind.as_str() != KIND_RECOVER
+            && !recovery
         {
             Err(Rejection::rule(format!(
                 "{author} is frozen by their guardian {guardian}: a guardian unfreezes it, or a recovery gives it a new key"

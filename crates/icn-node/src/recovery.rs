@@ -5,14 +5,14 @@
 //! The rules themselves are the kernel's (`icn_kernel::Log`); this module
 //! only decides when to sign what.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use icn_api as api;
 use icn_identity::{Did, PublicKey};
 use icn_kernel::{
-    EventId, Freeze, Guardians, KIND_FREEZE, KIND_GUARDIANS, KIND_RECOVER, KIND_RECOVERY_APPROVE,
-    KIND_RECOVERY_CANCEL, KIND_UNFREEZE, RECOVERY_DELAY_DEFAULT_MS, RECOVERY_DELAY_MAX_MS, Recover,
-    RecoveryApprove, RecoveryCancel, Timestamp, encode_body,
+    Approval, EventId, Freeze, Guardians, KIND_FREEZE, KIND_GUARDIANS, KIND_RECOVER,
+    KIND_RECOVERY_APPROVE, KIND_RECOVERY_CANCEL, KIND_UNFREEZE, Log, RECOVERY_DELAY_DEFAULT_MS,
+    RECOVERY_DELAY_MAX_MS, Recover, RecoveryApprove, RecoveryCancel, Timestamp, encode_body,
 };
 
 use crate::{Node, NodeError, ledger::bad, node::RECOVERING_MARKER};
@@ -28,6 +28,48 @@ const DEFAULT_GUARDIANS: usize = 3;
 /// it may name better ones as the co-op changes; empty once the member has
 /// chosen their own, which icnd then never changes.
 const META_AUTO_GUARDIANS: &str = "recovery.auto_guardians";
+
+fn named(names: &BTreeMap<String, String>, did: &Did) -> api::MemberName {
+    let did = did.to_string();
+    api::MemberName {
+        name: names.get(&did).cloned().unwrap_or_default(),
+        did,
+    }
+}
+
+/// Each current guardian's earliest counted approval of `key` as `member`'s
+/// new key, earliest first.
+fn guardian_approvals<'a>(
+    log: &'a Log,
+    member: &Did,
+    key: &PublicKey,
+    guardians: &Guardians,
+) -> Vec<&'a Approval> {
+    let mut chosen: Vec<&Approval> = Vec::new();
+    for approval in log.recovery_approvals(member).iter().filter(|approval| {
+        approval.new_key == *key && guardians.guardians.contains(&approval.guardian)
+    }) {
+        match chosen
+            .iter_mut()
+            .find(|earlier| earlier.guardian == approval.guardian)
+        {
+            Some(earlier) if approval.at < earlier.at => *earlier = approval,
+            Some(_) => {}
+            None => chosen.push(approval),
+        }
+    }
+    chosen.sort_by_key(|approval| (approval.at, approval.id));
+    chosen
+}
+
+/// When the new key may take over, as the kernel judges it: the delay after
+/// the approval that reached the threshold; none before there are enough.
+fn ready_at(approvals: &[&Approval], guardians: &Guardians) -> Option<Timestamp> {
+    let needed = usize::from(guardians.threshold).max(1);
+    approvals
+        .get(needed - 1)
+        .map(|approval| approval.at.saturating_add_ms(guardians.delay_ms))
+}
 
 pub fn encode_request(member: &Did, key: &PublicKey) -> String {
     let bytes = postcard::to_stdvec(&(member, key)).expect("keys serialise");
@@ -51,22 +93,17 @@ pub fn parse_request(text: &str) -> Result<(Did, PublicKey), NodeError> {
 }
 
 impl Node {
-    fn member_name(&self, did: &Did) -> api::MemberName {
-        let name = self
-            .members()
-            .ok()
-            .and_then(|members| {
+    /// Display names by DID, read once for a whole answer.
+    fn member_names(&self) -> BTreeMap<String, String> {
+        self.members()
+            .map(|members| {
                 members
                     .members
                     .into_iter()
-                    .find(|member| member.did == did.to_string())
+                    .map(|member| (member.did, member.name))
+                    .collect()
             })
-            .map(|member| member.name)
-            .unwrap_or_default();
-        api::MemberName {
-            did: did.to_string(),
-            name,
-        }
+            .unwrap_or_default()
     }
 
     /// Names who may approve a recovery of this node's member, as the
@@ -168,16 +205,18 @@ impl Node {
     }
 
     /// Recoveries under way of `member`: each new key guardians approved.
-    fn pending_recoveries(&self, member: &Did, me: &Did) -> Vec<api::PendingRecovery> {
-        let Some(log) = self.log() else {
-            return Vec::new();
-        };
+    fn pending_recoveries(
+        log: &Log,
+        names: &BTreeMap<String, String>,
+        member: &Did,
+        me: &Did,
+    ) -> Vec<api::PendingRecovery> {
         let keys = log.key_state(member);
         let Some(guardians) = &keys.guardians else {
             return Vec::new();
         };
-        let approvals = log.recovery_approvals(member);
-        let new_keys: BTreeSet<PublicKey> = approvals
+        let new_keys: BTreeSet<PublicKey> = log
+            .recovery_approvals(member)
             .iter()
             .map(|approval| approval.new_key)
             .filter(|key| keys.recoverable_to(key).is_ok())
@@ -185,33 +224,18 @@ impl Node {
         new_keys
             .into_iter()
             .map(|new_key| {
-                let mut times: Vec<(Did, Timestamp)> = Vec::new();
-                for approval in approvals.iter().filter(|approval| {
-                    approval.new_key == new_key && guardians.guardians.contains(&approval.guardian)
-                }) {
-                    if !times
-                        .iter()
-                        .any(|(guardian, _)| *guardian == approval.guardian)
-                    {
-                        times.push((approval.guardian, approval.at));
-                    }
-                }
-                let needed = usize::from(guardians.threshold);
-                let mut sorted: Vec<Timestamp> = times.iter().map(|(_, at)| *at).collect();
-                sorted.sort();
+                let approvals = guardian_approvals(log, member, &new_key, guardians);
                 api::PendingRecovery {
-                    member: self.member_name(member),
+                    member: named(names, member),
                     new_key: new_key.to_string(),
                     request: encode_request(member, &new_key),
-                    approved_by_you: times.iter().any(|(guardian, _)| guardian == me),
-                    approved_by: times
+                    approved_by_you: approvals.iter().any(|approval| approval.guardian == *me),
+                    approved_by: approvals
                         .iter()
-                        .map(|(guardian, _)| self.member_name(guardian))
+                        .map(|approval| named(names, &approval.guardian))
                         .collect(),
                     needed: guardians.threshold,
-                    ready_at_ms: sorted
-                        .get(needed.saturating_sub(1))
-                        .map(|at| at.saturating_add_ms(guardians.delay_ms).as_millis()),
+                    ready_at_ms: ready_at(&approvals, guardians).map(|at| at.as_millis()),
                 }
             })
             .collect()
@@ -245,18 +269,19 @@ impl Node {
             ),
             _ => (None, false),
         };
+        let names = self.member_names();
         Ok(api::RecoveryStatus {
-            member: self.member_name(&me),
-            guardians: guardians.iter().map(|did| self.member_name(did)).collect(),
+            member: named(&names, &me),
+            guardians: guardians.iter().map(|did| named(&names, did)).collect(),
             threshold,
             delay_hours: delay_ms as f64 / 3_600_000.0,
-            frozen_by: log.frozen(&me).map(|guardian| self.member_name(&guardian)),
-            of_you: self.pending_recoveries(&me, &me),
+            frozen_by: log.frozen(&me).map(|guardian| named(&names, &guardian)),
+            of_you: Node::pending_recoveries(log, &names, &me, &me),
             you_guard: guarding
                 .iter()
-                .flat_map(|member| self.pending_recoveries(member, &me))
+                .flat_map(|member| Node::pending_recoveries(log, &names, member, &me))
                 .collect(),
-            guarding: guarding.iter().map(|did| self.member_name(did)).collect(),
+            guarding: guarding.iter().map(|did| named(&names, did)).collect(),
             guarding_frozen: guarding
                 .iter()
                 .filter(|did| log.frozen(did).is_some())
@@ -295,23 +320,28 @@ impl Node {
             return Ok(None);
         }
         let current = log.key_state(&me).guardians.map(|set| set.guardians);
-        let wanted = self.default_guardians(&me)?;
+        let mut inactive = false;
         if let Some(current) = &current {
-            // Only a set icnd named itself, and only for a better one: more
-            // guardians, or none who has left or been suspended.
+            // Only a set icnd named itself may change (to a better one).
             let auto = self.store().meta(META_AUTO_GUARDIANS)?;
             let named_by_icnd = auto.is_some_and(|auto| {
                 serde_json::from_str::<Vec<Did>>(&auto).is_ok_and(|auto| &auto == current)
             });
-            let inactive = current.iter().any(|guardian| {
-                !self
-                    .ledger_log()
-                    .map(|log| log.coop_state().member(guardian, None))
-                    .is_ok_and(|membership| membership.is_some_and(|m| m.is_active()))
-            });
-            if !named_by_icnd || wanted == *current || !(inactive || wanted.len() > current.len()) {
+            if !named_by_icnd {
                 return Ok(None);
             }
+            inactive = current.iter().any(|guardian| {
+                !log.coop_state()
+                    .member(guardian, None)
+                    .is_some_and(|membership| membership.is_active())
+            });
+        }
+        let wanted = self.default_guardians(&me)?;
+        if let Some(current) = &current
+            // Better: more guardians, or none who has left or been suspended.
+            && (wanted == *current || !(inactive || wanted.len() > current.len()))
+        {
+            return Ok(None);
         }
         if wanted.len() < 2 {
             // One other member would hold the whole identity: wait for more.
@@ -382,28 +412,12 @@ impl Node {
         let Some(guardians) = keys.guardians.clone() else {
             return Ok(None);
         };
-        let mut chosen: Vec<(Timestamp, EventId, Did)> = Vec::new();
-        for approval in log.recovery_approvals(&me) {
-            if approval.new_key == new_key
-                && guardians.guardians.contains(&approval.guardian)
-                && !chosen
-                    .iter()
-                    .any(|(_, _, guardian)| *guardian == approval.guardian)
-            {
-                chosen.push((approval.at, approval.id, approval.guardian));
-            }
+        let mut chosen = guardian_approvals(log, &me, &new_key, &guardians);
+        if ready_at(&chosen, &guardians).is_none_or(|ready| now < ready) {
+            return Ok(None);
         }
-        chosen.sort();
         chosen.truncate(usize::from(guardians.threshold));
-        let Some((last, _, _)) = chosen.last() else {
-            return Ok(None);
-        };
-        if chosen.len() < usize::from(guardians.threshold)
-            || now < last.saturating_add_ms(guardians.delay_ms)
-        {
-            return Ok(None);
-        }
-        let approvals: Vec<EventId> = chosen.iter().map(|(_, id, _)| *id).collect();
+        let approvals: Vec<EventId> = chosen.iter().map(|approval| approval.id).collect();
         let body = Recover {
             new_key,
             approvals: approvals.clone(),
