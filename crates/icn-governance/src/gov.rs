@@ -359,8 +359,13 @@ impl GovDomain {
                 member_not_exited(did).map(|_| ())
             }
             Action::Unfreeze { did } => {
-                if member_not_exited(did)?.status != Status::Suspended {
-                    return Err(reject(format!("{did} is not frozen")));
+                // Frozen by the co-op (suspended), or by a fork this
+                // proposal has seen the proof of: one unfreeze lifts both.
+                let suspended = member_not_exited(did)?.status == Status::Suspended;
+                if !suspended && !context.forks_proven.contains_key(did) {
+                    return Err(reject(format!(
+                        "{did} is not frozen (neither suspended nor frozen by a fork this proposal has seen)"
+                    )));
                 }
                 Ok(())
             }
@@ -644,11 +649,20 @@ impl GovDomain {
                 status: Status::Suspended,
                 tier: tier_of(did),
             }],
-            Action::Unfreeze { did } => vec![Effect::Member {
-                did: *did,
-                status: Status::Active,
-                tier: tier_of(did),
-            }],
+            Action::Unfreeze { did } => {
+                let mut effects = vec![Effect::Member {
+                    did: *did,
+                    status: Status::Active,
+                    tier: tier_of(did),
+                }];
+                if let Some(&through_seq) = context.forks_proven.get(did) {
+                    effects.push(Effect::Unfreeze {
+                        did: *did,
+                        through_seq,
+                    });
+                }
+                effects
+            }
             Action::SetParams { params } => params
                 .iter()
                 .map(|(key, value)| Effect::Param {

@@ -115,10 +115,26 @@ pub fn admission<'a>(context: &'a Context<'_>) -> &'a str {
 }
 
 pub fn vouches(context: &Context<'_>) -> usize {
-    context
+    let asked = context
         .param("member.vouches")
         .and_then(|value| value.parse().ok())
-        .unwrap_or(2)
+        .unwrap_or(2);
+    let voters = context
+        .coop
+        .members_in(Some(context.past()))
+        .iter()
+        .filter(|(_, membership)| membership.may_vote())
+        .count();
+    vouches_needed(asked, voters)
+}
+
+/// The vouches an applicant needs: what the co-op asks for
+/// (`member.vouches`), but never more than the members able to vouch, and
+/// at least one. So a co-op founded by one person can admit its first
+/// applicant (with the founder's vouch), and the rule tightens by itself
+/// as the co-op grows.
+pub fn vouches_needed(asked: usize, voters: usize) -> usize {
+    asked.min(voters).max(1)
 }
 
 pub fn probation_days(context: &Context<'_>) -> u64 {

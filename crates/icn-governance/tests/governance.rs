@@ -290,6 +290,18 @@ fn an_applicant_vouched_for_twice_is_admitted_and_can_trade() {
     let paid = pay(&mut coop, &cas, &dee, 90, &[&admit], 10);
     accept(&mut log, &[&paid]);
     assert_eq!(balance(&log, &did_of(&dee).to_string()), 90);
+    // The floor shown is the floor enforced: a new member starts at the
+    // ramp's start (10 h), not at the full floor, and the view read at a
+    // time says so.
+    let row: icn_ledger::BalanceRow = serde_json::from_value(
+        rows_of(&log, VIEW_BALANCE)[&format!("{}/hours", did_of(&dee))].clone(),
+    )
+    .unwrap();
+    assert_eq!(row.clone().at(at(10).as_millis()).floor, -600);
+    let over = pay(&mut coop, &dee, &ana, 90 + 601, &[&paid], 10);
+    refused(offer(&mut log, &over), "floor");
+    let within = pay(&mut coop, &dee, &ana, 90 + 600, &[&paid], 10);
+    accept(&mut log, &[&within]);
 
     // Probation (90 days by default) ends by the member's own event.
     let early = event(&mut coop, &dee, KIND_CONFIRM, Vec::new(), &[&admit], 11);
@@ -1343,4 +1355,189 @@ fn a_circle_decides_its_own_proposals() {
     refused(offer(&mut log, &cas_vote), "electorate");
     let circles = rows_of(&log, VIEW_CIRCLE);
     assert_eq!(circles["kitchen"]["members"].as_array().unwrap().len(), 2);
+}
+
+/// One freeze: a member whose fork a proposal has seen the proof of cannot
+/// pay or vote; the co-op's unfreeze lifts it, and the ledger says so.
+#[test]
+fn a_fork_freeze_stops_paying_and_voting_until_the_coop_lifts_it() {
+    let [ana, ben, cas] = [member(1), member(2), member(3)];
+    let mut coop = Coop::found("Forks", &[&ana, &ben, &cas]);
+    let mut log = new_log(&coop);
+    let cas_did = did_of(&cas);
+    let (seq, prev) = coop.position(&cas_did);
+    // Cas's laptop pays Ana and Ana builds on it; a copy of Cas's data
+    // directory pays Ben at the same position, and nobody builds on that.
+    let laptop = pay(&mut coop, &cas, &ana, 30, &[], 1);
+    let ana_on_it = pay(&mut coop, &ana, &ben, 10, &[&laptop], 2);
+    let head = coop.position(&cas_did);
+    coop.rewind(cas_did, seq, prev);
+    let copy = pay(&mut coop, &cas, &ben, 30, &[], 1);
+    coop.rewind(cas_did, head.0, head.1);
+    accept(&mut log, &[&laptop, &ana_on_it]);
+    assert_eq!(offer(&mut log, &copy), Verdict::Equivocation);
+    assert!(log.is_counted(&laptop.id()) && !log.is_counted(&copy.id()));
+    let frozen_flag = |log: &Log| {
+        rows_of(log, VIEW_BALANCE)[&format!("{cas_did}/hours")]["frozen"]
+            .as_bool()
+            .unwrap()
+    };
+    assert!(frozen_flag(&log));
+
+    // A proposal that has not seen the fork cannot unfreeze Cas: she is
+    // not frozen as far as it knows.
+    let everyone = [&ana, &ben, &cas];
+    let blind = propose(
+        &mut coop,
+        &ben,
+        Action::Unfreeze { did: cas_did },
+        rules(Method::Majority, Fraction::new(1, 2)),
+        &everyone,
+        &[],
+        3,
+    );
+    refused(offer(&mut log, &blind), "not frozen");
+
+    // Ana's proposal carries the proof (the copy's entry) among its deps.
+    let proposal = propose(
+        &mut coop,
+        &ana,
+        Action::Unfreeze { did: cas_did },
+        rules(Method::Majority, Fraction::new(1, 2)),
+        &everyone,
+        &[&copy],
+        4,
+    );
+    accept(&mut log, &[&proposal]);
+    // Cas, having seen it, can neither pay nor vote.
+    let frozen_pay = pay(&mut coop, &cas, &ana, 5, &[&proposal], 5);
+    refused(offer(&mut log, &frozen_pay), "frozen");
+    let frozen_vote = vote(&mut coop, &cas, &proposal, Choice::Yes, &[], 6);
+    refused(offer(&mut log, &frozen_vote), "frozen");
+    let yes: Vec<Event> = [&ana, &ben]
+        .iter()
+        .map(|key| vote(&mut coop, key, &proposal, Choice::Yes, &[], 6))
+        .collect();
+    let refs: Vec<&Event> = yes.iter().collect();
+    accept(&mut log, &refs);
+    let closed = close(&mut coop, &ana, &proposal, &refs, 70);
+    accept(&mut log, &[&closed]);
+    assert_eq!(proposal_row(&log, proposal.id())["status"], "accepted");
+    assert!(!frozen_flag(&log), "the ledger shows the freeze lifted");
+    // Once the lift is in her causal past, Cas pays again, and every node
+    // (a replay) agrees.
+    let paid = pay(&mut coop, &cas, &ana, 5, &[&closed], 80);
+    accept(&mut log, &[&paid]);
+    let events = [
+        &laptop,
+        &ana_on_it,
+        &copy,
+        &blind,
+        &proposal,
+        &frozen_pay,
+        &frozen_vote,
+        &yes[0],
+        &yes[1],
+        &closed,
+        &paid,
+    ];
+    let mut replayed = new_log(&coop);
+    for event in events.iter().rev() {
+        offer(&mut replayed, event);
+    }
+    for event in events {
+        offer(&mut replayed, event);
+    }
+    assert!(
+        replayed.is_counted(&paid.id()),
+        "{:?}",
+        replayed.quarantined(&paid.id())
+    );
+    assert!(
+        replayed.quarantined(&paid.id()).is_none(),
+        "{:?}",
+        replayed.quarantined(&paid.id())
+    );
+    assert_eq!(
+        rows_of(&replayed, VIEW_BALANCE),
+        rows_of(&log, VIEW_BALANCE)
+    );
+}
+
+/// A co-op founded by one person admits its first applicant with the
+/// founder's vouch alone: the vouches needed never exceed the members able
+/// to vouch. With two voting members, two are needed again.
+#[test]
+fn a_coop_of_one_admits_its_first_applicant() {
+    let [ana, ben, cas] = [member(1), member(2), member(3)];
+    let mut coop = Coop::found("Solo", &[&ana]);
+    let mut log = new_log(&coop);
+    let apply = |coop: &mut Coop, key: &KeyPair, name: &str, minute| {
+        event(
+            coop,
+            key,
+            KIND_APPLY,
+            encode_body(&Apply {
+                name: name.into(),
+                note: String::new(),
+            }),
+            &[],
+            minute,
+        )
+    };
+    let vouch = |coop: &mut Coop, key: &KeyPair, applicant: &Event, minute| {
+        event(
+            coop,
+            key,
+            KIND_VOUCH,
+            encode_body(&Vouch {
+                applicant: applicant.author(),
+                note: String::new(),
+            }),
+            &[applicant],
+            minute,
+        )
+    };
+    let admit = |coop: &mut Coop, key: &KeyPair, applicant: &KeyPair, deps: &[&Event], minute| {
+        event(
+            coop,
+            key,
+            KIND_ADMIT,
+            encode_body(&Admit {
+                applicant: did_of(applicant),
+            }),
+            deps,
+            minute,
+        )
+    };
+    let ben_applies = apply(&mut coop, &ben, "Ben", 1);
+    let ana_vouches = vouch(&mut coop, &ana, &ben_applies, 2);
+    accept(&mut log, &[&ben_applies, &ana_vouches]);
+    let ben_admitted = admit(&mut coop, &ana, &ben, &[&ana_vouches], 3);
+    accept(&mut log, &[&ben_admitted]);
+    assert_eq!(
+        log.coop_state().member(&did_of(&ben), None).unwrap().status,
+        Status::Active
+    );
+    // Now two members can vouch, and two vouches are asked for again.
+    let cas_applies = apply(&mut coop, &cas, "Cas", 4);
+    let one = vouch(&mut coop, &ana, &cas_applies, 5);
+    accept(&mut log, &[&cas_applies, &one]);
+    let early = admit(&mut coop, &ana, &cas, &[&one, &ben_admitted], 6);
+    refused(offer(&mut log, &early), "1 of the 2 vouches");
+    // Ben vouches once he knows he was admitted.
+    let two = event(
+        &mut coop,
+        &ben,
+        KIND_VOUCH,
+        encode_body(&Vouch {
+            applicant: did_of(&cas),
+            note: String::new(),
+        }),
+        &[&cas_applies, &ben_admitted],
+        7,
+    );
+    accept(&mut log, &[&two]);
+    let cas_admitted = admit(&mut coop, &ben, &cas, &[&one, &two], 8);
+    accept(&mut log, &[&cas_admitted]);
 }

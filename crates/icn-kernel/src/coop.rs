@@ -79,6 +79,10 @@ pub enum Effect {
     /// treasury); its body is that domain's own postcard encoding. Every
     /// domain hears every effect and acts on those addressed to it.
     Order { domain: String, body: Vec<u8> },
+    /// The co-op lifts the freeze that a proven fork put on `did`: their
+    /// events whose causal past holds this effect count again, for forks at
+    /// positions up to `through_seq` (those the deciding event had seen).
+    Unfreeze { did: Did, through_seq: u64 },
 }
 
 /// The causal past of one event: all of its author's chain before it, and
@@ -154,7 +158,7 @@ impl CoopState {
                 history.push((source, value.clone()));
                 history.sort_by_key(|(source, _)| *source);
             }
-            Effect::Order { .. } => {}
+            Effect::Order { .. } | Effect::Unfreeze { .. } => {}
         }
     }
 

@@ -33,8 +33,12 @@ pub struct Context<'a> {
     /// For each other author, the highest seq in the event's causal past.
     /// The author's own chain before the event is all in its causal past.
     pub clock: &'a Clock,
-    /// The first seq at which the author signed two events, if proven.
-    pub forked_at: Option<u64>,
+    /// For each author whose fork the event's causal past proves (it holds a
+    /// variant of theirs that lost), the highest position proven. Entries
+    /// signed before the author's node knew of the fork do not prove it; what
+    /// a node that has synced signs does. The kernel itself refuses a proven
+    /// equivocator's events (but identity events) until the co-op lifts it.
+    pub forks_proven: &'a BTreeMap<Did, u64>,
     pub coop: &'a CoopState,
 }
 
@@ -77,9 +81,10 @@ impl Context<'_> {
 pub struct Fork<'a> {
     pub author: Did,
     pub seq: u64,
-    /// The variant that counts (the smallest id), if it is valid.
+    /// The variant that counts (see [`crate::Log`]'s fork rule), if it is valid.
     pub counted: Option<&'a Event>,
-    /// Variants that never count.
+    /// Events of the author that never count: the variants that lost and
+    /// the rest of their branches.
     pub voided: &'a [&'a Event],
 }
 

@@ -7,16 +7,30 @@
 //!
 //! Equivocation rule: when two validly signed events share an author and seq
 //! (a *fork*), every variant is kept as evidence and exactly one branch
-//! counts: the variant with the smallest id. The others, and the rest of
-//! their branch, are kept (*uncounted*) but never count. Other authors'
-//! events that named an uncounted event as a dep still count: the dep only
-//! says what their author had seen, and they are judged without it. (Were
-//! they voided too, one equivocator would take down every member who had
-//! traded with them, and those members' nodes would then re-sign the seqs
-//! they lost: more forks.) Domains learn of the fork (the ledger freezes the
-//! author's account after it and tells the payees of voided entries).
+//! counts: **the branch the co-op built on**. A variant's *support* is the
+//! set of other authors with a kept event whose causal past holds that
+//! variant and no other variant of the fork (they built on it before they
+//! could know of the fork). The variant with the most support counts; ties
+//! go to the smallest id, and a kept recovery beats them all (whoever holds
+//! a lost device cannot undo a recovery by signing at its seq). So a
+//! restored stale backup or a copied data directory that signs at a used
+//! seq loses to the entry the other members already depend on. The others,
+//! and the rest of their branch, are kept (*uncounted*) but never count.
+//! Other authors' events that named an uncounted event as a dep still count:
+//! the dep only says what their author had seen, and they are judged without
+//! it. (Were they voided too, one equivocator would take down every member
+//! who had traded with them, and those members' nodes would then re-sign the
+//! seqs they lost: more forks.) Domains learn of the fork (the ledger tells
+//! the payees of voided entries, and refuses the author's spending once its
+//! causal past holds the proof of the fork: a variant that lost).
+//!
+//! Support depends only on which events are kept, not on which variant
+//! counts, so it is a function of the event set: [`Log::replay`] runs a pass
+//! with the provisional winners (recovery, else smallest id), computes
+//! support, and runs again with the winners it gives until they hold. A new
+//! fork, or support that changes a winner, rebuilds the views.
 //! Whatever order events arrive in, the same set of events yields the same
-//! counted set and views; a fork that changes what counts rebuilds the views.
+//! counted set and views.
 //!
 //! Every counted event has a causal clock: for each other author, the highest
 //! seq in its causal past. Domains validate against it, so a verdict depends
@@ -31,7 +45,7 @@ use icn_identity::Did;
 use serde::Serialize;
 
 use crate::{
-    CoopId, CoopState, Event, EventId, Genesis, KeyState, Rejection, Source, Timestamp,
+    CoopId, CoopState, Effect, Event, EventId, Genesis, KeyState, Rejection, Source, Timestamp,
     VerifiedEvent, ViewRow,
     domain::{Context, Domain, Fork, key_state_row},
     rules::{
@@ -46,6 +60,14 @@ pub struct LogConfig {
     pub future_skew_max_ms: u64,
     /// Events waiting for a prev, a dep or their time, at most.
     pub pending_max: usize,
+    /// Their encoded bytes, at most.
+    pub pending_bytes_max: usize,
+    /// Events of one author waiting, at most: one member's flood cannot
+    /// fill the buffer for everyone else.
+    pub pending_per_author_max: usize,
+    /// An event that waited this long for a prev or dep is dropped (sync
+    /// offers it again with what it needs).
+    pub pending_age_max_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -53,6 +75,9 @@ impl Default for LogConfig {
         LogConfig {
             future_skew_max_ms: 5 * 60 * 1000,
             pending_max: 10_000,
+            pending_bytes_max: 32 << 20,
+            pending_per_author_max: 1_000,
+            pending_age_max_ms: 60 * 60 * 1000,
         }
     }
 }
@@ -176,13 +201,42 @@ struct Pending {
     events: BTreeMap<EventId, VerifiedEvent>,
     waiting_on: HashMap<EventId, BTreeSet<EventId>>,
     future: BTreeSet<(Timestamp, EventId)>,
+    /// When each event waiting for a prev or dep was parked (the `now` of
+    /// its offer), oldest first.
+    parked: BTreeSet<(Timestamp, EventId)>,
+    parked_at: HashMap<EventId, Timestamp>,
+    bytes: usize,
+    by_author: HashMap<Did, usize>,
 }
 
 impl Pending {
     fn remove(&mut self, id: &EventId) -> Option<VerifiedEvent> {
         let event = self.events.remove(id)?;
         self.future.remove(&(event.timestamp(), *id));
+        if let Some(at) = self.parked_at.remove(id) {
+            self.parked.remove(&(at, *id));
+        }
+        self.bytes = self.bytes.saturating_sub(event.event().bytes().len());
+        if let Some(count) = self.by_author.get_mut(&event.author()) {
+            *count -= 1;
+            if *count == 0 {
+                self.by_author.remove(&event.author());
+            }
+        }
+        // Its entries in `waiting_on` go when what it waits for arrives
+        // (`release_waiters` skips ids no longer pending).
         Some(event)
+    }
+
+    /// Drops events that waited longer than `age_max_ms` before `now`.
+    fn expire(&mut self, now: Timestamp, age_max_ms: u64) {
+        let horizon = Timestamp(now.as_millis().saturating_sub(age_max_ms));
+        while let Some(&(at, id)) = self.parked.first() {
+            if at >= horizon {
+                break;
+            }
+            self.remove(&id);
+        }
     }
 }
 
@@ -227,17 +281,41 @@ pub struct Log {
     /// than a variant signed by a key it takes over from, so whoever holds
     /// a lost device cannot undo a recovery by signing at its seq.
     preferred: HashSet<EventId>,
+    /// Every fork variant, with its slot (author, seq).
+    variant_slots: HashMap<EventId, (Did, u64)>,
+    /// For each kept event whose causal past (itself included) holds fork
+    /// variants, those variants; shared with its prev's when it adds none.
+    reach: HashMap<EventId, Arc<BTreeSet<EventId>>>,
+    /// For each fork and variant, the other authors who built on that
+    /// variant alone.
+    support: BTreeMap<(Did, u64), BTreeMap<EventId, BTreeSet<Did>>>,
+    /// The variant that counts at each fork in this pass (see the module
+    /// docs); a fork missing here uses [`provisional_winner`].
+    winners: BTreeMap<(Did, u64), EventId>,
+    /// Set when support no longer agrees with `winners`: the log rebuilds.
+    winners_stale: bool,
+    /// The co-op's lifts of fork freezes, by member: where each was decided
+    /// and the highest fork position it covers.
+    lifts: BTreeMap<Did, Vec<(Source, u64)>>,
 }
 
-/// The variant of a fork that counts: a recovery if there is one, else the
-/// smallest id.
-fn fork_winner(variants: &BTreeSet<EventId>, preferred: &HashSet<EventId>) -> Option<EventId> {
+/// The variant of a fork that counts before support is known: a recovery if
+/// there is one, else the smallest id.
+fn provisional_winner(
+    variants: &BTreeSet<EventId>,
+    preferred: &HashSet<EventId>,
+) -> Option<EventId> {
     variants
         .iter()
         .find(|id| preferred.contains(id))
         .or(variants.first())
         .copied()
 }
+
+/// Replay passes at most, to settle which variant of each fork counts. One
+/// pass learns the support and a second confirms it; more are needed only if
+/// the winners change which events are kept (a key rotated on one branch).
+const WINNER_PASSES_MAX: usize = 4;
 
 /// Variants of one event kept as evidence, at most.
 pub const EVIDENCE_PER_SLOT_MAX: usize = 4;
@@ -349,6 +427,12 @@ impl Log {
             approvals: BTreeMap::new(),
             freezes: BTreeMap::new(),
             preferred: HashSet::new(),
+            variant_slots: HashMap::new(),
+            reach: HashMap::new(),
+            support: BTreeMap::new(),
+            winners: BTreeMap::new(),
+            winners_stale: false,
+            lifts: BTreeMap::new(),
         };
         log.clocks.insert(genesis.id(), Arc::default());
         log.counted.insert(genesis.id());
@@ -390,13 +474,16 @@ impl Log {
         let fresh_domains: Vec<Box<dyn Domain>> =
             domains.iter().map(|domain| domain.fresh()).collect();
         let mut domains = Some(domains);
+        let mut winners: BTreeMap<(Did, u64), EventId> = BTreeMap::new();
+        let mut passes = 0;
         loop {
             let domains = domains
                 .take()
                 .unwrap_or_else(|| fresh_domains.iter().map(|domain| domain.fresh()).collect());
             let (mut log, _) = Log::new(genesis.clone(), config.clone(), domains)?;
-            log.evidence = forks.clone();
+            log.set_evidence(forks.clone());
             log.preferred = preferred.clone();
+            log.winners = winners.clone();
             log.in_replay = true;
             let mut changes = Changes::default();
             for event in &events {
@@ -406,8 +493,21 @@ impl Log {
                 // A fork we did not start with: start again knowing it. Each
                 // round knows strictly more forks, so this ends.
                 forks = log.evidence.clone();
+                winners.clear();
+                passes = 0;
                 continue;
             }
+            // Which variants the support this pass measured makes count. It
+            // depends only on which events are kept, so the next pass
+            // confirms it.
+            passes += 1;
+            let decided = log.decided_winners();
+            if decided != log.effective_winners() && passes < WINNER_PASSES_MAX {
+                winners = decided;
+                continue;
+            }
+            log.winners = log.effective_winners();
+            log.winners_stale = false;
             log.in_replay = false;
             log.announce_forks(&mut changes);
             // Every event given, whether it ended counted, as evidence or
@@ -441,10 +541,23 @@ impl Log {
                 .iter()
                 .find(|id| self.counted.contains(id))
                 .and_then(|id| self.events.get(id));
-            let voided: Vec<&Event> = variants
+            let losers: Vec<EventId> = variants
                 .iter()
                 .filter(|id| !self.counted.contains(id))
+                .copied()
+                .collect();
+            // The losing variants and every uncounted event of the author
+            // built on one of them: all of it never counts.
+            let voided: Vec<&Event> = self
+                .uncounted
+                .iter()
                 .filter_map(|id| self.events.get(id))
+                .filter(|event| event.author() == *author && event.seq() >= *seq)
+                .filter(|event| {
+                    self.reach
+                        .get(&event.id())
+                        .is_some_and(|reach| losers.iter().any(|loser| reach.contains(loser)))
+                })
                 .collect();
             let fork = Fork {
                 author: *author,
@@ -464,6 +577,180 @@ impl Log {
             .range((*author, 0)..=(*author, u64::MAX))
             .next()
             .map(|((_, seq), _)| *seq)
+    }
+
+    fn set_evidence(&mut self, forks: BTreeMap<(Did, u64), BTreeSet<EventId>>) {
+        self.variant_slots = forks
+            .iter()
+            .flat_map(|(slot, variants)| variants.iter().map(move |id| (*id, *slot)))
+            .collect();
+        self.evidence = forks;
+    }
+
+    /// The variant that counts at a fork, in this pass.
+    fn winner_at(&self, slot: &(Did, u64)) -> Option<EventId> {
+        self.winners.get(slot).copied().or_else(|| {
+            self.evidence
+                .get(slot)
+                .and_then(|variants| provisional_winner(variants, &self.preferred))
+        })
+    }
+
+    /// The variant of one fork that the support measured so far makes count:
+    /// a kept recovery, else the most support, else the smallest id.
+    fn decided_winner(&self, slot: &(Did, u64)) -> Option<EventId> {
+        let variants = self.evidence.get(slot)?;
+        if let Some(recovery) = variants.iter().find(|id| self.preferred.contains(id)) {
+            return Some(*recovery);
+        }
+        let support = self.support.get(slot);
+        let backers = |id: &EventId| {
+            support
+                .and_then(|support| support.get(id))
+                .map_or(0, BTreeSet::len)
+        };
+        // Most support first; among equals the smallest id (`max_by_key`
+        // keeps the last maximum, so walk the ids from the largest).
+        variants.iter().rev().max_by_key(|id| backers(id)).copied()
+    }
+
+    fn decided_winners(&self) -> BTreeMap<(Did, u64), EventId> {
+        self.evidence
+            .keys()
+            .filter_map(|slot| Some((*slot, self.decided_winner(slot)?)))
+            .collect()
+    }
+
+    fn effective_winners(&self) -> BTreeMap<(Did, u64), EventId> {
+        self.evidence
+            .keys()
+            .filter_map(|slot| Some((*slot, self.winner_at(slot)?)))
+            .collect()
+    }
+
+    /// The fork variants in the causal past of an event with this content
+    /// (itself included when `id` is a variant).
+    fn reach_for(
+        &self,
+        id: EventId,
+        content: &crate::EventContent,
+    ) -> Option<Arc<BTreeSet<EventId>>> {
+        let mut reach: Option<Arc<BTreeSet<EventId>>> = None;
+        for parent in content.prev.iter().chain(&content.deps) {
+            let Some(theirs) = self.reach.get(parent) else {
+                continue;
+            };
+            match &reach {
+                None => reach = Some(theirs.clone()),
+                Some(ours) if Arc::ptr_eq(ours, theirs) || theirs.is_subset(ours) => {}
+                Some(ours) => {
+                    let mut merged = BTreeSet::clone(ours);
+                    merged.extend(theirs.iter().copied());
+                    reach = Some(Arc::new(merged));
+                }
+            }
+        }
+        if self.variant_slots.contains_key(&id) {
+            let mut with_self = reach
+                .map(|reach| BTreeSet::clone(&reach))
+                .unwrap_or_default();
+            with_self.insert(id);
+            reach = Some(Arc::new(with_self));
+        }
+        reach
+    }
+
+    /// Records a newly kept event's reach and the support it gives; marks
+    /// the winners stale if that support changes which variant counts.
+    fn note_kept(&mut self, event: &Event) {
+        let id = event.id();
+        let Some(reach) = self.reach_for(id, event.content()) else {
+            return;
+        };
+        let author = event.author();
+        // An event that adds nothing to its prev's reach gives no support
+        // its prev (same author) did not already give.
+        let same_as_prev = event
+            .content()
+            .prev
+            .and_then(|prev| self.reach.get(&prev))
+            .is_some_and(|prev_reach| Arc::ptr_eq(prev_reach, &reach));
+        if !same_as_prev {
+            let mut by_slot: BTreeMap<(Did, u64), Vec<EventId>> = BTreeMap::new();
+            for variant in reach.iter() {
+                if let Some(slot) = self.variant_slots.get(variant)
+                    && slot.0 != author
+                {
+                    by_slot.entry(*slot).or_default().push(*variant);
+                }
+            }
+            for (slot, variants) in by_slot {
+                if let [only] = variants[..] {
+                    let added = self
+                        .support
+                        .entry(slot)
+                        .or_default()
+                        .entry(only)
+                        .or_default()
+                        .insert(author);
+                    if added && self.decided_winner(&slot) != self.winner_at(&slot) {
+                        self.winners_stale = true;
+                    }
+                }
+            }
+        }
+        self.reach.insert(id, reach);
+    }
+
+    /// The authors whose fork `reach` (an event's causal past) proves, with
+    /// the highest position proven: it holds a variant of theirs that lost.
+    fn forks_proven(&self, reach: Option<&BTreeSet<EventId>>) -> BTreeMap<Did, u64> {
+        let mut proven = BTreeMap::new();
+        for variant in reach.into_iter().flatten() {
+            if let Some(slot) = self.variant_slots.get(variant)
+                && self.winner_at(slot) != Some(*variant)
+            {
+                let seq = proven.entry(slot.0).or_insert(slot.1);
+                *seq = (*seq).max(slot.1);
+            }
+        }
+        proven
+    }
+
+    /// Refuses an event of an author whose fork its causal past proves,
+    /// unless the co-op lifted that freeze in its causal past. Identity
+    /// events are never frozen: a member whose key was copied must still be
+    /// able to revoke it.
+    fn check_fork_freeze(
+        &self,
+        content: &crate::EventContent,
+        clock: &Clock,
+        forks_proven: &BTreeMap<Did, u64>,
+    ) -> Result<(), Rejection> {
+        let author = content.author;
+        let Some(&seq) = forks_proven.get(&author) else {
+            return Ok(());
+        };
+        if is_identity_kind(&content.kind) {
+            return Ok(());
+        }
+        let past = crate::coop::Past {
+            author: &author,
+            seq: content.seq,
+            clock,
+        };
+        let lifted = self.lifts.get(&author).is_some_and(|lifts| {
+            lifts
+                .iter()
+                .any(|(source, through)| *through >= seq && past.contains(source))
+        });
+        if lifted {
+            return Ok(());
+        }
+        Err(Rejection::rule(format!(
+            "{author} is frozen: they signed two different entries at position {seq}; \
+             the co-op lifts it by vote (governance propose --unfreeze)"
+        )))
     }
 
     /// The causal clock of a counted event: for each author other than its
@@ -550,7 +837,21 @@ impl Log {
         let (_, prev) = self.next_position(author);
         let empty = Clock::new();
         let known = prev.and_then(|prev| self.clock(&prev)).unwrap_or(&empty);
-        let mut deps: Vec<EventId> = self
+        // First the proof of every fork its causal past lacks (a variant that
+        // lost): whoever builds on it has seen the fork, which freezes the
+        // equivocator's spending and settles which variant the co-op built on.
+        let no_reach = BTreeSet::new();
+        let reach = prev
+            .and_then(|prev| self.reach.get(&prev))
+            .map_or(&no_reach, |reach| reach.as_ref());
+        let proofs = self.evidence.iter().flat_map(|(slot, variants)| {
+            let winner = self.winner_at(slot);
+            variants
+                .iter()
+                .filter(move |variant| Some(**variant) != winner && !reach.contains(variant))
+                .copied()
+        });
+        let heads = self
             .chains
             .iter()
             .filter(|(other, chain)| {
@@ -559,10 +860,10 @@ impl Log {
                         .get(other)
                         .is_none_or(|seen| (*seen as usize) < chain.ids.len())
             })
-            .filter_map(|(_, chain)| chain.ids.last().copied())
-            .take(crate::DEPS_MAX)
-            .collect();
+            .filter_map(|(_, chain)| chain.ids.last().copied());
+        let mut deps: Vec<EventId> = proofs.chain(heads).take(crate::DEPS_MAX).collect();
         deps.sort();
+        deps.dedup();
         deps
     }
 
@@ -632,6 +933,11 @@ impl Log {
         if verdict.kept() {
             self.release_waiters(id, now, changes);
         }
+        if self.winners_stale && !self.replaying() {
+            // Support moved a fork to another variant: count the branch the
+            // co-op built on.
+            self.rebuild(now, changes);
+        }
         verdict
     }
 
@@ -671,11 +977,25 @@ impl Log {
         }
     }
 
-    fn park(&mut self, event: VerifiedEvent, reason: PendingReason) -> Verdict {
-        if self.pending.events.len() >= self.config.pending_max {
+    fn park(&mut self, event: VerifiedEvent, reason: PendingReason, now: Timestamp) -> Verdict {
+        self.pending.expire(now, self.config.pending_age_max_ms);
+        let author = event.author();
+        let bytes = event.event().bytes().len();
+        let full = self.pending.events.len() >= self.config.pending_max
+            || self.pending.bytes + bytes > self.config.pending_bytes_max
+            || self.pending.by_author.get(&author).copied().unwrap_or(0)
+                >= self.config.pending_per_author_max;
+        // Waiting is for members' events (and an applicant's first): a
+        // stranger's later events cannot count before their first one.
+        let unknown_author = !self.chains.contains_key(&author)
+            && event.seq() > 1
+            && self.coop_state.member(&author, None).is_none();
+        if full || unknown_author {
             return Verdict::Dropped;
         }
         let id = event.id();
+        self.pending.bytes += bytes;
+        *self.pending.by_author.entry(author).or_default() += 1;
         match &reason {
             PendingReason::Missing(missing) => {
                 for waited in missing {
@@ -685,6 +1005,8 @@ impl Log {
                         .or_default()
                         .insert(id);
                 }
+                self.pending.parked.insert((now, id));
+                self.pending.parked_at.insert(id, now);
             }
             PendingReason::Future(at) => {
                 self.pending.future.insert((*at, id));
@@ -713,7 +1035,7 @@ impl Log {
             return Verdict::Rejected(Rejection::WrongScope);
         }
         if content.timestamp > now.saturating_add_ms(self.config.future_skew_max_ms) {
-            return self.park(event, PendingReason::Future(content.timestamp));
+            return self.park(event, PendingReason::Future(content.timestamp), now);
         }
         // Deps need only be kept: one voided by a fork still names what the
         // author had seen, and counts for nothing in the causal past.
@@ -725,7 +1047,18 @@ impl Log {
             .copied()
             .collect();
         if !missing.is_empty() {
-            return self.park(event, PendingReason::Missing(missing));
+            // Its prev is here and counts, so its signer can be checked now:
+            // an unauthorised key is refused before it takes buffer space.
+            let author = content.author;
+            if let Some(prev) = content.prev
+                && self.counted.contains(&prev)
+                && self.chain_id(&author, content.seq - 1) == Some(prev)
+                && content.kind.as_str() != KIND_RECOVER
+                && !self.key_state(&author).authorises(&content.signer)
+            {
+                return Verdict::Rejected(Rejection::UnauthorisedKey { author });
+            }
+            return self.park(event, PendingReason::Missing(missing), now);
         }
         let author = content.author;
         let seq = content.seq;
@@ -749,10 +1082,7 @@ impl Log {
         // Its prev counts, so a seq at or below the chain's length means a
         // second event at one position; at a known fork, only the smallest id
         // may count.
-        let known_fork_winner = self
-            .evidence
-            .get(&(author, seq))
-            .and_then(|variants| fork_winner(variants, &self.preferred));
+        let known_fork_winner = self.winner_at(&(author, seq));
         if (seq as usize) <= chain_len || known_fork_winner.is_some_and(|winner| winner != id) {
             return self.offer_conflict(event, counted_at_seq, now, changes);
         }
@@ -768,12 +1098,16 @@ impl Log {
         if recovery && let Err(rejection) = self.check_recovery(&event, &keys, &clock) {
             return Verdict::Rejected(rejection);
         }
+        let reach = self.reach_for(id, &content);
+        let forks_proven = self.forks_proven(reach.as_deref());
         let judged = if let Some(guardian) = self.frozen_by(&author, &clock)
             && !recovery
         {
             Err(Rejection::rule(format!(
                 "{author} is frozen by their guardian {guardian}: a guardian unfreezes it, or a recovery gives it a new key"
             )))
+        } else if let Err(rejection) = self.check_fork_freeze(&content, &clock, &forks_proven) {
+            Err(rejection)
         } else if is_identity_kind(&content.kind) {
             self.check_guardian_event(&event, &clock)
                 .and_then(|()| keys.after(&event))
@@ -795,7 +1129,7 @@ impl Log {
                         seq,
                         author_keys: &keys,
                         clock: &clock,
-                        forked_at: self.forked_at(&author),
+                        forks_proven: &forks_proven,
                         coop: &self.coop_state,
                     };
                     domain.validate(&event, &context).map(|()| None)
@@ -849,6 +1183,7 @@ impl Log {
     /// quarantined, folds it into the views.
     fn count(&mut self, event: Event, applies: Applies, changes: &mut Changes) {
         let author = event.author();
+        self.note_kept(&event);
         let chain = self.chains.entry(author).or_default();
         chain.ids.push(event.id());
         match applies {
@@ -874,7 +1209,7 @@ impl Log {
     fn apply(&mut self, event: &Event, rows: &mut Vec<ViewRow>) {
         let author = event.author();
         let keys = self.key_state(&author);
-        let forked_at = self.forked_at(&author);
+        let forks_proven = self.forks_proven(self.reach.get(&event.id()).map(|r| r.as_ref()));
         let clock = self.clocks.get(&event.id()).cloned().unwrap_or_default();
         let context = Context {
             genesis: &self.genesis_body,
@@ -882,7 +1217,7 @@ impl Log {
             seq: event.seq(),
             author_keys: &keys,
             clock: &clock,
-            forked_at,
+            forks_proven: &forks_proven,
             coop: &self.coop_state,
         };
         let mut effects = Vec::new();
@@ -899,6 +1234,12 @@ impl Log {
             seq: event.seq(),
         };
         for effect in &effects {
+            if let Effect::Unfreeze { did, through_seq } = effect {
+                self.lifts
+                    .entry(*did)
+                    .or_default()
+                    .push((source, *through_seq));
+            }
             self.coop_state.apply(source, effect);
             for domain in &mut self.domains {
                 domain.effect(event, effect, &self.coop_state, rows);
@@ -934,33 +1275,36 @@ impl Log {
                 author: content.author,
             });
         }
-        let slot = self.evidence.entry((content.author, seq)).or_default();
-        let winner_before = fork_winner(slot, &self.preferred);
+        let slot_key = (content.author, seq);
+        let slot = self.evidence.entry(slot_key).or_default();
         if slot.len() >= EVIDENCE_PER_SLOT_MAX && !slot.contains(&event.id()) {
             // Enough to prove it; more variants would only fill the disk.
             return Verdict::Dropped;
         }
+        let mut new_variant = false;
         if let Some(counted) = counted_at_seq {
-            slot.insert(counted);
+            new_variant |= slot.insert(counted);
         }
-        slot.insert(event.id());
+        new_variant |= slot.insert(event.id());
         let evidence = Evidence {
             author: content.author,
             seq,
             events: slot.clone(),
         };
-        // A new fork, or a new winning variant, changes what counts.
-        let winner = fork_winner(slot, &self.preferred);
-        let changes_what_counts = winner_before != winner
-            || counted_at_seq.is_some_and(|counted| Some(counted) != winner);
+        for variant in &evidence.events {
+            self.variant_slots.insert(*variant, slot_key);
+        }
         let event = event.into_event();
+        self.note_kept(&event);
         self.events.insert(event.id(), event.clone());
         self.order.push(event.id());
         self.uncounted.insert(event.id());
         changes.stored.push((event, false));
         changes.rows.push(evidence_row(&evidence));
         changes.evidence.push(evidence);
-        if changes_what_counts {
+        // A new variant changes the reach of everything built on the ones
+        // already kept, and so the support: rebuild (forks are rare).
+        if new_variant {
             if self.replaying() {
                 self.stale = true;
             } else {
@@ -985,6 +1329,7 @@ impl Log {
             });
         }
         let event = event.into_event();
+        self.note_kept(&event);
         self.events.insert(event.id(), event.clone());
         self.order.push(event.id());
         self.uncounted.insert(event.id());
@@ -1127,7 +1472,15 @@ impl Log {
     /// past `clock`, if any: the guardian's latest freeze or unfreeze in
     /// that past is a freeze, and no recovery of the member has seen it.
     fn frozen_by(&self, member: &Did, clock: &Clock) -> Option<Did> {
-        let marks = self.freezes.get(member)?;
+        self.freezing_guardians(member, clock).into_iter().next()
+    }
+
+    /// Every guardian whose freeze holds over an event of `member` with
+    /// causal past `clock`.
+    fn freezing_guardians(&self, member: &Did, clock: &Clock) -> Vec<Did> {
+        let Some(marks) = self.freezes.get(member) else {
+            return Vec::new();
+        };
         let recovered = self
             .chains
             .get(member)
@@ -1147,13 +1500,14 @@ impl Log {
         }
         latest
             .into_values()
-            .find(|mark| {
+            .filter(|mark| {
                 mark.frozen
                     && recovered
                         .get(&mark.guardian)
                         .is_none_or(|seen| *seen < mark.seq)
             })
             .map(|mark| mark.guardian)
+            .collect()
     }
 
     /// Keeps what a counted (not quarantined) identity event means for
@@ -1216,12 +1570,18 @@ impl Log {
     /// The guardian whose freeze holds over `member`'s next event, given
     /// everything this log has counted.
     pub fn frozen(&self, member: &Did) -> Option<Did> {
+        self.frozen_by_guardians(member).into_iter().next()
+    }
+
+    /// Every guardian whose freeze holds over `member`'s next event, given
+    /// everything this log has counted. Each lifts only their own.
+    pub fn frozen_by_guardians(&self, member: &Did) -> Vec<Did> {
         let everything: Clock = self
             .chains
             .iter()
             .map(|(author, chain)| (*author, chain.ids.len() as u64))
             .collect();
-        self.frozen_by(member, &everything)
+        self.freezing_guardians(member, &everything)
     }
 
     /// Recomputes what counts from every kept event, after a freeze.

@@ -301,6 +301,83 @@ fn a_full_pending_buffer_drops_instead_of_growing() {
     assert_eq!(log.pending_len(), 3);
 }
 
+/// A hostile member floods events that can never be placed (their prev
+/// never arrives): the buffer holds only so many of one author's, so an
+/// honest member's waiting event still finds room; a stranger's later event
+/// is not parked at all; an event whose prev is here but whose signer the
+/// chain never authorised is refused before it takes space; and what waited
+/// too long is dropped.
+#[test]
+fn a_members_flood_cannot_fill_the_pending_buffer_for_everyone() {
+    let [ana, ben, mallory] = [member(1), member(2), member(3)];
+    let mut coop = Coop::found("Bakery", &[&ana, &ben, &mallory]);
+    let config = LogConfig {
+        pending_max: 100,
+        pending_per_author_max: 10,
+        ..LogConfig::default()
+    };
+    let mut log = Log::new(verified(coop.genesis.clone()), config, domains())
+        .unwrap()
+        .0;
+    let _gap = coop.note(&mallory, "never delivered", vec![], at(1));
+    let flood: Vec<Verdict> = (0..50)
+        .map(|i| {
+            let event = coop.note(&mallory, &format!("flood {i}"), vec![], at(2));
+            offer(&mut log, &event, at(2))
+        })
+        .collect();
+    assert_eq!(
+        flood
+            .iter()
+            .filter(|v| matches!(v, Verdict::Pending(_)))
+            .count(),
+        10
+    );
+    assert!(flood[10..].iter().all(|v| *v == Verdict::Dropped));
+    // Ben's event waiting for his own missing prev still parks, and counts
+    // once the prev arrives.
+    let ben_first = coop.note(&ben, "first", vec![], at(3));
+    let ben_second = coop.note(&ben, "second", vec![], at(4));
+    assert!(matches!(
+        offer(&mut log, &ben_second, at(4)),
+        Verdict::Pending(_)
+    ));
+    assert_eq!(offer(&mut log, &ben_first, at(4)), Verdict::Accepted);
+    assert!(log.is_counted(&ben_second.id()));
+    // A stranger's second event waits for nothing: it is dropped.
+    let stranger = member(9);
+    let mut outsiders = Coop::found("Elsewhere", &[&stranger]);
+    outsiders.genesis = coop.genesis.clone();
+    outsiders.id = coop.id;
+    let _ = outsiders.note(&stranger, "one", vec![], at(5));
+    let two = outsiders.note(&stranger, "two", vec![], at(5));
+    assert_eq!(offer(&mut log, &two, at(5)), Verdict::Dropped);
+    // Signed by a key Ana's chain never authorised, with a dep missing: it
+    // is refused outright, not parked.
+    let intruder = member(8);
+    let missing = coop.note(&ben, "not delivered", vec![], at(6));
+    let forged = coop.event_signed(
+        did_of(&ana),
+        &intruder,
+        "note.add",
+        icn_kernel::encode_body(&icn_testkit::Note { text: "hi".into() }),
+        vec![missing.id()],
+        at(6),
+    );
+    assert!(matches!(
+        offer(&mut log, &forged, at(6)),
+        Verdict::Rejected(icn_kernel::Rejection::UnauthorisedKey { .. })
+    ));
+    // An hour later, Mallory's parked flood has expired: her new events
+    // park again.
+    let later = coop.note(&mallory, "later", vec![], at(200));
+    assert!(matches!(
+        offer(&mut log, &later, at(200)),
+        Verdict::Pending(_)
+    ));
+    assert_eq!(log.pending_len(), 1);
+}
+
 /// Two events by Ana at one seq; Ben builds on one of them.
 fn equivocation_scenario() -> (Coop, Vec<Event>, [KeyPair; 2]) {
     let ana = member(1);
@@ -345,24 +422,35 @@ fn equivocation_is_detected_kept_as_evidence_and_exactly_one_branch_counts() {
     assert_eq!(evidence[0].seq, 3);
     assert_eq!(evidence[0].events.len(), 2);
     assert_eq!(log.forked_at(&did_of(&ana)), Some(3));
-    // Exactly one branch counts: the smaller id. Ben's reply counts either
-    // way: a dep that lost the fork only names what Ben had seen, and his
-    // reply is judged without it.
+    // Exactly one branch counts: the one another member built on (Ben's
+    // reply names branch A), whichever id is smaller.
     let (a, b) = (events[1].id(), events[2].id());
-    let winner = a.min(b);
-    assert!(log.is_counted(&winner) && !log.is_counted(&a.max(b)));
+    assert!(log.is_counted(&a) && !log.is_counted(&b));
     assert!(log.is_counted(&events[3].id()));
-    assert!(log.uncounted().contains(&a.max(b)));
+    assert!(log.uncounted().contains(&b));
     assert!(log.is_counted(&events[0].id()));
     // Both branches are kept for replication as proof.
     assert!(log.get(&a).is_some() && log.get(&b).is_some());
-    if winner == b {
-        // Ana's branch A had counted: the views were rebuilt and the store
-        // told that it, and Ben's reply, stopped counting.
-        assert!(changes.rebuilt);
-        assert!(changes.recount.contains(&(events[3].id(), true)));
-        assert!(changes.recount.contains(&(a, false)));
+    assert!(changes.rebuilt, "a new fork rebuilds the views");
+    assert!(changes.recount.contains(&(events[3].id(), true)));
+    assert!(changes.recount.contains(&(b, false)));
+
+    // A node that saw branch B first counts it until Ben's reply arrives:
+    // then support moves the fork to branch A, and the views are rebuilt.
+    let mut other = new_log(&coop);
+    let mut changes = Changes::default();
+    for index in [0, 2, 1] {
+        other.ingest(verified(events[index].clone()), at(5), &mut changes);
     }
+    // Nobody built on either variant yet: the smaller id counts.
+    assert!(other.is_counted(&a.min(b)) && !other.is_counted(&a.max(b)));
+    let mut changes = Changes::default();
+    assert_eq!(
+        other.ingest(verified(events[3].clone()), at(5), &mut changes),
+        Verdict::Accepted
+    );
+    assert!(other.is_counted(&a) && !other.is_counted(&b));
+    assert_eq!(final_state(&other), final_state(&log));
 }
 
 fn final_state(log: &Log) -> (Vec<ViewRow>, Vec<EventId>) {
@@ -504,9 +592,10 @@ fn replay_recounts_every_event_it_is_given() {
         at(5),
     )
     .unwrap();
-    let a_won = events[1].id() < events[2].id();
-    assert_eq!(log.is_counted(&events[1].id()), a_won);
-    assert!(replayed.recount.contains(&(events[1].id(), a_won)));
+    // Branch A, which Ben built on, counts (a second pass confirms it).
+    assert!(log.is_counted(&events[1].id()));
+    assert!(replayed.recount.contains(&(events[1].id(), true)));
+    assert!(replayed.recount.contains(&(events[2].id(), false)));
     assert!(replayed.recount.contains(&(events[3].id(), true)));
     assert_eq!(replayed.recount.len(), events.len() + 1);
 }

@@ -1,4 +1,5 @@
-//! Amounts as people write them: `3h`, `1h30m`, `90m`, `2.5h`, or plain units.
+//! Amounts as people write them: `3h`, `1h30m`, `90m`, `2.5h`; plain units
+//! for currencies not counted in time (a bare number of hours is refused).
 
 use icn_kernel::CurrencySpec;
 
@@ -16,6 +17,8 @@ pub enum AmountError {
     Zero(String),
     #[error("amount {0:?} is too large")]
     TooLarge(String),
+    #[error("amount {0:?} has no unit: write {0}h for hours or {0}m for minutes")]
+    NoUnit(String),
     #[error(
         "`h` and `m` amounts are for currencies counted in minutes; {currency} is counted in {unit}s"
     )]
@@ -35,6 +38,11 @@ pub fn parse_amount(text: &str, currency: &CurrencySpec) -> Result<u64, AmountEr
     let malformed = || AmountError::Malformed(text.to_owned());
     let too_large = || AmountError::TooLarge(text.to_owned());
     let units = if trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        // "1" moved one minute where members meant an hour: for time, a
+        // bare number is refused rather than guessed.
+        if currency.units_per_whole == 60 {
+            return Err(AmountError::NoUnit(trimmed.to_owned()));
+        }
         trimmed.parse::<u64>().map_err(|_| too_large())?
     } else {
         if currency.units_per_whole != 60 {
@@ -145,7 +153,6 @@ mod tests {
             ("1h30m", 90),
             ("1h30", 90),
             ("90m", 90),
-            ("90", 90),
             ("2.5h", 150),
             ("0.25h", 15),
             (" 4H ", 240),
@@ -158,10 +165,12 @@ mod tests {
             assert!(parse_amount(bad, &h).is_err(), "{bad:?} parsed");
         }
         assert!(matches!(parse_amount("0h", &h), Err(AmountError::Zero(_))));
-        assert!(matches!(
-            parse_amount("99999999999999999999", &h),
-            Err(AmountError::TooLarge(_))
-        ));
+        // A bare number is not an amount of time: 1 is neither 1h nor 1m.
+        assert_eq!(parse_amount("1", &h), Err(AmountError::NoUnit("1".into())));
+        assert_eq!(
+            parse_amount(" 90 ", &h).unwrap_err().to_string(),
+            "amount \"90\" has no unit: write 90h for hours or 90m for minutes"
+        );
         assert!(matches!(
             parse_amount("999999999999999999h", &h),
             Err(AmountError::TooLarge(_))

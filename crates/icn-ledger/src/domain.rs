@@ -3,7 +3,7 @@
 
 use std::{
     borrow::Cow,
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
 };
 
 use icn_identity::Did;
@@ -129,6 +129,9 @@ struct Ledger {
     months: BTreeMap<String, MonthRow>,
     totals: BTreeMap<String, Totals>,
     frozen: BTreeMap<Did, u64>,
+    /// Members whose fork freeze the co-op lifted, with the highest fork
+    /// position the lift covers.
+    lifted: BTreeMap<Did, u64>,
     /// Member → truster → their statements (seq, in the ledger context,
     /// permille), by seq: what credit limits read of trust.
     trust_in: HashMap<Did, BTreeMap<Did, Vec<TrustStatement>>>,
@@ -186,16 +189,6 @@ impl Ledger {
         // not parse, the genesis policy holds.
         Policy::from_params(&context.coop.params(Some(context.past())))
             .map_or(Cow::Borrowed(&self.founding_policy), Cow::Owned)
-    }
-
-    fn not_frozen(&self, event: &Event, context: &Context<'_>) -> Result<(), Rejection> {
-        match context.forked_at {
-            Some(seq) if event.seq() > seq => Err(reject(format!(
-                "the account of {} is frozen: they signed two different entries at position {seq}",
-                event.author()
-            ))),
-            _ => Ok(()),
-        }
     }
 
     /// A member's standing over a causal past (or, with `None`, over
@@ -325,7 +318,6 @@ impl Ledger {
                 )));
             }
         }
-        self.not_frozen(event, context)?;
         self.check_floor(
             event,
             &self.policy_in(context),
@@ -560,7 +552,6 @@ impl Ledger {
                 charge.period
             )));
         }
-        self.not_frozen(event, context)?;
         let balance = self.balance_within(&holder, &charge.currency, context.clock);
         let due = policy.demurrage_on(currency, balance);
         if due <= 0 || charge.amount != due as u64 {
@@ -645,17 +636,24 @@ impl Ledger {
             .get(&(*account, code.to_owned()))
             .copied()
             .unwrap_or(0);
-        let (floor, ceiling, frozen) = match account {
+        let (floor, ceiling, frozen, ramp) = match account {
             Account::Member(did) => {
-                let standing = self.standing(did, code, None, u64::MAX);
+                let admitted = self.members.get(did).copied().flatten();
+                let standing = self.standing(did, code, None, 0);
+                let ramp = admitted.map(|at| self.policy.ramp(currency, &standing, at));
+                let floor = match &ramp {
+                    Some(ramp) => ramp.floor_at(0),
+                    None => self.policy.floor_for(currency, &standing),
+                };
                 (
-                    self.policy.floor_for(currency, &standing),
+                    floor,
                     self.policy.ceiling(currency),
                     self.frozen.contains_key(did),
+                    ramp,
                 )
             }
             // The commons is bounded by what governance decides, not a floor.
-            Account::Commons => (i64::MIN, i64::MAX, false),
+            Account::Commons => (i64::MIN, i64::MAX, false, None),
         };
         let row = BalanceRow {
             currency: code.to_owned(),
@@ -663,8 +661,9 @@ impl Ledger {
             floor,
             ceiling,
             over_ceiling: balance > ceiling,
-            near_floor: floor != i64::MIN && balance <= floor - floor / 10,
+            near_floor: crate::view::near_floor(balance, floor),
             frozen,
+            ramp,
         };
         ViewRow {
             view: VIEW_BALANCE,
@@ -764,13 +763,23 @@ impl Ledger {
                     .or_default();
                 statements.push((cause.seq(), context == "ledger", permille.min(1000)));
                 statements.sort_unstable();
-                // The floor shown in the views moves with it.
-                let accounts: Vec<(Account, String)> = self
+                // The floor shown in the views moves with it (for an account
+                // that moved, or a member admitted after the founding, who
+                // has a row from admission on).
+                let mut accounts: Vec<(Account, String)> = self
                     .balances
                     .keys()
                     .filter(|(account, _)| *account == Account::Member(to))
                     .cloned()
                     .collect();
+                if self.members.get(&to).is_some_and(Option::is_some) {
+                    for currency in &self.currencies {
+                        let key = (Account::Member(to), currency.code.clone());
+                        if !accounts.contains(&key) {
+                            accounts.push(key);
+                        }
+                    }
+                }
                 for (account, code) in accounts {
                     rows.push(self.balance_row(&account, &code));
                 }
@@ -1084,11 +1093,16 @@ impl Domain for LedgerDomain {
         let state = &mut self.state;
         match effect {
             // A new member's ramp starts at their first admission.
-            Effect::Member { did, .. } => {
+            Effect::Member { did, .. } if !state.members.contains_key(did) => {
                 state
                     .members
-                    .entry(*did)
-                    .or_insert(Some(cause.timestamp().as_millis()));
+                    .insert(*did, Some(cause.timestamp().as_millis()));
+                // A new member sees their floor (and its ramp) before
+                // anything moves on their account.
+                let codes: Vec<String> = state.currencies.iter().map(|c| c.code.clone()).collect();
+                for code in codes {
+                    rows.push(state.balance_row(&Account::Member(*did), &code));
+                }
             }
             Effect::Param { key, .. } if key.starts_with("ledger.") => {
                 // Validation reads the policy of each event's causal past;
@@ -1098,6 +1112,27 @@ impl Domain for LedgerDomain {
                     let accounts: Vec<(Account, String)> = state.balances.keys().cloned().collect();
                     for (account, code) in accounts {
                         rows.push(state.balance_row(&account, &code));
+                    }
+                }
+            }
+            Effect::Unfreeze { did, through_seq } => {
+                // The kernel counts the member's spending again; the views
+                // say so.
+                let lifted = state.lifted.entry(*did).or_default();
+                *lifted = (*lifted).max(*through_seq);
+                if state.frozen.get(did).is_some_and(|seq| seq <= through_seq) {
+                    state.frozen.remove(did);
+                    let notice = Notice {
+                        kind: "unfrozen".to_owned(),
+                        message: "The co-op lifted the freeze on your account: you can pay again."
+                            .to_owned(),
+                        event: cause.id().to_string(),
+                    };
+                    state.notify(*did, notice, rows);
+                    let codes: Vec<String> =
+                        state.currencies.iter().map(|c| c.code.clone()).collect();
+                    for code in codes {
+                        rows.push(state.balance_row(&Account::Member(*did), &code));
                     }
                 }
             }
@@ -1246,17 +1281,25 @@ impl Domain for LedgerDomain {
         }
         let state = &mut self.state;
         state.conflicts += 1;
-        state.frozen.entry(fork.author).or_insert(fork.seq);
-        let frozen = Notice {
-            kind: "frozen".to_owned(),
-            message: format!(
-                "Your account is frozen: two different entries were signed as your entry #{}. \
-                 One counts, the other never will. Ask the co-op to review and unfreeze it.",
-                fork.seq
-            ),
-            event: format!("fork-{}", fork.seq),
-        };
-        state.notify(fork.author, frozen, rows);
+        // A fork the co-op has already lifted the freeze for (a replay after
+        // the unfreeze) freezes nothing.
+        let lifted = state
+            .lifted
+            .get(&fork.author)
+            .is_some_and(|through| *through >= fork.seq);
+        if !lifted {
+            state.frozen.entry(fork.author).or_insert(fork.seq);
+            let frozen = Notice {
+                kind: "frozen".to_owned(),
+                message: format!(
+                    "Your account is frozen: two different entries were signed as your entry #{}. \
+                     One counts, the other never will. Ask the co-op to review and unfreeze it.",
+                    fork.seq
+                ),
+                event: format!("fork-{}", fork.seq),
+            };
+            state.notify(fork.author, frozen, rows);
+        }
         for event in voided {
             let Ok(transfer) = event.body::<Transfer>() else {
                 continue;
@@ -1288,7 +1331,17 @@ impl Domain for LedgerDomain {
     fn rows(&self) -> Vec<ViewRow> {
         let state = &self.state;
         let mut rows = Vec::new();
-        for (account, code) in state.balances.keys() {
+        // Every account that moved, and every member admitted after the
+        // founding (their floor is shown from admission on).
+        let mut accounts: BTreeSet<(Account, String)> = state.balances.keys().cloned().collect();
+        for (did, admitted) in &state.members {
+            if admitted.is_some() {
+                for currency in &state.currencies {
+                    accounts.insert((Account::Member(*did), currency.code.clone()));
+                }
+            }
+        }
+        for (account, code) in &accounts {
             rows.push(state.balance_row(account, code));
         }
         for (key, entry) in &state.entries {

@@ -70,6 +70,35 @@ impl Default for Policy {
 }
 
 /// What the floor formula needs to know of a member, over an event's causal past.
+/// The clock-free parts of a new member's floor (depths are positive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FloorRamp {
+    pub admitted_ms: u64,
+    pub ramp_ms: u64,
+    pub start: i64,
+    pub full: i64,
+    /// Progress by what the member received, in thousandths.
+    pub by_received: i64,
+}
+
+impl FloorRamp {
+    /// The floor (negative) `since_admission_ms` after admission… or, via
+    /// [`FloorRamp::floor_now`], at a wall-clock time.
+    pub fn floor_at(&self, since_admission_ms: u64) -> i64 {
+        let by_time = if self.ramp_ms == 0 {
+            1000
+        } else {
+            (since_admission_ms / (self.ramp_ms / 1000).max(1)).min(1000) as i64
+        };
+        let progress = by_time.min(self.by_received);
+        -(self.start + (self.full - self.start).max(0) * progress / 1000)
+    }
+
+    pub fn floor_now(&self, now_ms: u64) -> i64 {
+        self.floor_at(now_ms.saturating_sub(self.admitted_ms))
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Standing {
     /// Trust score in thousandths (0..=1000).
@@ -217,32 +246,46 @@ impl Policy {
     /// founding, ramped from `ramp_start` by time and by hours received,
     /// whichever has come less far.
     pub fn floor_for(&self, currency: &CurrencySpec, standing: &Standing) -> i64 {
+        match standing.member_for_ms {
+            None => -self.full_depth(currency, standing),
+            Some(ms) => self.ramp(currency, standing, 0).floor_at(ms),
+        }
+    }
+
+    /// How deep a member may go once their ramp is over.
+    fn full_depth(&self, currency: &CurrencySpec, standing: &Standing) -> i64 {
         let unit = currency.units_per_whole as i64;
         let base = self.floor * unit;
         let trust = standing.trust_permille.clamp(0, 1000);
         let trust_bonus = base * self.trust_bonus_percent / 100 * trust / 1000;
         let history_bonus = standing.received.max(0) / 1000 * self.history_bonus_permille;
-        let full = (base + trust_bonus + history_bonus).min(self.floor_max * unit);
-        let depth = match standing.member_for_ms {
-            None => full,
-            Some(ms) => {
-                let start = self.ramp_start * unit;
-                let by_time = if self.ramp_days == 0 {
-                    1000
-                } else {
-                    (ms / (self.ramp_days * DAY_MS / 1000).max(1)).min(1000) as i64
-                };
-                let needed = self.ramp_received * unit;
-                let by_received = if needed == 0 {
-                    1000
-                } else {
-                    (standing.received.max(0) * 1000 / needed).min(1000)
-                };
-                let progress = by_time.min(by_received);
-                start + (full - start).max(0) * progress / 1000
-            }
-        };
-        -depth
+        (base + trust_bonus + history_bonus).min(self.floor_max * unit)
+    }
+
+    /// A member admitted after the founding at `admitted_ms`: their floor
+    /// deepens with time and with what they received (both needed). Only
+    /// the time part moves with the clock, so views keep this and readers
+    /// ask [`FloorRamp::floor_at`] for the floor now: the floor shown is
+    /// the floor a payment signed now is held to.
+    pub fn ramp(
+        &self,
+        currency: &CurrencySpec,
+        standing: &Standing,
+        admitted_ms: u64,
+    ) -> FloorRamp {
+        let unit = currency.units_per_whole as i64;
+        let needed = self.ramp_received * unit;
+        FloorRamp {
+            admitted_ms,
+            ramp_ms: self.ramp_days.saturating_mul(DAY_MS),
+            start: self.ramp_start * unit,
+            full: self.full_depth(currency, standing),
+            by_received: if needed == 0 {
+                1000
+            } else {
+                (standing.received.max(0) * 1000 / needed).min(1000)
+            },
+        }
     }
 
     pub fn ceiling(&self, currency: &CurrencySpec) -> i64 {

@@ -49,6 +49,27 @@ pub struct BalanceRow {
     /// Within a tenth of the floor.
     pub near_floor: bool,
     pub frozen: bool,
+    /// For a member admitted after the founding: how their floor deepens
+    /// with time. `floor` and `near_floor` above are as at admission; read
+    /// them at a time with [`BalanceRow::at`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<crate::policy::FloorRamp>,
+}
+
+impl BalanceRow {
+    /// The row with `floor` and `near_floor` as they stand at `now_ms`.
+    pub fn at(mut self, now_ms: u64) -> BalanceRow {
+        if let Some(ramp) = &self.ramp {
+            self.floor = ramp.floor_now(now_ms);
+            self.near_floor = near_floor(self.balance, self.floor);
+        }
+        self
+    }
+}
+
+/// Within a tenth of the floor.
+pub fn near_floor(balance: i64, floor: i64) -> bool {
+    floor != i64::MIN && balance <= floor - floor / 10
 }
 
 /// One line of an account's history.

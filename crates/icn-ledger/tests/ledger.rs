@@ -336,30 +336,49 @@ proptest! {
     }
 }
 
-/// The partition test: the co-op splits in two; Ana pays Ben on one side
-/// and Cleo on the other with the same chain position; both sides carry on;
-/// the network heals. Every honest node ends with identical balances that
-/// sum to zero, exactly one of Ana's entries counts, the payee of the other
-/// is told, and Ana's account is frozen.
+/// The partition test: the co-op splits in two. On one side Ana's laptop pays
+/// Ben, keeps paying, and Ben and Dan build on her entries; on the other a
+/// stale copy of her data directory (a restored backup) signs other entries
+/// at the same chain positions, and Cleo builds on them. The network heals.
+/// Every node, whichever side it saw first, counts the branch the co-op built
+/// on (more members depend on it), not the smaller id; Ana's entries on that
+/// branch keep counting, the other branch is voided and each of its payees is
+/// told; Ana's spending stops only once her causal past holds the proof.
 #[test]
-fn a_fork_across_a_partition_is_resolved_the_same_way_everywhere() {
+fn a_fork_across_a_partition_costs_only_the_branch_the_coop_did_not_build_on() {
     let keys: Vec<KeyPair> = (1..=5).map(member).collect();
     let [ana, ben, cleo, dan, eve] = [&keys[0], &keys[1], &keys[2], &keys[3], &keys[4]];
     let mut coop = Coop::found("Split", &keys.iter().collect::<Vec<_>>());
-    let mut shared = vec![pay(&mut coop, dan, &[(ana, 2 * H)], vec![], 1)];
+    let shared = vec![pay(&mut coop, dan, &[(ana, 2 * H)], vec![], 1)];
     let (seq, prev) = coop.position(&did_of(ana));
 
-    // Side one: Ana, Ben, Dan. Ana pays Ben 30 h; Ben pays Dan from it.
-    let to_ben = pay(&mut coop, ana, &[(ben, 30 * H)], vec![shared[0].id()], 10);
-    let ben_pays_dan = pay(&mut coop, ben, &[(dan, 20 * H)], vec![to_ben.id()], 11);
-    // Side two: Cleo and Eve. Ana (a copy of her laptop) pays Cleo 30 h at the same position.
+    // Side one: Ana's laptop pays Ben 3 h and keeps paying; Ben and Dan
+    // build on her entries.
+    let to_ben = pay(&mut coop, ana, &[(ben, 3 * H)], vec![shared[0].id()], 10);
+    let ben_pays_dan = pay(&mut coop, ben, &[(dan, 2 * H)], vec![to_ben.id()], 11);
+    let ana_pays_dan = pay(&mut coop, ana, &[(dan, H)], vec![], 12);
+    let dan_pays_ben = pay(&mut coop, dan, &[(ben, H)], vec![ana_pays_dan.id()], 13);
+    let ana_pays_ben = pay(&mut coop, ana, &[(ben, H)], vec![dan_pays_ben.id()], 14);
+    let laptop_head = coop.position(&did_of(ana));
+    // Side two: a stale copy of Ana's laptop pays Cleo 3 h at the same
+    // position, then Eve; Cleo builds on it.
     coop.rewind(did_of(ana), seq, prev);
-    let to_cleo = pay(&mut coop, ana, &[(cleo, 30 * H)], vec![shared[0].id()], 10);
-    let eve_pays_cleo = pay(&mut coop, eve, &[(cleo, H)], vec![], 12);
-    // Ana carries on on side two after the fork.
-    let ana_later = pay(&mut coop, ana, &[(eve, H)], vec![], 13);
-    let side_one = vec![to_ben.clone(), ben_pays_dan.clone()];
-    let side_two = vec![to_cleo.clone(), eve_pays_cleo.clone(), ana_later.clone()];
+    let to_cleo = pay(&mut coop, ana, &[(cleo, 3 * H)], vec![shared[0].id()], 10);
+    let cleo_pays_eve = pay(&mut coop, cleo, &[(eve, H)], vec![to_cleo.id()], 12);
+    let copy_pays_eve = pay(&mut coop, ana, &[(eve, H)], vec![], 13);
+    coop.rewind(did_of(ana), laptop_head.0, laptop_head.1);
+    let side_one = vec![
+        to_ben.clone(),
+        ben_pays_dan.clone(),
+        ana_pays_dan.clone(),
+        dan_pays_ben.clone(),
+        ana_pays_ben.clone(),
+    ];
+    let side_two = vec![
+        to_cleo.clone(),
+        cleo_pays_eve.clone(),
+        copy_pays_eve.clone(),
+    ];
 
     // Five nodes: three see side one first, two see side two first, then all heal.
     let mut nodes: Vec<Log> = (0..5).map(|_| new_log(&coop)).collect();
@@ -380,31 +399,38 @@ fn a_fork_across_a_partition_is_resolved_the_same_way_everywhere() {
             offer(node, event);
         }
     }
-    shared.extend(side_one.iter().chain(&side_two).cloned());
 
-    let winner = to_ben.id().min(to_cleo.id());
-    let loser = to_ben.id().max(to_cleo.id());
+    // Ben and Dan built on the laptop's entry, Cleo alone on the copy's:
+    // the laptop's branch counts whichever id is smaller.
     let first = balances(&nodes[0]);
     assert_eq!(first.values().sum::<i64>(), 0);
     for node in &nodes {
-        assert!(node.is_counted(&winner) && !node.is_counted(&loser));
+        for counted in &side_one {
+            assert!(
+                node.is_counted(&counted.id()),
+                "the branch the co-op built on counts"
+            );
+            assert!(
+                node.quarantined(&counted.id()).is_none(),
+                "and is not frozen"
+            );
+        }
+        assert!(!node.is_counted(&to_cleo.id()) && !node.is_counted(&copy_pays_eve.id()));
+        // Cleo's onward payment counts, judged without the voided entry.
+        assert!(node.is_counted(&cleo_pays_eve.id()));
         assert_eq!(balances(node), first, "nodes disagree after healing");
         assert_eq!(node.all_rows(), nodes[0].all_rows());
-        // Ana's later payment is quarantined: her account is frozen after the fork.
-        let reason = node.quarantined(&ana_later.id()).expect("quarantined");
-        assert!(reason.to_string().contains("frozen"), "{reason}");
     }
-    // Ben's onward payment counts either way: if Ana's payment to him was
-    // voided, it is judged without it (20 h below zero is within his floor).
-    assert!(nodes[0].is_counted(&ben_pays_dan.id()));
-    assert!(nodes[0].is_counted(&eve_pays_cleo.id()));
+    assert_eq!(
+        balance_of(&nodes[0], &did_of(ben).to_string()),
+        3 * H as i64
+    );
+    assert_eq!(
+        balance_of(&nodes[0], &did_of(ana).to_string()),
+        -3 * H as i64
+    );
 
-    // The payee of the voided entry and Ana are told.
-    let voided_payee = if winner == to_ben.id() {
-        did_of(cleo)
-    } else {
-        did_of(ben)
-    };
+    // Every payee of every voided entry is told, and so is Ana.
     let notices: Vec<ViewRow> = nodes[0]
         .all_rows()
         .into_iter()
@@ -415,7 +441,9 @@ fn a_fork_across_a_partition_is_resolved_the_same_way_everywhere() {
             row.key.starts_with(&who.to_string()) && row.value.as_deref().unwrap().contains(kind)
         })
     };
-    assert!(told(voided_payee, "voided"), "{notices:?}");
+    assert!(told(did_of(cleo), "voided"), "{notices:?}");
+    assert!(told(did_of(eve), "voided"), "{notices:?}");
+    assert!(!told(did_of(ben), "voided"), "{notices:?}");
     assert!(told(did_of(ana), "frozen"), "{notices:?}");
     let conflicts = nodes[0]
         .all_rows()
@@ -428,6 +456,26 @@ fn a_fork_across_a_partition_is_resolved_the_same_way_everywhere() {
             .unwrap()
             .contains("\"ledger_conflicts_detected_total\":1")
     );
+
+    // Once a node knows of the fork, what it signs carries the proof (the
+    // losing variant) among its deps; Ana's laptop, having synced, pays
+    // again: her account is frozen for that payment, everywhere.
+    let proof_deps = nodes[0].unseen_heads(&did_of(ana));
+    assert!(proof_deps.contains(&to_cleo.id()), "{proof_deps:?}");
+    let after_sync = pay(&mut coop, ana, &[(ben, H)], proof_deps, 20);
+    // Her own node refuses it (nothing is stored) …
+    let mut laptop = new_log(&coop);
+    for event in shared.iter().chain(&side_one).chain(&side_two) {
+        offer(&mut laptop, event);
+    }
+    rejected_because(offer_own(&mut laptop, &after_sync), "frozen");
+    // … and a modified client's copy is quarantined by everyone.
+    for node in &mut nodes {
+        match offer(node, &after_sync) {
+            Verdict::Quarantined(reason) => assert!(reason.to_string().contains("frozen")),
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 fn signed(
