@@ -94,7 +94,9 @@ pub fn run(seconds: u64, connections: usize) {
         .build()
         .expect("a runtime");
     let state = AppState::new(node);
-    let token = state.auth.issue(me, "read write");
+    let token = state
+        .auth
+        .issue(me, "read write", icn_node::auth::Session::Plain);
     let config = GatewayConfig {
         rate_limit_per_second: 0,
         ..GatewayConfig::default()

@@ -126,7 +126,7 @@ fn authoring(total: usize, clients: usize) {
             let socket = socket.clone();
             let payee = payees[client % payees.len()].to_string();
             std::thread::spawn(move || {
-                let body = format!(r#"{{"to":"{payee}","amount":"1","memo":"bread"}}"#);
+                let body = format!(r#"{{"to":"{payee}","amount":"1m","memo":"bread"}}"#);
                 (0..per_client)
                     .map(|_| {
                         let sent = Instant::now();

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use icn_node::{DataDir, admin_client, node::replay_store};
-use icn_testkit::cli::{Harness, http, http_get};
+use icn_testkit::cli::{Harness, http, http_get, http_raw};
 
 fn harness() -> Harness {
     Harness::new(env!("CARGO_BIN_EXE_icnd"), env!("CARGO_BIN_EXE_icnctl"))
@@ -378,7 +378,7 @@ fn members_pay_in_hours_and_read_balances_and_history() {
         &["ledger", "pay", &ben_did, "3h", "--memo", "website"],
     );
     assert_eq!(paid.code, 0, "{paid:?}");
-    assert!(paid.stdout.contains("Paid 3h (hours)"), "{paid:?}");
+    assert!(paid.stdout.contains("Paid 3h to "), "{paid:?}");
     let mine = h.icnctl(&ana, &["ledger", "balance", "--json"]).json();
     assert_eq!(mine["accounts"][0]["balance"], -180);
     assert_eq!(mine["accounts"][0]["display"], "-3:00");
@@ -404,6 +404,8 @@ fn members_pay_in_hours_and_read_balances_and_history() {
             "not a number of units",
         ),
         (vec!["ledger", "pay", &ben_did, "0h"], "is zero"),
+        // A bare number once moved a minute where the member meant an hour.
+        (vec!["ledger", "pay", &ben_did, "1"], "write 1h for hours"),
         (vec!["ledger", "pay", &ben_did, "-3h"], "is negative"),
         (vec!["ledger", "pay", &ben_did, "36h"], "below the floor"),
         (
@@ -1396,7 +1398,17 @@ fn members_use_the_web_app_in_a_real_browser() {
     if let Some(line) = output.lines().find(|line| line.starts_with("newcomer:")) {
         eprintln!("{line}");
     }
-    // The browser that signed in is listed, and revoking it works.
+    // The browser that signed in is listed, and revoking it ends its
+    // session at once: its token no longer reads, pays or renews.
+    let ben_token = output
+        .lines()
+        .find_map(|line| line.strip_prefix("ben-token: "))
+        .expect("the browser test prints Ben's token")
+        .trim()
+        .to_owned();
+    let ben_api = daemons[1].api.clone().expect("Ben's gateway");
+    let (code, body) = http("GET", &format!("{ben_api}/me"), Some(&ben_token), None);
+    assert_eq!(code, 200, "before the revocation: {body}");
     let keys = h.icnctl(&dirs[1], &["--json", "web", "keys"]).json();
     let key = keys["keys"][0]["key"]
         .as_str()
@@ -1408,6 +1420,23 @@ fn members_use_the_web_app_in_a_real_browser() {
         revoked.stdout.contains("No browser signs in"),
         "{revoked:?}"
     );
+    let (code, body) = http("GET", &format!("{ben_api}/me"), Some(&ben_token), None);
+    assert_eq!(code, 401, "a revoked browser still reads: {body}");
+    let pay = r#"{"to":"Ada","amount":"1h","memo":"after revoke"}"#;
+    let (code, body) = http(
+        "POST",
+        &format!("{ben_api}/ledger/transfer"),
+        Some(&ben_token),
+        Some(pay),
+    );
+    assert_eq!(code, 401, "a revoked browser still pays: {body}");
+    let (code, body) = http(
+        "POST",
+        &format!("{ben_api}/auth/refresh"),
+        Some(&ben_token),
+        None,
+    );
+    assert_eq!(code, 401, "a revoked browser still renews: {body}");
     // Ada's dispute, opened in the web app, with Cat as mediator.
     let disputes = h
         .icnctl(&dirs[0], &["ledger", "dispute", "list", "--json"])
@@ -1513,6 +1542,40 @@ fn every_endpoint_refuses_bad_input_in_the_error_shape() {
         }
     }
     assert!(checked >= 30, "only {checked} operations");
+    // A body that is not declared JSON is refused (415), not guessed at;
+    // a declared length over the limit is refused before the body is read.
+    let transfer = format!("{api}/ledger/transfer");
+    let bearer = format!("Bearer {token}");
+    let json = r#"{"to":"nobody","amount":"1h","memo":""}"#;
+    let length = json.len().to_string();
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut headers = vec![
+            ("Authorization", bearer.as_str()),
+            ("Content-Length", length.as_str()),
+        ];
+        headers.extend(content_type.map(|value| ("Content-Type", value)));
+        let (code, body) = http_raw("POST", &transfer, &headers, json);
+        assert_eq!(code, 415, "{content_type:?}: {body}");
+        shaped(code, &body, "a body that is not JSON");
+    }
+    // (http_raw gives up reading after 30 s: a server that waited for the
+    // 100 MB would answer nothing, and fail this.)
+    let (code, body) = http_raw(
+        "POST",
+        &transfer,
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+            ("Content-Length", "100000000"),
+        ],
+        &"x".repeat(1024),
+    );
+    assert_eq!(code, 413, "{body}");
+    shaped(code, &body, "a declared 100 MB body");
     let (code, body) = http("DELETE", &format!("{api}/members"), Some(&token), None);
     assert_eq!(code, 405, "{body}");
     shaped(code, &body, "DELETE /members");

@@ -336,3 +336,61 @@ mod tests {
         assert!(!store.exists());
     }
 }
+
+/// The weakest passphrase a new keystore accepts: zxcvbn's score 3 of 4
+/// ("safely unguessable"), about 10^8 guesses or more. The keystore's
+/// scrypt makes each guess cost ~1 s of a core, so a stolen keystore or
+/// backup holds out for years; `a`, `password1` or a name do not.
+pub const PASSPHRASE_SCORE_MIN: u8 = 3;
+
+/// Refuses a passphrase too weak to protect a keystore that could be copied
+/// (a backup, another local user), with what to do instead. `related` are
+/// words an attacker would try first (the member's name, the co-op's).
+pub fn check_new_passphrase(passphrase: &str, related: &[&str]) -> Result<(), String> {
+    if passphrase.chars().count() < 8 {
+        return Err("the passphrase is too short: use at least 8 characters; \
+             four random words (like \"cactus lamp orbit wheel\") are strong and easy to type"
+            .to_owned());
+    }
+    let estimate = zxcvbn::zxcvbn(passphrase, related);
+    if u8::from(estimate.score()) >= PASSPHRASE_SCORE_MIN {
+        return Ok(());
+    }
+    let mut message = "the passphrase is too easy to guess".to_owned();
+    if let Some(warning) = estimate.feedback().and_then(|feedback| feedback.warning()) {
+        message.push_str(&format!(" ({warning})"));
+    }
+    message.push_str(
+        "; four random words (like \"cactus lamp orbit wheel\") are strong and easy to type",
+    );
+    Err(message)
+}
+
+#[cfg(test)]
+mod passphrase_tests {
+    use super::*;
+
+    #[test]
+    fn weak_passphrases_are_refused_with_a_way_forward() {
+        for weak in [
+            "a",
+            "password",
+            "password1",
+            "ana12345",
+            "qwertyuiop",
+            "aaaaaaaaaaaa",
+        ] {
+            let refused = check_new_passphrase(weak, &["ana"]).unwrap_err();
+            assert!(refused.contains("four random words"), "{weak}: {refused}");
+        }
+        // The member's own name is among the first guesses.
+        assert!(check_new_passphrase("AnaLopez2026", &["AnaLopez"]).is_err());
+        for strong in [
+            "correct horse battery staple",
+            "cactus lamp orbit wheel",
+            "t7#Vq9!mZ2pL",
+        ] {
+            assert_eq!(check_new_passphrase(strong, &["ana"]), Ok(()), "{strong}");
+        }
+    }
+}

@@ -15,6 +15,6 @@ pub use did::{Did, DidError};
 pub use keys::{KeyError, KeyPair, PublicKey, Signature};
 pub use keystore::{
     KDF_LOG_N_DEFAULT, KDF_LOG_N_MAX, KDF_LOG_N_MIN, Keystore, KeystoreContents, KeystoreError,
-    StoredKey,
+    PASSPHRASE_SCORE_MIN, StoredKey, check_new_passphrase,
 };
 pub use paper::{PaperKeyError, paper_key_decode, paper_key_encode};

@@ -27,6 +27,9 @@ use serde::{Deserialize, Serialize};
 pub const CHALLENGE_CONTEXT: &[u8] = b"icn-auth-v1:";
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(300);
 pub const TOKEN_TTL_SECONDS: u64 = 3600;
+/// A session without a browser key renews for this long after sign-in,
+/// at most; one with a key signs in again by itself (challenge).
+pub const SESSION_MAX_SECONDS: u64 = 24 * 3600;
 /// Challenges waiting for an answer, at most; the oldest go first.
 const CHALLENGES_MAX: usize = 4096;
 pub const SECRET_ENV: &str = "ICN_GATEWAY_JWT_SECRET";
@@ -50,6 +53,8 @@ pub enum AuthError {
     UnknownLink,
     #[error("wrong passphrase")]
     WrongPassphrase,
+    #[error("this session was revoked, or is too old to renew; sign in again")]
+    Revoked,
     #[error("{0}")]
     Setup(String),
 }
@@ -62,6 +67,14 @@ pub struct Claims {
     pub scope: String,
     pub iat: u64,
     pub exp: u64,
+    /// The session: `k:<browser key>` for a browser that registered a key
+    /// (revoking the key ends it), else `s:<random>`.
+    #[serde(default)]
+    pub sid: String,
+    /// When the member proved who they are (passphrase, link, signature);
+    /// refreshes keep it, so a session cannot be stretched forever.
+    #[serde(default)]
+    pub auth_time: u64,
 }
 
 impl Claims {
@@ -81,14 +94,33 @@ pub struct Auth {
     links: Mutex<HashMap<[u8; 16], (Did, Instant)>>,
     /// When recent passphrase attempts failed, and whether one is running
     /// (each costs a second of scrypt: one at a time).
-    passphrase_failures: Mutex<Vec<Instant>>,
+    /// Wrong passphrases by client address: a stranger's guesses pause
+    /// only their own address, never the member's own devices.
+    passphrase_failures: Mutex<HashMap<std::net::IpAddr, Vec<Instant>>>,
     pub passphrase_attempt: tokio::sync::Semaphore,
+    /// Browser keys registered now: a `k:` session lives only while its
+    /// key does (`icnctl web revoke` ends it at once).
+    live_keys: std::sync::RwLock<std::collections::HashSet<String>>,
+    /// Sessions that signed in before this (unix seconds) are over
+    /// (`icnctl web revoke all`).
+    revoked_before: std::sync::atomic::AtomicU64,
+}
+
+/// Where a session came from, for its `sid`.
+pub enum Session {
+    /// A browser that holds this key (base58), registered with the node.
+    BrowserKey(String),
+    /// Anything else (a passphrase or link without a key, a device key,
+    /// `icnctl web token`).
+    Plain,
 }
 
 /// Wrong passphrases allowed per [`PASSPHRASE_WINDOW`] before sign-in by
 /// passphrase pauses.
 pub const PASSPHRASE_FAILURES_MAX: usize = 5;
 pub const PASSPHRASE_WINDOW: Duration = Duration::from_secs(300);
+/// Client addresses whose wrong passphrases are remembered, at most.
+const PASSPHRASE_CLIENTS_MAX: usize = 4096;
 
 /// How long a sign-in link works (once).
 pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
@@ -158,9 +190,27 @@ impl Auth {
             secret,
             challenges: Mutex::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
-            passphrase_failures: Mutex::new(Vec::new()),
+            passphrase_failures: Mutex::new(HashMap::new()),
             passphrase_attempt: tokio::sync::Semaphore::new(1),
+            live_keys: Default::default(),
+            revoked_before: Default::default(),
         }
+    }
+
+    /// The browser keys registered now (at start, and after every change).
+    pub fn set_live_keys(&self, keys: impl IntoIterator<Item = String>) {
+        *self.live_keys.write().unwrap_or_else(|e| e.into_inner()) = keys.into_iter().collect();
+    }
+
+    /// Ends every session that signed in before `unix_seconds`.
+    pub fn revoke_before(&self, unix_seconds: u64) {
+        self.revoked_before
+            .fetch_max(unix_seconds, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Now, for [`Auth::revoke_before`]: every session so far.
+    pub fn now_seconds() -> u64 {
+        unix_now() + 1
     }
 
     /// A fresh challenge for `did`, base58.
@@ -186,16 +236,17 @@ impl Auth {
         Ok(bs58::encode(code).into_string())
     }
 
-    /// Whether passphrase sign-in is paused after too many failures: the
-    /// seconds until it opens again.
-    pub fn passphrase_paused(&self) -> Option<u64> {
+    /// Whether passphrase sign-in from `client` is paused after too many
+    /// failures from that address: the seconds until it opens again.
+    pub fn passphrase_paused(&self, client: std::net::IpAddr) -> Option<u64> {
         let mut failures = self
             .passphrase_failures
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        failures.retain(|at| at.elapsed() < PASSPHRASE_WINDOW);
-        (failures.len() >= PASSPHRASE_FAILURES_MAX).then(|| {
-            let oldest = failures.iter().min().copied().unwrap_or_else(Instant::now);
+        let recent = failures.get_mut(&client)?;
+        recent.retain(|at| at.elapsed() < PASSPHRASE_WINDOW);
+        (recent.len() >= PASSPHRASE_FAILURES_MAX).then(|| {
+            let oldest = recent.iter().min().copied().unwrap_or_else(Instant::now);
             PASSPHRASE_WINDOW
                 .saturating_sub(oldest.elapsed())
                 .as_secs()
@@ -203,11 +254,29 @@ impl Auth {
         })
     }
 
-    pub fn passphrase_failed(&self) {
-        self.passphrase_failures
+    pub fn passphrase_failed(&self, client: std::net::IpAddr) {
+        let mut failures = self
+            .passphrase_failures
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Instant::now());
+            .unwrap_or_else(|e| e.into_inner());
+        if failures.len() >= PASSPHRASE_CLIENTS_MAX && !failures.contains_key(&client) {
+            // Forget addresses whose failures have all expired; if every
+            // one is recent, the oldest goes.
+            failures.retain(|_, recent| recent.iter().any(|at| at.elapsed() < PASSPHRASE_WINDOW));
+            if failures.len() >= PASSPHRASE_CLIENTS_MAX
+                && let Some(oldest) = failures
+                    .iter()
+                    .min_by_key(|(_, recent)| recent.iter().max().copied())
+                    .map(|(address, _)| *address)
+            {
+                failures.remove(&oldest);
+            }
+        }
+        let recent = failures.entry(client).or_default();
+        recent.retain(|at| at.elapsed() < PASSPHRASE_WINDOW);
+        if recent.len() < PASSPHRASE_FAILURES_MAX {
+            recent.push(Instant::now());
+        }
     }
 
     /// Uses up a sign-in code: whose it was.
@@ -259,25 +328,69 @@ impl Auth {
         let signature = ed25519_dalek::Signature::from_bytes(&signature);
         let mut message = CHALLENGE_CONTEXT.to_vec();
         message.extend_from_slice(&bytes);
-        let verified = keys(&did).iter().any(|key| {
+        let verified = keys(&did).into_iter().find(|key| {
             ed25519_dalek::VerifyingKey::from_bytes(key.as_bytes())
                 .is_ok_and(|key| key.verify_strict(&message, &signature).is_ok())
         });
-        if !verified {
+        let Some(key) = verified else {
             return Err(AuthError::BadSignature { did });
-        }
-        Ok(self.issue(did, "read write"))
+        };
+        // A browser's key makes a session that revoking the key ends.
+        let key = key.to_string();
+        let session = if self
+            .live_keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key)
+        {
+            Session::BrowserKey(key)
+        } else {
+            Session::Plain
+        };
+        Ok(self.issue(did, "read write", session))
     }
 
-    /// A token for `did` with `scope`, valid [`TOKEN_TTL_SECONDS`].
-    pub fn issue(&self, did: Did, scope: &str) -> String {
+    /// A token for a new session of `did` with `scope`, valid
+    /// [`TOKEN_TTL_SECONDS`].
+    pub fn issue(&self, did: Did, scope: &str, session: Session) -> String {
         let now = unix_now();
-        let claims = Claims {
+        let sid = match session {
+            Session::BrowserKey(key) => format!("k:{key}"),
+            Session::Plain => {
+                let mut random = [0u8; 12];
+                // Without randomness the session is still bound by time.
+                let _ = getrandom::fill(&mut random);
+                format!("s:{}", bs58::encode(random).into_string())
+            }
+        };
+        self.sign(&Claims {
             sub: did.to_string(),
             scope: scope.to_owned(),
             iat: now,
             exp: now + TOKEN_TTL_SECONDS,
-        };
+            sid,
+            auth_time: now,
+        })
+    }
+
+    /// A new token for the session of `claims` (checked by [`Auth::check`]):
+    /// the same session and sign-in time, a new hour. A session without a
+    /// browser key is not renewed past [`SESSION_MAX_SECONDS`].
+    pub fn renew(&self, claims: &Claims) -> Result<String, AuthError> {
+        let now = unix_now();
+        if !claims.sid.starts_with("k:")
+            && now.saturating_sub(claims.auth_time) > SESSION_MAX_SECONDS
+        {
+            return Err(AuthError::Revoked);
+        }
+        Ok(self.sign(&Claims {
+            iat: now,
+            exp: now + TOKEN_TTL_SECONDS,
+            ..claims.clone()
+        }))
+    }
+
+    fn sign(&self, claims: &Claims) -> String {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         let payload =
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("plain data serialises"));
@@ -324,6 +437,22 @@ impl Auth {
             .ok_or(AuthError::Invalid)?;
         if claims.exp <= unix_now() {
             return Err(AuthError::Invalid);
+        }
+        if claims.auth_time
+            < self
+                .revoked_before
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(AuthError::Revoked);
+        }
+        if let Some(key) = claims.sid.strip_prefix("k:")
+            && !self
+                .live_keys
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(key)
+        {
+            return Err(AuthError::Revoked);
         }
         Ok(claims)
     }
@@ -375,12 +504,56 @@ mod tests {
             Err(AuthError::BadSignature { .. })
         ));
         // A token signed with another secret, or altered, is refused.
-        let elsewhere = Auth::with_secret(vec![8; 32]).issue(did, "read write");
+        let elsewhere = Auth::with_secret(vec![8; 32]).issue(did, "read write", Session::Plain);
         assert!(auth.check(Some(&format!("Bearer {elsewhere}"))).is_err());
         let mut altered = token.clone();
         altered.insert(10, 'x');
         assert!(auth.check(Some(&format!("Bearer {altered}"))).is_err());
         assert!(matches!(auth.check(None), Err(AuthError::Missing)));
         assert!(auth.check(Some("Bearer")).is_err());
+    }
+
+    #[test]
+    fn revoking_a_browser_key_ends_its_sessions_and_renewals_at_once() {
+        let auth = Auth::with_secret(vec![7; 32]);
+        let did = Did::from_inception_key(icn_identity::KeyPair::from_seed(&[1; 32]).public());
+        let bearer = |token: &str| format!("Bearer {token}");
+        auth.set_live_keys(["browser-a".to_owned(), "browser-b".to_owned()]);
+        let a = auth.issue(did, "read write", Session::BrowserKey("browser-a".into()));
+        let b = auth.issue(did, "read write", Session::BrowserKey("browser-b".into()));
+        let claims = auth.check(Some(&bearer(&a))).unwrap();
+        let renewed = auth.renew(&claims).unwrap();
+        assert_eq!(
+            auth.check(Some(&bearer(&renewed))).unwrap().sid,
+            "k:browser-a"
+        );
+        // Browser A's key is revoked: its token and its renewed token stop.
+        auth.set_live_keys(["browser-b".to_owned()]);
+        for token in [&a, &renewed] {
+            assert!(matches!(
+                auth.check(Some(&bearer(token))),
+                Err(AuthError::Revoked)
+            ));
+        }
+        assert!(auth.check(Some(&bearer(&b))).is_ok());
+        // `revoke all`: every session so far ends, keyed or not.
+        let plain = auth.issue(did, "read", Session::Plain);
+        auth.revoke_before(Auth::now_seconds());
+        for token in [&b, &plain] {
+            assert!(matches!(
+                auth.check(Some(&bearer(token))),
+                Err(AuthError::Revoked)
+            ));
+        }
+        // A session without a key renews for a day after sign-in, not forever.
+        let old = Claims {
+            sub: did.to_string(),
+            scope: "read".into(),
+            iat: unix_now(),
+            exp: unix_now() + 60,
+            sid: "s:x".into(),
+            auth_time: unix_now() - SESSION_MAX_SECONDS - 1,
+        };
+        assert!(matches!(auth.renew(&old), Err(AuthError::Revoked)));
     }
 }

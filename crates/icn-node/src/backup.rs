@@ -95,8 +95,22 @@ pub(crate) fn write(
         std::fs::read(&identity_path).map_err(BackupError::io("read", &identity_path))?;
     let partial = to.with_extension("partial");
     let result = (|| {
-        let mut file =
-            std::fs::File::create(&partial).map_err(BackupError::io("create", &partial))?;
+        // A backup holds the keystore: its owner's alone, wherever it goes.
+        let mut file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&partial)
+                .map_err(BackupError::io("create", &partial))?
+        };
+        std::fs::set_permissions(
+            &partial,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .map_err(BackupError::io("protect", &partial))?;
         file.write_all(MAGIC)
             .and_then(|()| file.write_all(&part(&keystore)))
             .and_then(|()| file.write_all(&part(&identity)))
@@ -343,6 +357,7 @@ impl crate::Node {
             return Ok(None);
         }
         std::fs::create_dir_all(dir).map_err(BackupError::io("create", dir))?;
+        crate::layout::make_private(dir).map_err(BackupError::io("protect", dir))?;
         let date = &icn_ledger::format_utc(now.as_millis())[..10];
         let path = dir.join(format!("{SCHEDULED_PREFIX}{date}.{EXTENSION}"));
         if path.exists() {

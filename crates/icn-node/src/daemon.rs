@@ -20,6 +20,38 @@ const TICK_INTERVAL: Duration = Duration::from_secs(5);
 /// acceptance, and demurrage when a period ends.
 const DUTY_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Tries to take the data directory this long, at most, while another
+/// process (an `icnctl` command run a moment before) holds it.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Opens the node, waiting briefly if an `icnctl` command holds the data
+/// directory's lock (it does for the second or two a command takes when no
+/// daemon runs); a second `icnd` keeps it longer and is reported after.
+async fn open_when_free(dir: &DataDir, keys: Vec<KeyPair>) -> anyhow::Result<Node> {
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        let (dir, keys) = (dir.clone(), keys.clone());
+        let opened = tokio::task::spawn_blocking(move || Node::open(dir, keys))
+            .await
+            .context("opening the node stopped unexpectedly")?;
+        match opened {
+            Err(crate::NodeError::Store(icn_store::StoreError::Locked { .. }))
+                if started.elapsed() < LOCK_WAIT =>
+            {
+                if !told {
+                    tracing::info!(
+                        "The data directory is in use (an icnctl command?); waiting for it."
+                    );
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 /// Runs `icnd` until `shutdown` resolves. The admin socket is removed on exit.
 pub async fn run(
     config: Config,
@@ -27,12 +59,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let dir = DataDir::new(&config.data_dir);
-    let node = {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || Node::open(dir, keys))
-            .await
-            .context("opening the node stopped unexpectedly")??
-    };
+    let node = open_when_free(&dir, keys).await?;
     let auth = crate::auth::Auth::load(&dir).context("setting up gateway tokens")?;
     let state = AppState::with_auth(node, auth);
     let (stop_sender, stop) = watch::channel(false);

@@ -40,7 +40,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use crate::{
-    auth::{AuthError, Claims, TOKEN_TTL_SECONDS},
+    auth::{AuthError, Claims, Session, TOKEN_TTL_SECONDS},
     config::GatewayConfig,
     http::{ApiError, REQUEST_BODY_MAX_BYTES, SharedState, parse_json, sign, with_node},
     node::{Node, NodeError, now},
@@ -50,7 +50,7 @@ impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> ApiError {
         let message = error.to_string();
         match error {
-            AuthError::Missing | AuthError::Invalid => ApiError::new(
+            AuthError::Missing | AuthError::Invalid | AuthError::Revoked => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 message,
@@ -284,6 +284,7 @@ impl Api {
             ("404", "No such thing"),
             ("409", "The node cannot do this yet"),
             ("413", "The body is too large"),
+            ("415", "The body is not JSON"),
             ("422", "The co-op's rules refuse it"),
             ("429", "Too many requests"),
             ("503", "The node is busy"),
@@ -537,23 +538,26 @@ async fn redeem_link(
     let key = browser_key(request.key.as_deref())?;
     let label = browser_label(request.label.as_deref())?;
     let did = state.auth.redeem(&request.code)?;
-    if let Some(key) = key {
-        with_node(&state, move |node| node.add_web_key(&did, key, &label)).await?;
-    }
+    let session = register_browser(&state, did, key, label).await?;
     Ok(Json(token(
         did.to_string(),
-        state.auth.issue(did, "read write"),
+        state.auth.issue(did, "read write", session),
     )))
 }
 
 /// Signs in as this node's member with the keystore's passphrase. One
-/// attempt runs at a time (scrypt is slow by design), and after
-/// [`crate::auth::PASSPHRASE_FAILURES_MAX`] wrong ones in five minutes
-/// every attempt is refused until the window passes.
+/// attempt runs at a time (scrypt is slow by design; others are told to
+/// retry, 429), and after [`crate::auth::PASSPHRASE_FAILURES_MAX`] wrong ones
+/// in five minutes from one address, that address is refused until the
+/// window passes (other addresses, the member's own devices, are not).
 async fn passphrase(
     State(state): State<SharedState>,
+    connection: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<api::Token>, ApiError> {
+    let client = connection
+        .map(|axum::Extension(ConnectInfo(address))| address.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let request: api::PassphraseSignIn = parse_json(&body?)?;
     let key = browser_key(request.key.as_deref())?;
     let label = browser_label(request.label.as_deref())?;
@@ -561,20 +565,22 @@ async fn passphrase(
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            format!("too many wrong passphrases; try again in {seconds} s"),
-            None,
+            format!("too many wrong passphrases from this address; try again in {seconds} s"),
+            Some("a browser you signed in with before signs in again by itself; or use a link: icnctl web open"),
         )
+        .retry_after(seconds)
     };
-    if let Some(seconds) = state.auth.passphrase_paused() {
+    if let Some(seconds) = state.auth.passphrase_paused(client) {
         return Err(too_many(seconds));
     }
     let Ok(_turn) = state.auth.passphrase_attempt.try_acquire() else {
         return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::TOO_MANY_REQUESTS,
             "busy",
             "another sign-in is being checked",
             Some("try again in a moment"),
-        ));
+        )
+        .retry_after(1));
     };
     let (keystore, did) =
         with_node(&state, |node| Ok((node.data_dir().keystore(), node.me()?))).await?;
@@ -589,7 +595,7 @@ async fn passphrase(
             icn_identity::KeystoreError::WrongPassphrase { .. }
             | icn_identity::KeystoreError::EmptyPassphrase,
         ) => {
-            state.auth.passphrase_failed();
+            state.auth.passphrase_failed(client);
             return Err(ApiError::from(AuthError::WrongPassphrase));
         }
         Err(error) => {
@@ -602,12 +608,10 @@ async fn passphrase(
             ));
         }
     }
-    if let Some(key) = key {
-        with_node(&state, move |node| node.add_web_key(&did, key, &label)).await?;
-    }
+    let session = register_browser(&state, did, key, label).await?;
     Ok(Json(token(
         did.to_string(),
-        state.auth.issue(did, "read write"),
+        state.auth.issue(did, "read write", session),
     )))
 }
 
@@ -628,17 +632,37 @@ fn browser_label(label: Option<&str>) -> Result<String, ApiError> {
     Ok(label.to_owned())
 }
 
-/// A new token for the caller, while theirs is still valid.
+/// A new token for the caller's session, while theirs is still valid and
+/// the session is not revoked (a revoked browser key ends its renewals too).
 async fn refresh(
     State(state): State<SharedState>,
     headers: HeaderMap,
 ) -> Result<Json<api::Token>, ApiError> {
     let claims = caller(&state, &headers, "read")?;
-    let did = claims.did()?;
-    Ok(Json(token(
-        claims.sub.clone(),
-        state.auth.issue(did, &claims.scope),
-    )))
+    claims.did()?;
+    Ok(Json(token(claims.sub.clone(), state.auth.renew(&claims)?)))
+}
+
+/// Remembers a browser's key (when it sent one) for later sign-ins by
+/// challenge, and makes the session one that revoking the key ends.
+async fn register_browser(
+    state: &SharedState,
+    did: icn_identity::Did,
+    key: Option<icn_identity::PublicKey>,
+    label: String,
+) -> Result<Session, ApiError> {
+    let Some(key) = key else {
+        return Ok(Session::Plain);
+    };
+    let keys = with_node(state, move |node| {
+        node.add_web_key(&did, key, &label)?;
+        node.web_keys()
+    })
+    .await?;
+    state
+        .auth
+        .set_live_keys(keys.keys.into_iter().map(|known| known.key));
+    Ok(Session::BrowserKey(key.to_string()))
 }
 
 fn me(node: &Node, claims: &Claims, _: NoParams) -> Result<api::Me, NodeError> {
@@ -1399,6 +1423,51 @@ async fn rate_limit(
     }
 }
 
+/// What every request body must be, checked before a byte of it is read:
+/// no larger than the limit by its declared length (413 at once, rather
+/// than holding the connection while a client trickles a huge body), and
+/// JSON by its declared type (415: text or form bodies are not guessed at).
+async fn body_rules(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > REQUEST_BODY_MAX_BYTES as u64) {
+        let mut response = ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("request bodies are at most {REQUEST_BODY_MAX_BYTES} bytes"),
+            None,
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    let has_body = declared.is_some_and(|length| length > 0)
+        || headers.contains_key(header::TRANSFER_ENCODING);
+    if has_body {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .map(|media| media.trim().to_ascii_lowercase())
+            .is_some_and(|media| media == "application/json" || media.ends_with("+json"));
+        if !json {
+            return ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "request bodies are JSON",
+                Some("send Content-Type: application/json"),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -1438,6 +1507,7 @@ pub fn router(state: SharedState, config: &GatewayConfig) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_MAX_BYTES))
+        .layer(axum::middleware::from_fn(body_rules))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(RateLimiter::new(
                 config.rate_limit_per_second,

@@ -65,12 +65,20 @@ impl Node {
         members
             .sort_by(|a, b| (a.name.to_lowercase(), &a.did).cmp(&(b.name.to_lowercase(), &b.did)));
         let params = log.coop_state().params(None);
+        let voters = log
+            .coop_state()
+            .members()
+            .filter(|(_, membership)| membership.may_vote())
+            .count();
         Ok(api::Members {
             members,
-            vouches_needed: params
-                .get("member.vouches")
-                .and_then(|value| value.parse().ok())
-                .unwrap_or(2),
+            vouches_needed: gov::params::vouches_needed(
+                params
+                    .get("member.vouches")
+                    .and_then(|value| value.parse().ok())
+                    .unwrap_or(2),
+                voters,
+            ) as u64,
             admission: params
                 .get("member.admission")
                 .cloned()
@@ -82,19 +90,31 @@ impl Node {
     /// by the start of their DID's key (8+ characters).
     pub fn resolve_member(&self, text: &str) -> Result<Did, NodeError> {
         let text = text.trim();
-        if let Ok(did) = text.parse::<Did>() {
-            return Ok(did);
-        }
+        let parsed = text.parse::<Did>();
         if self.log.is_none() {
-            return Err(bad(format!("{text:?} is not a DID")));
+            return parsed.map_err(|_| bad(format!("{text:?} is not a DID")));
         }
         let members = self.members()?.members;
+        if let Ok(did) = parsed {
+            // A DID with a character missing or wrong can still parse (as
+            // somebody else's, or nobody's): only one the co-op knows (a
+            // member or an applicant) is taken.
+            if members.iter().any(|member| member.did == did.to_string()) {
+                return Ok(did);
+            }
+            return Err(bad(format!(
+                "no member or applicant has the DID {text}; check it for a missing or wrong character \
+                 (`icnctl member list` shows names and DIDs)"
+            )));
+        }
         let by_name: Vec<&api::Member> = members
             .iter()
             .filter(|member| member.status != "exited" && member.name.eq_ignore_ascii_case(text))
             .collect();
         let key = text.strip_prefix("did:icn:").unwrap_or(text);
-        let found: Vec<&api::Member> = if by_name.is_empty() && key.len() >= 8 {
+        // A short prefix of a DID is a convenience; an almost whole DID with
+        // a character missing is a typo, not a prefix.
+        let found: Vec<&api::Member> = if by_name.is_empty() && (8..40).contains(&key.len()) {
             members
                 .iter()
                 .filter(|member| member.did["did:icn:".len()..].starts_with(key))
@@ -310,7 +330,11 @@ impl Node {
         Ok(match action {
             api::ProposalAction::Decision => gov::Action::Decision,
             api::ProposalAction::AddMember { member, name, tier } => gov::Action::AddMember {
-                did: self.resolve_member(member)?,
+                // A newcomer need not be known yet: any well-formed DID.
+                did: match member.trim().parse::<Did>() {
+                    Ok(did) => did,
+                    Err(_) => self.resolve_member(member)?,
+                },
                 name: name.clone(),
                 tier: parse_tier(tier.as_deref())?,
             },

@@ -128,6 +128,19 @@ pub fn local_checks(dir: &DataDir, node: Option<&Node>, backups: &Path) -> Vec<C
                 Some("keep icnd running with a member's node reachable (icnd --peer TICKET)"),
             ));
         }
+        if let Some(me) = node.identity().map(|identity| identity.did)
+            && let Ok(balance) = node.balance(&me)
+            && balance.accounts.iter().any(|account| account.frozen)
+        {
+            checks.push(check(
+                "ledger",
+                "fail",
+                "your account is frozen: two different entries were signed as yours at one position \
+                 (a copy of this data directory, an old backup restored, or a stolen key); \
+                 the co-op's branch counts, but you cannot pay until the co-op lifts the freeze",
+                Some("ask a member to propose it: icnctl governance propose --unfreeze YOUR-NAME; if your key may be stolen, revoke it (icnctl id revoke)"),
+            ));
+        }
         if let Some(log) = node.log() {
             let me = node.identity().map(|identity| identity.did);
             let newest = log

@@ -80,6 +80,14 @@ impl AppState {
     }
 
     pub fn with_auth(node: Node, auth: crate::auth::Auth) -> SharedState {
+        // Sessions of browser keys revoked, and of every session before a
+        // `revoke all`, stay ended across restarts.
+        if let Ok(keys) = node.web_keys() {
+            auth.set_live_keys(keys.keys.into_iter().map(|known| known.key));
+        }
+        if let Ok(Some(before)) = node.web_sessions_revoked_before() {
+            auth.revoke_before(before);
+        }
         let node = Arc::new(Mutex::new(node));
         let (signer, queue) = std::sync::mpsc::sync_channel::<SignJob>(SIGN_QUEUE_MAX);
         let shared = node.clone();
@@ -123,6 +131,8 @@ impl AppState {
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    /// Seconds for a `Retry-After` header (429, 503).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -139,6 +149,7 @@ impl ApiError {
                 message: message.into(),
                 hint: hint.map(str::to_owned),
             },
+            retry_after: None,
         }
     }
 
@@ -212,7 +223,22 @@ impl From<NodeError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
+    }
+}
+
+impl ApiError {
+    /// Tells the client when to try again.
+    pub(crate) fn retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 }
 
@@ -779,7 +805,9 @@ async fn gateway_token(State(state): State<SharedState>) -> Result<Json<icn_api:
     })
     .await?;
     Ok(Json(icn_api::Token {
-        token: state.auth.issue(did, "read write"),
+        token: state
+            .auth
+            .issue(did, "read write", crate::auth::Session::Plain),
         did: did.to_string(),
         scope: "read write".to_owned(),
         expires_in_s: crate::auth::TOKEN_TTL_SECONDS,
@@ -892,8 +920,23 @@ pub fn admin_router(state: SharedState) -> Router {
             "/admin/v1/gateway/keys/revoke",
             post(|State(state): State<SharedState>, body: Bytes| async move {
                 let request: icn_api::RevokeWebKey = parse_json(&body)?;
-                with_node(&state, move |node| node.revoke_web_key(&request)).await?;
-                with_node(&state, |node| node.web_keys()).await.map(Json)
+                let all = request.key.trim() == "all";
+                let keys = with_node(&state, move |node| {
+                    node.revoke_web_key(&request)?;
+                    if all {
+                        node.revoke_web_sessions(crate::auth::Auth::now_seconds())?;
+                    }
+                    node.web_keys()
+                })
+                .await?;
+                // Their sessions end now, not when their tokens expire.
+                state
+                    .auth
+                    .set_live_keys(keys.keys.iter().map(|known| known.key.clone()));
+                if all {
+                    state.auth.revoke_before(crate::auth::Auth::now_seconds());
+                }
+                Ok::<_, ApiError>(Json(keys))
             }),
         )
         .fallback(not_found)

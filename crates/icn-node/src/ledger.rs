@@ -417,9 +417,11 @@ impl Node {
                         over_ceiling: false,
                         near_floor: false,
                         frozen: false,
+                        ramp: None,
                     }
                 }
-            };
+            }
+            .at(crate::node::now().as_millis());
             accounts.push(api::Account {
                 display: ledger::format_amount(row.balance, currency),
                 currency: row.currency,
@@ -636,6 +638,7 @@ impl Node {
                 .map(|value| parse_row(&currency.code, &value))
                 .transpose()?
                 .unwrap_or_default();
+            let now_ms = crate::node::now().as_millis();
             let mut summary = api::CurrencyTotals {
                 currency: currency.code.clone(),
                 balance_sum: 0,
@@ -651,7 +654,7 @@ impl Node {
                 let Some(account) = key.strip_suffix(&format!("/{}", currency.code)) else {
                     continue;
                 };
-                let row: ledger::BalanceRow = parse_row(key, value)?;
+                let row = parse_row::<ledger::BalanceRow>(key, value)?.at(now_ms);
                 summary.balance_sum += row.balance;
                 if account == ledger::COMMONS {
                     summary.commons = row.balance;
@@ -731,6 +734,18 @@ impl Node {
                 note: row.note,
             })
             .collect();
+        // Notices are written by the ledger, which knows members by DID;
+        // members read names.
+        let names = self.member_names();
+        let named = |message: String| {
+            names.iter().fold(message, |message, (did, name)| {
+                if message.contains(did.as_str()) {
+                    message.replace(did.as_str(), name)
+                } else {
+                    message
+                }
+            })
+        };
         let notices = self
             .store
             .view_range(ledger::VIEW_NOTICE, &format!("{did}/"), SCAN_MAX, false)?
@@ -739,7 +754,7 @@ impl Node {
                 let notice: ledger::Notice = parse_row(key, value)?;
                 Ok(api::Notice {
                     kind: notice.kind,
-                    message: notice.message,
+                    message: named(notice.message),
                     event: notice.event,
                 })
             })

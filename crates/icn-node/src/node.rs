@@ -103,6 +103,10 @@ pub struct Node {
     pub(crate) recovering: bool,
     /// A sync round with a peer has completed since the node started.
     pub(crate) synced: bool,
+    /// Forks (author, seq) this process has already warned about.
+    warned_forks: std::collections::BTreeSet<(Did, u64)>,
+    /// Members whose nodes are connected now (kept by replication).
+    pub(crate) connected_members: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// New events buffered for each push subscriber, at most.
@@ -141,6 +145,11 @@ impl Node {
         domains: Domains,
     ) -> Result<Node, NodeError> {
         let store = Store::open(dir.root())?;
+        // Members' data is their own: repair what an older release (or a
+        // copy) left readable by others.
+        if let Err(error) = dir.make_private() {
+            tracing::warn!(dir = %dir.root().display(), %error, "Could not make the data directory private (0700, files 0600).");
+        }
         let identity = dir.public_identity().map_err(NodeError::Identity)?;
         let mut node = Node {
             dir,
@@ -151,6 +160,8 @@ impl Node {
             domains,
             batch: None,
             kept: tokio::sync::broadcast::channel(KEPT_BROADCAST_MAX).0,
+            warned_forks: Default::default(),
+            connected_members: Default::default(),
             trust_cache: Default::default(),
             awaiting_sync: false,
             recovering: false,
@@ -476,7 +487,38 @@ impl Node {
             return Err(error.into());
         }
         self.announce(changes);
+        self.warn_of_forks(changes);
         Ok(())
+    }
+
+    /// Logs one warning line per fork this node proves: an admin reading
+    /// the log should not learn of an equivocation from a member.
+    fn warn_of_forks(&mut self, changes: &Changes) {
+        let new: Vec<(Did, u64)> = changes
+            .evidence
+            .iter()
+            .map(|evidence| (evidence.author, evidence.seq))
+            .filter(|slot| !self.warned_forks.contains(slot))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        let names = self.member_names();
+        for (author, seq) in new {
+            let name = names
+                .get(&author.to_string())
+                .cloned()
+                .unwrap_or_else(|| author.to_string());
+            tracing::warn!(
+                member = %author,
+                position = seq,
+                "{name} signed two different entries at position {seq} (a copied data directory, \
+                 a restored old backup, or a stolen key). The branch the co-op built on counts; \
+                 the other is void and its payees are told. {name}'s new spending is frozen until \
+                 the co-op votes: icnctl governance propose --unfreeze {name:?}"
+            );
+            self.warned_forks.insert((author, seq));
+        }
     }
 
     /// Tells push subscribers of the events a durable commit kept.
@@ -695,7 +737,9 @@ impl Node {
                 .log
                 .as_ref()
                 .map_or(0, |log| log.evidence().count() as u64),
-            peers: 0,
+            peers: self
+                .connected_members
+                .load(std::sync::atomic::Ordering::Relaxed) as u64,
             uptime_seconds,
         }
     }

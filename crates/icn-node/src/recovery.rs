@@ -94,7 +94,7 @@ pub fn parse_request(text: &str) -> Result<(Did, PublicKey), NodeError> {
 
 impl Node {
     /// Display names by DID, read once for a whole answer.
-    fn member_names(&self) -> BTreeMap<String, String> {
+    pub(crate) fn member_names(&self) -> BTreeMap<String, String> {
         self.members()
             .map(|members| {
                 members
@@ -201,6 +201,46 @@ impl Node {
         now: Timestamp,
     ) -> Result<EventId, NodeError> {
         let member = self.resolve_member(&request.member)?;
+        let me = self.me()?;
+        let log = self.log.as_ref().ok_or(NodeError::NoCoop)?;
+        let freezers = log.frozen_by_guardians(&member);
+        let name = self
+            .member_names()
+            .remove(&member.to_string())
+            .unwrap_or_else(|| member.to_string());
+        // Only a freeze this guardian made can this guardian lift: saying
+        // "unfrozen" for anything else would report what did not happen.
+        if !freezers.contains(&me) {
+            let fork_frozen = self
+                .balance(&member)
+                .is_ok_and(|balance| balance.accounts.iter().any(|account| account.frozen));
+            let why = if fork_frozen {
+                format!(
+                    "{name}'s account is frozen because two different entries were signed as theirs \
+                     at one position; only the co-op lifts that, by vote: \
+                     icnctl governance propose --unfreeze {name:?}"
+                )
+            } else if freezers.is_empty() {
+                format!("{name} is not frozen by any guardian")
+            } else {
+                let names = self.member_names();
+                let by: Vec<String> = freezers
+                    .iter()
+                    .map(|did| {
+                        names
+                            .get(&did.to_string())
+                            .cloned()
+                            .unwrap_or_else(|| did.to_string())
+                    })
+                    .collect();
+                format!(
+                    "you did not freeze {name}: each guardian lifts only their own freeze, \
+                     and {name} is frozen by {}",
+                    by.join(", ")
+                )
+            };
+            return Err(bad(why));
+        }
         self.append(KIND_UNFREEZE, encode_body(&Freeze { member }), now)
     }
 

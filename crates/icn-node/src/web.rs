@@ -19,6 +19,8 @@ use crate::{
 };
 
 const META_WEB_KEYS: &str = "web.keys";
+/// Unix seconds: gateway sessions that signed in before it are over.
+const META_WEB_REVOKED_BEFORE: &str = "web.revoked_before";
 
 /// Browser keys kept per node, at most (the oldest go first).
 pub const WEB_KEYS_MAX: usize = 64;
@@ -137,6 +139,19 @@ impl Node {
         self.save_web_keys(&keys)
     }
 
+    /// Ends every gateway session that signed in before `unix_seconds`
+    /// (kept in the store, so a restart does not revive them).
+    pub fn revoke_web_sessions(&mut self, unix_seconds: u64) -> Result<(), NodeError> {
+        self.set_meta(META_WEB_REVOKED_BEFORE, &unix_seconds.to_string())
+    }
+
+    pub fn web_sessions_revoked_before(&self) -> Result<Option<u64>, NodeError> {
+        Ok(self
+            .store()
+            .meta(META_WEB_REVOKED_BEFORE)?
+            .and_then(|text| text.parse().ok()))
+    }
+
     /// Stops a browser key (or every key, for `all`) from signing in.
     pub fn revoke_web_key(&mut self, request: &icn_api::RevokeWebKey) -> Result<usize, NodeError> {
         let mut keys = self.web_keys()?;
@@ -145,7 +160,7 @@ impl Node {
         keys.keys
             .retain(|known| wanted != "all" && !known.key.starts_with(wanted));
         let removed = before - keys.keys.len();
-        if removed == 0 {
+        if removed == 0 && wanted != "all" {
             return Err(NodeError::BadInput(format!(
                 "no browser key starts with {wanted:?} (`icnctl web keys` lists them)"
             )));

@@ -213,7 +213,7 @@ fn a_group_commit_that_fails_records_none_of_its_events() {
     let pay = |node: &mut Node, minute: u64| {
         let request = icn_api::Pay {
             to: ben.to_string(),
-            amount: "1".into(),
+            amount: "1m".into(),
             currency: None,
             memo: "x".repeat(400),
         };

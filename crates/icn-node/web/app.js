@@ -260,10 +260,18 @@ setInterval(async () => {
 // ---------- shared data ----------
 
 async function loadMembers() {
-  const { members } = await read("/members");
+  const { members, vouches_needed } = await read("/members");
   state.members = members;
+  state.vouchesNeeded = vouches_needed;
   state.names = new Map(members.map((member) => [member.did, member.name || `${member.did.slice(0, 16)}…`]));
   return members;
+}
+
+// How far an applicant is from admission, in plain words.
+function stillNeeded(member) {
+  const missing = (state.vouchesNeeded ?? 2) - member.vouched_by.length;
+  if (missing <= 0) return "enough vouches: being admitted";
+  return missing === 1 ? "needs 1 more vouch" : `needs ${missing} more vouches`;
 }
 
 async function loadBalance() {
@@ -633,7 +641,7 @@ async function membersView() {
     applicants.length
       ? h("section", { class: "card" }, h("h2", {}, "Asking to join"),
         h("ul", { class: "list" }, applicants.map((member) => h("li", {},
-          h("div", { class: "entry-main" }, h("div", { class: "title" }, member.name || member.did), h("div", { class: "muted small" }, member.application_note || "", ` · vouched by ${member.vouched_by.length}`)),
+          h("div", { class: "entry-main" }, h("div", { class: "title" }, member.name || member.did), h("div", { class: "muted small" }, member.application_note || "", ` · ${stillNeeded(member)}`)),
           member.vouched_by.includes(state.me.did)
             ? h("span", { class: "badge" }, "vouched")
             : h("button", { onclick: async (event) => {

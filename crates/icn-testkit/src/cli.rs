@@ -232,29 +232,30 @@ pub fn http_get(url: &str) -> (u16, String) {
 
 /// A minimal HTTP/1.1 request on loopback, with an optional bearer token
 /// and JSON body: (status, body).
-pub fn http(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+/// A raw request with exactly these headers (no Content-Type or
+/// Content-Length added) and body; the answer within 30 s.
+pub fn http_raw(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("an http URL");
     let (host, path) = rest
         .split_once('/')
         .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
     let mut stream = std::net::TcpStream::connect(host).expect("connects");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    if let Some(token) = token {
-        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    let body = body.unwrap_or("");
-    if !body.is_empty() || method == "POST" {
-        request.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
     request.push_str(body);
     stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let mut response = Vec::new();
+    // A server that answers before reading the whole declared body may
+    // reset the connection once it has answered: what arrived counts.
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response);
     let status = response
         .split_whitespace()
         .nth(1)
@@ -265,4 +266,19 @@ pub fn http(method: &str, url: &str, token: Option<&str>, body: Option<&str>) ->
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+pub fn http(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+    let body = body.unwrap_or("");
+    let bearer = token.map(|token| format!("Bearer {token}"));
+    let length = body.len().to_string();
+    let mut headers: Vec<(&str, &str)> = Vec::new();
+    if let Some(bearer) = &bearer {
+        headers.push(("Authorization", bearer));
+    }
+    if !body.is_empty() || method == "POST" {
+        headers.push(("Content-Type", "application/json"));
+        headers.push(("Content-Length", &length));
+    }
+    http_raw(method, url, &headers, body)
 }

@@ -86,6 +86,11 @@ try {
   await pay.getByLabel("Hours").fill("lots");
   await pay.getByRole("button", { name: "Send hours" }).click();
   await pay.getByRole("alert").waitFor();
+  // A bare number is not taken as minutes (it moved one minute where an
+  // hour was meant): the page says which unit to write.
+  await pay.getByLabel("Hours").fill("1");
+  await pay.getByRole("button", { name: "Send hours" }).click();
+  await pay.getByRole("alert").filter({ hasText: "write 1h for hours" }).waitFor();
 
   // Ada proposes from a template; Ben sees it waiting for his vote.
   await ada.getByRole("link", { name: "Decisions" }).click();
@@ -193,6 +198,9 @@ try {
   await ada.keyboard.press("Tab");
   const first = await ada.evaluate(() => document.activeElement.textContent.trim());
   if (first !== "Skip to content") throw new Error(`first tab stop is ${JSON.stringify(first)}`);
+  // Ben's session token, for the test to check that revoking his browser
+  // ends it at once.
+  console.log(`ben-token: ${await ben.evaluate(() => localStorage.getItem("icn.token"))}`);
 } catch (error) {
   console.error(error);
   failed = true;

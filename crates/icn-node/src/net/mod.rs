@@ -141,6 +141,8 @@ pub struct Net {
     pinned: PinnedRelays,
     /// The co-op relay this node runs (`--relay-enable`).
     relay: Mutex<Option<Relay>>,
+    /// Members connected now, shared with the node's status.
+    connected: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What `icnd` asks of the network.
@@ -311,7 +313,9 @@ impl Net {
             }
             None => None,
         };
+        let connected = lock(&state).connected_members.clone();
         let net = Arc::new(Net {
+            connected,
             endpoint,
             state,
             peers: Mutex::new(HashMap::new()),
@@ -454,6 +458,13 @@ impl Net {
             metrics: self.metrics.snapshot(),
             ticket: self.ticket().map(|ticket| ticket.encode()),
         }
+    }
+
+    /// Publishes how many members (not sessions) are connected.
+    fn count_connected(&self, peers: &HashMap<usize, Peer>) {
+        let members: HashSet<Did> = peers.values().map(|peer| peer.did).collect();
+        self.connected
+            .store(members.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
     fn connections(&self) -> usize {
@@ -632,6 +643,7 @@ async fn run_connection(net: Arc<Net>, connection: Connection, dialled: bool) {
                 events_received: events_received.clone(),
             },
         );
+        net.count_connected(&peers);
     }
     tracing::info!(peer = %did, direction = if dialled { "out" } else { "in" }, "Peer connected.");
     let counters = PeerCounters {
@@ -639,10 +651,11 @@ async fn run_connection(net: Arc<Net>, connection: Connection, dialled: bool) {
         received: events_received,
     };
     let ended = drive(&net, &connection, dialled, &counters, class).await;
-    net.peers
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&id);
+    {
+        let mut peers = net.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.remove(&id);
+        net.count_connected(&peers);
+    }
     match ended {
         Ok(()) => {
             tracing::info!(peer = %did, "Peer disconnected.");

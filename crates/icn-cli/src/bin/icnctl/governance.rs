@@ -249,11 +249,14 @@ fn render_members(members: &icn_api::Members) -> String {
         };
         let mut standing = match (&member.status[..], &member.tier) {
             ("active", Some(tier)) => tier.clone(),
-            ("applicant", _) => format!(
-                "applicant, {} of {} vouches",
-                member.vouched_by.len(),
-                members.vouches_needed
-            ),
+            ("applicant", _) => {
+                let have = member.vouched_by.len() as u64;
+                match members.vouches_needed.saturating_sub(have) {
+                    0 => format!("applicant, {have} vouches: being admitted"),
+                    1 => "applicant, needs 1 more vouch".to_owned(),
+                    more => format!("applicant, needs {more} more vouches"),
+                }
+            }
             (status, _) => status.to_owned(),
         };
         if !member.roles.is_empty() {

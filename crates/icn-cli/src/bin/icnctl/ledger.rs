@@ -148,8 +148,13 @@ pub fn run(context: &Context, command: LedgerCommand) -> Outcome {
                 currency: Some(currency.clone()),
                 memo,
             };
+            let to_name = name_of(context, &to);
             sign(context, "/admin/v1/ledger/pay", &request, Node::pay, |id| {
-                format!("Paid {amount} ({currency}) to {to} (event {}).", short(id))
+                format!(
+                    "Paid {} to {to_name} (entry {}).",
+                    amount_words(&amount, &currency),
+                    short(id)
+                )
             })
         }
         LedgerCommand::Request { command } => request(context, command),
@@ -245,6 +250,39 @@ pub fn member_or_me(context: &Context, did: Option<&str>) -> Result<Did, Failure
     }
 }
 
+/// An amount as typed, with its currency unless it is hours (`2h`, not
+/// `2h hours`).
+fn amount_words(amount: &str, currency: &str) -> String {
+    if currency == "hours" {
+        amount.trim().to_owned()
+    } else {
+        format!("{} {currency}", amount.trim())
+    }
+}
+
+/// The member's name for a DID typed on the command line (a name stays as
+/// typed): confirmations name members.
+fn name_of(context: &Context, typed: &str) -> String {
+    if !typed.starts_with("did:") {
+        return typed.to_owned();
+    }
+    let members: Result<icn_api::Members, _> =
+        context.daemon_or_local("GET", "/admin/v1/members", None, || {
+            Ok(context.open_node(false)?.members()?)
+        });
+    members
+        .ok()
+        .and_then(|members| {
+            members
+                .members
+                .into_iter()
+                .find(|member| member.did == typed)
+                .map(|member| member.name)
+        })
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| typed.to_owned())
+}
+
 fn request(context: &Context, command: RequestCommand) -> Outcome {
     let answer = |request: String, answer: &str, reason: String| icn_api::AnswerRequest {
         request,
@@ -259,6 +297,7 @@ fn request(context: &Context, command: RequestCommand) -> Outcome {
             currency,
             memo,
         } => {
+            let payer_name = name_of(context, &payer);
             let request = icn_api::RequestPayment {
                 payer: payer.clone(),
                 amount: amount.clone(),
@@ -272,7 +311,8 @@ fn request(context: &Context, command: RequestCommand) -> Outcome {
                 Node::request_payment,
                 |id| {
                     format!(
-                        "Asked {payer} for {amount} {currency} (request {}).",
+                        "Asked {payer_name} for {} (request {}).",
+                        amount_words(&amount, &currency),
                         short(id)
                     )
                 },
@@ -283,21 +323,21 @@ fn request(context: &Context, command: RequestCommand) -> Outcome {
             path,
             &answer(request, "accept", String::new()),
             Node::answer_request,
-            |id| format!("Paid the request (event {}).", short(id)),
+            |id| format!("Paid the request (entry {}).", short(id)),
         ),
         RequestCommand::Decline { request, reason } => sign(
             context,
             path,
             &answer(request, "decline", reason),
             Node::answer_request,
-            |id| format!("Declined the request (event {}).", short(id)),
+            |_| "Declined the request.".to_owned(),
         ),
         RequestCommand::Withdraw { request } => sign(
             context,
             path,
             &answer(request, "withdraw", String::new()),
             Node::answer_request,
-            |id| format!("Withdrew the request (event {}).", short(id)),
+            |_| "Withdrew the request.".to_owned(),
         ),
         RequestCommand::List => inbox(context, None, Some("requests")),
     }
@@ -335,7 +375,7 @@ fn dispute(context: &Context, command: DisputeCommand) -> Outcome {
             "/admin/v1/ledger/disputes/evidence",
             &icn_api::AddEvidence { dispute, text },
             Node::add_evidence,
-            |id| format!("Evidence added (event {}).", short(id)),
+            |_| "Evidence added.".to_owned(),
         ),
         DisputeCommand::Resolve {
             dispute,
@@ -352,7 +392,7 @@ fn dispute(context: &Context, command: DisputeCommand) -> Outcome {
                 note,
             },
             Node::resolve_dispute,
-            |id| format!("Resolved: {outcome} (event {}).", short(id)),
+            |_| format!("Resolved: {outcome}."),
         ),
         DisputeCommand::List => inbox(context, None, Some("disputes")),
     }

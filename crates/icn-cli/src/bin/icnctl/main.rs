@@ -363,6 +363,14 @@ fn id_init(context: &Context, label: &str) -> Outcome {
     let keystore = context.dir.keystore();
     std::fs::create_dir_all(context.dir.root())?;
     let passphrase = context.passphrase("Choose a keystore passphrase: ", true)?;
+    icn_identity::check_new_passphrase(&passphrase, &[label, "icn", "coop"]).map_err(
+        |message| {
+            Failure::new(
+                message,
+                Some("choose another passphrase; the same rule holds in the web app"),
+            )
+        },
+    )?;
     let key = KeyPair::generate()?;
     let did = Did::from_inception_key(key.public());
     let contents = KeystoreContents::new(did, vec![StoredKey::new(label, &key)]);
@@ -807,6 +815,7 @@ fn run(cli: Cli) -> Outcome {
 }
 
 fn main() -> ExitCode {
+    icn_node::layout::owner_only_files();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -860,8 +869,13 @@ fn restore(context: &Context, file: &std::path::Path, wait_for_peers: bool) -> O
     let node = context.open_node(false)?;
     let status = node.status(false, None);
     context.print(&status, |status| {
+        let then = if wait_for_peers {
+            "(add `--peer TICKET` of a member's node if it has none): it signs again once it has caught up with them"
+        } else {
+            "(--standalone: it signs at once, without waiting to catch up; if your lost device paid anyone after this backup, that payment and the next one you make collide)"
+        };
         format!(
-            "Restored {} events of {} for {}.\nStart the node with `icnd --data-dir {}` (add `--peer TICKET` of a member's node if it has none): it signs again once it has caught up with them.",
+            "Restored {} events of {} for {}.\nStart the node with `icnd --data-dir {}` {then}.",
             status.events,
             status.coop.as_ref().map_or("no co-op", |coop| coop.name.as_str()),
             status.did.as_deref().unwrap_or("?"),
