@@ -106,10 +106,16 @@ pub fn run(seconds: u64, connections: usize) {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("binds");
         let address = listener.local_addr().expect("an address");
+        // The listener icnd serves with (connection caps, idle limit), for
+        // the gateway and the ceiling alike.
+        let listener = icn_node::listener::CappedListener::new(
+            listener,
+            icn_node::listener::Limits::default(),
+        );
         runtime.spawn(
             axum::serve(
                 listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
+                router.into_make_service_with_connect_info::<icn_node::listener::ClientAddr>(),
             )
             .into_future(),
         );

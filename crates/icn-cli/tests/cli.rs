@@ -419,6 +419,9 @@ fn members_pay_in_hours_and_read_balances_and_history() {
         assert_eq!(run.code, 2, "{args:?} {run:?}");
         assert!(run.stderr.contains(reason), "{args:?}: {}", run.stderr);
     }
+    // The refusal over the floor says what to do instead.
+    let over = h.icnctl(&ana, &["ledger", "pay", &ben_did, "36h"]);
+    assert!(over.stderr.contains("hint: pay less"), "{over:?}");
     let own = h.icnctl(&ana, &["id", "show"]).stdout.trim().to_owned();
     let to_self = h.icnctl(&ana, &["ledger", "pay", &own, "1h"]);
     assert!(
@@ -812,7 +815,7 @@ fn three_daemons_replicate_and_a_killed_one_catches_up() {
     eventually("b sees a's payment", || {
         balance_of(&h, &b, &did_b).contains("\"balance\": 180")
     });
-    // b's payment to c goes through a (b and c only know a).
+    // b's payment reaches c and a (b and c learn each other's address from a).
     assert_eq!(h.icnctl(&b, &["ledger", "pay", &did_c, "1h"]).code, 0);
     eventually("c and a see b's payment", || {
         balance_of(&h, &c, &did_c).contains("\"balance\": 60")
@@ -862,6 +865,206 @@ fn three_daemons_replicate_and_a_killed_one_catches_up() {
     let status = h.icnctl(&stranger, &["--json", "status"]).json();
     assert_eq!(status["events"], 1, "only the genesis: {status}");
     drop((node_a, node_b, node_c, node_s));
+}
+
+/// The peers a member's node is connected to, by DID (one entry per session).
+fn connected_dids(h: &Harness, dir: &std::path::Path) -> Vec<String> {
+    h.icnctl(dir, &["--json", "peers"]).json()["peers"]
+        .as_array()
+        .map(|peers| {
+            peers
+                .iter()
+                .filter_map(|peer| peer["did"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A founder's node started with `icnd --peer TICKET` (no `coop join`)
+/// fetches the co-op from that peer and replicates; it does not suggest
+/// founding a second co-op.
+#[test]
+fn a_founders_node_joins_from_its_peer_ticket() {
+    let h = harness();
+    let [ana, ben] = ["ana", "ben"].map(|name| h.data_dir(name));
+    for dir in [&ana, &ben] {
+        assert_eq!(h.icnctl(dir, &["id", "init"]).code, 0);
+    }
+    let did_ben = did_in(&h, &ben);
+    let init = h.icnctl(
+        &ana,
+        &["coop", "init", "Pair", "--yes", "--founder", &did_ben],
+    );
+    assert_eq!(init.code, 0, "{init:?}");
+    let node_ana = h.spawn_icnd(&ana, &[]);
+    let ticket = h.icnctl(&ana, &["--json", "net", "ticket"]).json()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let node_ben = h.spawn_icnd_in(None, &[("ICN_LOG", "info")], &ben, &["--peer", &ticket]);
+    eventually("ben's node has the co-op", || {
+        h.icnctl(&ben, &["--json", "status"]).json()["coop"]["name"] == "Pair"
+    });
+    assert_eq!(h.icnctl(&ana, &["ledger", "pay", &did_ben, "1h"]).code, 0);
+    eventually("ben has ana's payment", || {
+        balance_of(&h, &ben, &did_ben).contains("\"balance\": 60")
+    });
+    let log = std::fs::read_to_string(ben.with_extension("log")).unwrap();
+    assert!(log.contains("fetching it from the peer you named"), "{log}");
+    assert!(log.contains("Joined the co-op as a founder"), "{log}");
+    assert!(!log.contains("coop init"), "{log}");
+    drop((node_ana, node_ben));
+}
+
+/// An abusive client that opens hundreds of idle connections from one
+/// address cannot take the node down: connections past the per-address cap
+/// are closed at once, another address is still served, and the admin socket
+/// answers throughout.
+#[test]
+fn idle_connections_from_one_address_cannot_starve_the_node() {
+    let h = harness();
+    let dir = h.data_dir("capped");
+    assert_eq!(h.icnctl(&dir, &["id", "init"]).code, 0);
+    assert_eq!(h.icnctl(&dir, &["coop", "init", "Capped", "--yes"]).code, 0);
+    let daemon = h.spawn_icnd(&dir, &["--gateway-bind", "127.0.0.1:0"]);
+    let api = daemon.api.clone().expect("the gateway address is printed");
+    let address: std::net::SocketAddr = api
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // 600 connections from 127.0.0.1 that never send a byte.
+    let idle: Vec<tokio::net::TcpStream> = runtime.block_on(async {
+        let mut idle = Vec::new();
+        for _ in 0..600 {
+            if let Ok(stream) = tokio::net::TcpStream::connect(address).await {
+                idle.push(stream);
+            }
+        }
+        idle
+    });
+    assert!(idle.len() >= 500, "only {} connected", idle.len());
+    // The admin socket still answers.
+    let status = h.icnctl(&dir, &["--json", "status"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    // Another address is still served.
+    let (code, body) = runtime.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut stream = socket.connect(address).await.unwrap();
+        let request =
+            format!("GET /api/v1/health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            stream.read_to_string(&mut response),
+        )
+        .await;
+        let code: u16 = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        (code, response)
+    });
+    assert_eq!(code, 200, "{body}");
+    // 127.0.0.1 is at its cap: one more connection is closed unanswered.
+    let (code, _) = http_raw("GET", &format!("{api}/health"), &[], "");
+    assert_eq!(code, 0, "a connection past the per-address cap was served");
+    // Once they close, 127.0.0.1 is served again.
+    drop(idle);
+    eventually("127.0.0.1 is served again", || {
+        http_get(&format!("{api}/health")).0 == 200
+    });
+    drop(runtime);
+    drop(daemon);
+}
+
+/// A mesh, not a star: b and c joined from a's ticket (no relay), learn
+/// each other's addresses from a, and connect directly; with a's node
+/// stopped they keep paying each other and converge; b restarted (on a new
+/// port) redials c by itself; every pair ends with one session.
+#[test]
+fn members_keep_paying_each_other_when_the_inviters_node_is_down() {
+    let h = harness();
+    let Trio {
+        dirs: [a, b, c],
+        dids: [did_a, did_b, did_c],
+        daemons: [node_a, node_b, node_c],
+        ..
+    } = Trio::start(&h, &[]);
+    eventually("b and c connect to each other directly", || {
+        connected_dids(&h, &b).contains(&did_c) && connected_dids(&h, &c).contains(&did_b)
+    });
+    // One session per pair, whoever dialled.
+    for (dir, others) in [(&a, [&did_b, &did_c]), (&b, [&did_a, &did_c])] {
+        eventually("one session per pair", || {
+            let dids = connected_dids(&h, dir);
+            others
+                .iter()
+                .all(|other| dids.iter().filter(|did| did == other).count() == 1)
+        });
+    }
+    let status = h.icnctl(&b, &["--json", "status"]).json();
+    assert_eq!(
+        status["peers"], 2,
+        "status counts connected members: {status}"
+    );
+    // Two members cannot go by one name (members pay each other by name).
+    let named = h.icnctl(&b, &["member", "profile", "--name", "Bea"]);
+    assert_eq!(named.code, 0, "{named:?}");
+    eventually("c knows Bea", || {
+        h.icnctl(&c, &["member", "list"]).stdout.contains("Bea")
+    });
+    let taken = h.icnctl(&c, &["member", "profile", "--name", "bea"]);
+    assert_eq!(taken.code, 2, "{taken:?}");
+    assert!(taken.stderr.contains("already called \"Bea\""), "{taken:?}");
+
+    // The inviter's node stops; b and c go on.
+    node_a.signal("TERM");
+    assert_eq!(node_a.wait(), Some(0));
+    assert_eq!(h.icnctl(&b, &["ledger", "pay", &did_c, "2h"]).code, 0);
+    eventually("c has b's payment with a's node down", || {
+        balance_of(&h, &c, &did_c).contains("\"balance\": 120")
+    });
+
+    // b restarts (another port): it redials c from the address book it
+    // kept, with a still down.
+    node_b.signal("TERM");
+    assert_eq!(node_b.wait(), Some(0));
+    let node_b = h.spawn_icnd(&b, &[]);
+    eventually("restarted b reaches c without the inviter", || {
+        connected_dids(&h, &b).contains(&did_c)
+    });
+    assert_eq!(h.icnctl(&c, &["ledger", "pay", &did_b, "30m"]).code, 0);
+    eventually("b has c's payment", || {
+        balance_of(&h, &b, &did_b).contains("\"balance\": -90")
+    });
+
+    // c rotates its device key while icnd runs: its networking starts again
+    // with the new key. b, restarted so that every connection is new, takes
+    // c's connection (the old key is revoked), and c's payment arrives.
+    let rotated = h.icnctl(&c, &["id", "rotate"]);
+    assert_eq!(rotated.code, 0, "{rotated:?}");
+    let events =
+        |dir: &std::path::Path| h.icnctl(dir, &["--json", "status"]).json()["events"].clone();
+    eventually("b has c's rotation", || events(&b) == events(&c));
+    node_b.signal("TERM");
+    assert_eq!(node_b.wait(), Some(0));
+    let node_b = h.spawn_icnd(&b, &[]);
+    assert_eq!(h.icnctl(&c, &["ledger", "pay", &did_b, "30m"]).code, 0);
+    eventually("b has c's payment signed after the rotation", || {
+        balance_of(&h, &b, &did_b).contains("\"balance\": -60")
+    });
+    drop((node_b, node_c));
 }
 
 /// The hub runs the co-op relay; two members who only have the hub's
@@ -2439,16 +2642,19 @@ fn a_ten_member_coop_onboards_transacts_votes_and_a_late_newcomer_catches_up() {
             .filter(|member| member["status"] == "active")
             .count()
     };
-    eventually("b sees the seven applications", || {
-        let list = h.icnctl(&b, &["--json", "member", "list"]).json();
-        list["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|member| member["status"] == "applicant")
-            .count()
-            == 7
-    });
+    // Both vouchers must have the applications before they vouch by name.
+    for voucher in [&b, &c] {
+        eventually("the vouchers see the seven applications", || {
+            let list = h.icnctl(voucher, &["--json", "member", "list"]).json();
+            list["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|member| member["status"] == "applicant")
+                .count()
+                == 7
+        });
+    }
     for name in newcomers {
         for voucher in [&b, &c] {
             let vouched = h.icnctl(voucher, &["member", "vouch", name]);

@@ -77,7 +77,34 @@ fn check_name(name: &str) -> Result<(), Rejection> {
             "a name has no leading or trailing spaces and no control characters",
         ));
     }
+    if name.chars().any(invisible) {
+        return Err(reject(
+            "a name has no invisible characters (zero-width or direction marks): \
+             they make one name look like another",
+        ));
+    }
     Ok(())
+}
+
+/// Characters that change how text around them displays without showing
+/// themselves: bidirectional overrides and isolates, zero-width spaces and
+/// joiners, soft hyphens, the byte-order mark, invisible operators and
+/// tags (Unicode's format characters that matter in names).
+pub fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 impl MemberDomain {

@@ -1541,3 +1541,39 @@ fn a_coop_of_one_admits_its_first_applicant() {
     let cas_admitted = admit(&mut coop, &ben, &cas, &[&one, &two], 8);
     accept(&mut log, &[&cas_admitted]);
 }
+
+/// Names that display as another name are refused: direction overrides,
+/// zero-width characters and the like.
+#[test]
+fn a_name_with_invisible_characters_is_refused() {
+    let [ana, ben] = [member(1), member(2)];
+    let mut coop = Coop::found("Names", &[&ana, &ben]);
+    let mut log = new_log(&coop);
+    let profile = |coop: &mut Coop, name: &str, minute| {
+        event(
+            coop,
+            &ana,
+            KIND_PROFILE,
+            encode_body(&Profile {
+                name: name.into(),
+                skills: vec![],
+            }),
+            &[],
+            minute,
+        )
+    };
+    for (minute, name) in [
+        "Ben\u{202E}",
+        "B\u{200B}en",
+        "\u{2066}Ben\u{2069}",
+        "Be\u{00AD}n",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let named = profile(&mut coop, name, minute as u64 + 1);
+        refused(offer(&mut log, &named), "invisible characters");
+    }
+    let fine = profile(&mut coop, "Ana Lopez", 10);
+    accept(&mut log, &[&fine]);
+}

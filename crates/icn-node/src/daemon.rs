@@ -103,11 +103,13 @@ pub async fn run(
         tracing::info!(address = %bound, "Gateway listening.");
         gateway_address = Some(bound);
         let _ = state.gateway_url.set(format!("http://{bound}"));
+        let listener =
+            crate::listener::CappedListener::new(listener, crate::listener::Limits::default());
         Some(tokio::spawn(
             axum::serve(
                 listener,
                 crate::gateway::router(state.clone(), &config.gateway)
-                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                    .into_make_service_with_connect_info::<crate::listener::ClientAddr>(),
             )
             .with_graceful_shutdown(stopped(stop.clone()))
             .into_future(),
@@ -201,6 +203,7 @@ pub async fn run(
     };
 
     start_net(&state, &config).await;
+    let joining = join_from_peers(&state, &config.net.bootstrap_peers);
 
     {
         let node = state
@@ -212,8 +215,11 @@ pub async fn run(
             (None, _) => {
                 tracing::info!(data_dir = %status.data_dir, "Ready. No identity yet: run `icnctl id init`.")
             }
+            (Some(did), None) if joining => {
+                tracing::info!(%did, "Ready. No co-op yet: fetching it from the peer you named (--peer).")
+            }
             (Some(did), None) => {
-                tracing::info!(%did, "Ready. No co-op yet: run `icnctl coop init \"Name\" --yes`.")
+                tracing::info!(%did, "Ready. No co-op yet: found one with `icnctl coop init`, or join one with `icnctl coop join TICKET --name \"Your Name\"`.")
             }
             (Some(did), Some(coop)) => {
                 tracing::info!(%did, coop = %coop.name, events = status.events, "Ready.")
@@ -243,7 +249,7 @@ pub async fn run(
     if let Some(metrics) = metrics {
         let _ = metrics.await;
     }
-    if let Some(net) = state.net.get() {
+    if let Some(net) = state.set_net(None) {
         net.close().await;
     }
     let _ = std::fs::remove_file(&socket_path);
@@ -251,6 +257,108 @@ pub async fn run(
     drop(state);
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// A node with an identity but no co-op, started with `--peer TICKET`:
+/// fetches the co-op from that peer. A founder named in its genesis is a
+/// member already and starts replicating; anyone else is told how to apply
+/// (an application needs a name). Returns whether it is trying.
+fn join_from_peers(state: &SharedState, tickets: &[String]) -> bool {
+    if state.net().is_none() {
+        return false;
+    }
+    let (has_coop, me, seed) = {
+        let node = state.node.lock().unwrap_or_else(|p| p.into_inner());
+        (
+            node.log().is_some(),
+            node.identity().map(|identity| identity.did),
+            node.network_seed(),
+        )
+    };
+    let (Some(me), Some(seed)) = (me, seed) else {
+        return false;
+    };
+    let tickets: Vec<(String, crate::net::Ticket)> = tickets
+        .iter()
+        .filter_map(|text| Some((text.clone(), crate::net::Ticket::parse(text).ok()?)))
+        .collect();
+    if has_coop || tickets.is_empty() {
+        return false;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        // The peer may start after us: try for a few minutes.
+        for _ in 0..30 {
+            for (text, ticket) in &tickets {
+                let genesis = match crate::net::fetch_genesis(ticket, &seed).await {
+                    Ok(genesis) => genesis,
+                    Err(error) => {
+                        tracing::debug!(%error, "Could not fetch the co-op from a peer yet.");
+                        continue;
+                    }
+                };
+                let Ok(body) = genesis.body::<icn_kernel::Genesis>() else {
+                    continue;
+                };
+                if !body.founders.contains(&me) {
+                    tracing::warn!(
+                        coop = %body.name,
+                        "This identity is not a founder of the peer's co-op: apply with `icnctl coop join TICKET --name \"Your Name\"`."
+                    );
+                    return;
+                }
+                let Ok(genesis) = genesis.verify() else {
+                    continue;
+                };
+                let text = text.clone();
+                let joined = crate::http::with_node(&state, move |node| {
+                    node.join(genesis)?;
+                    node.remember_peer(&text)
+                })
+                .await;
+                match joined {
+                    Ok(()) => {
+                        tracing::info!(coop = %body.name, "Joined the co-op as a founder; replicating.")
+                    }
+                    Err(error) => tracing::warn!(?error, "Could not join the peer's co-op."),
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+        tracing::warn!(
+            "Could not fetch the co-op from any peer named with --peer; check the ticket and that their icnd runs."
+        );
+    });
+    true
+}
+
+/// Closes replication and starts it again with the node's current key and
+/// the same options (after `id rotate`). The old endpoint's port may take a
+/// moment to be released: a few tries.
+pub async fn restart_net(state: &SharedState) {
+    let Some(old) = state.set_net(None) else {
+        return;
+    };
+    let options = old.options().clone();
+    old.close().await;
+    drop(old);
+    for attempt in 0..10 {
+        match Net::start(state.clone(), options.clone()).await {
+            Ok(net) => {
+                state.set_net(Some(net));
+                tracing::info!("Networking restarted with the new device key.");
+                return;
+            }
+            Err(error) if attempt < 9 => {
+                tracing::debug!(%error, "Networking could not restart yet; retrying.");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "Networking could not restart with the new key; restart icnd.")
+            }
+        }
+    }
 }
 
 /// Starts replication when this node has an unlocked identity. A busy
@@ -287,7 +395,7 @@ async fn start_net(state: &SharedState, config: &Config) {
     }
     match started {
         Ok(net) => {
-            let _ = state.net.set(net);
+            state.set_net(Some(net));
         }
         Err(error) => {
             tracing::error!(%error, "Networking could not start; this node will not replicate.")

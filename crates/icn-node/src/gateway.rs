@@ -12,7 +12,7 @@
 use std::{
     collections::BTreeMap,
     convert::Infallible,
-    net::{IpAddr, SocketAddr},
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -552,11 +552,11 @@ async fn redeem_link(
 /// window passes (other addresses, the member's own devices, are not).
 async fn passphrase(
     State(state): State<SharedState>,
-    connection: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    connection: Option<axum::Extension<ConnectInfo<crate::listener::ClientAddr>>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<api::Token>, ApiError> {
     let client = connection
-        .map(|axum::Extension(ConnectInfo(address))| address.ip())
+        .map(|axum::Extension(ConnectInfo(client))| client.0.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let request: api::PassphraseSignIn = parse_json(&body?)?;
     let key = browser_key(request.key.as_deref())?;
@@ -853,12 +853,20 @@ async fn forward_live(
     mut kept: tokio::sync::broadcast::Receiver<icn_kernel::Event>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
+    // A ping every 30 s keeps a quiet stream within the gateway's idle
+    // limit and finds clients that went away.
+    let mut ping = tokio::time::interval(Duration::from_secs(30));
     loop {
         tokio::select! {
             live = next_live(&mut kept, &mut stopping) => {
                 let Some((kind, mut data)) = live else { break };
                 data["type"] = Value::String(kind);
                 if socket.send(Message::Text(data.to_string().into())).await.is_err() {
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
                     return;
                 }
             }
@@ -887,12 +895,22 @@ async fn export(
     Ok(crate::http::entries_response(&entries, csv))
 }
 
+/// This node's ticket: what a newcomer pastes on their set-up page or
+/// gives `icnctl coop join`.
+async fn invitation(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+) -> Result<Json<api::NetTicket>, ApiError> {
+    caller(&state, &headers, "read")?;
+    crate::http::node_ticket(&state).map(Json)
+}
+
 async fn peers(
     State(state): State<SharedState>,
     headers: HeaderMap,
 ) -> Result<Json<api::Peers>, ApiError> {
     caller(&state, &headers, "read")?;
-    let net = crate::http::running_net(&state)?.clone();
+    let net = crate::http::running_net(&state)?;
     Ok(Json(tokio::task::block_in_place(|| net.peers())))
 }
 
@@ -917,6 +935,7 @@ fn api() -> Api {
         content
     };
     let peers_content = json_content(api.schema::<api::Peers>());
+    let invitation_content = json_content(api.schema::<api::NetTicket>());
     let join_body = api.schema::<api::JoinCoop>();
     let status_content = json_content(api.schema::<api::Status>());
     api.custom(
@@ -1031,6 +1050,20 @@ fn api() -> Api {
         None,
         (StatusCode::OK, "The peers", peers_content),
         get(peers),
+    )
+    .custom(
+        "get",
+        "/api/v1/invitation",
+        op(
+            "invitation",
+            "members",
+            Read,
+            "An invitation to this co-op (this node's ticket), to send to a newcomer",
+        ),
+        Vec::new(),
+        None,
+        (StatusCode::OK, "The invitation", invitation_content),
+        get(invitation),
     )
     .read(
         "/api/v1/members",
@@ -1401,8 +1434,8 @@ async fn rate_limit(
 ) -> Response {
     let client = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip())
+        .get::<ConnectInfo<crate::listener::ClientAddr>>()
+        .map(|info| info.0.0.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
     match limiter.take(client) {
         Ok(()) => next.run(request).await,

@@ -186,6 +186,7 @@ impl Node {
         {
             return Ok(earlier.clone());
         }
+        self.name_is_free(name, &me)?;
         let body = encode_body(&gov::Apply {
             name: name.trim().to_owned(),
             note: note.to_owned(),
@@ -216,11 +217,30 @@ impl Node {
         request: &api::SetProfile,
         now: Timestamp,
     ) -> Result<EventId, NodeError> {
+        self.name_is_free(&request.name, &self.me()?)?;
         let body = encode_body(&gov::Profile {
             name: request.name.trim().to_owned(),
             skills: request.skills.clone(),
         });
         self.append(gov::KIND_PROFILE, body, now)
+    }
+
+    /// Refuses a name another member (or applicant) already goes by, in any
+    /// case: members pick each other by name, and two Anas would be paid by
+    /// mistake.
+    fn name_is_free(&self, name: &str, me: &Did) -> Result<(), NodeError> {
+        let wanted = name.trim().to_lowercase();
+        let me = me.to_string();
+        let taken = self.members()?.members.into_iter().find(|member| {
+            member.did != me && member.status != "exited" && member.name.to_lowercase() == wanted
+        });
+        match taken {
+            Some(member) => Err(bad(format!(
+                "another member is already called {:?}; add an initial or a surname",
+                member.name
+            ))),
+            None => Ok(()),
+        }
     }
 
     pub fn leave(&mut self, request: &api::Leave, now: Timestamp) -> Result<EventId, NodeError> {

@@ -178,7 +178,7 @@ pub fn doctor(state: &SharedState, backups: &Path) -> Doctor {
         checks.push(recovery_check(&recovery, members));
     }
     drop(node);
-    match state.net.get() {
+    match state.net() {
         None => checks.push(check(
             "peers",
             "fail",
@@ -341,8 +341,7 @@ pub fn metrics(state: &SharedState) -> String {
         (node.status(true, None), node.totals().ok(), open as u64)
     };
     let peers = state
-        .net
-        .get()
+        .net()
         .map(|net| tokio::task::block_in_place(|| net.peers()));
     // (name, type, help, value) of each metric without labels.
     let mut plain: Vec<(&str, &str, &str, u64)> = vec![

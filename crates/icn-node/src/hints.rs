@@ -22,6 +22,14 @@ const HINTS: &[(&str, &str)] = &[
         "run `icnctl coop init \"Name\" --yes` first",
     ),
     (
+        "below the floor",
+        "pay less, ask to be paid first (icnctl ledger request ask), or ask the co-op to deepen the floor by vote (governance propose --set ledger.floor=HOURS)",
+    ),
+    (
+        "they signed two different entries",
+        "the co-op lifts this freeze by vote: icnctl governance propose --unfreeze NAME",
+    ),
+    (
         "schema version",
         "this data directory was written by a newer ICN; run that version",
     ),

@@ -27,7 +27,9 @@ pub struct AppState {
     pub node: Arc<Mutex<Node>>,
     pub started: Instant,
     /// Replication, once started (it needs the keystore unlocked).
-    pub net: std::sync::OnceLock<Arc<crate::net::Net>>,
+    /// Replaced when the device key rotates (the network identity is the
+    /// device key).
+    pub net: std::sync::RwLock<Option<Arc<crate::net::Net>>>,
     /// Where requests that sign an event queue for the group committer
     /// (taken on drop, which ends its thread).
     signer: Option<std::sync::mpsc::SyncSender<SignJob>>,
@@ -115,7 +117,7 @@ impl AppState {
         Arc::new(AppState {
             node,
             started: Instant::now(),
-            net: std::sync::OnceLock::new(),
+            net: std::sync::RwLock::new(None),
             signer: Some(signer),
             committer: Some(committer),
             auth,
@@ -205,7 +207,8 @@ impl From<NodeError> for ApiError {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message, None)
             }
             NodeError::Rejected(_) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", message, None)
+                let hint = crate::hints::hint_for(&message);
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", message, hint)
             }
             other => {
                 // Details of server-side failures go to the log, not to the client.
@@ -339,15 +342,16 @@ async fn rotate_key(
     let request: icn_api::KeyRotate = parse_json(&body)?;
     let new = icn_identity::paper_key_decode(&request.secret)
         .map_err(|error| ApiError::bad_request(error.to_string()))?;
-    with_node(&state, move |node| {
+    let id = with_node(&state, move |node| {
         node.rotate_key(new, &request.label, now())
     })
-    .await
-    .map(|id| {
-        Json(icn_api::EventAck {
-            event_id: id.to_string(),
-        })
-    })
+    .await?;
+    // Peers know this node by its device key: networking starts again with
+    // the new one, or every member would refuse it until a restart.
+    crate::daemon::restart_net(&state).await;
+    Ok(Json(icn_api::EventAck {
+        event_id: id.to_string(),
+    }))
 }
 
 /// A `POST` route that signs `action` as this node's member from a JSON
@@ -538,8 +542,22 @@ async fn inbox(
         .map(Json)
 }
 
-pub(crate) fn running_net(state: &SharedState) -> Result<&Arc<crate::net::Net>, ApiError> {
-    state.net.get().ok_or_else(|| {
+impl AppState {
+    /// Replication, if it runs.
+    pub fn net(&self) -> Option<Arc<crate::net::Net>> {
+        self.net.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_net(&self, net: Option<Arc<crate::net::Net>>) -> Option<Arc<crate::net::Net>> {
+        std::mem::replace(
+            &mut *self.net.write().unwrap_or_else(|e| e.into_inner()),
+            net,
+        )
+    }
+}
+
+pub(crate) fn running_net(state: &SharedState) -> Result<Arc<crate::net::Net>, ApiError> {
+    state.net().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
             "network_off",
@@ -550,21 +568,27 @@ pub(crate) fn running_net(state: &SharedState) -> Result<&Arc<crate::net::Net>, 
 }
 
 async fn peers(State(state): State<SharedState>) -> Result<Json<icn_api::Peers>, ApiError> {
-    let net = running_net(&state)?.clone();
+    let net = running_net(&state)?;
     Ok(Json(tokio::task::block_in_place(|| net.peers())))
 }
 
 async fn net_ticket(
     State(state): State<SharedState>,
 ) -> Result<Json<icn_api::NetTicket>, ApiError> {
-    let net = running_net(&state)?.clone();
+    node_ticket(&state).map(Json)
+}
+
+/// This node's ticket (the invitation members send), once it networks and
+/// has a co-op.
+pub(crate) fn node_ticket(state: &SharedState) -> Result<icn_api::NetTicket, ApiError> {
+    let net = running_net(state)?;
     let ticket = tokio::task::block_in_place(|| net.ticket())
         .ok_or_else(|| ApiError::from(NodeError::NoCoop))?;
-    Ok(Json(icn_api::NetTicket {
+    Ok(icn_api::NetTicket {
         ticket: ticket.encode(),
         addresses: ticket.addrs.iter().map(ToString::to_string).collect(),
         relay: ticket.relay.as_ref().map(|relay| relay.url.clone()),
-    }))
+    })
 }
 
 /// Joins a co-op: fetches its genesis from the member's node the ticket

@@ -736,16 +736,6 @@ impl Node {
             .collect();
         // Notices are written by the ledger, which knows members by DID;
         // members read names.
-        let names = self.member_names();
-        let named = |message: String| {
-            names.iter().fold(message, |message, (did, name)| {
-                if message.contains(did.as_str()) {
-                    message.replace(did.as_str(), name)
-                } else {
-                    message
-                }
-            })
-        };
         let notices = self
             .store
             .view_range(ledger::VIEW_NOTICE, &format!("{did}/"), SCAN_MAX, false)?
@@ -754,7 +744,7 @@ impl Node {
                 let notice: ledger::Notice = parse_row(key, value)?;
                 Ok(api::Notice {
                     kind: notice.kind,
-                    message: named(notice.message),
+                    message: self.named(&notice.message),
                     event: notice.event,
                 })
             })

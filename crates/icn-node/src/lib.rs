@@ -14,6 +14,7 @@ pub mod hints;
 pub mod http;
 pub mod layout;
 pub mod ledger;
+pub mod listener;
 pub mod net;
 pub mod node;
 pub mod passphrase;

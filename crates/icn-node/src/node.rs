@@ -33,7 +33,7 @@ pub enum NodeError {
     AlreadyInCoop { name: String },
     #[error("{0}")]
     BadInput(String),
-    #[error("the event was refused: {0}")]
+    #[error("refused: {0}")]
     Rejected(Rejection),
     #[error("stored event #{position} is damaged: {reason}")]
     Damaged { position: usize, reason: String },
@@ -442,6 +442,12 @@ impl Node {
                 self.commit(&own)?;
                 Ok(id)
             }
+            Verdict::Rejected(Rejection::Rule { reason }) => {
+                // The member reads names, not DIDs.
+                Err(NodeError::Rejected(Rejection::Rule {
+                    reason: self.named(&reason),
+                }))
+            }
             Verdict::Rejected(rejection) => Err(NodeError::Rejected(rejection)),
             other => Err(NodeError::BadInput(format!("unexpected verdict {other:?}"))),
         }
@@ -489,6 +495,20 @@ impl Node {
         self.announce(changes);
         self.warn_of_forks(changes);
         Ok(())
+    }
+
+    /// `text` with every member's DID replaced by their name (where they
+    /// have one): rules speak of DIDs, members read names.
+    pub(crate) fn named(&self, text: &str) -> String {
+        if !text.contains("did:icn:") {
+            return text.to_owned();
+        }
+        self.member_names()
+            .iter()
+            .filter(|(_, name)| !name.is_empty())
+            .fold(text.to_owned(), |text, (did, name)| {
+                text.replace(did.as_str(), name)
+            })
     }
 
     /// Logs one warning line per fork this node proves: an admin reading

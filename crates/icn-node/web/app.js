@@ -490,7 +490,7 @@ async function hoursView() {
   const payForm = h("form", { "aria-labelledby": "pay-title", onsubmit: onSubmit(async (data) => {
     await request_("POST", "/ledger/transfer", { to: data.to, amount: data.amount, memo: data.memo });
     toast(`Sent ${data.amount} to ${nameOf(data.to)}.`);
-  }, () => route()) },
+  }, async () => { await loadBalance(); await route(); }) },
     memberSelect("to", "To"),
     field("amount", "Hours", { required: true, placeholder: "1h30m", inputmode: "text", autocomplete: "off" }, "Like 2h, 1h30m, 45m or 2.5h"),
     field("memo", "What for", { placeholder: "Website fixes", maxlength: 500 }),
@@ -517,10 +517,31 @@ async function hoursView() {
   await loadPage(null);
 }
 
+// What a proposal does if it passes, in plain words (names, amounts).
+function actionText(action) {
+  if (!action || action === "decision") return "";
+  const [kind, detail] = typeof action === "string" ? [action, {}] : Object.entries(action)[0];
+  switch (kind) {
+    case "budget":
+      return `Pays ${amountText(detail.amount, detail.currency)} from the commons to ${nameOf(detail.to)}`;
+    case "add_member": return `Adds ${detail.name || nameOf(detail.did)} as a member`;
+    case "remove_member": return `Removes ${nameOf(detail.did)}`;
+    case "freeze": return `Freezes ${nameOf(detail.did)}`;
+    case "unfreeze": return `Lifts the freeze on ${nameOf(detail.did)}`;
+    case "set_params": return `Changes ${Object.entries(detail.params || {}).map(([key, value]) => `${key} to ${value}`).join(", ")}`;
+    case "set_roles": return `Gives ${nameOf(detail.did)} the roles ${(detail.roles || []).join(", ") || "none"}`;
+    case "charter": return `Rewrites the charter's ${detail.section} section`;
+    case "reverse": return `Reverses payment ${String(detail.entry).slice(0, 8)}`;
+    case "create_circle": return `Creates the circle ${detail.name}`;
+    default: return kind.replaceAll("_", " ");
+  }
+}
+
 function proposalRow(proposal) {
   return h("li", {},
     h("a", { class: "rowlink entry-main", href: `#/proposals/${proposal.id}` },
       h("div", { class: "title" }, proposal.title),
+      actionText(proposal.action) ? h("div", { class: "small", "data-testid": "action" }, actionText(proposal.action)) : null,
       h("div", { class: "muted small" }, `${proposal.template} · by ${nameOf(proposal.proposer)} · ${proposal.status === "open" ? `closes ${when(proposal.closes_at_ms)}` : when(proposal.closed_ms || proposal.opened_ms)}`)),
     h("span", { class: `badge ${proposal.status}` }, proposal.status.replace("_", " ")));
 }
@@ -605,6 +626,7 @@ async function proposalView(id) {
     h("section", { class: "card" },
       h("p", {}, h("span", { class: `badge ${proposal.status}`, "data-testid": "status" }, proposal.status.replace("_", " ")), " ",
         h("span", { class: "muted small" }, `${proposal.template} · by ${nameOf(proposal.proposer)} · ${proposal.status === "open" ? `closes ${new Date(proposal.closes_at_ms).toLocaleString()}` : ""}`)),
+      actionText(proposal.action) ? h("p", { "data-testid": "action" }, h("strong", {}, "If it passes: "), actionText(proposal.action)) : null,
       proposal.text ? h("p", {}, proposal.text) : null,
       proposal.outcome ? h("p", {}, h("strong", {}, "Outcome: "), proposal.outcome) : null,
       tallyBar(proposal.tally)),
@@ -655,8 +677,46 @@ async function membersView() {
           h("div", { class: "title" }, member.name || member.did, member.did === state.me.did ? " (you)" : ""),
           h("div", { class: "muted small" }, [member.tier, member.status !== "active" ? member.status : "", member.roles.join(", "), member.skills.join(", ")].filter(Boolean).join(" · "))),
         member.did === state.me.did ? null : trustForm(member))))),
+    inviteCard(),
     recoveryCard(recovery),
   );
+}
+
+// Bringing someone in: the invitation they paste on their set-up page (or
+// give to `icnctl coop join`), and a proposal to add a member by vote.
+function inviteCard() {
+  const shown = h("div", {});
+  const showInvitation = async (event) => {
+    event.target.disabled = true;
+    try {
+      const { ticket } = await read("/invitation");
+      const box = h("textarea", { readonly: true, rows: 3, "aria-label": "Invitation", "data-testid": "invitation" });
+      box.value = ticket;
+      shown.replaceChildren(box,
+        h("p", { class: "small muted" }, "Send it to them. They paste it on their node's set-up page (or run icnctl coop join with it and their name); members then vouch for them."),
+        h("button", { class: "secondary", onclick: async () => {
+          try { await navigator.clipboard.writeText(ticket); toast("Invitation copied."); } catch { box.select(); }
+        } }, "Copy"));
+    } catch (error) {
+      toast(error.message, "error");
+      event.target.disabled = false;
+    }
+  };
+  const propose = h("form", { onsubmit: onSubmit(async (data) => {
+    await request_("POST", "/governance/proposals", {
+      title: `Add ${data.name} as a member`,
+      text: "",
+      template: "simple-majority",
+      action: { type: "add_member", member: data.member, name: data.name },
+    });
+    toast(`Proposed adding ${data.name}; members vote on the Decisions page.`);
+  }) },
+    field("member", "Their DID", { required: true, placeholder: "did:icn:…", autocomplete: "off" }, "They see it on their node (icnctl id show)"),
+    field("name", "Their name", { required: true, autocomplete: "off" }),
+    h("button", { type: "submit", class: "secondary" }, "Propose adding them"));
+  return h("section", { class: "card" }, h("h2", {}, "Invite someone"),
+    h("button", { onclick: showInvitation }, "Show an invitation"), shown,
+    h("details", {}, h("summary", {}, "Or propose adding a member by vote"), propose));
 }
 
 // Social recovery: your guardians, a recovery of you you may cancel, and

@@ -106,8 +106,16 @@ fn load_config(flags: &Flags) -> anyhow::Result<Config> {
 }
 
 fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // iroh's relay transport logs "relay_recv_channel closed" at ERROR on
+    // every clean shutdown, relay or not. icnd reports relays itself (doctor,
+    // `icnctl peers`); an admin who asks for iroh's own logs still gets them.
+    if !config.log.level.contains("iroh")
+        && let Ok(quiet) = "iroh::socket::transports::relay=off".parse()
+    {
+        filter = filter.add_directive(quiet);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

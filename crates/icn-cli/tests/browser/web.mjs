@@ -143,6 +143,11 @@ try {
   // recovery request for Cat's identity comes from a device she does not
   // have: Ada approves it on her Members page, and Cat cancels it on hers.
   await ada.getByRole("link", { name: "Members" }).click();
+  // An invitation to send a newcomer, from the web app.
+  await ada.getByRole("button", { name: "Show an invitation" }).click();
+  const invitation = await ada.getByTestId("invitation").inputValue();
+  if (!invitation.startsWith("icn1")) throw new Error(`invitation ${JSON.stringify(invitation)}`);
+  await shot(ada, "8-ada-invitation");
   await ada.getByText(/You are a guardian of .*Cat/).waitFor();
   await ada.getByLabel("A member's recovery request").fill(env("RECOVERY_REQUEST"));
   await ada.locator("#recovery form").last().getByRole("button", { name: "Approve" }).click();

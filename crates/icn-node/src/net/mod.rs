@@ -16,6 +16,7 @@
 //!   a peer that sends a bad frame, an event whose signature fails, or more
 //!   than its rate allows is dropped, logged and counted ([`session`]).
 
+mod book;
 mod relay;
 mod session;
 mod ticket;
@@ -53,6 +54,20 @@ pub const JOIN_ALPN: &[u8] = b"icn/join/1";
 
 /// How often remembered and configured peers are dialled if not connected.
 const DIAL_INTERVAL: Duration = Duration::from_secs(5);
+/// A peer that keeps failing is dialled at least this often.
+const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A connection resends its address book at least this often.
+const BOOK_RESEND: Duration = Duration::from_secs(60);
+/// Store meta: the address book, base58 of its encoding.
+const META_BOOK: &str = "net.book";
+/// Close code for the second connection of a pair (one is kept).
+const CLOSE_DUPLICATE: u32 = 7;
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
 /// Connections at most; more are refused.
 const CONNECTIONS_MAX: usize = 64;
 /// This node dials no more once it has this many connections, leaving
@@ -143,6 +158,16 @@ pub struct Net {
     relay: Mutex<Option<Relay>>,
     /// Members connected now, shared with the node's status.
     connected: Arc<std::sync::atomic::AtomicUsize>,
+    /// Where members' nodes can be reached ([`book`]), and a counter that
+    /// moves whenever it changes (connections then resend it).
+    book: Mutex<book::Book>,
+    book_changed: tokio::sync::watch::Sender<u64>,
+    /// This node's device key, to sign its own address book entry.
+    identity: icn_identity::KeyPair,
+    /// Per peer key: failed dials in a row and when to try again.
+    backoff: Mutex<HashMap<[u8; 32], (u32, Instant)>>,
+    /// What it was started with (to start again after a key rotation).
+    options: NetOptions,
 }
 
 /// What `icnd` asks of the network.
@@ -231,9 +256,27 @@ async fn bind_endpoint(
     hooks: Option<MembersOnly>,
     relays: Option<(&[RelayRef], &PinnedRelays)>,
 ) -> anyhow::Result<Endpoint> {
+    // A dead peer (a laptop that moved or slept) is noticed in seconds:
+    // paths are probed every 2 s and dropped after 6 s of silence, the
+    // connection after 12 s, so either side redials.
+    let transport = iroh::endpoint::QuicTransportConfig::builder()
+        .default_path_keep_alive_interval(Duration::from_secs(2))
+        .default_path_max_idle_timeout(Duration::from_secs(6))
+        .max_idle_timeout(Some(
+            Duration::from_secs(12)
+                .try_into()
+                .expect("12 s is a valid idle timeout"),
+        ))
+        .build();
     let mut builder = Endpoint::builder(presets::Minimal)
         .secret_key(SecretKey::from_bytes(seed))
         .alpns(vec![SYNC_ALPN.to_vec(), JOIN_ALPN.to_vec()])
+        .transport_config(transport);
+    // A specific address means only it: no wildcard socket beside it.
+    if !listen.ip().is_unspecified() {
+        builder = builder.clear_ip_transports();
+    }
+    let mut builder = builder
         .bind_addr(listen)
         .map_err(|error| anyhow::anyhow!("cannot use {listen}: {error}"))?;
     builder = match relays {
@@ -314,7 +357,13 @@ impl Net {
             None => None,
         };
         let connected = lock(&state).connected_members.clone();
+        let stored_book = lock(&state).store().meta(META_BOOK).ok().flatten();
         let net = Arc::new(Net {
+            book: Mutex::new(book::Book::default()),
+            book_changed: tokio::sync::watch::channel(0).0,
+            identity: icn_identity::KeyPair::from_seed(&seed),
+            backoff: Mutex::new(HashMap::new()),
+            options: options.clone(),
             connected,
             endpoint,
             state,
@@ -331,6 +380,14 @@ impl Net {
             pinned,
             relay: Mutex::new(None),
         });
+        // Where members were last heard of: a restarted node redials them
+        // all, not only its bootstrap peers.
+        if let Some(entries) = stored_book
+            .and_then(|text| bs58::decode(text).into_vec().ok())
+            .and_then(|bytes| book::Book::decode(&bytes).ok())
+        {
+            net.take_entries(entries);
+        }
         if let Some(relay) = relay {
             net.learn_relay(relay.url.clone()).await;
             *net.relay.lock().unwrap_or_else(|p| p.into_inner()) = Some(relay);
@@ -355,6 +412,10 @@ impl Net {
         tokio::spawn(dial_loop(net.clone()));
         tracing::info!(addresses = ?net.endpoint.bound_sockets(), "Listening for peers.");
         Ok(net)
+    }
+
+    pub fn options(&self) -> &NetOptions {
+        &self.options
     }
 
     pub async fn close(&self) {
@@ -460,6 +521,64 @@ impl Net {
         }
     }
 
+    /// Takes members' address book entries (see [`book`]); when the book
+    /// changed, stores it and tells every connection to pass it on.
+    fn take_entries(&self, entries: Vec<book::Entry>) {
+        let own = *self.endpoint.id().as_bytes();
+        let members: HashSet<[u8; 32]> =
+            lock(&self.state).member_device_keys().into_iter().collect();
+        let now = unix_ms();
+        let stored = {
+            let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+            let mut changed = false;
+            for entry in entries.into_iter().filter(|entry| entry.key != own) {
+                changed |= book.merge(entry, now, |key| members.contains(key));
+            }
+            changed.then(|| bs58::encode(book.encode()).into_string())
+        };
+        if let Some(text) = stored {
+            if let Err(error) = lock(&self.state).set_meta(META_BOOK, &text) {
+                tracing::warn!(%error, "Could not save where members' nodes are.");
+            }
+            self.book_changed.send_modify(|version| *version += 1);
+        }
+    }
+
+    /// The book to send a peer, with this node's own entry signed now.
+    fn book_to_send(&self) -> Vec<u8> {
+        let mut addrs: Vec<SocketAddr> = self.endpoint.addr().ip_addrs().copied().collect();
+        if addrs.is_empty() {
+            addrs = self.endpoint.bound_sockets();
+        }
+        addrs.retain(|addr| !addr.ip().is_unspecified());
+        let own = book::Entry::sign(&self.identity, addrs, unix_ms());
+        let book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        book.encode_with(Some(&own))
+    }
+
+    /// Whether `key` may be dialled now (it is not backing off).
+    fn dial_due(&self, key: &[u8; 32]) -> bool {
+        let backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        backoff
+            .get(key)
+            .is_none_or(|(_, next)| *next <= Instant::now())
+    }
+
+    /// Records a dial's outcome: a failure doubles the wait before the next
+    /// (5 s, 10 s, … at most [`DIAL_BACKOFF_MAX`]); a success clears it.
+    fn dialled(&self, key: [u8; 32], reached: bool) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        if reached {
+            backoff.remove(&key);
+            return;
+        }
+        let failures = backoff.get(&key).map_or(0, |(failures, _)| *failures) + 1;
+        let wait = DIAL_INTERVAL
+            .saturating_mul(1 << failures.min(8).saturating_sub(1))
+            .min(DIAL_BACKOFF_MAX);
+        backoff.insert(key, (failures, Instant::now() + wait));
+    }
+
     /// Publishes how many members (not sessions) are connected.
     fn count_connected(&self, peers: &HashMap<usize, Peer>) {
         let members: HashSet<Did> = peers.values().map(|peer| peer.did).collect();
@@ -542,6 +661,27 @@ async fn dial_loop(net: Arc<Net>) {
             .filter_map(|relay| relay.relay_url().ok())
             .map(TransportAddr::Relay)
             .collect();
+        // Every member whose node the address book knows, whichever key is
+        // smaller: if one side cannot reach the other, the other dials (a
+        // pair that ends up with two connections keeps one).
+        let known: Vec<([u8; 32], Vec<SocketAddr>)> = {
+            let book = net.book.lock().unwrap_or_else(|p| p.into_inner());
+            members
+                .iter()
+                .filter(|key| **key != own)
+                .map(|key| (*key, book.addrs(key).to_vec()))
+                .filter(|(_, addrs)| !addrs.is_empty())
+                .collect()
+        };
+        for (key, addrs) in known {
+            if let Ok(id) = iroh::PublicKey::from_bytes(&key) {
+                let transports = addrs
+                    .into_iter()
+                    .map(TransportAddr::Ip)
+                    .chain(relays.iter().cloned());
+                targets.push((key, EndpointAddr::from_parts(id, transports)));
+            }
+        }
         if !relays.is_empty() {
             for key in members.into_iter().filter(|key| key > &own) {
                 if let Ok(id) = iroh::PublicKey::from_bytes(&key) {
@@ -560,6 +700,7 @@ fn dial(net: &Arc<Net>, key: [u8; 32], addr: EndpointAddr) {
     if &key == net.endpoint.id().as_bytes()
         || net.connected_to(&key)
         || net.connections() >= DIALLED_MAX
+        || !net.dial_due(&key)
     {
         return;
     }
@@ -580,11 +721,16 @@ fn dial(net: &Arc<Net>, key: [u8; 32], addr: EndpointAddr) {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key);
         match outcome {
-            Ok(Ok(connection)) => run_connection(net, connection, true).await,
+            Ok(Ok(connection)) => {
+                net.dialled(key, true);
+                run_connection(net, connection, true).await
+            }
             Ok(Err(error)) => {
+                net.dialled(key, false);
                 tracing::debug!(peer = %short_key(&key), %error, "Could not reach a peer; will retry.")
             }
             Err(_) => {
+                net.dialled(key, false);
                 tracing::debug!(peer = %short_key(&key), "A peer did not answer; will retry.")
             }
         }
@@ -624,6 +770,25 @@ async fn run_connection(net: Arc<Net>, connection: Connection, dialled: bool) {
     let events_received = Arc::new(AtomicU64::new(0));
     {
         let mut peers = net.peers.lock().unwrap_or_else(|p| p.into_inner());
+        // One connection per pair: when both dialled, both sides keep the one
+        // the smaller key dialled (else the newer), and close the other.
+        let own = *net.endpoint.id().as_bytes();
+        if let Some((&old_id, old)) = peers.iter().find(|(_, peer)| peer.endpoint == endpoint) {
+            let dialer = |dialled: bool| if dialled { own } else { endpoint };
+            let preferred = own.min(endpoint);
+            let keep_new = dialer(dialled) == preferred || dialer(old.dialled) != preferred;
+            if keep_new {
+                tracing::debug!(peer = %did, "A second connection to a peer: closing the first.");
+                old.connection
+                    .close(CLOSE_DUPLICATE.into(), b"duplicate connection");
+                peers.remove(&old_id);
+            } else {
+                drop(peers);
+                tracing::debug!(peer = %did, "A second connection to a peer: keeping the first.");
+                connection.close(CLOSE_DUPLICATE.into(), b"duplicate connection");
+                return;
+            }
+        }
         if peers.len() >= CONNECTIONS_MAX {
             drop(peers);
             Metrics::add(&net.metrics.connections_refused, 1);
@@ -646,11 +811,13 @@ async fn run_connection(net: Arc<Net>, connection: Connection, dialled: bool) {
         net.count_connected(&peers);
     }
     tracing::info!(peer = %did, direction = if dialled { "out" } else { "in" }, "Peer connected.");
+    let books = tokio::spawn(exchange_books(net.clone(), connection.clone()));
     let counters = PeerCounters {
         sent: events_sent,
         received: events_received,
     };
     let ended = drive(&net, &connection, dialled, &counters, class).await;
+    books.abort();
     {
         let mut peers = net.peers.lock().unwrap_or_else(|p| p.into_inner());
         peers.remove(&id);
@@ -666,6 +833,51 @@ async fn run_connection(net: Arc<Net>, connection: Connection, dialled: bool) {
             connection.close(code.into(), reason.as_bytes());
         }
     }
+}
+
+/// Sends this node's address book to a peer when the connection starts and
+/// whenever the book changes (at least every [`BOOK_RESEND`]), each time on
+/// a new one-way stream, and takes the books the peer sends (one a second
+/// at most; a peer that sends a bad one is ignored, not dropped: the book
+/// is a hint, sync is what matters).
+async fn exchange_books(net: Arc<Net>, connection: Connection) {
+    let send = {
+        let (net, connection) = (net.clone(), connection.clone());
+        async move {
+            let mut changed = net.book_changed.subscribe();
+            loop {
+                let bytes = net.book_to_send();
+                let Ok(mut stream) = connection.open_uni().await else {
+                    return;
+                };
+                if stream.write_all(&bytes).await.is_err() || stream.finish().is_err() {
+                    return;
+                }
+                tokio::select! {
+                    changed = changed.changed() => if changed.is_err() { return },
+                    () = tokio::time::sleep(BOOK_RESEND) => {}
+                }
+            }
+        }
+    };
+    let receive = async move {
+        loop {
+            let Ok(mut stream) = connection.accept_uni().await else {
+                return;
+            };
+            match stream.read_to_end(book::BYTES_MAX).await {
+                Ok(bytes) => match book::Book::decode(&bytes) {
+                    Ok(entries) => net.take_entries(entries),
+                    Err(error) => tracing::debug!(%error, "A peer sent a bad address book."),
+                },
+                Err(error) => {
+                    tracing::debug!(%error, "A peer's address book did not arrive whole.")
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    tokio::join!(send, receive);
 }
 
 #[derive(Serialize, Deserialize)]

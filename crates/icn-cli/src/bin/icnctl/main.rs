@@ -421,8 +421,8 @@ fn paper_key(context: &Context) -> Outcome {
     })?;
     context.print(&key, |key| {
         format!(
-            "Your paper key (write it down and keep it somewhere safe; it is not stored on this device):\n\n    {}\n\nIt is now authorised to sign for you (event {}).",
-            key.paper_key, key.event_id
+            "Your paper key (write it down and keep it somewhere safe; it is not stored on this device):\n\n    {}\n\nIt is now authorised to sign for you. Its public key, to revoke it if the paper is lost:\n\n    icnctl id revoke {}",
+            key.paper_key, key.public_key
         )
     });
     Ok(())
@@ -440,7 +440,9 @@ fn revoke(context: &Context, key: &str) -> Outcome {
                 event_id: id.to_string(),
             })
         })?;
-    context.print(&ack, |ack| format!("Revoked (event {}).", ack.event_id));
+    context.print(&ack, |_| {
+        "Revoked: that key no longer signs for you on any member's node once they sync.".to_owned()
+    });
     Ok(())
 }
 
@@ -662,13 +664,35 @@ fn coop_init(
         node.create_coop(name, &founders, &params, now())?;
         Ok(node.status(false, None))
     })?;
+    let asked: usize = params
+        .get("member.vouches")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(2);
+    let admission_by_vouches = params
+        .get("member.admission")
+        .is_none_or(|admission| admission == "vouches");
     context.print(&status, |status| {
         let coop = status.coop.as_ref().expect("a co-op was just created");
+        let founders = coop.founders.len();
+        // A small co-op is not stuck: fewer vouches suffice while fewer
+        // members can vouch (icn_governance::params::vouches_needed).
+        let small = if admission_by_vouches && founders < asked {
+            format!(
+                "\nNote: newcomers need {asked} vouches, but while the co-op has {founders} member{} who can vouch, {} enough.",
+                if founders == 1 { "" } else { "s" },
+                match founders {
+                    1 => "one vouch (yours) is".to_owned(),
+                    n => format!("{n} vouches are"),
+                }
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "Founded {:?} ({}); founding members: {}.\nNext:\n  1. start the node: icnd --data-dir {}\n  2. open the web app it prints (http://127.0.0.1:7878/) and sign in with your passphrase\n  3. tell members your name there (Settings), and invite them: icnctl coop invite",
+            "Founded {:?} ({}); founding members: {}.{small}\nNext:\n  1. start the node: icnd --data-dir {}\n  2. open the web app it prints (http://127.0.0.1:7878/) and sign in with your passphrase\n  3. tell members your name there (Settings), and invite them: icnctl coop invite",
             coop.name,
             coop.id,
-            coop.founders.len(),
+            founders,
             status.data_dir
         )
     });
