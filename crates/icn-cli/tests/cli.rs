@@ -2342,6 +2342,19 @@ fn a_member_who_lost_her_laptop_is_recovered_by_two_of_three_guardians() {
         eve_as_guardian.stderr.contains("your own guardian"),
         "{eve_as_guardian:?}"
     );
+    // Only the waiting time changes: the guardians and approvals stay.
+    let delay = h.icnctl(ana, &["id", "guardians", "--delay-hours", "0.003"]);
+    assert_eq!(delay.code, 0, "{delay:?}");
+    eventually("the new waiting time holds", || {
+        let shown = h.icnctl(ana, &["--json", "id", "recovery"]).json();
+        shown["guardians"]
+            .as_array()
+            .is_some_and(|all| all.len() == 3)
+            && shown["threshold"] == 2
+            && shown["delay_hours"]
+                .as_f64()
+                .is_some_and(|hours| (hours - 0.003).abs() < 1e-9)
+    });
 
     // A guardian freezes Ana's identity (a stolen laptop, say): what her
     // node signs is refused until the guardian unfreezes it. Eve, no
@@ -2363,6 +2376,16 @@ fn a_member_who_lost_her_laptop_is_recovered_by_two_of_three_guardians() {
     );
     let check = recovery_check(ana);
     assert_eq!(check["status"], "fail", "{check}");
+    // The balance says so too (one freeze, as members see it).
+    let balance = h.icnctl(ana, &["ledger", "balance", "--json"]).json();
+    assert_eq!(balance["accounts"][0]["frozen"], true, "{balance}");
+    // A guardian who did not freeze her cannot lift it, and is told why.
+    let not_mine = h.icnctl(cy, &["id", "unfreeze", "Ana"]);
+    assert_eq!(not_mine.code, 2, "{not_mine:?}");
+    assert!(
+        not_mine.stderr.contains("you did not freeze Ana"),
+        "{not_mine:?}"
+    );
     assert_eq!(h.icnctl(ben, &["id", "unfreeze", "Ana"]).code, 0);
     eventually("ana's node learns of the unfreeze", || {
         frozen_by(ana).is_null()

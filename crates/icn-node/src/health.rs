@@ -128,7 +128,9 @@ pub fn local_checks(dir: &DataDir, node: Option<&Node>, backups: &Path) -> Vec<C
                 Some("keep icnd running with a member's node reachable (icnd --peer TICKET)"),
             ));
         }
+        // A fork's freeze (a guardian's has its own check, `recovery`).
         if let Some(me) = node.identity().map(|identity| identity.did)
+            && node.log().is_some_and(|log| log.frozen(&me).is_none())
             && let Ok(balance) = node.balance(&me)
             && balance.accounts.iter().any(|account| account.frozen)
         {

@@ -422,6 +422,9 @@ impl Node {
                 }
             }
             .at(crate::node::now().as_millis());
+            // One freeze, as members see it: a guardian's freeze stops the
+            // account as surely as a fork's.
+            let guardian_frozen = log.frozen(did).is_some();
             accounts.push(api::Account {
                 display: ledger::format_amount(row.balance, currency),
                 currency: row.currency,
@@ -430,7 +433,7 @@ impl Node {
                 ceiling: row.ceiling,
                 over_ceiling: row.over_ceiling,
                 near_floor: row.near_floor,
-                frozen: row.frozen,
+                frozen: row.frozen || guardian_frozen,
             });
         }
         Ok(api::Balance {

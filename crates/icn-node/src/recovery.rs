@@ -123,6 +123,14 @@ impl Node {
         request: &api::SetGuardians,
         now: Timestamp,
     ) -> Result<EventId, NodeError> {
+        // No names: keep the guardians named now and change only the
+        // approvals needed or the waiting time.
+        let current = self
+            .log
+            .as_ref()
+            .ok_or(NodeError::NoCoop)?
+            .key_state(&self.me()?)
+            .guardians;
         let mut guardians = Vec::new();
         for text in &request.guardians {
             let did = self.resolve_member(text)?;
@@ -131,11 +139,28 @@ impl Node {
             }
             guardians.push(did);
         }
-        let threshold = request
-            .threshold
-            .unwrap_or(if guardians.len() == 1 { 1 } else { 2 });
+        if guardians.is_empty() {
+            match &current {
+                Some(current) => guardians = current.guardians.clone(),
+                None => {
+                    return Err(bad(
+                        "you have no guardians yet: name them (icnctl id guardians Ana Ben Cy)",
+                    ));
+                }
+            }
+        }
+        let keeps_set = current
+            .as_ref()
+            .is_some_and(|current| current.guardians == guardians);
+        let threshold = request.threshold.unwrap_or(match &current {
+            Some(current) if keeps_set => current.threshold,
+            _ if guardians.len() == 1 => 1,
+            _ => 2,
+        });
         let delay_ms = match request.delay_hours {
-            None => RECOVERY_DELAY_DEFAULT_MS,
+            None => current
+                .as_ref()
+                .map_or(RECOVERY_DELAY_DEFAULT_MS, |current| current.delay_ms),
             Some(hours)
                 if hours.is_finite()
                     && hours >= 0.0
@@ -211,9 +236,10 @@ impl Node {
         // Only a freeze this guardian made can this guardian lift: saying
         // "unfrozen" for anything else would report what did not happen.
         if !freezers.contains(&me) {
-            let fork_frozen = self
-                .balance(&member)
-                .is_ok_and(|balance| balance.accounts.iter().any(|account| account.frozen));
+            let fork_frozen = freezers.is_empty()
+                && self
+                    .balance(&member)
+                    .is_ok_and(|balance| balance.accounts.iter().any(|account| account.frozen));
             let why = if fork_frozen {
                 format!(
                     "{name}'s account is frozen because two different entries were signed as theirs \

@@ -136,7 +136,7 @@ pub fn set_guardians(
     threshold: Option<u8>,
     delay_hours: Option<f64>,
 ) -> Outcome {
-    if guardians.is_empty() {
+    if guardians.is_empty() && threshold.is_none() && delay_hours.is_none() {
         return show(context);
     }
     let request = icn_api::SetGuardians {
@@ -150,11 +150,9 @@ pub fn set_guardians(
         &request,
         Node::set_guardians,
     )?;
-    context.print(&ack, |ack| {
-        format!(
-            "Guardians named (event {}). `icnctl id recovery` shows them.",
-            ack.event_id
-        )
+    context.print(&ack, |_| {
+        "Guardians set. `icnctl id guardians` shows them, how many must approve and the waiting time."
+            .to_owned()
     });
     Ok(())
 }
