@@ -170,9 +170,10 @@ pub struct Changes {
 struct Chain {
     ids: Vec<EventId>,
     keys: Option<KeyState>,
-    /// The causal clock of the author's latest counted `identity.recover`:
-    /// guardians' freezes it had seen no longer hold.
-    recovered: Option<Arc<Clock>>,
+    /// The seq and causal clock of the author's latest counted
+    /// `identity.recover`: guardians' freezes it had seen no longer hold
+    /// over the events after it.
+    recovered: Option<(u64, Arc<Clock>)>,
 }
 
 /// A guardian's counted approval of a recovery.
@@ -186,11 +187,13 @@ pub struct Approval {
 }
 
 /// A guardian's counted freeze or unfreeze of a member.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct FreezeMark {
     guardian: Did,
     seq: u64,
     frozen: bool,
+    /// The last position of the member's chain the guardian had seen.
+    seen: u64,
 }
 
 /// For each author, the highest seq of theirs in an event's causal past.
@@ -292,8 +295,15 @@ pub struct Log {
     /// The variant that counts at each fork in this pass (see the module
     /// docs); a fork missing here uses [`provisional_winner`].
     winners: BTreeMap<(Did, u64), EventId>,
-    /// Set when support no longer agrees with `winners`: the log rebuilds.
-    winners_stale: bool,
+    /// Set when what is known now could change verdicts already given
+    /// (support moved a fork's winner, or a guardian's freeze or unfreeze
+    /// covers events already judged): the log rebuilds.
+    rejudge: bool,
+    /// While [`Log::replay`] runs a pass: the freezes the previous pass
+    /// counted, which every event of the pass is judged against (a freeze
+    /// may arrive after the events it covers; passes repeat until the
+    /// freezes counted are the ones assumed).
+    freeze_hints: Option<BTreeMap<Did, Vec<FreezeMark>>>,
     /// The co-op's lifts of fork freezes, by member: where each was decided
     /// and the highest fork position it covers.
     lifts: BTreeMap<Did, Vec<(Source, u64)>>,
@@ -431,7 +441,8 @@ impl Log {
             reach: HashMap::new(),
             support: BTreeMap::new(),
             winners: BTreeMap::new(),
-            winners_stale: false,
+            rejudge: false,
+            freeze_hints: None,
             lifts: BTreeMap::new(),
         };
         log.clocks.insert(genesis.id(), Arc::default());
@@ -475,6 +486,7 @@ impl Log {
             domains.iter().map(|domain| domain.fresh()).collect();
         let mut domains = Some(domains);
         let mut winners: BTreeMap<(Did, u64), EventId> = BTreeMap::new();
+        let mut freezes: BTreeMap<Did, Vec<FreezeMark>> = BTreeMap::new();
         let mut passes = 0;
         loop {
             let domains = domains
@@ -484,6 +496,7 @@ impl Log {
             log.set_evidence(forks.clone());
             log.preferred = preferred.clone();
             log.winners = winners.clone();
+            log.freeze_hints = Some(freezes.clone());
             log.in_replay = true;
             let mut changes = Changes::default();
             for event in &events {
@@ -497,17 +510,20 @@ impl Log {
                 passes = 0;
                 continue;
             }
-            // Which variants the support this pass measured makes count. It
-            // depends only on which events are kept, so the next pass
-            // confirms it.
+            // Which variants the support this pass measured makes count, and
+            // which guardians' freezes it counted. Both depend (almost) only
+            // on which events are kept, so the next pass confirms them.
             passes += 1;
             let decided = log.decided_winners();
-            if decided != log.effective_winners() && passes < WINNER_PASSES_MAX {
+            let settled = decided == log.effective_winners() && log.freezes == freezes;
+            if !settled && passes < WINNER_PASSES_MAX {
                 winners = decided;
+                freezes = log.freezes.clone();
                 continue;
             }
+            log.freeze_hints = None;
             log.winners = log.effective_winners();
-            log.winners_stale = false;
+            log.rejudge = false;
             log.in_replay = false;
             log.announce_forks(&mut changes);
             // Every event given, whether it ended counted, as evidence or
@@ -694,7 +710,7 @@ impl Log {
                         .or_default()
                         .insert(author);
                     if added && self.decided_winner(&slot) != self.winner_at(&slot) {
-                        self.winners_stale = true;
+                        self.rejudge = true;
                     }
                 }
             }
@@ -930,12 +946,14 @@ impl Log {
         let id = event.id();
         let verdict = self.offer(event, now, changes, refused);
         changes.verdicts.push((id, verdict.clone()));
-        if verdict.kept() {
+        if verdict.kept() && !self.must_rejudge() {
             self.release_waiters(id, now, changes);
         }
-        if self.winners_stale && !self.replaying() {
-            // Support moved a fork to another variant: count the branch the
-            // co-op built on.
+        if self.must_rejudge() {
+            // What is known now changes verdicts already given (support moved
+            // a fork's winner, or a freeze covers events already judged):
+            // judge everything again. The replay takes the pending events
+            // too, so none is judged against the state this replaces.
             self.rebuild(now, changes);
         }
         verdict
@@ -958,13 +976,27 @@ impl Log {
         }
     }
 
+    /// Whether verdicts must be given again now (never inside a replay,
+    /// which settles them in passes).
+    fn must_rejudge(&self) -> bool {
+        self.rejudge && !self.replaying()
+    }
+
     fn release_waiters(&mut self, first: EventId, now: Timestamp, changes: &mut Changes) {
         let mut ready = VecDeque::from([first]);
         while let Some(id) = ready.pop_front() {
+            if self.must_rejudge() {
+                // Stop here: the rebuild judges what still waits.
+                return;
+            }
             let Some(waiters) = self.pending.waiting_on.remove(&id) else {
                 continue;
             };
             for waiter in waiters {
+                if self.must_rejudge() {
+                    // The rest still waits in `pending`; the rebuild takes it.
+                    return;
+                }
                 let Some(event) = self.pending.remove(&waiter) else {
                     continue;
                 };
@@ -1100,7 +1132,7 @@ impl Log {
         }
         let reach = self.reach_for(id, &content);
         let forks_proven = self.forks_proven(reach.as_deref());
-        let judged = if let Some(guardian) = self.frozen_by(&author, &clock)
+        let judged = if let Some(guardian) = self.frozen_by(&author, seq, &clock)
             && !recovery
         {
             Err(Rejection::rule(format!(
@@ -1468,46 +1500,59 @@ impl Log {
         }
     }
 
-    /// The guardian whose freeze holds over an event of `member` with causal
-    /// past `clock`, if any: the guardian's latest freeze or unfreeze in
-    /// that past is a freeze, and no recovery of the member has seen it.
-    fn frozen_by(&self, member: &Did, clock: &Clock) -> Option<Did> {
-        self.freezing_guardians(member, clock).into_iter().next()
+    /// The guardian whose freeze holds over `member`'s event at `seq` with
+    /// causal past `clock`, if any (see [`Log::freezing_guardians`]).
+    fn frozen_by(&self, member: &Did, seq: u64, clock: &Clock) -> Option<Did> {
+        self.freezing_guardians(member, seq, clock)
+            .into_iter()
+            .next()
     }
 
-    /// Every guardian whose freeze holds over an event of `member` with
-    /// causal past `clock`.
-    fn freezing_guardians(&self, member: &Did, clock: &Clock) -> Vec<Did> {
-        let Some(marks) = self.freezes.get(member) else {
+    /// Every guardian whose freeze holds over `member`'s event at `seq` with
+    /// causal past `clock`. A guardian's freeze names the last position of
+    /// the member's chain the guardian had seen; it holds over every later
+    /// event of the member, whether or not its signer had seen the freeze
+    /// (a stolen laptop that signs offline is frozen too), until a later
+    /// unfreeze by that guardian that had seen the event, or that is in the
+    /// event's causal past, lifts it; or, for events after it, a recovery
+    /// that had seen the freeze. All of it is a function of the event set:
+    /// a freeze that arrives after events it covers makes the log judge
+    /// them again.
+    fn freezing_guardians(&self, member: &Did, seq: u64, clock: &Clock) -> Vec<Did> {
+        let marks = self.freeze_hints.as_ref().unwrap_or(&self.freezes);
+        let Some(marks) = marks.get(member) else {
             return Vec::new();
         };
         let recovered = self
             .chains
             .get(member)
-            .and_then(|chain| chain.recovered.clone())
-            .unwrap_or_default();
-        let mut latest: BTreeMap<Did, &FreezeMark> = BTreeMap::new();
-        for mark in marks {
-            if clock
+            .and_then(|chain| chain.recovered.clone());
+        let in_past = |mark: &FreezeMark| {
+            clock
                 .get(&mark.guardian)
-                .is_some_and(|seen| *seen >= mark.seq)
-            {
-                let entry = latest.entry(mark.guardian).or_insert(mark);
-                if mark.seq > entry.seq {
-                    *entry = mark;
-                }
+                .is_some_and(|known| *known >= mark.seq)
+        };
+        // Marks are sorted by (guardian, seq).
+        let mut guardians = Vec::new();
+        for (index, mark) in marks.iter().enumerate() {
+            if !mark.frozen || mark.seen >= seq || guardians.last() == Some(&mark.guardian) {
+                continue;
+            }
+            let lifted = marks[index + 1..]
+                .iter()
+                .take_while(|later| later.guardian == mark.guardian)
+                .any(|later| !later.frozen && (later.seen >= seq || in_past(later)));
+            let recovered_past = recovered.as_ref().is_some_and(|(recovered_at, known)| {
+                seq > *recovered_at
+                    && known
+                        .get(&mark.guardian)
+                        .is_some_and(|known| *known >= mark.seq)
+            });
+            if !lifted && !recovered_past {
+                guardians.push(mark.guardian);
             }
         }
-        latest
-            .into_values()
-            .filter(|mark| {
-                mark.frozen
-                    && recovered
-                        .get(&mark.guardian)
-                        .is_none_or(|seen| *seen < mark.seq)
-            })
-            .map(|mark| mark.guardian)
-            .collect()
+        guardians
     }
 
     /// Keeps what a counted (not quarantined) identity event means for
@@ -1531,20 +1576,35 @@ impl Log {
             }
             kind @ (KIND_FREEZE | crate::rules::KIND_UNFREEZE) => {
                 if let Ok(body) = decode_body::<Freeze>(event) {
-                    self.freezes
-                        .entry(body.member)
-                        .or_default()
-                        .push(FreezeMark {
-                            guardian: author,
-                            seq: event.seq(),
-                            frozen: kind == KIND_FREEZE,
-                        });
+                    let seen = self
+                        .clocks
+                        .get(&event.id())
+                        .and_then(|clock| clock.get(&body.member).copied())
+                        .unwrap_or(0);
+                    let marks = self.freezes.entry(body.member).or_default();
+                    marks.push(FreezeMark {
+                        guardian: author,
+                        seq: event.seq(),
+                        frozen: kind == KIND_FREEZE,
+                        seen,
+                    });
+                    marks.sort();
+                    // Events of the member past what the guardian had seen
+                    // were judged without this mark.
+                    let judged = self
+                        .chains
+                        .get(&body.member)
+                        .map_or(0, |chain| chain.ids.len() as u64);
+                    if judged > seen {
+                        self.rejudge = true;
+                    }
                 }
             }
             KIND_RECOVER => {
                 let clock = self.clocks.get(&event.id()).cloned().unwrap_or_default();
+                let seq = event.seq();
                 if let Some(chain) = self.chains.get_mut(&author) {
-                    chain.recovered = Some(clock);
+                    chain.recovered = Some((seq, clock));
                 }
             }
             _ => {}
@@ -1581,7 +1641,8 @@ impl Log {
             .iter()
             .map(|(author, chain)| (*author, chain.ids.len() as u64))
             .collect();
-        self.freezing_guardians(member, &everything)
+        let (next, _) = self.next_position(member);
+        self.freezing_guardians(member, next, &everything)
     }
 
     /// Recomputes what counts from every kept event, after a freeze.

@@ -833,6 +833,88 @@ mod recovery {
         ));
     }
 
+    /// The stolen-laptop trial: a guardian freezes Ana; the thief, offline
+    /// with her laptop, never sees the freeze and cancels the recovery and
+    /// pays. Whatever order the events arrive in, the thief's events count
+    /// nowhere (they follow the position the guardian had seen), the
+    /// cancellation does not block the recovery, and the new device takes
+    /// over and signs freely.
+    #[test]
+    fn a_freeze_stops_a_stolen_laptop_that_signs_without_seeing_it() {
+        let mut scene = scene();
+        let ana = did_of(&scene.keys[0]);
+        let ben = scene.keys[1].clone();
+        let freeze = scene.coop.event_signed(
+            did_of(&ben),
+            &ben,
+            KIND_FREEZE,
+            encode_body(&Freeze { member: ana }),
+            vec![scene.guardians_event.id()],
+            at(2),
+        );
+        let laptop = scene.keys[0].clone();
+        let cancel = scene.coop.event_signed(
+            ana,
+            &laptop,
+            KIND_RECOVERY_CANCEL,
+            encode_body(&RecoveryCancel {
+                new_key: scene.fresh.public(),
+            }),
+            vec![],
+            at(3),
+        );
+        let theft = scene.coop.note(&laptop, "pay the thief", vec![], at(4));
+        let approvals = [scene.approve(1, 5), scene.approve(2, 6)];
+        let recover = scene.recover(&[&approvals[0], &approvals[1]], 6 + 61);
+        let fresh = scene.fresh.clone();
+        let after = scene.coop.event_signed(
+            ana,
+            &fresh,
+            "note.add",
+            encode_body(&icn_testkit::Note {
+                text: "back".into(),
+            }),
+            vec![recover.id()],
+            at(70),
+        );
+        let events = [
+            freeze.clone(),
+            cancel.clone(),
+            theft.clone(),
+            approvals[0].clone(),
+            approvals[1].clone(),
+            recover.clone(),
+            after.clone(),
+        ];
+        let orders: [&[usize]; 3] = [
+            &[0, 1, 2, 3, 4, 5, 6],
+            // The thief's events first: judged before the freeze arrives.
+            &[1, 2, 3, 4, 0, 5, 6],
+            &[6, 5, 4, 3, 2, 1, 0],
+        ];
+        let mut states = Vec::new();
+        for order in orders {
+            let mut log = new_log(&scene.coop);
+            offer(&mut log, &scene.guardians_event, at(1));
+            for &index in order {
+                offer(&mut log, &events[index], at(100));
+            }
+            for thief in [&cancel, &theft] {
+                let reason = log.quarantined(&thief.id()).expect("quarantined");
+                assert!(reason.to_string().contains("frozen"), "{reason}");
+            }
+            assert!(
+                log.is_counted(&recover.id()),
+                "the recovery completes in order {order:?}: {:?}",
+                log.quarantined(&recover.id())
+            );
+            assert!(log.is_counted(&after.id()) && log.quarantined(&after.id()).is_none());
+            assert_eq!(log.frozen(&ana), None, "the recovery lifted the freeze");
+            states.push(final_state(&log));
+        }
+        assert!(states.windows(2).all(|pair| pair[0] == pair[1]));
+    }
+
     #[test]
     fn a_guardian_freezes_a_member_until_unfrozen() {
         let mut scene = scene();
