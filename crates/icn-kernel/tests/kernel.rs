@@ -673,6 +673,22 @@ mod recovery {
             )
         }
 
+        /// Ben (a guardian) freezes Ana, having seen her chain up to her
+        /// guardians event.
+        fn ben_freezes_ana(&mut self) -> Event {
+            let ben = self.keys[1].clone();
+            self.coop.event_signed(
+                did_of(&ben),
+                &ben,
+                KIND_FREEZE,
+                encode_body(&Freeze {
+                    member: did_of(&self.keys[0]),
+                }),
+                vec![self.guardians_event.id()],
+                at(2),
+            )
+        }
+
         /// Forgets the position of an event the log refused.
         fn refused(&mut self, event: &Event) {
             let content = event.content();
@@ -843,15 +859,7 @@ mod recovery {
     fn a_freeze_stops_a_stolen_laptop_that_signs_without_seeing_it() {
         let mut scene = scene();
         let ana = did_of(&scene.keys[0]);
-        let ben = scene.keys[1].clone();
-        let freeze = scene.coop.event_signed(
-            did_of(&ben),
-            &ben,
-            KIND_FREEZE,
-            encode_body(&Freeze { member: ana }),
-            vec![scene.guardians_event.id()],
-            at(2),
-        );
+        let freeze = scene.ben_freezes_ana();
         let laptop = scene.keys[0].clone();
         let cancel = scene.coop.event_signed(
             ana,
@@ -920,14 +928,7 @@ mod recovery {
         let mut scene = scene();
         let ana = did_of(&scene.keys[0]);
         let ben = scene.keys[1].clone();
-        let freeze = scene.coop.event_signed(
-            did_of(&ben),
-            &ben,
-            KIND_FREEZE,
-            encode_body(&Freeze { member: ana }),
-            vec![scene.guardians_event.id()],
-            at(2),
-        );
+        let freeze = scene.ben_freezes_ana();
         assert_eq!(offer(&mut scene.log, &freeze, at(2)), Verdict::Accepted);
         assert_eq!(scene.log.frozen(&ana), Some(did_of(&ben)));
         // Ana's device has seen the freeze: what it signs does not count.
