@@ -26,8 +26,8 @@ pub use log::{
     VIEW_QUARANTINE, Verdict,
 };
 pub use rules::{
-    CurrencySpec, Freeze, GUARDIANS_MAX, Genesis, Guardians, KIND_FREEZE, KIND_GENESIS,
-    KIND_GUARDIANS, KIND_KEY_ADD, KIND_KEY_REVOKE, KIND_KEY_ROTATE, KIND_RECOVER,
+    CurrencySpec, FAST_RECOVERY_DELAY_MS, Freeze, GUARDIANS_MAX, Genesis, Guardians, KIND_FREEZE,
+    KIND_GENESIS, KIND_GUARDIANS, KIND_KEY_ADD, KIND_KEY_REVOKE, KIND_KEY_ROTATE, KIND_RECOVER,
     KIND_RECOVERY_APPROVE, KIND_RECOVERY_CANCEL, KIND_UNFREEZE, KeyAdd, KeyRevoke, KeyRotate,
     KeyState, PARAM_VALUE_MAX_BYTES, RECOVERY_DELAY_DEFAULT_MS, RECOVERY_DELAY_MAX_MS, Recover,
     RecoveryApprove, RecoveryCancel, Rejection, check_text, decode_body,

@@ -1456,7 +1456,9 @@ impl Log {
             )));
         }
         times.sort();
-        let ready = times[needed - 1].saturating_add_ms(guardians.delay_ms);
+        let ready = guardians
+            .ready_at(&times)
+            .expect("enough approvals, checked above");
         if event.timestamp() < ready {
             return Err(Rejection::rule(format!(
                 "the recovery's waiting time runs until {} ms (the member may still cancel it)",

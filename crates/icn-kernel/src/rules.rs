@@ -212,7 +212,29 @@ impl Guardians {
         }
         Ok(())
     }
+
+    /// When a new key approved at `times` (one per distinct guardian,
+    /// oldest first) may take over: the waiting time after the approval that
+    /// reached the threshold; or, when *every* guardian approved and there
+    /// are more of them than the threshold, at most
+    /// [`FAST_RECOVERY_DELAY_MS`] after the last approval. The wait is the
+    /// member's chance to cancel a recovery they did not ask for; when all
+    /// their guardians vouch for it (each after calling them), a member who
+    /// lost their only laptop gets it back the same day.
+    pub fn ready_at(&self, times: &[crate::Timestamp]) -> Option<crate::Timestamp> {
+        let needed = usize::from(self.threshold).max(1);
+        let normal = times.get(needed - 1)?.saturating_add_ms(self.delay_ms);
+        let all = self.guardians.len();
+        if all > needed && times.len() >= all {
+            let fast = times[all - 1].saturating_add_ms(self.delay_ms.min(FAST_RECOVERY_DELAY_MS));
+            return Some(normal.min(fast));
+        }
+        Some(normal)
+    }
 }
+
+/// The longest wait once every guardian (more than the threshold) approved.
+pub const FAST_RECOVERY_DELAY_MS: u64 = 4 * 60 * 60 * 1000;
 
 /// A guardian's approval, on the guardian's chain, that `new_key` may
 /// recover `member`.

@@ -697,6 +697,49 @@ mod recovery {
         }
     }
 
+    /// "Recover the same day": with the default 72 h wait, two of three
+    /// approvals must wait it out, but when all three guardians approve the
+    /// new key takes over 4 hours after the last approval.
+    #[test]
+    fn every_guardian_approving_shortens_the_wait_to_hours() {
+        let mut scene = scene();
+        let guardians = Guardians {
+            guardians: (1..=3).map(|index| did_of(&scene.keys[index])).collect(),
+            threshold: 2,
+            delay_ms: 72 * 60 * 60_000,
+        };
+        let ana = scene.keys[0].clone();
+        let longer = scene
+            .coop
+            .event(&ana, KIND_GUARDIANS, encode_body(&guardians), at(2));
+        assert_eq!(offer(&mut scene.log, &longer, at(2)), Verdict::Accepted);
+        scene.guardians_event = longer;
+        let [ben, cy] = [scene.approve(1, 10), scene.approve(2, 20)];
+        assert_eq!(offer(&mut scene.log, &ben, at(20)), Verdict::Accepted);
+        assert_eq!(offer(&mut scene.log, &cy, at(20)), Verdict::Accepted);
+        // Two of three, 4 h later: still waiting (72 h).
+        let two = scene.recover(&[&ben, &cy], 20 + 4 * 60 + 1);
+        assert!(matches!(
+            offer(&mut scene.log, &two, at(20 + 4 * 60 + 1)),
+            Verdict::Rejected(Rejection::Rule { reason }) if reason.contains("waiting time")
+        ));
+        scene.refused(&two);
+        // The third approves: 4 h after that, it takes over.
+        let dee = scene.approve(3, 30);
+        assert_eq!(offer(&mut scene.log, &dee, at(30)), Verdict::Accepted);
+        let early = scene.recover(&[&ben, &cy, &dee], 30 + 4 * 60 - 1);
+        assert!(matches!(
+            offer(&mut scene.log, &early, at(30 + 4 * 60)),
+            Verdict::Rejected(Rejection::Rule { reason }) if reason.contains("waiting time")
+        ));
+        scene.refused(&early);
+        let all = scene.recover(&[&ben, &cy, &dee], 30 + 4 * 60);
+        assert_eq!(
+            offer(&mut scene.log, &all, at(30 + 4 * 60)),
+            Verdict::Accepted
+        );
+    }
+
     #[test]
     fn guardians_recover_a_member_after_the_delay_and_the_old_key_is_refused() {
         let mut scene = scene();

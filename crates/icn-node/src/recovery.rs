@@ -62,13 +62,11 @@ fn guardian_approvals<'a>(
     chosen
 }
 
-/// When the new key may take over, as the kernel judges it: the delay after
-/// the approval that reached the threshold; none before there are enough.
+/// When the new key may take over, as the kernel judges it
+/// ([`Guardians::ready_at`]); none before there are enough approvals.
 fn ready_at(approvals: &[&Approval], guardians: &Guardians) -> Option<Timestamp> {
-    let needed = usize::from(guardians.threshold).max(1);
-    approvals
-        .get(needed - 1)
-        .map(|approval| approval.at.saturating_add_ms(guardians.delay_ms))
+    let times: Vec<Timestamp> = approvals.iter().map(|approval| approval.at).collect();
+    guardians.ready_at(&times)
 }
 
 pub fn encode_request(member: &Did, key: &PublicKey) -> String {
@@ -478,11 +476,13 @@ impl Node {
         let Some(guardians) = keys.guardians.clone() else {
             return Ok(None);
         };
-        let mut chosen = guardian_approvals(log, &me, &new_key, &guardians);
+        // Every guardian's approval goes in: when all approved, the wait is
+        // shorter (`Guardians::ready_at`), and the kernel counts only what
+        // the recovery lists.
+        let chosen = guardian_approvals(log, &me, &new_key, &guardians);
         if ready_at(&chosen, &guardians).is_none_or(|ready| now < ready) {
             return Ok(None);
         }
-        chosen.truncate(usize::from(guardians.threshold));
         let approvals: Vec<EventId> = chosen.iter().map(|approval| approval.id).collect();
         let body = Recover {
             new_key,
