@@ -414,6 +414,10 @@ fn members_pay_in_hours_and_read_balances_and_history() {
         ),
         (vec!["ledger", "pay", "did:icn:nope", "1h"], "did:icn"),
     ];
+    // A DID with its last character missing is not taken for another.
+    let typo = &ben_did[..ben_did.len() - 1];
+    let mistyped = h.icnctl(&ana, &["ledger", "pay", typo, "1h"]);
+    assert_eq!(mistyped.code, 2, "{mistyped:?}");
     for (args, reason) in &refused {
         let run = h.icnctl(&ana, args);
         assert_eq!(run.code, 2, "{args:?} {run:?}");
@@ -1933,6 +1937,29 @@ fn a_backup_taken_while_running_restores_identical_views() {
     );
     assert_eq!(written.code, 0, "{written:?}");
     assert!(written.json()["bytes"].as_u64().unwrap() > 0);
+    // Members' data and backups are their owner's alone: another local
+    // user can neither copy a backup nor read the database.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dirs[0]), 0o700, "the data directory");
+        assert_eq!(
+            mode(&dirs[0].join("backups")),
+            0o700,
+            "the backups directory"
+        );
+        for entry in std::fs::read_dir(&dirs[0])
+            .unwrap()
+            .chain(std::fs::read_dir(dirs[0].join("backups")).unwrap())
+        {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                assert_eq!(mode(&entry.path()), 0o600, "{}", entry.path().display());
+            }
+        }
+        assert_eq!(mode(&file), 0o600, "a backup written elsewhere");
+    }
 
     let restored = h.data_dir("restored");
     let run = h.icnctl(&restored, &["restore", file.to_str().unwrap()]);

@@ -514,6 +514,23 @@ mod tests {
     }
 
     #[test]
+    fn wrong_passphrases_pause_only_the_address_they_came_from() {
+        let auth = Auth::with_secret(vec![7; 32]);
+        let stranger: std::net::IpAddr = [192, 0, 2, 7].into();
+        let member: std::net::IpAddr = [127, 0, 0, 1].into();
+        for _ in 0..PASSPHRASE_FAILURES_MAX {
+            assert_eq!(auth.passphrase_paused(stranger), None);
+            auth.passphrase_failed(stranger);
+        }
+        assert!(auth.passphrase_paused(stranger).is_some());
+        assert_eq!(
+            auth.passphrase_paused(member),
+            None,
+            "the member's own device is not locked out"
+        );
+    }
+
+    #[test]
     fn revoking_a_browser_key_ends_its_sessions_and_renewals_at_once() {
         let auth = Auth::with_secret(vec![7; 32]);
         let did = Did::from_inception_key(icn_identity::KeyPair::from_seed(&[1; 32]).public());
