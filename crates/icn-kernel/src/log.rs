@@ -226,8 +226,15 @@ impl Pending {
                 self.by_author.remove(&event.author());
             }
         }
-        // Its entries in `waiting_on` go when what it waits for arrives
-        // (`release_waiters` skips ids no longer pending).
+        let content = event.content();
+        for waited in content.prev.iter().chain(&content.deps) {
+            if let Some(waiters) = self.waiting_on.get_mut(waited) {
+                waiters.remove(id);
+                if waiters.is_empty() {
+                    self.waiting_on.remove(waited);
+                }
+            }
+        }
         Some(event)
     }
 
@@ -238,6 +245,7 @@ impl Pending {
             if at >= horizon {
                 break;
             }
+            self.parked.pop_first();
             self.remove(&id);
         }
     }
@@ -507,6 +515,7 @@ impl Log {
                 // round knows strictly more forks, so this ends.
                 forks = log.evidence.clone();
                 winners.clear();
+                freezes.clear();
                 passes = 0;
                 continue;
             }
@@ -678,12 +687,16 @@ impl Log {
 
     /// Records a newly kept event's reach and the support it gives; marks
     /// the winners stale if that support changes which variant counts.
-    fn note_kept(&mut self, event: &Event) {
+    fn note_kept(&mut self, event: &Event, supports: bool) {
         let id = event.id();
         let Some(reach) = self.reach_for(id, event.content()) else {
             return;
         };
         let author = event.author();
+        if !supports {
+            self.reach.insert(id, reach);
+            return;
+        }
         // An event that adds nothing to its prev's reach gives no support
         // its prev (same author) did not already give.
         let same_as_prev = event
@@ -877,7 +890,12 @@ impl Log {
                         .is_none_or(|seen| (*seen as usize) < chain.ids.len())
             })
             .filter_map(|(_, chain)| chain.ids.last().copied());
-        let mut deps: Vec<EventId> = proofs.chain(heads).take(crate::DEPS_MAX).collect();
+        // At most half the deps are proofs: the rest are heads, so what a
+        // node signs still reaches the winning variants (and supports no
+        // losing one).
+        let mut deps: Vec<EventId> = proofs.take(crate::DEPS_MAX / 2).collect();
+        let room = crate::DEPS_MAX - deps.len();
+        deps.extend(heads.take(room));
         deps.sort();
         deps.dedup();
         deps
@@ -1013,6 +1031,9 @@ impl Log {
         self.pending.expire(now, self.config.pending_age_max_ms);
         let author = event.author();
         let bytes = event.event().bytes().len();
+        // A replay reorders stored events through this buffer: no limit
+        // applies there (its events were all kept once), or a restart could
+        // drop a chain.
         let full = self.pending.events.len() >= self.config.pending_max
             || self.pending.bytes + bytes > self.config.pending_bytes_max
             || self.pending.by_author.get(&author).copied().unwrap_or(0)
@@ -1022,7 +1043,7 @@ impl Log {
         let unknown_author = !self.chains.contains_key(&author)
             && event.seq() > 1
             && self.coop_state.member(&author, None).is_none();
-        if full || unknown_author {
+        if (full || unknown_author) && !self.replaying() {
             return Verdict::Dropped;
         }
         let id = event.id();
@@ -1085,6 +1106,7 @@ impl Log {
             if let Some(prev) = content.prev
                 && self.counted.contains(&prev)
                 && self.chain_id(&author, content.seq - 1) == Some(prev)
+                && self.next_position(&author).0 == content.seq
                 && content.kind.as_str() != KIND_RECOVER
                 && !self.key_state(&author).authorises(&content.signer)
             {
@@ -1215,7 +1237,20 @@ impl Log {
     /// quarantined, folds it into the views.
     fn count(&mut self, event: Event, applies: Applies, changes: &mut Changes) {
         let author = event.author();
-        self.note_kept(&event);
+        // Support for a fork's variant comes only from members (as far as
+        // the event knows): throwaway identities cannot pick a winner.
+        let supports = {
+            let clock = self.clocks.get(&event.id()).cloned().unwrap_or_default();
+            let past = crate::coop::Past {
+                author: &author,
+                seq: event.seq(),
+                clock: &clock,
+            };
+            self.coop_state
+                .member(&author, Some(past))
+                .is_some_and(|membership| membership.status != crate::Status::Exited)
+        };
+        self.note_kept(&event, supports);
         let chain = self.chains.entry(author).or_default();
         chain.ids.push(event.id());
         match applies {
@@ -1327,7 +1362,7 @@ impl Log {
             self.variant_slots.insert(*variant, slot_key);
         }
         let event = event.into_event();
-        self.note_kept(&event);
+        self.note_kept(&event, false);
         self.events.insert(event.id(), event.clone());
         self.order.push(event.id());
         self.uncounted.insert(event.id());
@@ -1361,7 +1396,7 @@ impl Log {
             });
         }
         let event = event.into_event();
-        self.note_kept(&event);
+        self.note_kept(&event, false);
         self.events.insert(event.id(), event.clone());
         self.order.push(event.id());
         self.uncounted.insert(event.id());
@@ -1583,21 +1618,32 @@ impl Log {
                         .get(&event.id())
                         .and_then(|clock| clock.get(&body.member).copied())
                         .unwrap_or(0);
+                    let frozen = kind == KIND_FREEZE;
                     let marks = self.freezes.entry(body.member).or_default();
+                    // A freeze covers events past what the guardian had seen;
+                    // an unfreeze can lift events past the guardian's
+                    // earlier freezes. Events there were judged without it.
+                    let covers_from = if frozen {
+                        Some(seen)
+                    } else {
+                        marks
+                            .iter()
+                            .filter(|mark| mark.guardian == author && mark.frozen)
+                            .map(|mark| mark.seen)
+                            .min()
+                    };
                     marks.push(FreezeMark {
                         guardian: author,
                         seq: event.seq(),
-                        frozen: kind == KIND_FREEZE,
+                        frozen,
                         seen,
                     });
                     marks.sort();
-                    // Events of the member past what the guardian had seen
-                    // were judged without this mark.
                     let judged = self
                         .chains
                         .get(&body.member)
                         .map_or(0, |chain| chain.ids.len() as u64);
-                    if judged > seen {
+                    if covers_from.is_some_and(|from| judged > from) {
                         self.rejudge = true;
                     }
                 }
