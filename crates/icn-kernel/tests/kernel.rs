@@ -966,51 +966,6 @@ mod recovery {
         assert!(states.windows(2).all(|pair| pair[0] == pair[1]));
     }
 
-    /// Ana's laptop signs after Ben's freeze without seeing it: frozen. Ben
-    /// then unfreezes, having seen those entries: they count again, on the
-    /// node that had frozen them as on one that gets everything at once.
-    #[test]
-    fn an_unfreeze_that_saw_the_entries_lifts_them_in_any_order() {
-        let mut scene = scene();
-        let freeze = scene.ben_freezes_ana();
-        let laptop = scene.keys[0].clone();
-        let first = scene.coop.note(&laptop, "one", vec![], at(3));
-        let second = scene.coop.note(&laptop, "two", vec![], at(4));
-        let ben = scene.keys[1].clone();
-        let unfreeze = scene.coop.event_signed(
-            did_of(&ben),
-            &ben,
-            KIND_UNFREEZE,
-            encode_body(&Freeze {
-                member: did_of(&laptop),
-            }),
-            vec![second.id()],
-            at(5),
-        );
-        let events = [freeze, first.clone(), second.clone(), unfreeze];
-        offer(&mut scene.log, &events[0], at(10));
-        for event in &events[1..3] {
-            assert!(matches!(
-                offer(&mut scene.log, event, at(10)),
-                Verdict::Quarantined(_)
-            ));
-        }
-        assert_eq!(offer(&mut scene.log, &events[3], at(10)), Verdict::Accepted);
-        for lifted in [&first, &second] {
-            assert!(scene.log.is_counted(&lifted.id()));
-            assert!(
-                scene.log.quarantined(&lifted.id()).is_none(),
-                "lifted by the unfreeze"
-            );
-        }
-        let mut other = new_log(&scene.coop);
-        offer(&mut other, &scene.guardians_event, at(1));
-        for event in events.iter().rev() {
-            offer(&mut other, event, at(10));
-        }
-        assert_eq!(final_state(&other), final_state(&scene.log));
-    }
-
     #[test]
     fn a_guardian_freezes_a_member_until_unfrozen() {
         let mut scene = scene();
