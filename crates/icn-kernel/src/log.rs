@@ -687,9 +687,9 @@ impl Log {
 
     /// Records a newly kept event's reach and the support it gives; marks
     /// the winners stale if that support changes which variant counts.
-    fn note_kept(&mut self, event: &Event, supports: bool) {
+    fn note_kept(&mut self, event: &Event, reach: Option<Arc<BTreeSet<EventId>>>, supports: bool) {
         let id = event.id();
-        let Some(reach) = self.reach_for(id, event.content()) else {
+        let Some(reach) = reach else {
             return;
         };
         let author = event.author();
@@ -1194,14 +1194,14 @@ impl Log {
             Err(rejection) if refused == Refused::Refuse => Verdict::Rejected(rejection),
             Ok(next_keys) => {
                 self.clocks.insert(id, clock);
-                self.count(event.into_event(), Applies::Yes(next_keys), changes);
+                self.count(event.into_event(), Applies::Yes(next_keys), reach, changes);
                 Verdict::Accepted
             }
             Err(rejection) => {
                 self.clocks.insert(id, clock);
                 self.quarantined.insert(id, rejection.clone());
                 changes.rows.push(quarantine_row(event.event(), &rejection));
-                self.count(event.into_event(), Applies::No, changes);
+                self.count(event.into_event(), Applies::No, reach, changes);
                 Verdict::Quarantined(rejection)
             }
         }
@@ -1233,24 +1233,35 @@ impl Log {
         Arc::new(clock)
     }
 
-    /// Records that `event` takes its place in its chain and, unless it is
-    /// quarantined, folds it into the views.
-    fn count(&mut self, event: Event, applies: Applies, changes: &mut Changes) {
+    /// Records that `event` (whose fork `reach` `offer` computed) takes its
+    /// place in its chain and, unless it is quarantined, folds it into the
+    /// views.
+    fn count(
+        &mut self,
+        event: Event,
+        applies: Applies,
+        reach: Option<Arc<BTreeSet<EventId>>>,
+        changes: &mut Changes,
+    ) {
         let author = event.author();
-        // Support for a fork's variant comes only from members (as far as
-        // the event knows): throwaway identities cannot pick a winner.
-        let supports = {
-            let clock = self.clocks.get(&event.id()).cloned().unwrap_or_default();
+        if reach.is_some() {
+            // Support for a fork's variant comes only from members (as far
+            // as the event knows): throwaway identities cannot pick a winner.
+            let empty = Clock::new();
             let past = crate::coop::Past {
                 author: &author,
                 seq: event.seq(),
-                clock: &clock,
+                clock: self
+                    .clocks
+                    .get(&event.id())
+                    .map_or(&empty, |clock| clock.as_ref()),
             };
-            self.coop_state
+            let supports = self
+                .coop_state
                 .member(&author, Some(past))
-                .is_some_and(|membership| membership.status != crate::Status::Exited)
-        };
-        self.note_kept(&event, supports);
+                .is_some_and(|membership| membership.status != crate::Status::Exited);
+            self.note_kept(&event, reach, supports);
+        }
         let chain = self.chains.entry(author).or_default();
         chain.ids.push(event.id());
         match applies {
@@ -1362,7 +1373,8 @@ impl Log {
             self.variant_slots.insert(*variant, slot_key);
         }
         let event = event.into_event();
-        self.note_kept(&event, false);
+        let reach = self.reach_for(event.id(), event.content());
+        self.note_kept(&event, reach, false);
         self.events.insert(event.id(), event.clone());
         self.order.push(event.id());
         self.uncounted.insert(event.id());
@@ -1396,7 +1408,8 @@ impl Log {
             });
         }
         let event = event.into_event();
-        self.note_kept(&event, false);
+        let reach = self.reach_for(event.id(), event.content());
+        self.note_kept(&event, reach, false);
         self.events.insert(event.id(), event.clone());
         self.order.push(event.id());
         self.uncounted.insert(event.id());
