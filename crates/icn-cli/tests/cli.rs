@@ -751,18 +751,22 @@ fn balance_of(h: &Harness, dir: &std::path::Path, did: &str) -> String {
     run.stdout
 }
 
-/// Three founders' daemons on loopback; b and c joined from a's ticket.
-struct Trio {
-    dirs: [std::path::PathBuf; 3],
-    dids: [String; 3],
-    daemons: [icn_testkit::cli::Daemon; 3],
+/// Founders' daemons (`N` of them, named a, b, c…); the others joined from
+/// a's ticket.
+struct Founders<const N: usize> {
+    dirs: [std::path::PathBuf; N],
+    dids: [String; N],
+    daemons: [icn_testkit::cli::Daemon; N],
     ticket: String,
 }
 
-impl Trio {
+/// Three founders on loopback.
+type Trio = Founders<3>;
+
+impl<const N: usize> Founders<N> {
     /// On loopback; the hub (a) gets `hub_args`.
-    fn start(h: &Harness, hub_args: &[&str]) -> Trio {
-        Trio::start_with(h, |i, dir| {
+    fn start(h: &Harness, hub_args: &[&str]) -> Founders<N> {
+        Founders::start_with(h, |i, dir| {
             h.spawn_icnd(dir, if i == 0 { hub_args } else { &[] })
         })
     }
@@ -771,18 +775,20 @@ impl Trio {
     fn start_with(
         h: &Harness,
         spawn: impl Fn(usize, &std::path::Path) -> icn_testkit::cli::Daemon,
-    ) -> Trio {
-        let dirs = ["a", "b", "c"].map(|name| h.data_dir(name));
+    ) -> Founders<N> {
+        let dirs: [std::path::PathBuf; N] =
+            std::array::from_fn(|i| h.data_dir(&((b'a' + i as u8) as char).to_string()));
         for dir in &dirs {
             assert_eq!(h.icnctl(dir, &["id", "init"]).code, 0);
         }
-        let dids = [0, 1, 2].map(|i| did_in(h, &dirs[i]));
-        let founders = ["--founder", &dids[1], "--founder", &dids[2]];
+        let dids: [String; N] = std::array::from_fn(|i| did_in(h, &dirs[i]));
         let mut init = vec!["coop", "init", "Trio", "--yes"];
-        init.extend(founders);
+        for did in &dids[1..] {
+            init.extend(["--founder", did.as_str()]);
+        }
         let init = h.icnctl(&dirs[0], &init);
         assert_eq!(init.code, 0, "{init:?}");
-        let daemons = [0, 1, 2].map(|i| spawn(i, &dirs[i]));
+        let daemons: [icn_testkit::cli::Daemon; N] = std::array::from_fn(|i| spawn(i, &dirs[i]));
         let ticket = h.icnctl(&dirs[0], &["--json", "net", "ticket"]).json()["ticket"]
             .as_str()
             .unwrap()
@@ -791,7 +797,7 @@ impl Trio {
             let joined = h.icnctl(dir, &["coop", "join", &ticket]);
             assert_eq!(joined.code, 0, "{joined:?}");
         }
-        Trio {
+        Founders {
             dirs,
             dids,
             daemons,
@@ -1264,6 +1270,125 @@ fn members_behind_home_routers_go_direct_and_heal_a_split() {
             balance_of(&h, dir, &did_1).contains("\"balance\": 60")
                 && balance_of(&h, dir, &did_2).contains("\"balance\": -60")
         });
+    }
+}
+
+/// A member's laptop is lost during a split, after it paid someone on the
+/// far side; her backup is restored on her home network, where only one
+/// other member (of three) can be reached. The restored node signs nothing
+/// there: it has not heard from a majority of members, and the far side
+/// holds a payment her backup lacks. Once the split heals it learns that
+/// payment and signs after it: no fork, no hour lost.
+#[test]
+fn a_backup_restored_across_a_split_waits_for_a_majority() {
+    let Some(internet) = Internet::up() else {
+        return;
+    };
+    let h = harness();
+    let hub_args = [
+        "--listen",
+        "10.0.0.1:7879",
+        "--relay-enable",
+        "--relay-listen",
+        "10.0.0.1:7880",
+    ];
+    // Cy runs the always-on node; Ada's laptop is out (at the hub's side
+    // of the network, as if at a café); Ben is at home behind r1, Dee
+    // behind r2.
+    let hosts = ["hub", "hub", "h1", "h2"];
+    let Founders {
+        dirs: [cy, ada, ben, dee],
+        dids: [did_cy, _, did_ben, did_dee],
+        daemons: [_cy_node, ada_node, _ben_node, _dee_node],
+        ..
+    } = Founders::<4>::start_with(&h, |i, dir| {
+        let args: &[&str] = match i {
+            0 => &hub_args,
+            1 => &["--listen", "10.0.0.1:7881"],
+            _ => &["--listen", "0.0.0.0:7879"],
+        };
+        h.spawn_icnd_in(Some(&internet.host(hosts[i])), &[], dir, args)
+    });
+    let did_ada = did_in(&h, &ada);
+    assert_eq!(h.icnctl(&ada, &["ledger", "pay", &did_ben, "1h"]).code, 0);
+    for (dir, name) in [(&cy, "Cy"), (&ben, "Ben"), (&dee, "Dee")] {
+        eventually(&format!("{name} sees Ada's first payment"), || {
+            balance_of(&h, dir, &did_ben).contains("\"balance\": 60")
+        });
+    }
+    let file = h.data_dir("ada.icnbackup");
+    let backup = h.icnctl(&ada, &["backup", "--to", file.to_str().unwrap()]);
+    assert_eq!(backup.code, 0, "{backup:?}");
+
+    // The split: Ben's home router drops everything to and from the
+    // internet. Ada pays Cy; Ben cannot hear of it.
+    for rule in [["-i", "wan"], ["-o", "wan"]] {
+        internet.run(
+            "r1",
+            &["iptables", "-I", "FORWARD", rule[0], rule[1], "-j", "DROP"],
+        );
+    }
+    assert_eq!(h.icnctl(&ada, &["ledger", "pay", &did_cy, "2h"]).code, 0);
+    eventually("Cy and Dee see Ada's payment during the split", || {
+        balance_of(&h, &cy, &did_cy).contains("\"balance\": 120")
+            && balance_of(&h, &dee, &did_cy).contains("\"balance\": 120")
+    });
+    // Ada's laptop is lost.
+    ada_node.signal("TERM");
+    assert_eq!(ada_node.wait(), Some(0));
+
+    // Her backup, restored on a second machine at Ben's home.
+    let restored = h.data_dir("ada-restored");
+    let run = h.icnctl(&restored, &["restore", file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let ben_ticket = h.icnctl(&ben, &["--json", "net", "ticket"]).json()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let _restored_node = h.spawn_icnd_in(
+        Some(&internet.host("h1")),
+        &[],
+        &restored,
+        &["--listen", "0.0.0.0:7881", "--peer", &ben_ticket],
+    );
+    eventually("the restored node has synced with Ben's node", || {
+        h.icnctl(&restored, &["--json", "doctor"])
+            .stdout
+            .contains("(1 so far)")
+    });
+    let early = h.icnctl(&restored, &["ledger", "pay", &did_dee, "1h"]);
+    assert_eq!(early.code, 2, "{early:?}");
+    assert!(
+        early.stderr.contains("2 members' nodes (1 so far)"),
+        "{early:?}"
+    );
+
+    // The split heals: the restored node hears from Cy and Dee, learns
+    // the payment its backup lacked, and signs after it.
+    for rule in [["-i", "wan"], ["-o", "wan"]] {
+        internet.run(
+            "r1",
+            &["iptables", "-D", "FORWARD", rule[0], rule[1], "-j", "DROP"],
+        );
+    }
+    eventually("the restored node signs again", || {
+        h.icnctl(&restored, &["ledger", "pay", &did_dee, "1h"]).code == 0
+    });
+    for (dir, name) in [
+        (&cy, "Cy"),
+        (&ben, "Ben"),
+        (&dee, "Dee"),
+        (&restored, "Ada"),
+    ] {
+        eventually(
+            &format!("{name} counts all three of Ada's payments"),
+            || balance_of(&h, dir, &did_ada).contains("\"balance\": -240"),
+        );
+        assert_eq!(
+            h.icnctl(dir, &["status", "--json"]).json()["equivocations"],
+            0,
+            "{name}"
+        );
     }
 }
 

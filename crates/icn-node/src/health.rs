@@ -124,8 +124,12 @@ pub fn local_checks(dir: &DataDir, node: Option<&Node>, backups: &Path) -> Vec<C
             checks.push(check(
                 "sync",
                 "warn",
-                "restored from a backup: signs nothing until it has caught up with a member's node",
-                Some("keep icnd running with a member's node reachable (icnd --peer TICKET)"),
+                format!(
+                    "restored from a backup: signs nothing until it has synced with {} members' nodes ({} so far)",
+                    node.witnesses_needed(),
+                    node.witnesses()
+                ),
+                Some("keep icnd running while members' nodes are reachable (icnd --peer TICKET)"),
             ));
         }
         // A fork's freeze (a guardian's has its own check, `recovery`).

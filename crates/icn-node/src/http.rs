@@ -187,12 +187,12 @@ impl From<NodeError> for ApiError {
             NodeError::AlreadyInCoop { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "already_in_coop", message, None)
             }
-            NodeError::AwaitingSync => ApiError::new(
+            NodeError::AwaitingSync { .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 "awaiting_sync",
                 message,
                 Some(
-                    "keep icnd running with a member's node reachable (`--peer TICKET`); it signs once it has caught up",
+                    "keep icnd running while members' nodes are reachable (`--peer TICKET`); it signs once a majority of them have synced with it (`icnctl restore --standalone` skips the wait when you know your lost device signed nothing since the backup)",
                 ),
             ),
             NodeError::Recovering => ApiError::new(

@@ -40,9 +40,9 @@ pub enum NodeError {
     #[error("{0}")]
     Identity(String),
     #[error(
-        "this node was restored from a backup and signs nothing until it has caught up with a member's node (it may have signed more since the backup)"
+        "this node was restored from a backup and signs nothing until it has caught up with {needed} members' nodes ({synced} so far): your lost device may have signed more since the backup"
     )]
-    AwaitingSync,
+    AwaitingSync { synced: usize, needed: usize },
     #[error(
         "this device is waiting to recover its member's identity: it signs once enough guardians have approved and the waiting time has passed (`icnctl id recovery`)"
     )]
@@ -96,8 +96,12 @@ pub struct Node {
     /// The trust graph as of (log generation, events counted), rebuilt from
     /// the views when either moves.
     pub(crate) trust_cache: crate::governance::TrustCache,
-    /// Restored from a backup, not yet synced with a peer: signs nothing.
+    /// Restored from a backup, not yet synced with enough members' nodes
+    /// ([`Node::witnesses_needed`]): signs nothing.
     awaiting_sync: bool,
+    /// The other members whose nodes completed a sync round with this one
+    /// while it was awaiting sync.
+    witnesses: std::collections::BTreeSet<Did>,
     /// Holds a key its identity has not authorised, waiting for guardians
     /// ([`RECOVERING_MARKER`]): signs only the recovery itself.
     pub(crate) recovering: bool,
@@ -164,6 +168,7 @@ impl Node {
             connected_members: Default::default(),
             trust_cache: Default::default(),
             awaiting_sync: false,
+            witnesses: Default::default(),
             recovering: false,
             synced: false,
         };
@@ -172,6 +177,15 @@ impl Node {
         node.recovering = node.dir.root().join(RECOVERING_MARKER).exists();
         node.load_log()?;
         node.choose_signer(keys)?;
+        // A co-op of one has no other node to wait for.
+        if node.awaiting_sync && node.log.is_some() && node.identity.is_some() {
+            let me = node.identity.as_ref().map(|identity| identity.did);
+            if let Some(me) = me
+                && node.witnesses_needed() == 0
+            {
+                node.caught_up(&me);
+            }
+        }
         Ok(node)
     }
 
@@ -245,20 +259,53 @@ impl Node {
         self.awaiting_sync
     }
 
-    /// A sync round with a peer has completed: what the co-op holds of this
-    /// member's chain is here, so signing can resume where it left off.
-    pub fn caught_up(&mut self) {
+    /// How many other members' nodes a restored node must have synced with
+    /// before it signs: a majority of the other members. Whatever the lost
+    /// device signed after the backup and handed to a majority is then
+    /// seen, and the restored chain continues after it instead of forking.
+    /// What the lost device signed that reached only a minority may still
+    /// collide; the fork rule then keeps the branch more members built on
+    /// (ARCHITECTURE.md, "Restoring a backup").
+    pub fn witnesses_needed(&self) -> usize {
+        let me = self.identity.as_ref().map(|identity| identity.did);
+        let others = self
+            .replicating_members()
+            .into_iter()
+            .filter(|member| Some(*member) != me)
+            .count();
+        if others == 0 { 0 } else { others / 2 + 1 }
+    }
+
+    /// Other members' nodes this restored node has synced with so far.
+    pub fn witnesses(&self) -> usize {
+        self.witnesses.len()
+    }
+
+    /// A sync round with `peer`'s node has completed: what it holds of this
+    /// member's chain is here. A restored node signs again once enough
+    /// members' nodes have answered ([`Node::witnesses_needed`]).
+    pub fn caught_up(&mut self, peer: &Did) {
         self.synced = true;
-        if self.awaiting_sync {
-            match std::fs::remove_file(self.dir.root().join(RESTORED_MARKER)) {
-                Ok(()) => {
-                    self.awaiting_sync = false;
-                    tracing::info!(
-                        "Caught up with a member's node after the restore; signing again."
-                    );
-                }
-                Err(error) => tracing::warn!(%error, "Cannot remove the restore marker."),
+        if !self.awaiting_sync {
+            return;
+        }
+        if self.identity.as_ref().map(|identity| identity.did) != Some(*peer) {
+            self.witnesses.insert(*peer);
+        }
+        let needed = self.witnesses_needed();
+        if self.witnesses.len() < needed {
+            return;
+        }
+        match std::fs::remove_file(self.dir.root().join(RESTORED_MARKER)) {
+            Ok(()) => {
+                self.awaiting_sync = false;
+                tracing::info!(
+                    synced = self.witnesses.len(),
+                    needed,
+                    "Caught up with a majority of members' nodes after the restore; signing again."
+                );
             }
+            Err(error) => tracing::warn!(%error, "Cannot remove the restore marker."),
         }
     }
 
@@ -391,7 +438,10 @@ impl Node {
         deps: &[EventId],
     ) -> Result<EventId, NodeError> {
         if self.awaiting_sync {
-            return Err(NodeError::AwaitingSync);
+            return Err(NodeError::AwaitingSync {
+                synced: self.witnesses(),
+                needed: self.witnesses_needed(),
+            });
         }
         let (identity, signer) = if kind == icn_kernel::KIND_RECOVER {
             self.any_signer()?

@@ -816,7 +816,7 @@ async fn run_connection(net: Arc<Net>, connection: Connection, dialled: bool) {
         sent: events_sent,
         received: events_received,
     };
-    let ended = drive(&net, &connection, dialled, &counters, class).await;
+    let ended = drive(&net, &connection, &did, dialled, &counters, class).await;
     books.abort();
     {
         let mut peers = net.peers.lock().unwrap_or_else(|p| p.into_inner());

@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use icn_identity::Did;
 use icn_kernel::{Event, EventId, Verdict};
 use icn_sync::{Message, Output, Session, SessionConfig};
 use iroh::endpoint::{Connection, RecvStream, SendStream};
@@ -122,6 +123,7 @@ impl RateLimit {
 pub(super) async fn drive(
     net: &Arc<Net>,
     connection: &Connection,
+    peer: &Did,
     dialled: bool,
     counters: &PeerCounters,
     class: RateClass,
@@ -181,7 +183,7 @@ pub(super) async fn drive(
                 // A round ended and its events are in: a restored node has
                 // caught up with this peer.
                 if session.stats.rounds_completed > completed {
-                    tokio::task::block_in_place(|| lock(&net.state).caught_up());
+                    tokio::task::block_in_place(|| lock(&net.state).caught_up(peer));
                 }
             }
             kept = pushes.recv() => {
