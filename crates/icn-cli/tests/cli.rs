@@ -1183,6 +1183,16 @@ impl Internet {
     }
 }
 
+/// The always-on node's arguments in the namespaced internet: public, and
+/// running the co-op's relay.
+const HUB_ARGS: [&str; 5] = [
+    "--listen",
+    "10.0.0.1:7879",
+    "--relay-enable",
+    "--relay-listen",
+    "10.0.0.1:7880",
+];
+
 impl Drop for Internet {
     fn drop(&mut self) {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/netns/down.sh");
@@ -1204,13 +1214,6 @@ fn members_behind_home_routers_go_direct_and_heal_a_split() {
     };
     let h = harness();
     let at_home = ["--listen", "0.0.0.0:7879"];
-    let hub_args = [
-        "--listen",
-        "10.0.0.1:7879",
-        "--relay-enable",
-        "--relay-listen",
-        "10.0.0.1:7880",
-    ];
     let hosts = ["hub", "h1", "h2"];
     let Trio {
         dirs: [hub, m1, m2],
@@ -1218,7 +1221,7 @@ fn members_behind_home_routers_go_direct_and_heal_a_split() {
         daemons: _daemons,
         ..
     } = Trio::start_with(&h, |i, dir| {
-        let args: &[&str] = if i == 0 { &hub_args } else { &at_home };
+        let args: &[&str] = if i == 0 { &HUB_ARGS } else { &at_home };
         h.spawn_icnd_in(Some(&internet.host(hosts[i])), &[], dir, args)
     });
     let ticket = h.icnctl(&hub, &["--json", "net", "ticket"]).json();
@@ -1285,13 +1288,6 @@ fn a_backup_restored_across_a_split_waits_for_a_majority() {
         return;
     };
     let h = harness();
-    let hub_args = [
-        "--listen",
-        "10.0.0.1:7879",
-        "--relay-enable",
-        "--relay-listen",
-        "10.0.0.1:7880",
-    ];
     // Cy runs the always-on node; Ada's laptop is out (at the hub's side
     // of the network, as if at a café); Ben is at home behind r1, Dee
     // behind r2.
@@ -1303,7 +1299,7 @@ fn a_backup_restored_across_a_split_waits_for_a_majority() {
         ..
     } = Founders::<4>::start_with(&h, |i, dir| {
         let args: &[&str] = match i {
-            0 => &hub_args,
+            0 => &HUB_ARGS,
             1 => &["--listen", "10.0.0.1:7881"],
             _ => &["--listen", "0.0.0.0:7879"],
         };
