@@ -349,7 +349,12 @@ function entryRow(entry, disputable = false) {
   if (disputable && !incoming && entry.kind === "payment") {
     const open = h("button", { class: "secondary small-button", onclick: () => {
       open.hidden = true;
-      row.append(disputeForm(entry));
+      // A form opened on demand is work in progress: live refreshes leave
+      // the page alone until it is sent (see `listen`).
+      const form = disputeForm(entry);
+      form.dataset.keep = "";
+      row.append(form);
+      form.querySelector("input, textarea, select")?.focus();
     } }, "Dispute");
     row.append(open);
   }
@@ -891,7 +896,9 @@ function listen() {
     refreshTimer = setTimeout(() => {
       const active = document.activeElement;
       const typing = active && ["INPUT", "TEXTAREA", "SELECT"].includes(active.tagName) && active.type !== "range";
-      if (typing) loadBalance().catch(() => {});
+      // Re-rendering would throw away what the member is typing, or a form
+      // they opened: refresh only the header's balance then.
+      if (typing || document.querySelector("form[data-keep]")) loadBalance().catch(() => {});
       else route();
     }, 250);
   };
