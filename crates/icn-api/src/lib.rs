@@ -4,6 +4,49 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Whole numbers as JSON Schema counts them: `3` and `3.0` alike (clients
+/// in JavaScript cannot tell them apart).
+mod whole {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    pub fn number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: TryFrom<u64>,
+    {
+        let Some(value) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+            return Ok(None);
+        };
+        let whole = value.as_u64().or_else(|| {
+            value
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+                .map(|f| f as u64)
+        });
+        let whole =
+            whole.ok_or_else(|| D::Error::custom(format!("{value} is not a whole number")))?;
+        T::try_from(whole)
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("{value} is too large")))
+    }
+}
+
+/// What the OpenAPI document promises about text fields, and the handlers
+/// keep: input matching these is either done, or refused as naming nothing
+/// known (404) or conflicting with the co-op's state (409), never as
+/// malformed (400).
+pub mod pattern {
+    /// An event id, whole or its first 8+ hex digits.
+    pub const ID: &str = "^[0-9a-fA-F]{8,64}$";
+    /// A UTC day, `YYYY-MM-DD`, 1970 to 9999.
+    pub const DATE: &str =
+        "^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$";
+    /// A calendar month, `YYYY-MM`, 1970 to 9999.
+    pub const MONTH: &str = "^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$";
+    /// A proposal's voting time: minutes, hours or days.
+    pub const DURATION: &str = "^[1-9][0-9]{0,5}[mhd]$";
+}
+
 /// `GET /api/v1/health`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Health {
@@ -111,11 +154,14 @@ pub struct EventAck {
 /// `POST /admin/v1/ledger/pay`: pay one member.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Pay {
+    #[schemars(length(min = 1))]
     pub to: String,
     /// `3h`, `1h30m`, `90m`, `2.5h`, or a whole number of the smallest unit.
+    #[schemars(length(min = 1))]
     pub amount: String,
     /// Default: `hours`.
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub currency: Option<String>,
     #[serde(default)]
     pub memo: String,
@@ -179,15 +225,21 @@ pub struct History {
 /// `from` inclusive and `to` exclusive.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct HistoryFilter {
+    #[schemars(length(min = 1))]
     pub did: Option<String>,
     /// Entries per page: 50 unless told, at most 10,000.
+    #[schemars(range(max = 10_000))]
     pub limit: Option<usize>,
     /// A previous page's `next_cursor`: the entries before that page.
     #[serde(default)]
     pub cursor: Option<String>,
+    #[schemars(length(min = 1))]
     pub counterparty: Option<String>,
+    #[schemars(length(min = 1))]
     pub currency: Option<String>,
+    #[schemars(pattern(crate::pattern::DATE), extend("format" = "date"))]
     pub from: Option<String>,
+    #[schemars(pattern(crate::pattern::DATE), extend("format" = "date"))]
     pub to: Option<String>,
 }
 
@@ -242,9 +294,12 @@ pub struct CurrencyTotals {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct RequestPayment {
     /// Who is asked to pay.
+    #[schemars(length(min = 1))]
     pub payer: String,
+    #[schemars(length(min = 1))]
     pub amount: String,
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub currency: Option<String>,
     #[serde(default)]
     pub memo: String,
@@ -254,8 +309,10 @@ pub struct RequestPayment {
 /// request made to you; or, for your own request, withdraw it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct AnswerRequest {
+    #[schemars(pattern(crate::pattern::ID))]
     pub request: String,
     /// `accept`, `decline` or `withdraw`.
+    #[schemars(extend("enum" = ["accept", "decline", "withdraw"]))]
     pub answer: String,
     #[serde(default)]
     pub reason: String,
@@ -281,17 +338,21 @@ pub struct PaymentRequest {
 /// `POST /admin/v1/ledger/disputes`: contest what you paid in an entry.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct OpenDispute {
+    #[schemars(pattern(crate::pattern::ID))]
     pub entry: String,
     /// Which payee's leg; may be left out when the entry paid one member.
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub payee: Option<String>,
     pub reason: String,
+    #[schemars(length(min = 1))]
     pub mediator: String,
 }
 
 /// `POST /admin/v1/ledger/disputes/evidence`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct AddEvidence {
+    #[schemars(pattern(crate::pattern::ID))]
     pub dispute: String,
     pub text: String,
 }
@@ -299,8 +360,10 @@ pub struct AddEvidence {
 /// `POST /admin/v1/ledger/disputes/resolve`: the mediator's decision.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ResolveDispute {
+    #[schemars(pattern(crate::pattern::ID))]
     pub dispute: String,
     /// `valid`, `reversed`, `refund` (with `amount`) or `write-off`.
+    #[schemars(extend("enum" = ["valid", "reversed", "refund", "write-off"]))]
     pub outcome: String,
     #[serde(default)]
     pub amount: Option<String>,
@@ -456,6 +519,7 @@ pub struct Members {
 /// `POST /admin/v1/members/vouch` (and `/admit`): an applicant by DID or name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Vouch {
+    #[schemars(length(min = 1))]
     pub applicant: String,
     #[serde(default)]
     pub note: String,
@@ -464,6 +528,7 @@ pub struct Vouch {
 /// `POST /admin/v1/members/profile`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SetProfile {
+    #[schemars(length(min = 1))]
     pub name: String,
     #[serde(default)]
     pub skills: Vec<String>,
@@ -483,23 +548,28 @@ pub struct Leave {
 pub enum ProposalAction {
     Decision,
     AddMember {
+        #[schemars(length(min = 1))]
         member: String,
         #[serde(default)]
         name: String,
         /// `observer`, `provisional` or `full` (default `provisional`).
         #[serde(default)]
+        #[schemars(extend("enum" = ["observer", "provisional", "full", null]))]
         tier: Option<String>,
     },
     RemoveMember {
+        #[schemars(length(min = 1))]
         member: String,
     },
     SetParams {
         params: std::collections::BTreeMap<String, String>,
     },
     Budget {
+        #[schemars(length(min = 1))]
         to: String,
         amount: String,
         #[serde(default)]
+        #[schemars(length(min = 1))]
         currency: Option<String>,
         #[serde(default)]
         memo: String,
@@ -510,17 +580,21 @@ pub enum ProposalAction {
     },
     /// Give a member these roles (replacing theirs).
     SetRoles {
+        #[schemars(length(min = 1))]
         member: String,
         roles: Vec<String>,
     },
     /// Reverse a payment: its entry id (in full, as `ledger history --json` shows it).
     Reverse {
+        #[schemars(pattern(crate::pattern::ID))]
         entry: String,
     },
     Freeze {
+        #[schemars(length(min = 1))]
         member: String,
     },
     Unfreeze {
+        #[schemars(length(min = 1))]
         member: String,
     },
     CreateCircle {
@@ -536,15 +610,18 @@ pub struct Propose {
     #[serde(default)]
     pub text: String,
     /// A template's name (`simple-majority`, `budget-approval` …).
+    #[schemars(length(min = 1))]
     pub template: String,
     /// Overrides the template's duration: `30m`, `24h`, `7d`.
     #[serde(default)]
+    #[schemars(pattern(crate::pattern::DURATION))]
     pub duration: Option<String>,
     /// A working circle, or the whole co-op.
     #[serde(default)]
     pub circle: Option<String>,
     /// When to review the decision, `YYYY-MM-DD`.
     #[serde(default)]
+    #[schemars(pattern(crate::pattern::DATE), extend("format" = "date"))]
     pub review: Option<String>,
     pub action: ProposalAction,
     /// A draft takes no votes until `POST /admin/v1/governance/open`.
@@ -559,19 +636,23 @@ pub struct Propose {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CastVote {
     /// The proposal's id or its first 8+ digits.
+    #[schemars(pattern(crate::pattern::ID))]
     pub proposal: String,
     /// `yes`, `no`, `abstain` or `block`.
+    #[schemars(extend("enum" = ["yes", "no", "abstain", "block"]))]
     pub choice: String,
     #[serde(default)]
     pub reason: String,
     /// Quadratic voting only.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::number")]
+    #[schemars(range(min = 1, max = 1000))]
     pub strength: Option<u32>,
 }
 
 /// `POST /admin/v1/governance/{open,cancel,veto,appeal}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AboutProposal {
+    #[schemars(pattern(crate::pattern::ID))]
     pub proposal: String,
     #[serde(default)]
     pub reason: String,
@@ -646,14 +727,18 @@ pub struct Templates {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TrustAdd {
     /// The member, by DID or name.
+    #[schemars(length(min = 1))]
     pub to: String,
     /// From 0 to 1.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub score: f64,
     /// `known`, `colleague` (default), `close` or `intimate`.
     #[serde(default)]
+    #[schemars(extend("enum" = ["known", "colleague", "close", "intimate", null]))]
     pub class: Option<String>,
     /// `general` (default), `ledger`, `compute` or `governance`.
     #[serde(default)]
+    #[schemars(extend("enum" = ["general", "ledger", "compute", "governance", null]))]
     pub context: Option<String>,
     #[serde(default)]
     pub note: String,
@@ -860,11 +945,13 @@ pub struct SetGuardians {
     /// Members' names or DIDs (1 to 9, not yourself).
     pub guardians: Vec<String>,
     /// Approvals a recovery needs. Default: 2, or 1 with a single guardian.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::number")]
+    #[schemars(range(min = 1, max = 9))]
     pub threshold: Option<u8>,
     /// Hours between the last approval needed and the new key taking over,
     /// during which any of your keys can cancel. Default: 72.
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = 720.0))]
     pub delay_hours: Option<f64>,
 }
 
@@ -880,6 +967,7 @@ pub struct RecoveryRequest {
 #[serde(deny_unknown_fields)]
 pub struct FreezeMember {
     /// Name or DID.
+    #[schemars(length(min = 1))]
     pub member: String,
 }
 

@@ -241,6 +241,9 @@ impl Api {
                         _ => Value::Array(types),
                     };
                 }
+                if let Some(values) = schema.get_mut("enum").and_then(Value::as_array_mut) {
+                    values.retain(|value| !value.is_null());
+                }
                 if schema["default"].is_null()
                     && let Some(schema) = schema.as_object_mut()
                 {
@@ -281,11 +284,13 @@ impl Api {
         let mut errors = vec![
             ("400", "Malformed input"),
             ("401", "No valid token, signature or code"),
-            ("404", "No such thing"),
-            ("409", "The node cannot do this yet"),
+            (
+                "404",
+                "It names nothing this node knows (a member, an id, a currency)",
+            ),
+            ("409", "The co-op's rules or the node's state refuse it now"),
             ("413", "The body is too large"),
             ("415", "The body is not JSON"),
-            ("422", "The co-op's rules refuse it"),
             ("429", "Too many requests"),
             ("503", "The node is busy"),
         ];
@@ -693,12 +698,14 @@ fn me(node: &Node, claims: &Claims, _: NoParams) -> Result<api::Me, NodeError> {
 #[derive(serde::Deserialize, JsonSchema)]
 struct MemberPath {
     /// A member's DID or display name.
+    #[schemars(length(min = 1))]
     did: String,
 }
 
 #[derive(serde::Deserialize, JsonSchema)]
 struct MemberQuery {
     /// A member's DID or display name; default: the caller.
+    #[schemars(length(min = 1))]
     did: Option<String>,
 }
 
@@ -711,40 +718,50 @@ impl MemberQuery {
 #[derive(serde::Deserialize, JsonSchema)]
 struct StatementQuery {
     /// A member's DID or display name; default: the caller.
+    #[schemars(length(min = 1))]
     did: Option<String>,
     /// `YYYY-MM`.
+    #[schemars(pattern(icn_api::pattern::MONTH))]
     month: String,
 }
 
 #[derive(serde::Deserialize, JsonSchema)]
 struct ExportQuery {
     /// A member's DID or display name; default: the caller.
+    #[schemars(length(min = 1))]
     did: Option<String>,
     /// `csv` or `json` (the default).
+    #[schemars(extend("enum" = ["csv", "json", null]))]
     format: Option<String>,
 }
 
 #[derive(serde::Deserialize, JsonSchema)]
 struct ProposalPath {
     /// The proposal's id (or a unique prefix of it).
+    #[schemars(pattern(icn_api::pattern::ID))]
     id: String,
 }
 
 #[derive(serde::Deserialize, JsonSchema)]
 struct TrustPath {
     /// A member's DID or name.
+    #[schemars(length(min = 1))]
     from: String,
     /// A member's DID or name.
+    #[schemars(length(min = 1))]
     to: String,
     /// `general` (default), `ledger`, `compute` or `governance`.
+    #[schemars(extend("enum" = ["general", "ledger", "compute", "governance", null]))]
     context: Option<String>,
 }
 
 #[derive(serde::Deserialize, JsonSchema)]
 struct TrustWhyPath {
     /// A member's DID or name.
+    #[schemars(length(min = 1))]
     to: String,
     /// `general` (default), `ledger`, `compute` or `governance`.
+    #[schemars(extend("enum" = ["general", "ledger", "compute", "governance", null]))]
     context: Option<String>,
 }
 

@@ -102,7 +102,7 @@ impl Node {
             if members.iter().any(|member| member.did == did.to_string()) {
                 return Ok(did);
             }
-            return Err(bad(format!(
+            return Err(crate::ledger::missing(format!(
                 "no member or applicant has the DID {text}; check it for a missing or wrong character \
                  (`icnctl member list` shows names and DIDs)"
             )));
@@ -127,7 +127,7 @@ impl Node {
                 .did
                 .parse()
                 .map_err(|_| bad("a stored DID does not parse")),
-            [] => Err(bad(format!(
+            [] => Err(crate::ledger::missing(format!(
                 "no member is called {text:?} (`icnctl member list` shows names and DIDs)"
             ))),
             many => Err(bad(format!(
@@ -263,7 +263,7 @@ impl Node {
             });
         }
         gov::templates::builtin_named(name).ok_or_else(|| {
-            bad(format!(
+            crate::ledger::missing(format!(
                 "there is no template {name:?} (`icnctl governance templates` lists them)"
             ))
         })

@@ -206,9 +206,17 @@ impl From<NodeError> for ApiError {
             NodeError::BadInput(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message, None)
             }
+            NodeError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message, None)
+            }
+            NodeError::Conflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", message, None)
+            }
+            // Well-formed, and refused by the co-op's rules as they stand:
+            // a conflict with the state, not a malformed request.
             NodeError::Rejected(_) => {
                 let hint = crate::hints::hint_for(&message);
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", message, hint)
+                ApiError::new(StatusCode::CONFLICT, "rejected", message, hint)
             }
             other => {
                 // Details of server-side failures go to the log, not to the client.

@@ -24,6 +24,11 @@ pub(crate) fn bad(message: impl Into<String>) -> NodeError {
     NodeError::BadInput(message.into())
 }
 
+/// Well-formed input naming nothing this node knows.
+pub(crate) fn missing(message: impl Into<String>) -> NodeError {
+    NodeError::NotFound(message.into())
+}
+
 fn parse_did(text: &str) -> Result<Did, NodeError> {
     text.trim()
         .parse()
@@ -37,7 +42,7 @@ fn currency_spec<'a>(log: &'a Log, code: &str) -> Result<&'a CurrencySpec, NodeE
         .find(|currency| currency.code == code)
         .ok_or_else(|| {
             let known: Vec<&str> = currencies.iter().map(|c| c.code.as_str()).collect();
-            bad(format!(
+            missing(format!(
                 "the co-op has no currency `{code}` (it has: {})",
                 known.join(", ")
             ))
@@ -80,7 +85,7 @@ pub(crate) fn pick_id(
     found.sort();
     found.dedup();
     match found.as_slice() {
-        [] => Err(bad(format!("there is no {what} {text} of yours"))),
+        [] => Err(missing(format!("there is no {what} {text} of yours"))),
         [one] => one.parse().map_err(|_| bad(format!("{one} is not an id"))),
         _ => Err(bad(format!(
             "{text} could be {} {what}s; give more digits",
@@ -230,7 +235,7 @@ impl Node {
             paid.iter().map(|entry| entry.id.clone()),
         )?;
         let payee = match &request.payee {
-            Some(payee) => parse_did(payee)?,
+            Some(payee) => self.resolve_member(payee)?,
             None => {
                 let legs: Vec<&&ledger::Entry> = paid
                     .iter()
@@ -472,10 +477,15 @@ impl Node {
     /// A member's latest entries that pass the filter, oldest first.
     pub fn history(&self, filter: &api::HistoryFilter) -> Result<api::History, NodeError> {
         let did = match &filter.did {
-            Some(text) => parse_did(text)?,
+            Some(text) => self.resolve_member(text)?,
             None => self.me()?,
         };
-        let limit = filter.limit.unwrap_or(50).min(HISTORY_LIMIT_MAX);
+        let limit = filter.limit.unwrap_or(50);
+        if limit > HISTORY_LIMIT_MAX {
+            return Err(bad(format!(
+                "a page holds at most {HISTORY_LIMIT_MAX} entries, not {limit}; follow next_cursor for more"
+            )));
+        }
         let day = |text: &Option<String>, what: &str| -> Result<Option<u64>, NodeError> {
             text.as_deref()
                 .map(|text| {
@@ -486,7 +496,11 @@ impl Node {
         };
         let from = day(&filter.from, "the from")?.unwrap_or(0);
         let to = day(&filter.to, "the to")?;
-        let counterparty = filter.counterparty.as_deref().map(parse_did).transpose()?;
+        let counterparty = filter
+            .counterparty
+            .as_deref()
+            .map(|text| self.resolve_member(text))
+            .transpose()?;
         if let Some(code) = &filter.currency {
             currency_spec(self.ledger_log()?, code)?;
         }
@@ -497,8 +511,9 @@ impl Node {
         };
         if let Some(cursor) = &filter.cursor {
             if !cursor.starts_with(&format!("{did}/")) {
-                return Err(bad(
-                    "this cursor belongs to another history; pass the next_cursor of the same query",
+                return Err(NodeError::Conflict(
+                    "this cursor belongs to another history; pass the next_cursor of the same query"
+                        .to_owned(),
                 ));
             }
             upper = upper.min(cursor.clone());

@@ -31,8 +31,16 @@ pub enum NodeError {
     NoCoop,
     #[error("this node already belongs to the co-op {name:?}")]
     AlreadyInCoop { name: String },
+    /// Malformed input: 400.
     #[error("{0}")]
     BadInput(String),
+    /// Well-formed input that names nothing this node knows (a member, an
+    /// id, a currency, a template): 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// Well-formed input that the node's state does not allow now: 409.
+    #[error("{0}")]
+    Conflict(String),
     #[error("refused: {0}")]
     Rejected(Rejection),
     #[error("stored event #{position} is damaged: {reason}")]

@@ -141,8 +141,9 @@ impl Node {
             match &current {
                 Some(current) => guardians = current.guardians.clone(),
                 None => {
-                    return Err(bad(
-                        "you have no guardians yet: name them (icnctl id guardians Ana Ben Cy)",
+                    return Err(NodeError::Conflict(
+                        "you have no guardians yet: name them (icnctl id guardians Ana Ben Cy)"
+                            .to_owned(),
                     ));
                 }
             }
@@ -263,7 +264,7 @@ impl Node {
                     by.join(", ")
                 )
             };
-            return Err(bad(why));
+            return Err(NodeError::Conflict(why));
         }
         self.append(KIND_UNFREEZE, encode_body(&Freeze { member }), now)
     }
