@@ -1633,13 +1633,19 @@ impl Log {
                         .unwrap_or(0);
                     let frozen = kind == KIND_FREEZE;
                     let marks = self.freezes.entry(body.member).or_default();
-                    // A freeze covers events past what the guardian had seen:
-                    // those already judged are judged again. (An unfreeze
-                    // that had seen frozen events lifts them on a replay but
-                    // not yet here: rejudging on it made the web app's pages
-                    // re-render for a minute in the browser test, cause not
-                    // found yet; see ARCHITECTURE, "Social recovery".)
-                    let covers_from = frozen.then_some(seen);
+                    // A freeze covers events past what the guardian had seen,
+                    // and an unfreeze lifts that guardian's freezes: events
+                    // already judged past the earliest of them are judged
+                    // again.
+                    let covers_from = if frozen {
+                        Some(seen)
+                    } else {
+                        marks
+                            .iter()
+                            .filter(|mark| mark.frozen && mark.guardian == author)
+                            .map(|mark| mark.seen)
+                            .min()
+                    };
                     marks.push(FreezeMark {
                         guardian: author,
                         seq: event.seq(),

@@ -966,6 +966,46 @@ mod recovery {
         assert!(states.windows(2).all(|pair| pair[0] == pair[1]));
     }
 
+    /// An unfreeze whose guardian had seen events frozen before it lifts
+    /// them in whatever order the events arrive: counted at once, as after
+    /// a replay.
+    #[test]
+    fn an_unfreeze_lifts_what_it_saw_in_any_arrival_order() {
+        let mut scene = scene();
+        let ana = did_of(&scene.keys[0]);
+        let ben = scene.keys[1].clone();
+        let freeze = scene.ben_freezes_ana();
+        let laptop = scene.keys[0].clone();
+        let paid = scene.coop.note(&laptop, "a payment", vec![], at(3));
+        let unfreeze = scene.coop.event_signed(
+            did_of(&ben),
+            &ben,
+            KIND_UNFREEZE,
+            encode_body(&Freeze { member: ana }),
+            vec![freeze.id(), paid.id()],
+            at(4),
+        );
+        let events = [freeze, paid.clone(), unfreeze];
+        let mut states = Vec::new();
+        for order in [[0, 1, 2], [1, 0, 2], [2, 1, 0], [0, 2, 1]] {
+            let mut log = new_log(&scene.coop);
+            offer(&mut log, &scene.guardians_event, at(1));
+            for index in order {
+                offer(&mut log, &events[index], at(100));
+            }
+            assert_eq!(
+                log.quarantined(&paid.id()),
+                None,
+                "order {order:?}: the payment counts"
+            );
+            assert_eq!(log.frozen(&ana), None, "order {order:?}");
+            states.push(final_state(&log));
+        }
+        for (i, state) in states.iter().enumerate() {
+            assert_eq!(state, &states[0], "order #{i} differs from the first");
+        }
+    }
+
     #[test]
     fn a_guardian_freezes_a_member_until_unfrozen() {
         let mut scene = scene();
