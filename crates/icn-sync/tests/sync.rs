@@ -25,8 +25,9 @@ use icn_governance::{
 use icn_identity::{Did, KeyPair};
 use icn_kernel::EventId;
 use icn_kernel::{
-    Changes, CoopId, Event, EventContent, EventKind, FORMAT_VERSION, Log, LogConfig, Timestamp,
-    Verdict, VerifiedEvent, encode_body,
+    Changes, CoopId, Event, EventContent, EventKind, FORMAT_VERSION, Freeze, Guardians,
+    KIND_FREEZE, KIND_GUARDIANS, KIND_UNFREEZE, Log, LogConfig, Timestamp, Verdict, VerifiedEvent,
+    encode_body,
 };
 use icn_ledger::{KIND_TRANSFER, LedgerDomain, Leg, Transfer};
 use icn_sync::{Message, Output, Session, SessionConfig};
@@ -397,7 +398,48 @@ impl Sim {
                 };
                 self.sign(node, KIND_VOTE, encode_body(&body));
             }
-        } else if roll < 35 {
+        } else if roll < 37 {
+            // Guardians: three others, two must approve.
+            let mut guardians = Vec::new();
+            while guardians.len() < 3 {
+                let pick = self.nodes[self.rng.below(self.nodes.len() as u64) as usize].did;
+                if pick != self.nodes[node].did && !guardians.contains(&pick) {
+                    guardians.push(pick);
+                }
+            }
+            let body = Guardians {
+                guardians,
+                threshold: 2,
+                delay_ms: 72 * 3_600_000,
+            };
+            self.sign(node, KIND_GUARDIANS, encode_body(&body));
+        } else if roll < 40 {
+            // A guardian freezes a member they guard (a stolen laptop), or
+            // lifts their freeze: both judged by position, whatever the
+            // member's node has seen.
+            let me = self.nodes[node].did;
+            let guarded: Vec<Did> = self
+                .nodes
+                .iter()
+                .map(|other| other.did)
+                .filter(|other| {
+                    self.nodes[node]
+                        .log
+                        .key_state(other)
+                        .guardians
+                        .is_some_and(|set| set.guardians.contains(&me))
+                })
+                .collect();
+            if !guarded.is_empty() {
+                let member = guarded[self.rng.below(guarded.len() as u64) as usize];
+                let kind = if roll < 39 {
+                    KIND_FREEZE
+                } else {
+                    KIND_UNFREEZE
+                };
+                self.sign(node, kind, encode_body(&Freeze { member }));
+            }
+        } else if roll < 45 {
             let body = Edge {
                 to: other,
                 permille: self.rng.below(1001) as u16,
@@ -644,6 +686,9 @@ fn kept_events(log: &Log) -> Vec<Event> {
 struct Outcome {
     /// Proposals closed (the same on every node, as the views are).
     decided: usize,
+    /// Guardians' freezes and unfreezes kept.
+    freezes: usize,
+    unfreezes: usize,
     events: usize,
     forks: usize,
     sent: u64,
@@ -724,8 +769,18 @@ fn run(seed: u64, config: SimConfig) -> Result<Outcome, String> {
                 .contains("\"status\":\"open\"")
         })
         .count();
+    let kept_of = |kind: &str| {
+        reference
+            .kept_order()
+            .iter()
+            .filter_map(|id| reference.get(id))
+            .filter(|event| event.kind().as_str() == kind)
+            .count()
+    };
     Ok(Outcome {
         decided,
+        freezes: kept_of(KIND_FREEZE),
+        unfreezes: kept_of(KIND_UNFREEZE),
         events: kept.len(),
         forks: reference.evidence().count(),
         sent: sim.sent,
@@ -752,9 +807,16 @@ fn simulated_coop_converges_after_partitions_restarts_and_a_fork() {
             Ok(outcome) => {
                 assert!(outcome.events > 100, "seed {seed}: too few events kept");
                 assert!(outcome.decided > 0, "seed {seed}: no proposal was decided");
+                assert!(outcome.freezes > 0, "seed {seed}: no guardian froze anyone");
                 println!(
-                    "seed {seed}: {} events, {} proposals decided, {} forks, {} messages ({} lost) — converged",
-                    outcome.events, outcome.decided, outcome.forks, outcome.sent, outcome.lost
+                    "seed {seed}: {} events, {} proposals decided, {} forks, {} freezes and {} unfreezes by guardians, {} messages ({} lost) — converged",
+                    outcome.events,
+                    outcome.decided,
+                    outcome.forks,
+                    outcome.freezes,
+                    outcome.unfreezes,
+                    outcome.sent,
+                    outcome.lost
                 );
             }
             Err(failure) => {
