@@ -22,7 +22,20 @@ function h(tag, attrs = {}, ...children) {
   return node;
 }
 
+// Whether the member is in the middle of something a re-render would
+// throw away: typing, or a form they opened on demand (`data-keep`).
+function busyHere() {
+  const active = document.activeElement;
+  const typing = active && ["INPUT", "TEXTAREA", "SELECT"].includes(active.tagName) && active.type !== "range";
+  return typing || document.querySelector("form[data-keep]") !== null;
+}
+
+// Set while a live refresh re-renders: it must not land on a member who
+// started something while it was loading.
+let refreshing = false;
+
 function show(...nodes) {
+  if (refreshing && busyHere()) return;
   const main = document.getElementById("main");
   main.replaceChildren(...nodes.filter((node) => node !== null && node !== undefined));
 }
@@ -893,13 +906,15 @@ function listen() {
   const refresh = () => {
     clearTimeout(refreshTimer);
     // Several events often arrive together: one refresh for them all.
-    refreshTimer = setTimeout(() => {
-      const active = document.activeElement;
-      const typing = active && ["INPUT", "TEXTAREA", "SELECT"].includes(active.tagName) && active.type !== "range";
+    refreshTimer = setTimeout(async () => {
       // Re-rendering would throw away what the member is typing, or a form
       // they opened: refresh only the header's balance then.
-      if (typing || document.querySelector("form[data-keep]")) loadBalance().catch(() => {});
-      else route();
+      if (busyHere()) {
+        loadBalance().catch(() => {});
+        return;
+      }
+      refreshing = true;
+      try { await route(); } finally { refreshing = false; }
     }, 250);
   };
   for (const kind of ["ledger.transfer", "ledger.request", "ledger.answer", "gov.propose", "gov.open", "gov.vote", "gov.close", "member.apply", "member.vouch", "member.admit", "member.profile", "trust.edge", "identity.guardians", "identity.recovery_approve", "identity.recovery_cancel", "identity.recover", "identity.freeze", "identity.unfreeze", "lagged"]) {
