@@ -145,6 +145,13 @@ impl std::fmt::Debug for KeyRotate {
     }
 }
 
+/// `POST /admin/v1/identity/device`: a key for another device of yours.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct AddDevice {
+    /// What the device is, as your co-op will see it: "Ada's phone".
+    pub label: String,
+}
+
 /// An event this node signed and recorded.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct EventAck {

@@ -163,6 +163,7 @@ pub async fn run(
                     _ = interval.tick() => {}
                     _ = stop.wait_for(|stopped| *stopped) => return,
                 }
+                let outer = state.clone();
                 let state = state.clone();
                 let backups = backups.clone();
                 let duties = Instant::now() >= duties_at;
@@ -175,9 +176,16 @@ pub async fn run(
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
                     node.tick(now())?;
-                    if node.awaiting_sync() {
-                        // Duties sign: they wait until the node has caught up.
-                        return Ok(());
+                    if node.awaiting_sync() || node.other_device_signing().is_some() {
+                        // Duties sign: they wait until the node has caught
+                        // up, and leave signing to the member's device
+                        // that signs now.
+                        return Ok(false);
+                    }
+                    if node.replace_paper_key(now())?.is_some() {
+                        // Peers know this node by its key: start again
+                        // with the new one.
+                        return Ok(true);
                     }
                     // A recovering device signs its recovery as soon as
                     // it may; closing a proposal on time matters more than
@@ -192,11 +200,13 @@ pub async fn run(
                             tracing::info!(path = %path.display(), "Daily backup written.");
                         }
                     }
-                    Ok::<_, crate::node::NodeError>(())
+                    Ok::<_, crate::node::NodeError>(false)
                 })
                 .await;
-                if let Ok(Err(error)) = result {
-                    tracing::warn!(%error, "Tick failed; will retry.");
+                match result {
+                    Ok(Err(error)) => tracing::warn!(%error, "Tick failed; will retry."),
+                    Ok(Ok(true)) => restart_net(&outer).await,
+                    _ => {}
                 }
             }
         })

@@ -127,6 +127,12 @@ impl Node {
                 .did
                 .parse()
                 .map_err(|_| bad("a stored DID does not parse")),
+            [] if self.recovering || (self.awaiting_sync() && !self.synced) => {
+                Err(crate::ledger::missing(format!(
+                    "this device does not know the members' names yet (it has not synced with their nodes): \
+                     give {text:?} as a DID (did:icn:…), which any member's `icnctl member list` shows"
+                )))
+            }
             [] => Err(crate::ledger::missing(format!(
                 "no member is called {text:?} (`icnctl member list` shows names and DIDs)"
             ))),

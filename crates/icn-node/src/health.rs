@@ -125,11 +125,21 @@ pub fn local_checks(dir: &DataDir, node: Option<&Node>, backups: &Path) -> Vec<C
                 "sync",
                 "warn",
                 format!(
-                    "restored from a backup: signs nothing until it has synced with {} members' nodes ({} so far)",
+                    "signs nothing until it has synced with {} members' nodes ({} so far): restored from a backup, linked, or taking over from another device",
                     node.witnesses_needed(),
                     node.witnesses()
                 ),
                 Some("keep icnd running while members' nodes are reachable (icnd --peer TICKET)"),
+            ));
+        }
+        if let Some(label) = node.other_device_signing() {
+            checks.push(check(
+                "device",
+                "warn",
+                format!(
+                    "another of your devices ({label}) signs for you now; this one only follows"
+                ),
+                Some("icnctl id take-over (to sign from this device)"),
             ));
         }
         // A fork's freeze (a guardian's has its own check, `recovery`).

@@ -195,6 +195,12 @@ impl From<NodeError> for ApiError {
                     "keep icnd running while members' nodes are reachable (`--peer TICKET`); it signs once a majority of them have synced with it (`icnctl restore --standalone` skips the wait when you know your lost device signed nothing since the backup)",
                 ),
             ),
+            NodeError::OtherDevice { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "other_device",
+                message,
+                Some("`icnctl id take-over` on this device; it signs once it has synced"),
+            ),
             NodeError::Recovering => ApiError::new(
                 StatusCode::CONFLICT,
                 "recovering",
@@ -315,6 +321,21 @@ async fn coop_init(
     })
     .await
     .map(|status| (StatusCode::CREATED, Json(status)))
+}
+
+async fn add_device(
+    State(state): State<SharedState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<icn_api::PaperKey>), ApiError> {
+    let request: icn_api::AddDevice = parse_json(&body)?;
+    with_node(&state, move |node| node.add_device(&request.label, now()))
+        .await
+        .map(|key| (StatusCode::CREATED, Json(key)))
+}
+
+async fn take_over(State(state): State<SharedState>) -> Result<Json<serde_json::Value>, ApiError> {
+    with_node(&state, |node| node.take_over()).await?;
+    Ok(Json(serde_json::json!({ "taking_over": true })))
 }
 
 async fn paper_key(
@@ -865,6 +886,8 @@ pub fn admin_router(state: SharedState) -> Router {
         .route("/admin/v1/peers", get(peers))
         .route("/admin/v1/net/ticket", get(net_ticket))
         .route("/admin/v1/identity/paper-key", post(paper_key))
+        .route("/admin/v1/identity/device", post(add_device))
+        .route("/admin/v1/identity/take-over", post(take_over))
         .route("/admin/v1/identity/revoke", post(revoke_key))
         .route("/admin/v1/identity/rotate", post(rotate_key))
         .route(

@@ -48,9 +48,13 @@ pub enum NodeError {
     #[error("{0}")]
     Identity(String),
     #[error(
-        "this node was restored from a backup and signs nothing until it has caught up with {needed} members' nodes ({synced} so far): your lost device may have signed more since the backup"
+        "this device signs nothing until it has synced with {needed} members' nodes ({synced} so far), so that it continues your chain after whatever your other devices signed (a restored backup, a linked device, a take-over)"
     )]
     AwaitingSync { synced: usize, needed: usize },
+    #[error(
+        "another of your devices ({label}) signs for you now, so this one only follows; to sign from this device instead, run `icnctl id take-over` here"
+    )]
+    OtherDevice { label: String },
     #[error(
         "this device is waiting to recover its member's identity: it signs once enough guardians have approved and the waiting time has passed (`icnctl id recovery`)"
     )]
@@ -110,6 +114,11 @@ pub struct Node {
     /// The other members whose nodes completed a sync round with this one
     /// while it was awaiting sync.
     witnesses: std::collections::BTreeSet<Did>,
+    /// [`META_TAKE_OVER`], cached.
+    take_over: Option<String>,
+    /// A key of this device's own, generated when it was linked with a
+    /// paper key: the node rotates from the paper key to it once it signs.
+    own_key: Option<KeyPair>,
     /// Holds a key its identity has not authorised, waiting for guardians
     /// ([`RECOVERING_MARKER`]): signs only the recovery itself.
     pub(crate) recovering: bool,
@@ -121,10 +130,35 @@ pub struct Node {
     pub(crate) connected_members: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
+/// A kernel refusal of the member's own event, addressed to them: the
+/// kernel words its reasons about the author, in the third person.
+fn to_the_author(reason: &str, me: &Did) -> String {
+    reason
+        .replace(
+            &format!("{me} is frozen by their guardian"),
+            "you are frozen by your guardian",
+        )
+        .replace(
+            &format!("{me} is frozen: they signed"),
+            "you are frozen: you signed",
+        )
+        .replace(&me.to_string(), "you")
+}
+
 /// New events buffered for each push subscriber, at most.
 const KEPT_BROADCAST_MAX: usize = 4_096;
 /// Store meta: peers to dial (tickets), as a JSON list.
 const META_PEERS: &str = "net.peers";
+/// Store meta: this device took over signing for its member when the
+/// member's chain ended at this event id (`""`: an empty chain), or
+/// [`TAKE_OVER_AFTER_SYNC`]. See [`Node::other_device_signing`].
+const META_TAKE_OVER: &str = "device.take_over";
+/// The take-over waits for the sync that ends awaiting-sync; the chain's
+/// head then is the one taken over.
+const TAKE_OVER_AFTER_SYNC: &str = "after-sync";
+/// The label of a paper key (paper keys are not dialled, and a device that
+/// signs with one replaces it with a key of its own).
+pub const PAPER_LABEL: &str = "paper";
 
 /// The currency every new co-op starts with: hours, counted in minutes.
 pub fn hours() -> CurrencySpec {
@@ -177,10 +211,13 @@ impl Node {
             trust_cache: Default::default(),
             awaiting_sync: false,
             witnesses: Default::default(),
+            take_over: None,
+            own_key: None,
             recovering: false,
             synced: false,
         };
         node.awaiting_sync = node.dir.root().join(RESTORED_MARKER).exists();
+        node.take_over = node.store.meta(META_TAKE_OVER)?;
         // Until a key the log authorises is found (`choose_signer`).
         node.recovering = node.dir.root().join(RECOVERING_MARKER).exists();
         node.load_log()?;
@@ -208,6 +245,18 @@ impl Node {
             Some(log) => log.key_state(&identity.did),
             None => icn_kernel::KeyState::inception(identity.did),
         };
+        // A device linked by `icnctl id link` knows only the genesis until
+        // it syncs: its first key (the paper key or device code) is taken
+        // on trust, and it signs nothing until it has synced.
+        if self.awaiting_sync
+            && self.take_over.is_some()
+            && !keys.iter().any(|key| state.authorises(&key.public()))
+        {
+            let mut keys = keys.into_iter();
+            self.signer = keys.next();
+            self.own_key = keys.next();
+            return Ok(());
+        }
         let unauthorised_first = keys
             .iter()
             .find(|key| !state.authorises(&key.public()))
@@ -231,6 +280,9 @@ impl Node {
                 identity.did
             )));
         };
+        if state.authorised.get(&signer.public()).map(String::as_str) == Some(PAPER_LABEL) {
+            self.own_key = unauthorised_first;
+        }
         if signer.public() != identity.device_key {
             tracing::info!("The device key was rotated; updating identity.json.");
             identity.device_key = signer.public();
@@ -310,8 +362,13 @@ impl Node {
                 tracing::info!(
                     synced = self.witnesses.len(),
                     needed,
-                    "Caught up with a majority of members' nodes after the restore; signing again."
+                    "Caught up with a majority of members' nodes; signing again."
                 );
+                if self.take_over.as_deref() == Some(TAKE_OVER_AFTER_SYNC)
+                    && let Err(error) = self.settle_take_over()
+                {
+                    tracing::warn!(%error, "Cannot record the take-over.");
+                }
             }
             Err(error) => tracing::warn!(%error, "Cannot remove the restore marker."),
         }
@@ -342,7 +399,120 @@ impl Node {
         if self.recovering {
             return Err(NodeError::Recovering);
         }
-        self.any_signer()
+        if let Some(label) = self.other_device_signing() {
+            return Err(NodeError::OtherDevice { label });
+        }
+        let (identity, key) = self.any_signer()?;
+        // A linked device's key was taken on trust until it synced.
+        if self.take_over.is_some()
+            && let Some(log) = &self.log
+            && !log.key_state(&identity.did).authorises(&key.public())
+        {
+            return Err(NodeError::Identity(
+                "the key this device was linked with does not sign for you: it was revoked, or it was a paper key already used (a device replaces a paper key with its own once it signs); make a new code with `icnctl id add-device` on a device that signs, and link again into a new data directory".to_owned(),
+            ));
+        }
+        Ok((identity, key))
+    }
+
+    /// Which other device of this member signs for them now, if one does:
+    /// then this device only follows. A member's events form one chain, so
+    /// two devices signing at once would fork it; one device signs at a
+    /// time. Another device signs now when the newest event of the member's
+    /// chain was signed by another key their identity still authorises (not
+    /// a paper key) and this device has not taken over since it saw that
+    /// event ([`Node::take_over`]). A rotated-away or revoked key's event
+    /// hands over by itself.
+    pub fn other_device_signing(&self) -> Option<String> {
+        if self.recovering {
+            // Its recovery, once it counts, is what hands over.
+            return None;
+        }
+        let log = self.log.as_ref()?;
+        let did = self.identity.as_ref()?.did;
+        let own = self.signer.as_ref()?.public();
+        let (_, head) = log.next_position(&did);
+        let head = log.get(&head?)?;
+        let signer = head.content().signer;
+        if signer == own {
+            return None;
+        }
+        let label = log.key_state(&did).authorised.get(&signer)?.clone();
+        if label == PAPER_LABEL || self.take_over.as_deref() == Some(&head.id().to_string()) {
+            return None;
+        }
+        Some(label)
+    }
+
+    /// Makes this device the one that signs for its member. It signs again
+    /// once it has synced with a majority of the other members' nodes (as
+    /// after a restore), so it continues the chain after whatever the other
+    /// device signed last.
+    pub fn take_over(&mut self) -> Result<(), NodeError> {
+        self.any_signer()?;
+        self.link_device()?;
+        let me = self.identity.as_ref().map(|identity| identity.did);
+        if let Some(me) = me
+            && self.log.is_some()
+            && self.witnesses_needed() == 0
+        {
+            self.caught_up(&me);
+        }
+        Ok(())
+    }
+
+    /// Prepares a device to take over once it has synced: a new device
+    /// linked by a paper key or a device code (`icnctl id link`), or one
+    /// that takes over from another ([`Node::take_over`]).
+    pub fn link_device(&mut self) -> Result<(), NodeError> {
+        self.set_meta(META_TAKE_OVER, TAKE_OVER_AFTER_SYNC)?;
+        self.take_over = Some(TAKE_OVER_AFTER_SYNC.to_owned());
+        let marker = self.dir.root().join(RESTORED_MARKER);
+        std::fs::write(&marker, b"").map_err(|error| {
+            NodeError::Identity(format!("cannot write {}: {error}", marker.display()))
+        })?;
+        self.awaiting_sync = true;
+        self.witnesses.clear();
+        Ok(())
+    }
+
+    /// Records the chain's head as the one this device took over from.
+    fn settle_take_over(&mut self) -> Result<(), NodeError> {
+        let did = self.identity.as_ref().ok_or(NodeError::NoIdentity)?.did;
+        let head = self
+            .log
+            .as_ref()
+            .and_then(|log| log.next_position(&did).1)
+            .map_or_else(String::new, |id| id.to_string());
+        self.set_meta(META_TAKE_OVER, &head)?;
+        self.take_over = Some(head);
+        Ok(())
+    }
+
+    /// A device linked with a paper key replaces it with its own key as
+    /// soon as it signs: a paper key is for one use. Returns the event.
+    pub fn replace_paper_key(&mut self, now: Timestamp) -> Result<Option<EventId>, NodeError> {
+        if self.awaiting_sync || self.own_key.is_none() {
+            return Ok(None);
+        }
+        let (Some(log), Some(identity), Some(signer)) = (&self.log, &self.identity, &self.signer)
+        else {
+            return Ok(None);
+        };
+        let paper = log
+            .key_state(&identity.did)
+            .authorised
+            .get(&signer.public())
+            == Some(&PAPER_LABEL.to_owned());
+        if !paper || self.signer().is_err() {
+            return Ok(None);
+        }
+        let own = self.own_key.take().expect("checked above");
+        let id = self.rotate_key(own, "device", now)?;
+        tracing::info!(
+            "This device now signs with its own key; the paper key it was linked with no longer signs. Write a new one: icnctl id paper-key"
+        );
+        Ok(Some(id))
     }
 
     /// The keystore's key, authorised or (while recovering) not.
@@ -501,9 +671,9 @@ impl Node {
                 Ok(id)
             }
             Verdict::Rejected(Rejection::Rule { reason }) => {
-                // The member reads names, not DIDs.
+                // The member reads names, not DIDs, and is spoken to.
                 Err(NodeError::Rejected(Rejection::Rule {
-                    reason: self.named(&reason),
+                    reason: self.named(&to_the_author(&reason, &did)),
                 }))
             }
             Verdict::Rejected(rejection) => Err(NodeError::Rejected(rejection)),
@@ -649,7 +819,7 @@ impl Node {
     fn ticket_peer(&self, key: &[u8; 32]) -> Option<Did> {
         let me = self.identity.as_ref()?.did;
         let log = self.log.as_ref()?;
-        if log.coop_state().member(&me, None).is_some() && !self.recovering {
+        if log.coop_state().member(&me, None).is_some() && !self.recovering && !self.awaiting_sync {
             return None;
         }
         let remembered = self.remembered_peers().ok()?;
@@ -691,7 +861,7 @@ impl Node {
         let mut keys: Vec<[u8; 32]> = members
             .iter()
             .flat_map(|member| log.key_state(member).authorised.into_iter())
-            .filter(|(_, label)| label != "paper")
+            .filter(|(_, label)| label != PAPER_LABEL)
             .map(|(key, _)| *key.as_bytes())
             .chain(recovering)
             .collect();
@@ -741,15 +911,38 @@ impl Node {
     /// Creates a paper key, authorises it by an identity event, and returns it
     /// for printing. It is not stored anywhere on this device.
     pub fn add_paper_key(&mut self, now: Timestamp) -> Result<icn_api::PaperKey, NodeError> {
-        let paper = KeyPair::generate().map_err(|error| NodeError::Identity(error.to_string()))?;
+        self.add_key(PAPER_LABEL, now)
+    }
+
+    /// Creates a key for another device of this member (`label`: what it
+    /// is, "Ada's phone"), authorises it, and returns its secret as a
+    /// one-time code for `icnctl id link` on that device.
+    pub fn add_device(
+        &mut self,
+        label: &str,
+        now: Timestamp,
+    ) -> Result<icn_api::PaperKey, NodeError> {
+        let label = label.trim();
+        if label.is_empty() || label.eq_ignore_ascii_case(PAPER_LABEL) || label.chars().count() > 64
+        {
+            return Err(NodeError::BadInput(
+                "name the device in 1 to 64 characters (not \"paper\"), e.g. \"Ada's phone\""
+                    .to_owned(),
+            ));
+        }
+        self.add_key(label, now)
+    }
+
+    fn add_key(&mut self, label: &str, now: Timestamp) -> Result<icn_api::PaperKey, NodeError> {
+        let key = KeyPair::generate().map_err(|error| NodeError::Identity(error.to_string()))?;
         let body = encode_body(&KeyAdd {
-            key: paper.public(),
-            label: "paper".to_owned(),
+            key: key.public(),
+            label: label.to_owned(),
         });
         let event_id = self.append(KIND_KEY_ADD, body, now)?;
         Ok(icn_api::PaperKey {
-            paper_key: paper_key_encode(&paper).to_string(),
-            public_key: paper.public().to_string(),
+            paper_key: paper_key_encode(&key).to_string(),
+            public_key: key.public().to_string(),
             event_id: event_id.to_string(),
         })
     }

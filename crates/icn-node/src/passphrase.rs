@@ -61,6 +61,21 @@ pub fn passphrase(
     Ok(first)
 }
 
+/// A secret typed by the member (a paper key, a device code): from the
+/// terminal without echo, or one line of stdin when it is not a terminal.
+pub fn secret(prompt: &str) -> Result<Zeroizing<String>, PassphraseError> {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Ok(Zeroizing::new(
+            rpassword::prompt_password(prompt).map_err(PassphraseError::Prompt)?,
+        ));
+    }
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(PassphraseError::Prompt)?;
+    Ok(line)
+}
+
 /// The scrypt cost for a new keystore: the default, or the test override.
 pub fn kdf_log_n() -> u8 {
     std::env::var(ENV_KDF_LOG_N)

@@ -2,6 +2,7 @@
 //! directory's admin socket, or opens the data directory itself when no
 //! daemon is running.
 
+mod devices;
 mod governance;
 mod ledger;
 mod net;
@@ -124,6 +125,24 @@ enum IdCommand {
     Show,
     /// Create a paper key for recovery, authorise it, and print it once.
     PaperKey,
+    /// Give another device of yours (a phone, a second laptop) its own key:
+    /// prints a one-time code for `icnctl id link` on that device.
+    AddDevice {
+        /// What the device is, as your co-op will see it: "Ada's phone".
+        label: String,
+    },
+    /// On a new device: sign for your identity here with a device code from
+    /// `id add-device` or a paper key (asked for; or one line on stdin).
+    Link {
+        /// A member's ticket (`icnctl net ticket` on their machine, or yours).
+        ticket: String,
+        /// Your DID (`icnctl id show` on your other device).
+        #[arg(long)]
+        member: String,
+    },
+    /// Make this device the one that signs for you (one device signs at a
+    /// time; the others follow). It signs once it has synced.
+    TakeOver,
     /// Replace this device's key with a new one (after a scare, or routinely).
     Rotate {
         /// A name for the new key.
@@ -772,6 +791,15 @@ fn run(cli: Cli) -> Outcome {
         Command::Id {
             command: IdCommand::PaperKey,
         } => paper_key(&context),
+        Command::Id {
+            command: IdCommand::AddDevice { label },
+        } => devices::add(&context, &label),
+        Command::Id {
+            command: IdCommand::Link { ticket, member },
+        } => devices::link(&context, &ticket, &member),
+        Command::Id {
+            command: IdCommand::TakeOver,
+        } => devices::take_over(&context),
         Command::Id {
             command: IdCommand::Rotate { label },
         } => rotate(&context, &label),

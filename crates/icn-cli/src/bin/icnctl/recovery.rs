@@ -44,10 +44,12 @@ fn when(ms: Option<u64>) -> String {
         None => "once enough guardians approve".to_owned(),
         Some(ms) => {
             let left = ms.saturating_sub(now().as_millis());
-            if left == 0 {
-                "now".to_owned()
-            } else {
-                format!("in {:.1} hours", left as f64 / 3_600_000.0)
+            let minutes = left.div_ceil(60_000);
+            match minutes {
+                0 => "now".to_owned(),
+                1 => "in a minute".to_owned(),
+                2..120 => format!("in {minutes} minutes"),
+                _ => format!("in {:.1} hours", left as f64 / 3_600_000.0),
             }
         }
     }
@@ -109,6 +111,8 @@ pub fn show(context: &Context) -> Outcome {
         for pending in &status.you_guard {
             let approved = if pending.approved_by_you {
                 "you approved it".to_owned()
+            } else if pending.approved_by.len() >= usize::from(pending.needed) {
+                format!("enough guardians approved; the new device takes over {}", when(pending.ready_at_ms))
             } else {
                 format!("approve it with: icnctl id approve-recovery {}", pending.request)
             };
@@ -223,7 +227,6 @@ pub fn recover(context: &Context, ticket: &str, member: &str) -> Outcome {
         context,
         "recover into a new data directory (--data-dir), on the new device",
     )?;
-    let keystore = context.dir.keystore();
     let member: Did = member.trim().parse().map_err(|_| {
         Failure::new(
             format!("{member:?} is not a DID"),
@@ -234,19 +237,7 @@ pub fn recover(context: &Context, ticket: &str, member: &str) -> Outcome {
         Failure::new(message, Some("copy the ticket again from the guardian"))
     })?;
     let key = KeyPair::generate()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let genesis = runtime
-        .block_on(icn_node::net::fetch_genesis(&ticket_parsed, &key.seed()))
-        .map_err(|error| {
-            Failure::new(
-                format!("could not reach the member's node: {error:#}"),
-                Some("check that their icnd runs and that this computer can reach it; then run this again"),
-            )
-        })?
-        .verify()
-        .map_err(|_| Failure::new("the co-op's genesis is not validly signed", None))?;
+    let genesis = genesis_from(&ticket_parsed, &key)?;
     std::fs::create_dir_all(context.dir.root())?;
     let passphrase = context.passphrase("Choose a keystore passphrase for this device: ", true)?;
     let label = "recovered device";
@@ -254,28 +245,76 @@ pub fn recover(context: &Context, ticket: &str, member: &str) -> Outcome {
         context.dir.root().join(icn_node::node::RECOVERING_MARKER),
         b"",
     )?;
-    keystore.create(
-        &KeystoreContents::new(member, vec![StoredKey::new(label, &key)]),
+    let _node = set_up_device(
+        context,
+        member,
+        &[(label, &key)],
         &passphrase,
+        genesis,
+        ticket,
+    )?;
+    let request = recovery::encode_request(&member, &key.public());
+    let shown = icn_api::RecoveryRequest { request };
+    context.print(&shown, |shown| {
+        format!(
+            "This device asks to recover {member}.\n\nYour recovery request:\n\n    {}\n\nSend it to your guardians (the members you chose, or, if you never did, those icnd chose: the members who vouched for you first); each runs:\n    icnctl id approve-recovery {}\nor approves it in the web app (Members → Recovery).\nNow start icnd here and leave it running. Once enough guardians have approved and the waiting time you chose has passed (72 hours unless you changed it; 4 hours after the last approval when every guardian approved), this device takes over your identity: your balance, membership and votes are all still there. `icnctl id recovery` shows progress.",
+            shown.request, shown.request
+        )
+    });
+    Ok(())
+}
+
+/// A new device's data directory: its keystore (the first of `keys`
+/// signs), identity.json, the co-op's genesis, and the ticket's node to
+/// sync with.
+pub fn set_up_device(
+    context: &Context,
+    member: Did,
+    keys: &[(&str, &KeyPair)],
+    passphrase: &str,
+    genesis: icn_kernel::VerifiedEvent,
+    ticket: &str,
+) -> Result<Node, Failure> {
+    let stored = keys
+        .iter()
+        .map(|&(label, key)| StoredKey::new(label, key))
+        .collect();
+    context.dir.keystore().create(
+        &KeystoreContents::new(member, stored),
+        passphrase,
         passphrase::kdf_log_n(),
     )?;
+    let (label, key) = keys[0];
     context.dir.write_public_identity(&PublicIdentity {
         did: member,
         device_key: key.public(),
         device_label: label.to_owned(),
     })?;
-    let mut node = Node::open(context.dir.clone(), vec![key.clone()])?;
+    // Opened without its keys: none signs before the device has synced.
+    let mut node = Node::open(context.dir.clone(), Vec::new())?;
     node.join(genesis)?;
     node.remember_peer(ticket.trim())?;
-    let request = recovery::encode_request(&member, &key.public());
-    let shown = icn_api::RecoveryRequest { request };
-    context.print(&shown, |shown| {
-        format!(
-            "This device asks to recover {member}.\n\nYour recovery request:\n\n    {}\n\nSend it to your guardians (the members who vouched for you); each runs:\n    icnctl id approve-recovery {}\nor approves it in the web app (Members → Recovery).\nNow start icnd here and leave it running. Once enough guardians have approved and the waiting time has passed (72 hours unless your co-op chose otherwise), this device takes over your identity: your balance, membership and votes are all still there. `icnctl id recovery` shows progress.",
-            shown.request, shown.request
-        )
-    });
-    Ok(())
+    Ok(node)
+}
+
+/// The co-op's genesis, from the node a ticket names (for a new device).
+pub fn genesis_from(
+    ticket: &icn_node::net::Ticket,
+    key: &KeyPair,
+) -> Result<icn_kernel::VerifiedEvent, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime
+        .block_on(icn_node::net::fetch_genesis(ticket, &key.seed()))
+        .map_err(|error| {
+            Failure::new(
+                format!("could not reach the member's node: {error:#}"),
+                Some("check that their icnd runs and that this computer can reach it; then run this again"),
+            )
+        })?
+        .verify()
+        .map_err(|_| Failure::new("the co-op's genesis is not validly signed", None))
 }
 
 /// What a guardian gives the member who lost their device.
