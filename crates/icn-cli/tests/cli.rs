@@ -1168,6 +1168,51 @@ fn members_keep_paying_each_other_when_the_inviters_node_is_down() {
     drop((node_b, node_c));
 }
 
+/// The always-on node restarts: both sides of each pair dial at once, and
+/// each pair still ends with one session (the duplicate is closed on both
+/// sides), which holds.
+#[test]
+fn after_the_hub_restarts_each_pair_keeps_one_session() {
+    let h = harness();
+    let Trio {
+        dirs,
+        dids,
+        daemons: [hub, _b, _c],
+        ..
+    } = Trio::start(&h, &[]);
+    let sessions = |i: usize| -> Vec<String> {
+        let mut peers: Vec<String> = h.icnctl(&dirs[i], &["--json", "peers"]).json()["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|peer| peer["did"].as_str().unwrap().to_owned())
+            .collect();
+        peers.sort();
+        peers
+    };
+    let others = |i: usize| -> Vec<String> {
+        let mut others: Vec<String> = (0..3)
+            .filter(|j| *j != i)
+            .map(|j| dids[j].clone())
+            .collect();
+        others.sort();
+        others
+    };
+    let one_each = || (0..3).all(|i| sessions(i) == others(i));
+    eventually("a full mesh, one session per pair", one_each);
+    hub.signal("TERM");
+    assert_eq!(hub.wait(), Some(0));
+    let _hub = h.spawn_icnd(&dirs[0], &[]);
+    eventually(
+        "the mesh again after the restart, one session per pair",
+        one_each,
+    );
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    for i in 0..3 {
+        assert_eq!(sessions(i), others(i), "node {i} a while later");
+    }
+}
+
 /// The hub runs the co-op relay; two members who only have the hub's
 /// ticket find each other through it (the ticket names the relay and its
 /// key), connect, and keep replicating directly once the hub is gone.
@@ -2314,12 +2359,7 @@ fn doctor_diagnoses_common_problems_and_metrics_are_served() {
     drop(ada);
 
     // Metrics, on a port of their own.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bind = format!("127.0.0.1:{port}");
+    let bind = free_loopback_address();
     let _node = h.spawn_icnd(&dirs[1], &["--metrics-bind", &bind]);
     let (code, text) = http_get(&format!("http://{bind}/metrics"));
     assert_eq!(code, 200, "{text}");
@@ -2331,6 +2371,84 @@ fn doctor_diagnoses_common_problems_and_metrics_are_served() {
     ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
+}
+
+/// A loopback address with a port free now (for `--metrics-bind`).
+fn free_loopback_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// What the admin of the always-on node sees: the relay's traffic in
+/// `/metrics`, and `doctor` failing (exit 2, with the fix) when no
+/// member's node is reachable while this node holds entries no one else
+/// has; once a member's node is back, the entry reaches it and doctor is
+/// content again.
+#[test]
+fn the_admin_sees_relay_traffic_and_an_isolated_node() {
+    let h = harness();
+    let bind = free_loopback_address();
+    let hub_args = [
+        "--relay-enable",
+        "--relay-listen",
+        "127.0.0.1:0",
+        "--metrics-bind",
+        &bind,
+    ];
+    // Isolation fails doctor at once here, not after 5 minutes.
+    let at_once = [("ICN_DOCTOR_ISOLATED_AFTER_S", "0")];
+    let Founders {
+        dirs: [hub, b],
+        dids: [_, did_b],
+        daemons: [_hub_node, node_b],
+        ..
+    } = Founders::<2>::start_with(&h, |i, dir| match i {
+        0 => h.spawn_icnd_in(None, &at_once, dir, &hub_args),
+        _ => h.spawn_icnd(dir, &[]),
+    });
+    let metric = |name: &str| -> u64 {
+        let (code, text) = http_get(&format!("http://{bind}/metrics"));
+        assert_eq!(code, 200, "{text}");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .map_or(0, |value| value.parse().unwrap())
+    };
+    eventually("b's node keeps a connection to the co-op relay", || {
+        metric("relay_clients") >= 1 && metric("relay_bytes_received_total") > 0
+    });
+    assert!(metric("relay_clients_seen_total") >= 1);
+    let (_, text) = http_get(&format!("http://{bind}/metrics"));
+    assert!(text.contains("network_sessions_relayed "), "{text}");
+
+    // b's node stops; the hub's member pays b: that entry is here only.
+    node_b.signal("TERM");
+    assert_eq!(node_b.wait(), Some(0));
+    eventually("the hub sees no peer", || {
+        h.icnctl(&hub, &["--json", "peers"]).json()["peers"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    });
+    assert_eq!(h.icnctl(&hub, &["ledger", "pay", &did_b, "1h"]).code, 0);
+    let report = h.icnctl(&hub, &["doctor"]);
+    assert_eq!(report.code, 2, "{report:?}");
+    assert!(report.stdout.contains("FAIL  peers"), "{report:?}");
+    assert!(
+        report
+            .stdout
+            .contains("1 of your entries are on this node only"),
+        "{report:?}"
+    );
+    assert!(
+        report.stdout.contains("fix: start the always-on node"),
+        "{report:?}"
+    );
+
+    // b is back: the entry reaches it, and doctor no longer fails.
+    let _node_b = h.spawn_icnd(&b, &[]);
+    eventually("b has the payment and the hub's doctor passes", || {
+        balance_of(&h, &b, &did_b).contains("\"balance\": 60")
+            && h.icnctl(&hub, &["doctor"]).code == 0
+    });
 }
 
 /// The example configurations in `deploy/config/` load as they are.

@@ -185,6 +185,16 @@ pub fn local_checks(dir: &DataDir, node: Option<&Node>, backups: &Path) -> Vec<C
 }
 
 /// Every check, from inside the running daemon.
+/// How long a node may be cut off, holding entries no one else has,
+/// before `doctor` fails rather than warns: 5 minutes
+/// (`ICN_DOCTOR_ISOLATED_AFTER_S` overrides it, for tests).
+fn isolated_after_s() -> u64 {
+    std::env::var("ICN_DOCTOR_ISOLATED_AFTER_S")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(300)
+}
+
 pub fn doctor(state: &SharedState, backups: &Path) -> Doctor {
     let node = state.node.lock().unwrap_or_else(|e| e.into_inner());
     let mut checks = vec![check("daemon", "ok", "icnd is running", None)];
@@ -193,6 +203,7 @@ pub fn doctor(state: &SharedState, backups: &Path) -> Doctor {
     if let Ok(recovery) = node.recovery_status() {
         checks.push(recovery_check(&recovery, members));
     }
+    let (last_round, unsent) = node.unsent_since();
     drop(node);
     match state.net() {
         None => checks.push(check(
@@ -205,12 +216,29 @@ pub fn doctor(state: &SharedState, backups: &Path) -> Doctor {
             let peers = tokio::task::block_in_place(|| net.peers());
             match (peers.peers.len(), members) {
                 (0, 0 | 1) => checks.push(check("peers", "ok", "no other member yet", None)),
-                (0, _) => checks.push(check(
-                    "peers",
-                    "warn",
-                    "no member's node is connected: payments and votes wait here",
-                    Some("start the always-on node, or add its ticket: icnd --peer TICKET (icnctl net ticket on that machine)"),
-                )),
+                (0, _) => {
+                    let alone_s =
+                        crate::node::now().as_millis().saturating_sub(last_round.as_millis()) / 1000;
+                    let fix = "start the always-on node, or add its ticket: icnd --peer TICKET (icnctl net ticket on that machine); `icnctl peers` shows who is connected";
+                    checks.push(if unsent > 0 && alone_s >= isolated_after_s() {
+                        check(
+                            "peers",
+                            "fail",
+                            format!(
+                                "no member's node has been reachable for {} min, and {unsent} of your entries are on this node only",
+                                alone_s / 60
+                            ),
+                            Some(fix),
+                        )
+                    } else {
+                        check(
+                            "peers",
+                            "warn",
+                            "no member's node is connected: payments and votes wait here",
+                            Some(fix),
+                        )
+                    });
+                }
                 (connected, _) => {
                     checks.push(check("peers", "ok", format!("{connected} connected"), None))
                 }
@@ -356,9 +384,14 @@ pub fn metrics(state: &SharedState) -> String {
             .unwrap_or(0);
         (node.status(true, None), node.totals().ok(), open as u64)
     };
-    let peers = state
-        .net()
+    let net = state.net();
+    let peers = net
+        .as_ref()
         .map(|net| tokio::task::block_in_place(|| net.peers()));
+    let relayed = net
+        .as_ref()
+        .map(|net| tokio::task::block_in_place(|| net.relayed_sessions()));
+    let relay = net.as_ref().and_then(|net| net.relay_stats());
     // (name, type, help, value) of each metric without labels.
     let mut plain: Vec<(&str, &str, &str, u64)> = vec![
         (
@@ -414,6 +447,12 @@ pub fn metrics(state: &SharedState) -> String {
                 "gauge",
                 "Members' nodes connected.",
                 peers.peers.len() as u64,
+            ),
+            (
+                "network_sessions_relayed",
+                "gauge",
+                "Of those, sessions on a relayed path now.",
+                relayed.unwrap_or(0),
             ),
             (
                 "network_connections_accepted_total",
@@ -492,6 +531,34 @@ pub fn metrics(state: &SharedState) -> String {
                 "gauge",
                 "How far behind peers this node's newest event is.",
                 m.replication_lag_ms,
+            ),
+        ]);
+    }
+    if let Some(relay) = relay {
+        plain.extend([
+            (
+                "relay_bytes_sent_total",
+                "counter",
+                "Bytes the co-op relay this node runs has sent to clients.",
+                relay.bytes_sent,
+            ),
+            (
+                "relay_bytes_received_total",
+                "counter",
+                "Bytes the co-op relay this node runs has received from clients.",
+                relay.bytes_received,
+            ),
+            (
+                "relay_clients",
+                "gauge",
+                "Members' nodes connected to the relay now.",
+                relay.clients,
+            ),
+            (
+                "relay_clients_seen_total",
+                "counter",
+                "Distinct members' node keys the relay has served.",
+                relay.clients_total,
             ),
         ]);
     }

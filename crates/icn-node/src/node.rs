@@ -124,6 +124,10 @@ pub struct Node {
     pub(crate) recovering: bool,
     /// A sync round with a peer has completed since the node started.
     pub(crate) synced: bool,
+    /// When (wall clock) a sync round last completed with a member's node,
+    /// or when the node opened: what this member signed after it may be
+    /// held here only.
+    last_round: Timestamp,
     /// Forks (author, seq) this process has already warned about.
     warned_forks: std::collections::BTreeSet<(Did, u64)>,
     /// Members whose nodes are connected now (kept by replication).
@@ -215,6 +219,7 @@ impl Node {
             own_key: None,
             recovering: false,
             synced: false,
+            last_round: now(),
         };
         node.awaiting_sync = node.dir.root().join(RESTORED_MARKER).exists();
         node.take_over = node.store.meta(META_TAKE_OVER)?;
@@ -336,6 +341,25 @@ impl Node {
         if others == 0 { 0 } else { others / 2 + 1 }
     }
 
+    /// Since when no member's node has completed a sync round with this one,
+    /// and how many of the member's own entries were signed since then
+    /// (held here only, as far as this node knows; at most 1,000 counted).
+    pub fn unsent_since(&self) -> (Timestamp, usize) {
+        let (Some(log), Some(identity)) = (&self.log, &self.identity) else {
+            return (self.last_round, 0);
+        };
+        let mut unsent = 0;
+        let mut at = log.next_position(&identity.did).1;
+        while let Some(event) = at.and_then(|id| log.get(&id))
+            && event.timestamp() > self.last_round
+            && unsent < 1_000
+        {
+            unsent += 1;
+            at = event.content().prev;
+        }
+        (self.last_round, unsent)
+    }
+
     /// Other members' nodes this restored node has synced with so far.
     pub fn witnesses(&self) -> usize {
         self.witnesses.len()
@@ -346,6 +370,9 @@ impl Node {
     /// members' nodes have answered ([`Node::witnesses_needed`]).
     pub fn caught_up(&mut self, peer: &Did) {
         self.synced = true;
+        if self.identity.as_ref().map(|identity| identity.did) != Some(*peer) {
+            self.last_round = now();
+        }
         if !self.awaiting_sync {
             return;
         }

@@ -481,6 +481,29 @@ impl Net {
         })
     }
 
+    /// Sessions whose selected path goes through a relay now.
+    pub fn relayed_sessions(&self) -> u64 {
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers
+            .values()
+            .filter(|peer| {
+                peer.connection
+                    .paths()
+                    .iter()
+                    .any(|path| path.is_selected() && path.is_relay())
+            })
+            .count() as u64
+    }
+
+    /// What the relay this node runs has carried, if it runs one.
+    pub fn relay_stats(&self) -> Option<relay::RelayStats> {
+        self.relay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(Relay::stats)
+    }
+
     pub fn peers(&self) -> icn_api::Peers {
         let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         let mut list: Vec<icn_api::PeerInfo> = peers
@@ -493,6 +516,17 @@ impl Net {
                         if path.is_relay() { "relayed" } else { "direct" },
                         Some(match path.remote_addr() {
                             TransportAddr::Ip(addr) => addr.to_string(),
+                            // "via coop.example.org:7880": the relay's host,
+                            // not its whole URL.
+                            TransportAddr::Relay(url) => format!(
+                                "via {}",
+                                url.host_str()
+                                    .map(|host| match url.port() {
+                                        Some(port) => format!("{host}:{port}"),
+                                        None => host.to_owned(),
+                                    })
+                                    .unwrap_or_else(|| url.to_string())
+                            ),
                             other => format!("{other:?}"),
                         }),
                         Some(path.rtt().as_secs_f64() * 1000.0),

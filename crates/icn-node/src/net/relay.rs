@@ -194,6 +194,16 @@ impl AccessControl for MembersOnly {
     }
 }
 
+/// Counters of the relay this node runs, for `/metrics`.
+pub struct RelayStats {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Clients connected now.
+    pub clients: u64,
+    /// Distinct client keys seen since the relay started.
+    pub clients_total: u64,
+}
+
 /// A running relay and the URL members are told to use.
 pub struct Relay {
     server: Server,
@@ -272,6 +282,20 @@ impl Relay {
             .map_err(|error| anyhow::anyhow!("net.relay_url: {error}"))?;
         tracing::info!(url = %url.url, %bound, "The co-op relay is running.");
         Ok(Relay { server, url })
+    }
+
+    /// What the relay has carried since it started.
+    pub fn stats(&self) -> RelayStats {
+        let server = &self.server.metrics().server;
+        RelayStats {
+            bytes_sent: server.bytes_sent.get(),
+            bytes_received: server.bytes_recv.get(),
+            clients: server
+                .accepts
+                .get()
+                .saturating_sub(server.disconnects.get()),
+            clients_total: server.unique_client_keys.get(),
+        }
     }
 
     pub async fn stop(self) {
