@@ -1308,6 +1308,16 @@ impl Internet {
         format!("{}-{name}", self.prefix)
     }
 
+    /// Carries `host` to router `router`'s home network, at `ip`.
+    fn move_host(&self, host: &str, router: u8, ip: &str) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/netns/move.sh");
+        let status = std::process::Command::new("bash")
+            .args([script, &self.prefix, host, &router.to_string(), ip])
+            .status()
+            .expect("bash runs");
+        assert!(status.success(), "moving {host} to r{router}");
+    }
+
     /// Runs a command on one of the hosts or routers; it must succeed.
     fn run(&self, host: &str, args: &[&str]) {
         let status = std::process::Command::new("ip")
@@ -1521,6 +1531,73 @@ fn a_backup_restored_across_a_split_waits_for_a_majority() {
             0,
             "{name}"
         );
+    }
+}
+
+/// A member carries her laptop from her home network to another: every
+/// pair involving it is connected again (direct or relayed) within
+/// seconds, with no stale entry at the old address, and payments flow both
+/// ways. The time to heal is printed.
+#[test]
+fn a_laptop_that_changes_network_reconnects_in_seconds() {
+    let Some(internet) = Internet::up() else {
+        return;
+    };
+    let h = harness();
+    let at_home = ["--listen", "0.0.0.0:7879"];
+    let hosts = ["hub", "h1", "h2"];
+    let Trio {
+        dirs: [hub, m1, m2],
+        dids: [did_hub, did_1, did_2],
+        daemons: _daemons,
+        ..
+    } = Trio::start_with(&h, |i, dir| {
+        let args: &[&str] = if i == 0 { &HUB_ARGS } else { &at_home };
+        h.spawn_icnd_in(Some(&internet.host(hosts[i])), &[], dir, args)
+    });
+    let path_to = |from: &std::path::Path, to: &str| -> Vec<(String, String)> {
+        h.icnctl(from, &["--json", "peers"]).json()["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|peer| peer["did"] == to)
+            .map(|peer| {
+                (
+                    peer["path"].as_str().unwrap_or("").to_owned(),
+                    peer["address"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    };
+    eventually("m1 and m2 connect directly through both NATs", || {
+        path_to(&m1, &did_2)
+            .iter()
+            .any(|(path, address)| path == "direct" && address.starts_with("10.0.0.12:"))
+    });
+    // m1 moves from r1's network (public 10.0.0.11) to r2's.
+    let moved = std::time::Instant::now();
+    internet.move_host("h1", 2, "192.168.2.3");
+    let fresh = |from: &std::path::Path, to: &str| {
+        let paths = path_to(from, to);
+        paths.len() == 1
+            && (paths[0].0 == "relayed" || paths[0].0 == "direct")
+            && !paths[0].1.starts_with("10.0.0.11:")
+            && !paths[0].1.starts_with("192.168.1.")
+    };
+    eventually(
+        "every pair with m1 is connected again at its new place",
+        || fresh(&m2, &did_1) && fresh(&m1, &did_2) && fresh(&hub, &did_1) && fresh(&m1, &did_hub),
+    );
+    eprintln!(
+        "a laptop that changed network: reconnected with everyone in {:.1} s",
+        moved.elapsed().as_secs_f64()
+    );
+    assert_eq!(h.icnctl(&m1, &["ledger", "pay", &did_2, "1h"]).code, 0);
+    assert_eq!(h.icnctl(&m2, &["ledger", "pay", &did_1, "2h"]).code, 0);
+    for (dir, name) in [(&hub, "hub"), (&m1, "m1"), (&m2, "m2")] {
+        eventually(&format!("{name} has both payments"), || {
+            balance_of(&h, dir, &did_1).contains("\"balance\": 60")
+        });
     }
 }
 
