@@ -1359,36 +1359,19 @@ fn members_behind_home_routers_go_direct_and_heal_a_split() {
         return;
     };
     let h = harness();
-    let at_home = ["--listen", "0.0.0.0:7879"];
-    let hosts = ["hub", "h1", "h2"];
     let Trio {
         dirs: [hub, m1, m2],
         dids: [_, did_1, did_2],
         daemons: _daemons,
         ..
-    } = Trio::start_with(&h, |i, dir| {
-        let args: &[&str] = if i == 0 { &HUB_ARGS } else { &at_home };
-        h.spawn_icnd_in(Some(&internet.host(hosts[i])), &[], dir, args)
-    });
+    } = at_home(&h, &internet);
     let ticket = h.icnctl(&hub, &["--json", "net", "ticket"]).json();
     assert_eq!(ticket["relay"], "https://10.0.0.1:7880", "{ticket}");
 
     // m1 can reach m2 only through the relay at first (m2's router drops
     // what it did not ask for); the direct path is the one punched through
     // m2's router, at its public address.
-    let path_to = |from: &std::path::Path, to: &str| {
-        h.icnctl(from, &["--json", "peers"]).json()["peers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|peer| peer["did"] == to)
-            .map(|peer| {
-                (
-                    peer["path"].as_str().unwrap_or("").to_owned(),
-                    peer["address"].as_str().unwrap_or("").to_owned(),
-                )
-            })
-    };
+    let path_to = |from: &std::path::Path, to: &str| paths(&h, from, to).into_iter().next();
     eventually(
         "m1 and m2 connect on a direct path through both NATs",
         || {
@@ -1534,6 +1517,33 @@ fn a_backup_restored_across_a_split_waits_for_a_majority() {
     }
 }
 
+/// The hub (public, running the co-op relay) and two members' laptops
+/// behind the two home routers.
+fn at_home(h: &Harness, internet: &Internet) -> Trio {
+    let at_home = ["--listen", "0.0.0.0:7879"];
+    let hosts = ["hub", "h1", "h2"];
+    Trio::start_with(h, |i, dir| {
+        let args: &[&str] = if i == 0 { &HUB_ARGS } else { &at_home };
+        h.spawn_icnd_in(Some(&internet.host(hosts[i])), &[], dir, args)
+    })
+}
+
+/// The (path, address) of each session `from`'s node has with `to`'s.
+fn paths(h: &Harness, from: &std::path::Path, to: &str) -> Vec<(String, String)> {
+    h.icnctl(from, &["--json", "peers"]).json()["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|peer| peer["did"] == to)
+        .map(|peer| {
+            (
+                peer["path"].as_str().unwrap_or("").to_owned(),
+                peer["address"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// A member carries her laptop from her home network to another: every
 /// pair involving it is connected again (direct or relayed) within
 /// seconds, with no stale entry at the old address, and payments flow both
@@ -1544,31 +1554,13 @@ fn a_laptop_that_changes_network_reconnects_in_seconds() {
         return;
     };
     let h = harness();
-    let at_home = ["--listen", "0.0.0.0:7879"];
-    let hosts = ["hub", "h1", "h2"];
     let Trio {
         dirs: [hub, m1, m2],
         dids: [did_hub, did_1, did_2],
         daemons: _daemons,
         ..
-    } = Trio::start_with(&h, |i, dir| {
-        let args: &[&str] = if i == 0 { &HUB_ARGS } else { &at_home };
-        h.spawn_icnd_in(Some(&internet.host(hosts[i])), &[], dir, args)
-    });
-    let path_to = |from: &std::path::Path, to: &str| -> Vec<(String, String)> {
-        h.icnctl(from, &["--json", "peers"]).json()["peers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|peer| peer["did"] == to)
-            .map(|peer| {
-                (
-                    peer["path"].as_str().unwrap_or("").to_owned(),
-                    peer["address"].as_str().unwrap_or("").to_owned(),
-                )
-            })
-            .collect()
-    };
+    } = at_home(&h, &internet);
+    let path_to = |from: &std::path::Path, to: &str| paths(&h, from, to);
     eventually("m1 and m2 connect directly through both NATs", || {
         path_to(&m1, &did_2)
             .iter()
