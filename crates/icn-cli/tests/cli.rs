@@ -1593,6 +1593,107 @@ fn a_laptop_that_changes_network_reconnects_in_seconds() {
     }
 }
 
+/// A co-op runs its relay on two always-on nodes. A laptop behind a hard
+/// NAT (a new port for every destination: no hole can be punched) joined
+/// with the first one's ticket, and learns the second relay from the
+/// members' address exchange. When the first always-on node stops, the
+/// laptop stays connected through the second relay and keeps converging.
+#[test]
+fn with_two_relays_stopping_one_leaves_a_hard_nat_laptop_connected() {
+    let Some(internet) = Internet::up() else {
+        return;
+    };
+    // r2 maps every new destination to a random port: symmetric NAT.
+    internet.run(
+        "r2",
+        &[
+            "iptables",
+            "-t",
+            "nat",
+            "-I",
+            "POSTROUTING",
+            "1",
+            "-o",
+            "wan",
+            "-j",
+            "MASQUERADE",
+            "--random-fully",
+        ],
+    );
+    let h = harness();
+    let second_hub = [
+        "--listen",
+        "10.0.0.1:7881",
+        "--relay-enable",
+        "--relay-listen",
+        "10.0.0.1:7882",
+    ];
+    let at_home = ["--listen", "0.0.0.0:7879"];
+    // Cy and Dee run the always-on nodes (one public machine here, two
+    // ports); Ana is at home behind r1, Ben behind the hard NAT r2.
+    let hosts = ["hub", "hub", "h1", "h2"];
+    let Founders {
+        dirs: [cy, _dee, ana, ben],
+        dids: [_, _, did_ana, did_ben],
+        daemons: [cy_node, _dee_node, _ana_node, _ben_node],
+        ..
+    } = Founders::<4>::start_with(&h, |i, dir| {
+        let args: &[&str] = match i {
+            0 => &HUB_ARGS,
+            1 => &second_hub,
+            _ => &at_home,
+        };
+        h.spawn_icnd_in(Some(&internet.host(hosts[i])), &[], dir, args)
+    });
+    let relays_known = |dir: &std::path::Path| -> usize {
+        h.icnctl(dir, &["--json", "doctor"]).json()["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|check| check["name"] == "relay")
+            .count()
+    };
+    eventually("Ben's and Ana's nodes know both relays", || {
+        relays_known(&ben) == 2 && relays_known(&ana) == 2
+    });
+    eventually("Ana and Ben are connected", || {
+        !paths(&h, &ana, &did_ben).is_empty() && !paths(&h, &ben, &did_ana).is_empty()
+    });
+    assert_eq!(h.icnctl(&ana, &["ledger", "pay", &did_ben, "1h"]).code, 0);
+    eventually("Ben has Ana's payment", || {
+        balance_of(&h, &ben, &did_ben).contains("\"balance\": 60")
+    });
+
+    // The first always-on node, and its relay, stop.
+    cy_node.signal("TERM");
+    assert_eq!(cy_node.wait(), Some(0));
+    let stopped = std::time::Instant::now();
+    assert_eq!(h.icnctl(&ana, &["ledger", "pay", &did_ben, "2h"]).code, 0);
+    assert_eq!(h.icnctl(&ben, &["ledger", "pay", &did_ana, "1h"]).code, 0);
+    for (dir, name) in [(&ana, "Ana"), (&ben, "Ben")] {
+        eventually(
+            &format!("{name} has both payments made after the stop"),
+            || balance_of(&h, dir, &did_ben).contains("\"balance\": 120"),
+        );
+    }
+    let converged = stopped.elapsed();
+    // Ben's session with Ana (two laptops: only a relay joins them) moves
+    // to the relay that is still up.
+    eventually("Ben and Ana are connected through the second relay", || {
+        let live = |from: &std::path::Path, to: &str| {
+            let now = paths(&h, from, to);
+            now.len() == 1 && (now[0].1.ends_with(":7882") || now[0].0 == "direct")
+        };
+        live(&ben, &did_ana) && live(&ana, &did_ben)
+    });
+    eprintln!(
+        "with one relay stopped: converged in {:.1} s, Ana and Ben reconnected through the other relay in {:.1} s",
+        converged.as_secs_f64(),
+        stopped.elapsed().as_secs_f64()
+    );
+    drop(cy);
+}
+
 /// Two members on the same home network, and the co-op's node outside with
 /// no relay: each knows only the hub's ticket, yet they find each other by
 /// mDNS and connect on the LAN.

@@ -323,7 +323,7 @@ impl Net {
                 .iter()
                 .filter_map(|text| Ticket::parse(text).ok()),
         );
-        let relays: Vec<RelayRef> = tickets.iter().filter_map(|t| t.relay.clone()).collect();
+        let relays: Vec<RelayRef> = tickets.iter().flat_map(|t| t.relays().cloned()).collect();
         let hooks = MembersOnly {
             state: Arc::downgrade(&state),
         };
@@ -382,11 +382,11 @@ impl Net {
         });
         // Where members were last heard of: a restarted node redials them
         // all, not only its bootstrap peers.
-        if let Some(entries) = stored_book
+        if let Some(received) = stored_book
             .and_then(|text| bs58::decode(text).into_vec().ok())
             .and_then(|bytes| book::Book::decode(&bytes).ok())
         {
-            net.take_entries(entries);
+            net.take_entries(received).await;
         }
         if let Some(relay) = relay {
             net.learn_relay(relay.url.clone()).await;
@@ -473,11 +473,18 @@ impl Net {
                 .find(|relay| relay.relay_url().is_ok_and(|known| &known == url))
         });
         let relay = own.or_else(|| home.or(known.first()).cloned());
+        // And the co-op's other relays, for when that one is down.
+        let more_relays: Vec<RelayRef> = known
+            .into_iter()
+            .filter(|other| relay.as_ref() != Some(other))
+            .take(ticket::TICKET_MORE_RELAYS_MAX)
+            .collect();
         Some(Ticket {
             coop,
             endpoint: *self.endpoint.id().as_bytes(),
             addrs,
             relay,
+            more_relays,
         })
     }
 
@@ -557,19 +564,39 @@ impl Net {
 
     /// Takes members' address book entries (see [`book`]); when the book
     /// changed, stores it and tells every connection to pass it on.
-    fn take_entries(&self, entries: Vec<book::Entry>) {
+    async fn take_entries(&self, received: book::Received) {
         let own = *self.endpoint.id().as_bytes();
         let members: HashSet<[u8; 32]> =
             lock(&self.state).member_device_keys().into_iter().collect();
         let now = unix_ms();
-        let stored = {
+        let (stored, relays) = {
             let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
             let mut changed = false;
-            for entry in entries.into_iter().filter(|entry| entry.key != own) {
+            for entry in received
+                .entries
+                .into_iter()
+                .filter(|entry| entry.key != own)
+            {
                 changed |= book.merge(entry, now, |key| members.contains(key));
             }
-            changed.then(|| bs58::encode(book.encode()).into_string())
+            for entry in received
+                .relays
+                .into_iter()
+                .filter(|entry| entry.relay.key != own)
+            {
+                changed |= book.merge_relay(entry, now, |key| members.contains(key));
+            }
+            let relays: Vec<RelayRef> = book.relays().cloned().collect();
+            (
+                changed.then(|| bs58::encode(book.encode()).into_string()),
+                relays,
+            )
         };
+        // Every relay a member's node runs: the endpoint uses whichever
+        // answers when one is down.
+        for relay in relays {
+            self.learn_relay(relay).await;
+        }
         if let Some(text) = stored {
             if let Err(error) = lock(&self.state).set_meta(META_BOOK, &text) {
                 tracing::warn!(%error, "Could not save where members' nodes are.");
@@ -586,8 +613,14 @@ impl Net {
         }
         addrs.retain(|addr| !addr.ip().is_unspecified());
         let own = book::Entry::sign(&self.identity, addrs, unix_ms());
+        let own_relay = self
+            .relay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|relay| book::RelayEntry::sign(&self.identity, relay.url.clone(), unix_ms()));
         let book = self.book.lock().unwrap_or_else(|p| p.into_inner());
-        book.encode_with(Some(&own))
+        book.encode_with(Some(&own), own_relay.as_ref())
     }
 
     /// Whether `key` may be dialled now (it is not backing off).
@@ -682,8 +715,8 @@ async fn dial_loop(net: Arc<Net>) {
             if ticket.coop != coop {
                 continue;
             }
-            if let Some(relay) = ticket.relay.clone() {
-                net.learn_relay(relay).await;
+            for relay in ticket.relays() {
+                net.learn_relay(relay.clone()).await;
             }
             if let Ok(addr) = ticket.endpoint_addr(true) {
                 targets.push((ticket.endpoint, addr));
@@ -901,7 +934,7 @@ async fn exchange_books(net: Arc<Net>, connection: Connection) {
             };
             match stream.read_to_end(book::BYTES_MAX).await {
                 Ok(bytes) => match book::Book::decode(&bytes) {
-                    Ok(entries) => net.take_entries(entries),
+                    Ok(received) => net.take_entries(received).await,
                     Err(error) => tracing::debug!(%error, "A peer sent a bad address book."),
                 },
                 Err(error) => {

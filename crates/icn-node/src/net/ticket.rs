@@ -17,10 +17,25 @@ pub struct Ticket {
     /// The relay the node keeps a connection to, for peers that cannot
     /// reach any of `addrs` (both behind home routers).
     pub relay: Option<RelayRef>,
+    /// The co-op's other relays (a co-op may run two or three), so that a
+    /// new member's node has another when one is down. Encoded last: the
+    /// previous release reads a ticket without it, and ignores it.
+    pub more_relays: Vec<RelayRef>,
+}
+
+/// A ticket as the previous release (0.2.0) wrote it.
+#[derive(Deserialize)]
+struct TicketV1 {
+    coop: CoopId,
+    endpoint: [u8; 32],
+    addrs: Vec<SocketAddr>,
+    relay: Option<RelayRef>,
 }
 
 /// Bounds on what a pasted ticket may hold.
 const TICKET_ADDRS_MAX: usize = 16;
+/// Relays besides the first, at most.
+pub const TICKET_MORE_RELAYS_MAX: usize = 3;
 const RELAY_URL_LEN_MAX: usize = 256;
 const TICKET_TEXT_LEN_MAX: usize = 2048;
 
@@ -43,12 +58,27 @@ impl Ticket {
         let bytes = bs58::decode(body)
             .into_vec()
             .map_err(|_| "the ticket is damaged (not base58); copy it again")?;
-        let ticket: Ticket =
-            postcard::from_bytes(&bytes).map_err(|_| "the ticket is damaged; copy it again")?;
+        let ticket: Ticket = match postcard::take_from_bytes::<Ticket>(&bytes) {
+            Ok((ticket, [])) => ticket,
+            _ => {
+                let old: TicketV1 = postcard::from_bytes(&bytes)
+                    .map_err(|_| "the ticket is damaged; copy it again")?;
+                Ticket {
+                    coop: old.coop,
+                    endpoint: old.endpoint,
+                    addrs: old.addrs,
+                    relay: old.relay,
+                    more_relays: Vec::new(),
+                }
+            }
+        };
         if ticket.addrs.len() > TICKET_ADDRS_MAX {
             return Err("the ticket names too many addresses".into());
         }
-        if let Some(relay) = &ticket.relay {
+        if ticket.more_relays.len() > TICKET_MORE_RELAYS_MAX {
+            return Err("the ticket names too many relays".into());
+        }
+        for relay in ticket.relays() {
             if relay.url.len() > RELAY_URL_LEN_MAX {
                 return Err("the ticket's relay URL is too long".into());
             }
@@ -60,13 +90,17 @@ impl Ticket {
         Ok(ticket)
     }
 
-    /// Where to dial the node: its addresses, and its relay if `relayed`.
+    /// Every relay the ticket names, the node's own first.
+    pub fn relays(&self) -> impl Iterator<Item = &RelayRef> {
+        self.relay.iter().chain(&self.more_relays)
+    }
+
+    /// Where to dial the node: its addresses, and its relays if `relayed`.
     pub fn endpoint_addr(&self, relayed: bool) -> Result<EndpointAddr, String> {
         let id = iroh::PublicKey::from_bytes(&self.endpoint)
             .map_err(|_| "the ticket's node key is not valid".to_owned())?;
         let relay = self
-            .relay
-            .iter()
+            .relays()
             .filter(|_| relayed)
             .filter_map(|relay| relay.relay_url().ok())
             .map(TransportAddr::Relay);
@@ -93,6 +127,7 @@ mod tests {
                 .to_bytes(),
             addrs,
             relay,
+            more_relays: Vec::new(),
         }
     }
 
@@ -143,5 +178,45 @@ mod tests {
         let mut damaged = with_relay.encode();
         damaged.truncate(damaged.len() - 5);
         assert!(Ticket::parse(&damaged).is_err());
+    }
+
+    #[test]
+    fn tickets_carry_every_relay_and_read_the_previous_format() {
+        let relay = |n: u8| RelayRef {
+            url: format!("https://10.0.0.{n}:7880"),
+            key: [n; 32],
+        };
+        let mut two = ticket(Some(relay(1)), vec![]);
+        two.more_relays = vec![relay(2)];
+        let parsed = Ticket::parse(&two.encode()).unwrap();
+        assert_eq!(parsed, two);
+        assert_eq!(parsed.endpoint_addr(true).unwrap().relay_urls().count(), 2);
+        // The previous release wrote four fields and reads four.
+        #[derive(Serialize)]
+        struct V1<'a>(
+            &'a CoopId,
+            &'a [u8; 32],
+            &'a Vec<SocketAddr>,
+            &'a Option<RelayRef>,
+        );
+        let old = V1(&two.coop, &two.endpoint, &two.addrs, &two.relay);
+        let text = format!(
+            "{TICKET_PREFIX}{}",
+            bs58::encode(postcard::to_stdvec(&old).unwrap()).into_string()
+        );
+        let read = Ticket::parse(&text).unwrap();
+        assert_eq!((read.relay, read.more_relays), (Some(relay(1)), vec![]));
+        let bytes = bs58::decode(&two.encode()[TICKET_PREFIX.len()..])
+            .into_vec()
+            .unwrap();
+        let previous: TicketV1 = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(previous.relay, Some(relay(1)));
+        // Too many relays.
+        two.more_relays = (2..=5).map(relay).collect();
+        assert!(
+            Ticket::parse(&two.encode())
+                .unwrap_err()
+                .contains("too many relays")
+        );
     }
 }
