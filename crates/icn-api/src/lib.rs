@@ -145,6 +145,55 @@ impl std::fmt::Debug for KeyRotate {
     }
 }
 
+/// `GET /api/v1/setup`: what a node started without an identity still
+/// needs (the set-up page).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct SetupStatus {
+    /// This node has an identity (else the page creates one).
+    pub identity: bool,
+    /// This node belongs to a co-op (else the page founds or joins one).
+    pub coop: bool,
+    /// The identity step asks for the one-time code icnd printed (the
+    /// gateway is reachable from other machines and this one is not
+    /// loopback).
+    pub code_required: bool,
+}
+
+/// `POST /api/v1/setup/identity`: create this node's identity.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SetupIdentity {
+    #[schemars(length(min = 1))]
+    pub passphrase: String,
+    /// The one-time code icnd printed, when `code_required`.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// As for `/auth/passphrase`: the browser's own key, to sign in again.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+impl std::fmt::Debug for SetupIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetupIdentity")
+            .field("passphrase", &"…")
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /api/v1/setup/coop`: found a co-op with this node's member as its
+/// first member.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct SetupCoop {
+    /// The co-op's name.
+    #[schemars(length(min = 1, max = 100))]
+    pub name: String,
+    /// Your name as members will see it.
+    #[schemars(length(min = 1, max = 100))]
+    pub your_name: String,
+}
+
 /// `POST /admin/v1/identity/device`: a key for another device of yours.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct AddDevice {

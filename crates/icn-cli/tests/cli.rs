@@ -1964,21 +1964,9 @@ fn two_members_with_web_apps(
 /// Screenshots go to `target/browser-screenshots/`.
 #[test]
 fn members_use_the_web_app_in_a_real_browser() {
-    let chromium = std::env::var_os("ICN_CHROMIUM")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "/usr/bin/chromium".into());
-    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let node = on_path("node");
-    if !external_tool("Chromium", chromium.is_file(), "apt-get install chromium")
-        || !external_tool("Node.js", node.is_some(), "apt-get install nodejs npm")
-        || !external_tool(
-            "playwright-core",
-            tests.join("node_modules/playwright-core").is_dir(),
-            "npm ci --prefix crates/icn-cli/tests/browser",
-        )
-    {
+    let Some(tools) = browser_tools() else {
         return;
-    }
+    };
     let h = harness();
     let (dirs, daemons) = two_members_with_web_apps(&h);
     // A newcomer's node: an identity, no co-op yet.
@@ -2010,28 +1998,17 @@ fn members_use_the_web_app_in_a_real_browser() {
             .unwrap()
             .to_owned()
     };
-    let screenshots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("browser-screenshots");
-    let run = std::process::Command::new(node.unwrap())
-        .arg(tests.join("web.mjs"))
-        .env("CHROMIUM", &chromium)
-        .env("ADA_LINK", link(&dirs[0]))
-        .env("BEN_LINK", link(&dirs[1]))
-        .env("CAT_LINK", link(&cat))
-        .env("PASSPHRASE", icn_testkit::cli::PASSPHRASE)
-        .env("INVITATION", &invitation)
-        .env("RECOVERY_REQUEST", &request)
-        .env("SCREENSHOTS", &screenshots)
-        .output()
-        .expect("node runs");
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
+    let output = tools.run(
+        "web.mjs",
+        &[
+            ("ADA_LINK", &link(&dirs[0])),
+            ("BEN_LINK", &link(&dirs[1])),
+            ("CAT_LINK", &link(&cat)),
+            ("PASSPHRASE", icn_testkit::cli::PASSPHRASE),
+            ("INVITATION", &invitation),
+            ("RECOVERY_REQUEST", &request),
+        ],
     );
-    assert!(run.status.success(), "the browser test failed:\n{output}");
     assert!(output.contains("browser test passed"), "{output}");
     if let Some(line) = output.lines().find(|line| line.starts_with("newcomer:")) {
         eprintln!("{line}");
@@ -2545,6 +2522,128 @@ fn doctor_diagnoses_common_problems_and_metrics_are_served() {
     ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
+}
+
+/// What the browser tests need: Debian's Chromium, Node.js, and
+/// playwright-core (`npm ci --prefix crates/icn-cli/tests/browser`).
+struct BrowserTools {
+    chromium: std::path::PathBuf,
+    node: std::path::PathBuf,
+    tests: std::path::PathBuf,
+}
+
+/// The browser tools, or `None` after saying what is missing (which fails
+/// under CI).
+fn browser_tools() -> Option<BrowserTools> {
+    let chromium = std::env::var_os("ICN_CHROMIUM")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/usr/bin/chromium".into());
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let node = on_path("node");
+    if !external_tool("Chromium", chromium.is_file(), "apt-get install chromium")
+        || !external_tool("Node.js", node.is_some(), "apt-get install nodejs npm")
+        || !external_tool(
+            "playwright-core",
+            tests.join("node_modules/playwright-core").is_dir(),
+            "npm ci --prefix crates/icn-cli/tests/browser",
+        )
+    {
+        return None;
+    }
+    Some(BrowserTools {
+        chromium,
+        node: node?,
+        tests,
+    })
+}
+
+impl BrowserTools {
+    /// Runs a script of `tests/browser/` with `envs`; it must succeed.
+    /// Screenshots go to `target/browser-screenshots/`. Returns its output.
+    fn run(&self, script: &str, envs: &[(&str, &str)]) -> String {
+        let screenshots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .unwrap()
+            .join("browser-screenshots");
+        let run = std::process::Command::new(&self.node)
+            .arg(self.tests.join(script))
+            .env("CHROMIUM", &self.chromium)
+            .env("SCREENSHOTS", &screenshots)
+            .envs(envs.iter().copied())
+            .output()
+            .expect("node runs");
+        let output = format!(
+            "{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(run.status.success(), "{script} failed:\n{output}");
+        output
+    }
+}
+
+/// First start in the browser: `icnd` on an empty data directory serves a
+/// set-up page; through it alone a newcomer creates an identity (a weak
+/// passphrase is refused) and founds a co-op, and is signed in; the node
+/// networks without a restart; the set-up is gone for a second visitor
+/// and for the API; the command line sees the same identity and co-op.
+#[test]
+fn a_newcomer_founds_a_coop_from_the_set_up_page() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let h = harness();
+    let dir = h.data_dir("newcomer");
+    let address = free_loopback_address();
+    let started = std::time::Instant::now();
+    let _daemon = h.spawn_icnd(&dir, &["--gateway-bind", &address]);
+    let url = format!("http://{address}/");
+    eventually("the gateway answers", || {
+        http_get(&format!("{url}api/v1/health")).0 == 200
+    });
+    let (code, setup) = http_get(&format!("{url}api/v1/setup"));
+    assert_eq!(code, 200, "{setup}");
+    assert!(setup.contains("\"identity\":false"), "{setup}");
+    let output = tools.run(
+        "setup.mjs",
+        &[
+            ("URL", &url),
+            ("NAME", "Dana"),
+            ("COOP", "Bike Kitchen"),
+            ("PASSPHRASE", icn_testkit::cli::PASSPHRASE),
+        ],
+    );
+    assert!(output.contains("set-up test passed"), "{output}");
+    eprintln!(
+        "first start: from `icnd` on an empty directory to the founder's home page in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // The command line sees what the page made; the node networks.
+    let status = h.icnctl(&dir, &["--json", "status"]).json();
+    assert_eq!(status["coop"]["name"], "Bike Kitchen", "{status}");
+    assert_eq!(
+        status["did"].as_str(),
+        Some(did_in(&h, &dir).as_str()),
+        "{status}"
+    );
+    let ticket = h.icnctl(&dir, &["--json", "net", "ticket"]);
+    assert_eq!(
+        ticket.code, 0,
+        "networking started without a restart: {ticket:?}"
+    );
+    let members = h.icnctl(&dir, &["--json", "member", "list"]).json();
+    assert_eq!(members["members"][0]["name"], "Dana", "{members}");
+    // The set-up is over, for the API too.
+    let (code, again) = http(
+        "POST",
+        &format!("{url}api/v1/setup/identity"),
+        None,
+        Some(&format!(
+            "{{\"passphrase\":\"{}\"}}",
+            icn_testkit::cli::PASSPHRASE
+        )),
+    );
+    assert_eq!(code, 409, "{again}");
 }
 
 /// A loopback address with a port free now (for `--metrics-bind`).

@@ -212,6 +212,7 @@ pub async fn run(
         })
     };
 
+    let _ = state.config.set(config.clone());
     start_net(&state, &config).await;
     let joining = join_from_peers(&state, &config.net.bootstrap_peers);
 
@@ -223,7 +224,7 @@ pub async fn run(
         let status = node.status(true, Some(0));
         match (&status.did, &status.coop) {
             (None, _) => {
-                tracing::info!(data_dir = %status.data_dir, "Ready. No identity yet: run `icnctl id init`.")
+                tracing::info!(data_dir = %status.data_dir, "Ready. No identity yet: set up in the web app (below), or run `icnctl id init`.")
             }
             (Some(did), None) if joining => {
                 tracing::info!(%did, "Ready. No co-op yet: fetching it from the peer you named (--peer).")
@@ -242,7 +243,27 @@ pub async fn run(
                 "icnd ready: admin socket {}, web app http://{address}/, API http://{address}/api/v1",
                 socket_path.display()
             );
-            println!("Sign in to the web app with the link `icnctl web open` prints.");
+            let has_identity = state
+                .node
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .identity()
+                .is_some();
+            if has_identity {
+                println!("Sign in to the web app with the link `icnctl web open` prints.");
+            } else {
+                println!(
+                    "First start: open http://{address}/ in your browser to set up (your passphrase, then found or join a co-op)."
+                );
+                if !address.ip().is_loopback() {
+                    // From another machine, the page asks for this code.
+                    let code = icn_identity::KeyPair::generate()
+                        .map(|key| key.public().to_string()[..8].to_owned())
+                        .unwrap_or_default();
+                    println!("From another machine, the set-up page asks for this code: {code}");
+                    let _ = state.setup_code.set(code);
+                }
+            }
         }
         None => println!("icnd ready: admin socket {}", socket_path.display()),
     }
@@ -374,7 +395,7 @@ pub async fn restart_net(state: &SharedState) {
 /// Starts replication when this node has an unlocked identity. A busy
 /// default port falls back to any free one; networking that cannot start
 /// leaves the rest of the node running, with the reason in the log.
-async fn start_net(state: &SharedState, config: &Config) {
+pub(crate) async fn start_net(state: &SharedState, config: &Config) {
     let can_sign = state
         .node
         .lock()

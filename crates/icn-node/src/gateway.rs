@@ -454,7 +454,7 @@ async fn sign_as_member<T: DeserializeOwned + Send + 'static>(
 }
 
 /// Refuses a caller who is not this node's own member (with write scope).
-async fn own_member(state: &SharedState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) async fn own_member(state: &SharedState, headers: &HeaderMap) -> Result<(), ApiError> {
     let claims = caller(state, headers, "write")?;
     let own = with_node(state, |node| node.me()).await?;
     if claims.did()? != own {
@@ -478,7 +478,7 @@ async fn join(
     crate::http::coop_join(State(state), body?).await
 }
 
-fn token(did: String, token: String) -> api::Token {
+pub(crate) fn token(did: String, token: String) -> api::Token {
     api::Token {
         token,
         did,
@@ -621,7 +621,7 @@ async fn passphrase(
 }
 
 /// A browser's public key, as sign-in requests carry it.
-fn browser_key(key: Option<&str>) -> Result<Option<icn_identity::PublicKey>, ApiError> {
+pub(crate) fn browser_key(key: Option<&str>) -> Result<Option<icn_identity::PublicKey>, ApiError> {
     key.map(|key| {
         key.parse::<icn_identity::PublicKey>()
             .map_err(|_| ApiError::bad_request("key must be a base58 Ed25519 public key"))
@@ -629,7 +629,7 @@ fn browser_key(key: Option<&str>) -> Result<Option<icn_identity::PublicKey>, Api
     .transpose()
 }
 
-fn browser_label(label: Option<&str>) -> Result<String, ApiError> {
+pub(crate) fn browser_label(label: Option<&str>) -> Result<String, ApiError> {
     let label = label.unwrap_or_default();
     if label.len() > 200 {
         return Err(ApiError::bad_request("label is at most 200 bytes"));
@@ -650,7 +650,7 @@ async fn refresh(
 
 /// Remembers a browser's key (when it sent one) for later sign-ins by
 /// challenge, and makes the session one that revoking the key ends.
-async fn register_browser(
+pub(crate) async fn register_browser(
     state: &SharedState,
     did: icn_identity::Did,
     key: Option<icn_identity::PublicKey>,
@@ -955,7 +955,56 @@ fn api() -> Api {
     let invitation_content = json_content(api.schema::<api::NetTicket>());
     let join_body = api.schema::<api::JoinCoop>();
     let status_content = json_content(api.schema::<api::Status>());
+    let setup_content = json_content(api.schema::<api::SetupStatus>());
+    let setup_identity_body = api.schema::<api::SetupIdentity>();
+    let setup_coop_body = api.schema::<api::SetupCoop>();
     api.custom(
+        "get",
+        "/api/v1/setup",
+        op(
+            "setup",
+            "setup",
+            Anyone,
+            "What a node started without an identity still needs",
+        ),
+        Vec::new(),
+        None,
+        (StatusCode::OK, "The set-up's state", setup_content),
+        get(crate::setup::status),
+    )
+    .custom(
+        "post",
+        "/api/v1/setup/identity",
+        op(
+            "setupIdentity",
+            "setup",
+            Anyone,
+            "Create this node's identity (only while it has none) and sign in",
+        ),
+        Vec::new(),
+        Some(setup_identity_body),
+        (StatusCode::CREATED, "A token", token_schema.clone()),
+        post(crate::setup::identity),
+    )
+    .custom(
+        "post",
+        "/api/v1/setup/coop",
+        op(
+            "setupCoop",
+            "setup",
+            Write,
+            "Found a co-op with this node's member as its first member",
+        ),
+        Vec::new(),
+        Some(setup_coop_body),
+        (
+            StatusCode::CREATED,
+            "This node, now in its co-op",
+            status_content.clone(),
+        ),
+        post(crate::setup::coop),
+    )
+    .custom(
         "post",
         "/api/v1/auth/challenge",
         op(

@@ -44,6 +44,13 @@ pub struct AppState {
     /// Where backups go (for `icnctl doctor`); the data directory's
     /// `backups/` unless icnd was told otherwise.
     pub backups: std::sync::OnceLock<std::path::PathBuf>,
+    /// What icnd was started with (networking starts from it once the
+    /// set-up page has made an identity).
+    pub config: std::sync::OnceLock<crate::config::Config>,
+    /// The set-up page's one-time code, while the node has no identity.
+    pub setup_code: std::sync::OnceLock<String>,
+    /// One identity set-up at a time.
+    pub setup_turn: tokio::sync::Mutex<()>,
 }
 
 impl Drop for AppState {
@@ -124,6 +131,9 @@ impl AppState {
             stopping: tokio::sync::watch::channel(false).0,
             gateway_url: std::sync::OnceLock::new(),
             backups: std::sync::OnceLock::new(),
+            config: std::sync::OnceLock::new(),
+            setup_code: std::sync::OnceLock::new(),
+            setup_turn: tokio::sync::Mutex::new(()),
         })
     }
 }

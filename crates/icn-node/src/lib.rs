@@ -20,6 +20,7 @@ pub mod node;
 pub mod passphrase;
 pub mod pipeline;
 pub mod recovery;
+pub mod setup;
 pub mod web;
 
 pub use config::{Config, ConfigError, Overrides};

@@ -239,6 +239,18 @@ impl Node {
         Ok(node)
     }
 
+    /// Takes an identity made while the node ran without one (the set-up
+    /// page): reads `identity.json` and signs with `keys` from now on.
+    pub fn adopt_identity(&mut self, keys: Vec<KeyPair>) -> Result<(), NodeError> {
+        if self.signer.is_some() {
+            return Err(NodeError::Conflict(
+                "this node already has an identity".to_owned(),
+            ));
+        }
+        self.identity = self.dir.public_identity().map_err(NodeError::Identity)?;
+        self.choose_signer(keys)
+    }
+
     fn choose_signer(&mut self, keys: Vec<KeyPair>) -> Result<(), NodeError> {
         if keys.is_empty() {
             return Ok(());

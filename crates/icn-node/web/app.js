@@ -827,22 +827,58 @@ async function settingsView() {
 
 // A node without a co-op: join one with the invitation a member sent
 // (`#join=<invitation>` in the link fills it in).
+// First start: this node has no identity yet. The passphrase goes to this
+// node only (the page talks to the node that served it).
+function setupView(setup) {
+  document.getElementById("tabs").hidden = true;
+  document.getElementById("balance-pill").hidden = true;
+  const form = h("form", { "aria-label": "Create your identity", onsubmit: onSubmit(async (data) => {
+    if (data.passphrase !== data.repeat) throw new Error("The two passphrases are not the same.");
+    const pair = await browserKey();
+    const body = { passphrase: data.passphrase, label: browserLabel() };
+    if (pair) body.key = await publicKeyText(pair);
+    if (data.code) body.code = data.code.trim();
+    keepToken(await call("POST", "/setup/identity", body));
+    sessionStorage.setItem("icn.name", data.name.trim());
+  }, () => start()) },
+    field("name", "Your name", { required: true, maxlength: 100, autocomplete: "name" }, "How members will see you"),
+    field("passphrase", "Choose a passphrase", { type: "password", required: true, autocomplete: "new-password" }, "Three or four words nobody would guess. It protects your key on this computer and signs you in; it is never sent anywhere else."),
+    field("repeat", "Repeat it", { type: "password", required: true, autocomplete: "new-password" }),
+    setup.code_required ? field("code", "Set-up code", { required: true, autocomplete: "off" }, "The code icnd printed in its terminal when it started") : null,
+    h("button", { type: "submit" }, "Create my identity"));
+  show(h("h1", {}, "Welcome"),
+    h("section", { class: "card" },
+      h("p", {}, "This computer will keep your co-op's records with the other members' computers. First, who you are."),
+      form));
+}
+
 function joinView() {
   const invitation = sessionStorage.getItem("icn.join") || "";
-  const form = h("form", { onsubmit: onSubmit(async (data) => {
+  const myName = sessionStorage.getItem("icn.name") || "";
+  const found = h("form", { "aria-label": "Found a co-op", onsubmit: onSubmit(async (data) => {
+    await request_("POST", "/setup/coop", { name: data.coop.trim(), your_name: data.your_name.trim() });
+    toast(`${data.coop.trim()} is founded. Invite members from the Members page.`);
+  }, () => start()) },
+    field("coop", "The co-op's name", { required: true, maxlength: 100 }),
+    field("your_name", "Your name", { required: true, maxlength: 100, value: myName }, "How members will see you"),
+    h("button", { type: "submit" }, "Found the co-op"));
+  const form = h("form", { "aria-label": "Join with an invitation", onsubmit: onSubmit(async (data) => {
     await request_("POST", "/coop/join", { ticket: data.ticket.trim(), name: data.name.trim(), note: data.note });
     sessionStorage.removeItem("icn.join");
     toast("Your application is on its way. Members vouch for you next.");
   }, () => start()) },
     field("ticket", "Invitation", { required: true, value: invitation, autocomplete: "off", spellcheck: "false" }, "The icn1… text a member sent you"),
-    field("name", "Your name", { required: true, maxlength: 100 }, "How members will see you"),
+    field("name", "Your name", { required: true, maxlength: 100, value: myName }, "How members will see you"),
     field("note", "A word about you", { maxlength: 500, placeholder: "I fix bikes" }),
     h("button", { type: "submit" }, "Ask to join"));
   show(h("h1", {}, "Join your co-op"),
     h("section", { class: "card" },
       h("p", {}, "Paste the invitation a member sent you. Their node must be running; two members then vouch for you, and your node takes part from then on."),
       form),
-    h("p", { class: "muted small" }, "Founding a new co-op instead? Run icnctl coop init \"Our Co-op\" on this computer."));
+    h("h2", {}, "Or found a new co-op"),
+    h("section", { class: "card" },
+      h("p", {}, "You will be its first member; invite the others from the Members page."),
+      found));
 }
 
 function signedOutView(message) {
@@ -941,6 +977,8 @@ async function start() {
       return signedOutView(error.message);
     }
   }
+  const setup = await call("GET", "/setup").catch(() => null);
+  if (setup && !setup.identity) return setupView(setup);
   if (!token() && !(await signInWithKey())) return signedOutView();
   try {
     state.me = await read("/me");

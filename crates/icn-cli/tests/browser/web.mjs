@@ -4,28 +4,11 @@
 // pages. Run by `members_use_the_web_app_in_a_real_browser` in cli.rs,
 // which starts the nodes and passes sign-in links in the environment.
 
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { TIMEOUT, env, launch, screenshots } from "./common.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
-const shots = env("SCREENSHOTS");
-mkdirSync(shots, { recursive: true });
-const TIMEOUT = 60_000;
-
-const browser = await chromium.launch({
-  executablePath: env("CHROMIUM"),
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
-
+const shots = screenshots();
+const browser = await launch();
 let failed = false;
 const pages = [];
 try {
@@ -123,9 +106,10 @@ try {
   const joinStarted = Date.now();
   await cat.goto(env("CAT_LINK"));
   await cat.getByRole("heading", { name: "Join your co-op" }).waitFor();
-  await cat.getByLabel("Invitation").fill(env("INVITATION"));
-  await cat.getByLabel("Your name").fill("Cat");
-  await cat.getByLabel("A word about you").fill("I fix brakes");
+  const joinForm = cat.getByRole("form", { name: "Join with an invitation" });
+  await joinForm.getByLabel("Invitation").fill(env("INVITATION"));
+  await joinForm.getByLabel("Your name").fill("Cat");
+  await joinForm.getByLabel("A word about you").fill("I fix brakes");
   await shot(cat, "7-cat-joins");
   await cat.getByRole("button", { name: "Ask to join" }).click();
   await cat.getByRole("heading", { name: "Hello, Cat" }).waitFor();

@@ -380,26 +380,16 @@ fn id_init(context: &Context, label: &str) -> Outcome {
         "`icnctl id show` prints it; use another --data-dir for a new one",
     )?;
     let keystore = context.dir.keystore();
-    std::fs::create_dir_all(context.dir.root())?;
     let passphrase = context.passphrase("Choose a keystore passphrase: ", true)?;
-    icn_identity::check_new_passphrase(&passphrase, &[label, "icn", "coop"]).map_err(
-        |message| {
-            Failure::new(
-                message,
-                Some("choose another passphrase; the same rule holds in the web app"),
-            )
-        },
-    )?;
-    let key = KeyPair::generate()?;
-    let did = Did::from_inception_key(key.public());
-    let contents = KeystoreContents::new(did, vec![StoredKey::new(label, &key)]);
-    keystore.create(&contents, &passphrase, passphrase::kdf_log_n())?;
-    let identity = PublicIdentity {
-        did,
-        device_key: key.public(),
-        device_label: label.to_owned(),
-    };
-    context.dir.write_public_identity(&identity)?;
+    let (identity, _) =
+        icn_node::setup::create_identity(&context.dir, &passphrase, label, passphrase::kdf_log_n())
+            .map_err(|error| match error {
+                icn_node::NodeError::BadInput(message) => Failure::new(
+                    message,
+                    Some("choose another passphrase; the same rule holds in the web app"),
+                ),
+                other => other.into(),
+            })?;
     let shown = api_identity(&identity);
     context.print(&shown, |identity| {
         format!(
