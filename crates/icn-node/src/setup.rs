@@ -100,8 +100,6 @@ pub(crate) async fn identity(
 ) -> Result<(StatusCode, Json<icn_api::Token>), ApiError> {
     let client = client_ip(connection);
     let request: icn_api::SetupIdentity = parse_json(&body?)?;
-    let key = crate::gateway::browser_key(request.key.as_deref())?;
-    let label = crate::gateway::browser_label(request.label.as_deref())?;
     // One at a time: the second visitor finds it done.
     let _turn = state.setup_turn.lock().await;
     let dir = with_node(&state, |node| {
@@ -113,6 +111,8 @@ pub(crate) async fn identity(
         Ok(node.data_dir().clone())
     })
     .await?;
+    let key = crate::gateway::browser_key(request.key.as_deref())?;
+    let label = crate::gateway::browser_label(request.label.as_deref())?;
     if !client.is_loopback() {
         let expected = state.setup_code.get();
         let given = request.code.as_deref().unwrap_or("").trim();
