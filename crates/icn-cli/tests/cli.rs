@@ -870,6 +870,13 @@ fn a_member_adds_a_device_and_signs_with_a_paper_key_on_another() {
         || h.icnctl(&spare, &["--json", "id", "show"]).json()["device_label"] == "device",
     );
     assert_eq!(h.icnctl(&spare, &["ledger", "pay", &did_ben, "1h"]).code, 0);
+    // The rotation from the paper key handed over to the spare laptop's
+    // own key: the laptop that signed before only follows.
+    eventually("Ada's laptop follows the spare laptop", || {
+        h.icnctl(&ada, &["ledger", "pay", &did_ben, "1h"])
+            .stderr
+            .contains("another of your devices (device)")
+    });
     // The paper key was used up: it no longer signs for Ada, so revoking
     // it again is refused.
     let revoked = h.icnctl(
@@ -2604,6 +2611,19 @@ fn a_newcomer_founds_a_coop_from_the_set_up_page() {
     let (code, setup) = http_get(&format!("{url}api/v1/setup"));
     assert_eq!(code, 200, "{setup}");
     assert!(setup.contains("\"identity\":false"), "{setup}");
+    // A page from elsewhere that reaches the node through a name pointed at
+    // 127.0.0.1 (DNS rebinding) cannot set it up.
+    let body = format!("{{\"passphrase\":\"{}\"}}", icn_testkit::cli::PASSPHRASE);
+    let (code, refused) = http_raw(
+        "POST",
+        &format!("{url}api/v1/setup/identity"),
+        &[
+            ("Host", "attacker.example"),
+            ("Content-Type", "application/json"),
+        ],
+        &body,
+    );
+    assert_eq!(code, 403, "{refused}");
     let output = tools.run(
         "setup.mjs",
         &[

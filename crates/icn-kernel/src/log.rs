@@ -1637,14 +1637,22 @@ impl Log {
                     // and an unfreeze lifts that guardian's freezes: events
                     // already judged past the earliest of them are judged
                     // again.
+                    // An unfreeze rejudges only when that guardian's freeze
+                    // is in force before it (its freezes since its last
+                    // unfreeze): a redundant unfreeze costs nothing.
                     let covers_from = if frozen {
                         Some(seen)
                     } else {
-                        marks
+                        let mut own: Vec<&FreezeMark> = marks
                             .iter()
-                            .filter(|mark| mark.frozen && mark.guardian == author)
-                            .map(|mark| mark.seen)
-                            .min()
+                            .filter(|mark| mark.guardian == author && mark.seq < event.seq())
+                            .collect();
+                        own.sort_by_key(|mark| mark.seq);
+                        let since_unfreeze = own
+                            .iter()
+                            .rposition(|mark| !mark.frozen)
+                            .map_or(0, |last| last + 1);
+                        own[since_unfreeze..].iter().map(|mark| mark.seen).min()
                     };
                     marks.push(FreezeMark {
                         guardian: author,

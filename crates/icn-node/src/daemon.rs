@@ -257,11 +257,15 @@ pub async fn run(
                 );
                 if !address.ip().is_loopback() {
                     // From another machine, the page asks for this code.
-                    let code = icn_identity::KeyPair::generate()
-                        .map(|key| key.public().to_string()[..8].to_owned())
-                        .unwrap_or_default();
-                    println!("From another machine, the set-up page asks for this code: {code}");
-                    let _ = state.setup_code.set(code);
+                    // Without a code (no randomness), only this machine
+                    // can set up.
+                    if let Ok(key) = icn_identity::KeyPair::generate() {
+                        let code = key.public().to_string()[..8].to_owned();
+                        println!(
+                            "From another machine, the set-up page asks for this code: {code}"
+                        );
+                        let _ = state.setup_code.set(code);
+                    }
                 }
             }
         }

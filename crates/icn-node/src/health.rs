@@ -184,7 +184,6 @@ pub fn local_checks(dir: &DataDir, node: Option<&Node>, backups: &Path) -> Vec<C
     checks
 }
 
-/// Every check, from inside the running daemon.
 /// How long a node may be cut off, holding entries no one else has,
 /// before `doctor` fails rather than warns: 5 minutes
 /// (`ICN_DOCTOR_ISOLATED_AFTER_S` overrides it, for tests).
@@ -195,6 +194,7 @@ fn isolated_after_s() -> u64 {
         .unwrap_or(300)
 }
 
+/// Every check, from inside the running daemon.
 pub fn doctor(state: &SharedState, backups: &Path) -> Doctor {
     let node = state.node.lock().unwrap_or_else(|e| e.into_inner());
     let mut checks = vec![check("daemon", "ok", "icnd is running", None)];

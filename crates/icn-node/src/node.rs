@@ -227,15 +227,9 @@ impl Node {
         node.recovering = node.dir.root().join(RECOVERING_MARKER).exists();
         node.load_log()?;
         node.choose_signer(keys)?;
-        // A co-op of one has no other node to wait for.
-        if node.awaiting_sync && node.log.is_some() && node.identity.is_some() {
-            let me = node.identity.as_ref().map(|identity| identity.did);
-            if let Some(me) = me
-                && node.witnesses_needed() == 0
-            {
-                node.caught_up(&me);
-            }
-        }
+        // Even a co-op of one waits for a round with a peer (the member's
+        // other device): at open, the log may be stale. A co-op with no
+        // other node restores with `--standalone`.
         Ok(node)
     }
 
@@ -388,14 +382,21 @@ impl Node {
         if !self.awaiting_sync {
             return;
         }
-        if self.identity.as_ref().map(|identity| identity.did) != Some(*peer) {
+        if self.identity.as_ref().map(|identity| identity.did) != Some(*peer)
+            && self.replicating_members().contains(peer)
+        {
             self.witnesses.insert(*peer);
         }
         let needed = self.witnesses_needed();
         if self.witnesses.len() < needed {
             return;
         }
-        match std::fs::remove_file(self.dir.root().join(RESTORED_MARKER)) {
+        match std::fs::remove_file(self.dir.root().join(RESTORED_MARKER)).or_else(|error| {
+            match error.kind() {
+                std::io::ErrorKind::NotFound => Ok(()),
+                _ => Err(error),
+            }
+        }) {
             Ok(()) => {
                 self.awaiting_sync = false;
                 tracing::info!(
@@ -472,7 +473,14 @@ impl Node {
         let own = self.signer.as_ref()?.public();
         let (_, head) = log.next_position(&did);
         let head = log.get(&head?)?;
-        let signer = head.content().signer;
+        // A rotation hands over to its new key (a paper key replaced by the
+        // device that used it; a device's routine rotation).
+        let signer = match head.kind().as_str() {
+            KIND_KEY_ROTATE => head
+                .body::<KeyRotate>()
+                .map_or(head.content().signer, |rotate| rotate.new),
+            _ => head.content().signer,
+        };
         if signer == own {
             return None;
         }
@@ -489,15 +497,7 @@ impl Node {
     /// device signed last.
     pub fn take_over(&mut self) -> Result<(), NodeError> {
         self.any_signer()?;
-        self.link_device()?;
-        let me = self.identity.as_ref().map(|identity| identity.did);
-        if let Some(me) = me
-            && self.log.is_some()
-            && self.witnesses_needed() == 0
-        {
-            self.caught_up(&me);
-        }
-        Ok(())
+        self.link_device()
     }
 
     /// Prepares a device to take over once it has synced: a new device

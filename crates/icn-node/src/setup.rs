@@ -83,6 +83,25 @@ pub(crate) async fn status(
     }))
 }
 
+/// Whether the request names this computer as its host (a loopback
+/// address or `localhost`), as a page the node served does.
+fn local_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers
+        .get(axum::http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
 fn client_ip(
     connection: Option<axum::Extension<ConnectInfo<crate::listener::ClientAddr>>>,
 ) -> IpAddr {
@@ -96,9 +115,20 @@ fn client_ip(
 pub(crate) async fn identity(
     State(state): State<SharedState>,
     connection: Option<axum::Extension<ConnectInfo<crate::listener::ClientAddr>>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<icn_api::Token>), ApiError> {
     let client = client_ip(connection);
+    // A page from elsewhere whose name was made to point at 127.0.0.1 (DNS
+    // rebinding) talks to us as loopback, but names its own host.
+    if client.is_loopback() && !local_host(&headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "setup_host",
+            "set up from http://127.0.0.1 or http://localhost on this computer",
+            None,
+        ));
+    }
     let request: icn_api::SetupIdentity = parse_json(&body?)?;
     // One at a time: the second visitor finds it done.
     let _turn = state.setup_turn.lock().await;

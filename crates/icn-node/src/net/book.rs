@@ -179,6 +179,21 @@ impl Book {
         is_member: impl Fn(&[u8; 32]) -> bool,
     ) -> bool {
         let key = entry.relay.key;
+        // Relays of keys that are no longer members', or that have not
+        // been said again for a month, make room.
+        self.relays.retain(|held, entry| {
+            is_member(held) && entry.issued_ms.saturating_add(TTL_MS) >= now_ms
+        });
+        if !self.relays.contains_key(&key)
+            && self.relays.len() >= RELAYS_MAX
+            && let Some((&stalest, held)) =
+                self.relays.iter().min_by_key(|(_, held)| held.issued_ms)
+            && held.issued_ms < entry.issued_ms
+            && is_member(&key)
+            && entry.verifies()
+        {
+            self.relays.remove(&stalest);
+        }
         if entry.relay.url.len() > RELAY_URL_LEN_MAX
             || entry.relay.relay_url().is_err()
             || entry.issued_ms > now_ms.saturating_add(FUTURE_SKEW_MS)

@@ -479,13 +479,21 @@ impl Net {
             .filter(|other| relay.as_ref() != Some(other))
             .take(ticket::TICKET_MORE_RELAYS_MAX)
             .collect();
-        Some(Ticket {
+        let mut ticket = Ticket {
             coop,
             endpoint: *self.endpoint.id().as_bytes(),
             addrs,
             relay,
             more_relays,
-        })
+        };
+        // A ticket this node cannot read back is no ticket: drop the other
+        // relays, then addresses, until it fits.
+        while ticket.encode().len() > ticket::TICKET_TEXT_LEN_MAX {
+            if ticket.more_relays.pop().is_none() && ticket.addrs.pop().is_none() {
+                break;
+            }
+        }
+        Some(ticket)
     }
 
     /// Sessions whose selected path goes through a relay now.

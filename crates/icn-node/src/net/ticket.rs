@@ -37,7 +37,7 @@ const TICKET_ADDRS_MAX: usize = 16;
 /// Relays besides the first, at most.
 pub const TICKET_MORE_RELAYS_MAX: usize = 3;
 const RELAY_URL_LEN_MAX: usize = 256;
-const TICKET_TEXT_LEN_MAX: usize = 2048;
+pub const TICKET_TEXT_LEN_MAX: usize = 2048;
 
 pub const TICKET_PREFIX: &str = "icn1";
 
