@@ -461,8 +461,9 @@ impl Node {
     /// time. Another device signs now when the newest event of the member's
     /// chain was signed by another key their identity still authorises (not
     /// a paper key) and this device has not taken over since it saw that
-    /// event ([`Node::take_over`]). A rotated-away or revoked key's event
-    /// hands over by itself.
+    /// event ([`Node::take_over`]). A rotation is judged by its new key (it
+    /// hands over to the device that holds it); an event of a key revoked
+    /// since hands over to no one in particular.
     pub fn other_device_signing(&self) -> Option<String> {
         if self.recovering {
             // Its recovery, once it counts, is what hands over.
