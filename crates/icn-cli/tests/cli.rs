@@ -2594,6 +2594,8 @@ impl BrowserTools {
 /// passphrase is refused) and founds a co-op, and is signed in; the node
 /// networks without a restart; the set-up is gone for a second visitor
 /// and for the API; the command line sees the same identity and co-op.
+/// Then a second node on an empty directory joins that co-op through its
+/// own set-up page with an invitation, and is vouched in.
 #[test]
 fn a_newcomer_founds_a_coop_from_the_set_up_page() {
     let Some(tools) = browser_tools() else {
@@ -2664,6 +2666,43 @@ fn a_newcomer_founds_a_coop_from_the_set_up_page() {
         )),
     );
     assert_eq!(code, 409, "{again}");
+
+    // A second newcomer's node, from an empty directory too, joins that
+    // co-op through its own set-up page with Dana's invitation; Dana
+    // vouches, and the nodes admit him.
+    let second = h.data_dir("second");
+    let second_address = free_loopback_address();
+    let _second_daemon = h.spawn_icnd(&second, &["--gateway-bind", &second_address]);
+    let second_url = format!("http://{second_address}/");
+    eventually("the second gateway answers", || {
+        http_get(&format!("{second_url}api/v1/health")).0 == 200
+    });
+    let invitation = h.icnctl(&dir, &["--json", "coop", "invite"]).json()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let output = tools.run(
+        "setup.mjs",
+        &[
+            ("URL", &second_url),
+            ("NAME", "Eli"),
+            ("INVITATION", &invitation),
+            ("PASSPHRASE", icn_testkit::cli::PASSPHRASE),
+        ],
+    );
+    assert!(output.contains("set-up test passed"), "{output}");
+    eventually("Dana's node has Eli's application", || {
+        h.icnctl(&dir, &["member", "vouch", "Eli"]).code == 0
+    });
+    eventually("Eli is a member on his own node", || {
+        h.icnctl(&second, &["--json", "member", "list"]).json()["members"]
+            .as_array()
+            .is_some_and(|members| {
+                members
+                    .iter()
+                    .any(|member| member["name"] == "Eli" && member["status"] == "active")
+            })
+    });
 }
 
 /// A loopback address with a port free now (for `--metrics-bind`).

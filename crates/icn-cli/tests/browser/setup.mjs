@@ -1,7 +1,8 @@
 // First start in the browser: a newcomer opens the page of a node that has
 // no identity yet, creates one, founds a co-op, and lands on the home page,
 // signed in, on a phone-sized screen; a second visitor then finds no
-// set-up to take over. Run by `a_newcomer_founds_a_coop_from_the_set_up_page`
+// set-up to take over. With INVITATION set, the newcomer applies to join
+// that co-op instead of founding one. Run by `a_newcomer_founds_a_coop_from_the_set_up_page`
 // in cli.rs, which starts the node and passes its address.
 
 import { join } from "node:path";
@@ -35,15 +36,26 @@ try {
   await identity.getByRole("button", { name: "Create my identity" }).click();
 
   await page.getByRole("heading", { name: "Join your co-op" }).waitFor();
-  const found = page.getByRole("form", { name: "Found a co-op" });
-  await found.getByLabel("The co-op's name").fill(env("COOP"));
-  const name = await found.getByLabel("Your name").inputValue();
-  if (name !== env("NAME")) throw new Error(`the name was not carried over: ${JSON.stringify(name)}`);
-  await shot("setup-2-found-phone");
-  await found.getByRole("button", { name: "Found the co-op" }).click();
+  if (process.env.INVITATION) {
+    // The second run: apply to the co-op the first one founded (its
+    // members then vouch).
+    const join = page.getByRole("form", { name: "Join with an invitation" });
+    await join.getByLabel("Invitation").fill(env("INVITATION"));
+    const name = await join.getByLabel("Your name").inputValue();
+    if (name !== env("NAME")) throw new Error(`the name was not carried over: ${JSON.stringify(name)}`);
+    await shot("setup-2-join-phone");
+    await join.getByRole("button", { name: "Ask to join" }).click();
+  } else {
+    const found = page.getByRole("form", { name: "Found a co-op" });
+    await found.getByLabel("The co-op's name").fill(env("COOP"));
+    const name = await found.getByLabel("Your name").inputValue();
+    if (name !== env("NAME")) throw new Error(`the name was not carried over: ${JSON.stringify(name)}`);
+    await shot("setup-2-found-phone");
+    await found.getByRole("button", { name: "Found the co-op" }).click();
+  }
 
   await page.getByRole("heading", { name: `Hello, ${env("NAME")}` }).waitFor();
-  await shot("setup-3-home-phone");
+  if (!process.env.INVITATION) await shot("setup-3-home-phone");
   console.log(`set-up: from the first page to the home page in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   // Another visitor: there is nothing left to set up, only a sign-in.
