@@ -2,6 +2,8 @@
 //! scripts see one shape wherever they look. Domain types are never
 //! serialised for outsiders directly.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Whole numbers as JSON Schema counts them: `3` and `3.0` alike (clients
@@ -157,6 +159,34 @@ pub struct SetupStatus {
     /// gateway is reachable from other machines and this one is not
     /// loopback).
     pub code_required: bool,
+    /// A backup file sent to be restored, waiting for its passphrase.
+    #[serde(default)]
+    pub backup: Option<SetupBackup>,
+}
+
+/// `PUT /api/v1/setup/backup`: a backup file, received and checked as far
+/// as it can be without its passphrase.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct SetupBackup {
+    /// Whose backup it is.
+    pub did: String,
+    /// The name their device had.
+    pub device: String,
+    pub bytes: u64,
+}
+
+/// `POST /api/v1/setup/restore`: restore the backup sent before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SetupRestore {
+    /// The backed-up keystore's passphrase, and the sign-in as for
+    /// `/setup/identity`.
+    #[serde(flatten)]
+    pub sign_in: SetupIdentity,
+    /// Sign at once, without first catching up with a majority of the
+    /// other members' nodes (a co-op with no other node running). Unsafe if
+    /// the lost device signed after the backup.
+    #[serde(default)]
+    pub standalone: bool,
 }
 
 /// `POST /api/v1/setup/identity`: create this node's identity.
@@ -192,6 +222,66 @@ pub struct SetupCoop {
     /// Your name as members will see it.
     #[schemars(length(min = 1, max = 100))]
     pub your_name: String,
+    /// How many hours a member may owe at most (`ledger.floor`).
+    #[serde(default, deserialize_with = "whole::number")]
+    #[schemars(range(max = 10000))]
+    pub floor_hours: Option<u32>,
+    /// Above how many hours a member is flagged (`ledger.ceiling`).
+    #[serde(default, deserialize_with = "whole::number")]
+    #[schemars(range(max = 10000))]
+    pub ceiling_hours: Option<u32>,
+    /// How newcomers get in.
+    #[serde(default)]
+    pub admission: Option<Admission>,
+    /// What share of the votes changes the charter.
+    #[serde(default)]
+    pub charter: Option<CharterMajority>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Admission {
+    /// Members vouch for them (`member.vouches` of them).
+    Vouches,
+    /// A vote of the co-op.
+    Proposal,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CharterMajority {
+    TwoThirds,
+    ThreeQuarters,
+    Everyone,
+}
+
+impl SetupCoop {
+    /// The co-op parameters these answers set (`icnctl coop init --set`).
+    pub fn params(&self) -> BTreeMap<String, String> {
+        let mut params = BTreeMap::new();
+        if let Some(floor) = self.floor_hours {
+            params.insert("ledger.floor".to_owned(), floor.to_string());
+        }
+        if let Some(ceiling) = self.ceiling_hours {
+            params.insert("ledger.ceiling".to_owned(), ceiling.to_string());
+        }
+        if let Some(admission) = self.admission {
+            let admission = match admission {
+                Admission::Vouches => "vouches",
+                Admission::Proposal => "proposal",
+            };
+            params.insert("member.admission".to_owned(), admission.to_owned());
+        }
+        if let Some(charter) = self.charter {
+            let share = match charter {
+                CharterMajority::TwoThirds => "2/3",
+                CharterMajority::ThreeQuarters => "3/4",
+                CharterMajority::Everyone => "1/1",
+            };
+            params.insert("gov.charter_threshold".to_owned(), share.to_owned());
+        }
+        params
+    }
 }
 
 /// `POST /admin/v1/identity/device`: a key for another device of yours.

@@ -2655,6 +2655,9 @@ fn a_newcomer_founds_a_coop_from_the_set_up_page() {
     );
     let members = h.icnctl(&dir, &["--json", "member", "list"]).json();
     assert_eq!(members["members"][0]["name"], "Dana", "{members}");
+    // The page's answers are the co-op's parameters: flagged above 60 h.
+    let balance = h.icnctl(&dir, &["--json", "ledger", "balance"]).json();
+    assert_eq!(balance["accounts"][0]["ceiling"], 60 * 60, "{balance}");
     // The set-up is over, for the API too.
     let (code, again) = http(
         "POST",
@@ -2672,6 +2675,7 @@ fn a_newcomer_founds_a_coop_from_the_set_up_page() {
     // vouches, and the nodes admit him.
     let second = h.data_dir("second");
     let second_address = free_loopback_address();
+    let second_started = std::time::Instant::now();
     let _second_daemon = h.spawn_icnd(&second, &["--gateway-bind", &second_address]);
     let second_url = format!("http://{second_address}/");
     eventually("the second gateway answers", || {
@@ -2681,27 +2685,126 @@ fn a_newcomer_founds_a_coop_from_the_set_up_page() {
         .as_str()
         .unwrap()
         .to_owned();
-    let output = tools.run(
-        "setup.mjs",
+    // While Eli's page waits, Dana (on her node) vouches for him once his
+    // application arrives, and opens a proposal once he is a member.
+    let output = std::thread::scope(|scope| {
+        let page = scope.spawn(|| {
+            tools.run(
+                "setup.mjs",
+                &[
+                    ("URL", &second_url),
+                    ("NAME", "Eli"),
+                    ("INVITATION", &invitation),
+                    ("PASSPHRASE", icn_testkit::cli::PASSPHRASE),
+                    ("PROPOSAL", "Buy a tandem"),
+                    ("PAYEE", "Dana"),
+                ],
+            )
+        });
+        eventually("Dana's node has Eli's application", || {
+            h.icnctl(&dir, &["member", "vouch", "Eli"]).code == 0
+        });
+        eventually("Eli is a member on his own node", || {
+            h.icnctl(&second, &["--json", "member", "list"]).json()["members"]
+                .as_array()
+                .is_some_and(|members| {
+                    members
+                        .iter()
+                        .any(|member| member["name"] == "Eli" && member["status"] == "active")
+                })
+        });
+        let proposed = h.icnctl(
+            &dir,
+            &[
+                "governance",
+                "propose",
+                "--title",
+                "Buy a tandem",
+                "--template",
+                "simple-majority",
+                "--duration",
+                "1h",
+            ],
+        );
+        assert_eq!(proposed.code, 0, "{proposed:?}");
+        page.join().expect("the page's script ran")
+    });
+    assert!(output.contains("set-up test passed"), "{output}");
+    eprintln!(
+        "first start, joining: from `icnd` on an empty directory to having voted and paid in {:.1} s (Dana's vouch and proposal scripted meanwhile)",
+        second_started.elapsed().as_secs_f64()
+    );
+    eventually("Dana's node has Eli's hour", || {
+        h.icnctl(&dir, &["ledger", "history", "--json"])
+            .stdout
+            .contains("Welcome cake")
+    });
+
+    // Eli's laptop is lost; his last backup is restored on a new one
+    // through its set-up page. It signs once it has caught up with Dana.
+    let eli = did_in(&h, &second);
+    let backup = h.data_dir("eli.icnbak");
+    let made = h.icnctl(&second, &["backup", "--to", backup.to_str().unwrap()]);
+    assert_eq!(made.code, 0, "{made:?}");
+    drop(_second_daemon);
+    let third = h.data_dir("third");
+    let third_address = free_loopback_address();
+    let _third_daemon = h.spawn_icnd(&third, &["--gateway-bind", &third_address]);
+    let third_url = format!("http://{third_address}/");
+    eventually("the third gateway answers", || {
+        http_get(&format!("{third_url}api/v1/health")).0 == 200
+    });
+    // Only a backup file, and only the right way.
+    let (code, refused) = http_raw(
+        "PUT",
+        &format!("{third_url}api/v1/setup/backup"),
+        &[("Content-Type", "application/octet-stream")],
+        "not a backup",
+    );
+    assert_eq!(code, 400, "{refused}");
+    assert!(refused.contains("not an ICN backup"), "{refused}");
+    let (code, refused) = http_raw(
+        "PUT",
+        &format!("{third_url}api/v1/setup/backup"),
         &[
-            ("URL", &second_url),
+            ("Host", "attacker.example"),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        "ICNBAK1\n",
+    );
+    assert_eq!(code, 403, "{refused}");
+    let output = tools.run(
+        "restore.mjs",
+        &[
+            ("URL", &third_url),
             ("NAME", "Eli"),
-            ("INVITATION", &invitation),
+            ("DID", &eli),
+            ("BACKUP", backup.to_str().unwrap()),
             ("PASSPHRASE", icn_testkit::cli::PASSPHRASE),
         ],
     );
-    assert!(output.contains("set-up test passed"), "{output}");
-    eventually("Dana's node has Eli's application", || {
-        h.icnctl(&dir, &["member", "vouch", "Eli"]).code == 0
-    });
-    eventually("Eli is a member on his own node", || {
-        h.icnctl(&second, &["--json", "member", "list"]).json()["members"]
-            .as_array()
-            .is_some_and(|members| {
-                members
-                    .iter()
-                    .any(|member| member["name"] == "Eli" && member["status"] == "active")
-            })
+    assert!(output.contains("restore test passed"), "{output}");
+    let status = h.icnctl(&third, &["--json", "status"]).json();
+    assert_eq!(status["did"].as_str(), Some(eli.as_str()), "{status}");
+    assert!(
+        !third.join("restore.icnbak").exists(),
+        "the uploaded backup is removed once restored"
+    );
+    eventually(
+        "the restored node signs for Eli once it has caught up",
+        || {
+            h.icnctl(
+                &third,
+                &["ledger", "pay", "Dana", "1h", "--memo", "after the restore"],
+            )
+            .code
+                == 0
+        },
+    );
+    eventually("Dana's node has Eli's payment", || {
+        h.icnctl(&dir, &["ledger", "history", "--json"])
+            .stdout
+            .contains("after the restore")
     });
 }
 

@@ -45,6 +45,10 @@ pub enum BackupError {
     WrongKey,
     #[error("{path} is not empty: restore into a new data directory (it holds {what})")]
     NotEmpty { path: PathBuf, what: String },
+    #[error(
+        "wrong passphrase: this backup opens with the passphrase its member had when it was made"
+    )]
+    WrongPassphrase,
     #[error(transparent)]
     Keystore(#[from] icn_identity::KeystoreError),
     #[error("cannot {action} {path}: {source}")]
@@ -185,6 +189,21 @@ fn parts(path: &Path, bytes: &[u8]) -> Result<Parts, BackupError> {
     })
 }
 
+/// Whose backup the file at `path` is, from its public part (no
+/// passphrase needed): checks the start of the file, not the database.
+pub fn whose(path: &Path) -> Result<crate::layout::PublicIdentity, BackupError> {
+    let head_max = MAGIC.len() + 8 + (KEYSTORE_MAX_BYTES + IDENTITY_MAX_BYTES) as usize;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(head_max as u64).read_to_end(&mut head))
+        .map_err(BackupError::io("read", path))?;
+    let parts = parts(path, &head)?;
+    serde_json::from_slice(&parts.identity).map_err(|error| BackupError::Damaged {
+        path: path.to_owned(),
+        reason: format!("its identity: {error}"),
+    })
+}
+
 /// What a data directory already holds, if anything a restore would replace.
 fn occupied(dir: &DataDir) -> Option<String> {
     let held: Vec<&str> = [
@@ -218,33 +237,65 @@ pub fn restore(
             what,
         });
     }
-    let bytes = std::fs::read(from).map_err(BackupError::io("read", from))?;
-    let parts = parts(from, &bytes)?;
     std::fs::create_dir_all(dir.root()).map_err(BackupError::io("create", dir.root()))?;
-    // The keystore first, under a temporary name, to open it.
-    let keystore_path = dir.keystore().path().to_owned();
-    let staged_keystore = keystore_path.with_extension("restoring");
-    let staged_database = dir.database().with_extension("restoring");
-    let cleanup = || {
-        let _ = std::fs::remove_file(&staged_keystore);
-        let _ = std::fs::remove_file(&staged_database);
-    };
-    let result = (|| {
-        std::fs::write(&staged_keystore, &parts.keystore)
-            .map_err(BackupError::io("write", &staged_keystore))?;
-        let contents = icn_identity::Keystore::at(&staged_keystore).open(passphrase)?;
-        let identities: Vec<age::x25519::Identity> = contents
-            .key_pairs()
+    let staged = Staged::new(from, dir, passphrase)?;
+    let database = staged.database.clone();
+    staged.put_in_place(dir, wait_for_peers, |into| {
+        std::fs::rename(&database, into).map_err(BackupError::io("rename", &database))
+    })?;
+    Ok(())
+}
+
+/// A backup decrypted and authenticated into temporary files beside the
+/// data directory's own, not yet in place. Dropped, it removes them.
+pub(crate) struct Staged {
+    keystore: PathBuf,
+    database: PathBuf,
+    identity: Vec<u8>,
+    /// The keys of the backed-up keystore, open.
+    pub(crate) keys: Vec<icn_identity::KeyPair>,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.keystore);
+        let _ = std::fs::remove_file(&self.database);
+    }
+}
+
+impl Staged {
+    /// Reads the backup at `from`, opens its keystore with `passphrase`,
+    /// and decrypts its database next to `dir`'s.
+    pub(crate) fn new(from: &Path, dir: &DataDir, passphrase: &str) -> Result<Staged, BackupError> {
+        let bytes = std::fs::read(from).map_err(BackupError::io("read", from))?;
+        let parts = parts(from, &bytes)?;
+        // The keystore first, under a temporary name, to open it.
+        let mut staged = Staged {
+            keystore: dir.keystore().path().with_extension("restoring"),
+            database: dir.database().with_extension("restoring"),
+            identity: parts.identity,
+            keys: Vec::new(),
+        };
+        std::fs::write(&staged.keystore, &parts.keystore)
+            .map_err(BackupError::io("write", &staged.keystore))?;
+        let contents = icn_identity::Keystore::at(&staged.keystore)
+            .open(passphrase)
+            .map_err(|error| match error {
+                icn_identity::KeystoreError::WrongPassphrase { .. } => BackupError::WrongPassphrase,
+                other => BackupError::Keystore(other),
+            })?;
+        staged.keys = contents.key_pairs();
+        let identities: Vec<age::x25519::Identity> = staged
+            .keys
             .iter()
             .map(icn_identity::KeyPair::backup_identity)
             .collect();
-        let decryptor =
-            age::Decryptor::new_buffered(&bytes[parts.database_at..]).map_err(|error| {
-                BackupError::Damaged {
-                    path: from.to_owned(),
-                    reason: error.to_string(),
-                }
-            })?;
+        let damaged = |reason: String| BackupError::Damaged {
+            path: from.to_owned(),
+            reason,
+        };
+        let decryptor = age::Decryptor::new_buffered(&bytes[parts.database_at..])
+            .map_err(|error| damaged(error.to_string()))?;
         let mut reader = decryptor
             .decrypt(
                 identities
@@ -253,49 +304,55 @@ pub fn restore(
             )
             .map_err(|error| match error {
                 age::DecryptError::NoMatchingKeys => BackupError::WrongKey,
-                other => BackupError::Damaged {
-                    path: from.to_owned(),
-                    reason: other.to_string(),
-                },
+                other => damaged(other.to_string()),
             })?;
-        let mut database = std::fs::File::create(&staged_database)
-            .map_err(BackupError::io("create", &staged_database))?;
+        let mut database = std::fs::File::create(&staged.database)
+            .map_err(BackupError::io("create", &staged.database))?;
         let mut buffer = vec![0u8; 64 << 10];
         loop {
             let read = reader
                 .read(&mut buffer)
-                .map_err(|error| BackupError::Damaged {
-                    path: from.to_owned(),
-                    reason: format!("the database part: {error}"),
-                })?;
+                .map_err(|error| damaged(format!("the database part: {error}")))?;
             if read == 0 {
                 break;
             }
             database
                 .write_all(&buffer[..read])
-                .map_err(BackupError::io("write", &staged_database))?;
+                .map_err(BackupError::io("write", &staged.database))?;
         }
         database
             .sync_all()
-            .map_err(BackupError::io("sync", &staged_database))?;
-        // Everything decrypted and authenticated: put it in place.
+            .map_err(BackupError::io("sync", &staged.database))?;
+        Ok(staged)
+    }
+
+    /// The decrypted database, for `install` to put in place.
+    pub(crate) fn database(&self) -> &Path {
+        &self.database
+    }
+
+    /// Puts everything in place: the database by `install` (given where it
+    /// goes), then `identity.json`, then the keystore last, so that a
+    /// directory with a keystore is a whole restore. Returns the keys.
+    pub(crate) fn put_in_place(
+        mut self,
+        dir: &DataDir,
+        wait_for_peers: bool,
+        install: impl FnOnce(&Path) -> Result<(), BackupError>,
+    ) -> Result<Vec<icn_identity::KeyPair>, BackupError> {
         if wait_for_peers {
             let marker = dir.root().join(crate::node::RESTORED_MARKER);
             std::fs::write(&marker, b"").map_err(BackupError::io("write", &marker))?;
         }
+        install(&dir.database())?;
         let identity_path = dir.identity_file();
-        std::fs::write(&identity_path, &parts.identity)
+        std::fs::write(&identity_path, &self.identity)
             .map_err(BackupError::io("write", &identity_path))?;
-        std::fs::rename(&staged_database, dir.database())
-            .map_err(BackupError::io("rename", &staged_database))?;
-        std::fs::rename(&staged_keystore, &keystore_path)
-            .map_err(BackupError::io("rename", &staged_keystore))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        cleanup();
+        let keystore_path = dir.keystore().path().to_owned();
+        std::fs::rename(&self.keystore, &keystore_path)
+            .map_err(BackupError::io("rename", &self.keystore))?;
+        Ok(std::mem::take(&mut self.keys))
     }
-    result
 }
 
 /// Which scheduled backups to keep, given their dates (`YYYY-MM-DD`, any

@@ -53,9 +53,13 @@ async fn open_when_free(dir: &DataDir, keys: Vec<KeyPair>) -> anyhow::Result<Nod
 }
 
 /// Runs `icnd` until `shutdown` resolves. The admin socket is removed on exit.
+/// Runs the node until `shutdown`. With `open_browser`, a node without an
+/// identity opens its set-up page in the desktop's browser, if there is a
+/// desktop session.
 pub async fn run(
     config: Config,
     keys: Vec<KeyPair>,
+    open_browser: bool,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let dir = DataDir::new(&config.data_dir);
@@ -253,8 +257,14 @@ pub async fn run(
                 println!("Sign in to the web app with the link `icnctl web open` prints.");
             } else {
                 println!(
-                    "First start: open http://{address}/ in your browser to set up (your passphrase, then found or join a co-op)."
+                    "First start: open http://{address}/ in your browser to set up (your passphrase, then found, join or restore a co-op)."
                 );
+                if open_browser
+                    && address.ip().is_loopback()
+                    && open_in_browser(&format!("http://{address}/"))
+                {
+                    println!("(Opened it in your browser.)");
+                }
                 if !address.ip().is_loopback() {
                     // From another machine, the page asks for this code.
                     // Without a code (no randomness), only this machine
@@ -292,6 +302,28 @@ pub async fn run(
     drop(state);
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// Opens `url` in the desktop's browser when this process runs in a
+/// desktop session (a display to show it on); says whether it tried.
+fn open_in_browser(url: &str) -> bool {
+    let desktop = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if desktop {
+        "xdg-open"
+    } else {
+        return false;
+    };
+    std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok()
 }
 
 /// A node with an identity but no co-op, started with `--peer TICKET`:

@@ -31,7 +31,7 @@ use axum::{
         IntoResponse, Response,
         sse::{Event as SseEvent, KeepAlive, Sse},
     },
-    routing::{MethodRouter, get, post},
+    routing::{MethodRouter, get, post, put},
 };
 use icn_api as api;
 use icn_kernel::{EventId, Timestamp};
@@ -416,6 +416,23 @@ impl Api {
     ) -> Api {
         self.describe(method, path, op, parameters, body, ok);
         self.router = self.router.route(path, route);
+        self
+    }
+
+    /// Documents the request body of `method path` as raw bytes (a file)
+    /// rather than JSON.
+    fn raw_body(mut self, method: &str, path: &str) -> Api {
+        let operation = self
+            .paths
+            .get_mut(path)
+            .and_then(|operations| operations.get_mut(method))
+            .expect("raw_body follows the operation it changes");
+        operation["requestBody"] = json!({
+            "required": true,
+            "content": { "application/octet-stream": { "schema": {
+                "type": "string", "contentMediaType": "application/octet-stream"
+            } } }
+        });
         self
     }
 
@@ -958,6 +975,8 @@ fn api() -> Api {
     let setup_content = json_content(api.schema::<api::SetupStatus>());
     let setup_identity_body = api.schema::<api::SetupIdentity>();
     let setup_coop_body = api.schema::<api::SetupCoop>();
+    let setup_backup_content = json_content(api.schema::<api::SetupBackup>());
+    let setup_restore_body = api.schema::<api::SetupRestore>();
     api.custom(
         "get",
         "/api/v1/setup",
@@ -985,6 +1004,43 @@ fn api() -> Api {
         Some(setup_identity_body),
         (StatusCode::CREATED, "A token", token_schema.clone()),
         post(crate::setup::identity),
+    )
+    .custom(
+        "put",
+        "/api/v1/setup/backup",
+        op(
+            "setupBackup",
+            "setup",
+            Anyone,
+            "Send a backup file to restore (only while this node has no identity)",
+        ),
+        vec![json!({
+            "name": "ICN-Setup-Code", "in": "header", "required": false,
+            "description": "The one-time code icnd printed, when `code_required`",
+            "schema": { "type": "string" }
+        })],
+        Some(json!({})),
+        (
+            StatusCode::CREATED,
+            "Whose backup it is",
+            setup_backup_content,
+        ),
+        put(crate::setup::backup),
+    )
+    .raw_body("put", "/api/v1/setup/backup")
+    .custom(
+        "post",
+        "/api/v1/setup/restore",
+        op(
+            "setupRestore",
+            "setup",
+            Anyone,
+            "Restore the backup file sent before, with its passphrase, and sign in",
+        ),
+        Vec::new(),
+        Some(setup_restore_body),
+        (StatusCode::CREATED, "A token", token_schema.clone()),
+        post(crate::setup::restore),
     )
     .custom(
         "post",
@@ -1526,17 +1582,29 @@ async fn rate_limit(
 /// no larger than the limit by its declared length (413 at once, rather
 /// than holding the connection while a client trickles a huge body), and
 /// JSON by its declared type (415: text or form bodies are not guessed at).
+///
+/// The one exception is the set-up's backup file: raw bytes, up to
+/// [`crate::setup::BACKUP_UPLOAD_MAX_BYTES`], counted again as they arrive.
 async fn body_rules(request: Request, next: Next) -> Response {
+    let file = request.method() == Method::PUT && request.uri().path() == "/api/v1/setup/backup";
+    let (max, media): (u64, &[&str]) = if file {
+        (
+            crate::setup::BACKUP_UPLOAD_MAX_BYTES,
+            &["application/octet-stream"],
+        )
+    } else {
+        (REQUEST_BODY_MAX_BYTES as u64, &["application/json"])
+    };
     let headers = request.headers();
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > REQUEST_BODY_MAX_BYTES as u64) {
+    if declared.is_some_and(|length| length > max) {
         let mut response = ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!("request bodies are at most {REQUEST_BODY_MAX_BYTES} bytes"),
+            format!("request bodies here are at most {max} bytes"),
             None,
         )
         .into_response();
@@ -1553,13 +1621,15 @@ async fn body_rules(request: Request, next: Next) -> Response {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.split(';').next())
             .map(|media| media.trim().to_ascii_lowercase())
-            .is_some_and(|media| media == "application/json" || media.ends_with("+json"));
+            .is_some_and(|given| {
+                media.contains(&given.as_str()) || (!file && given.ends_with("+json"))
+            });
         if !json {
             return ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                "request bodies are JSON",
-                Some("send Content-Type: application/json"),
+                format!("request bodies here are {}", media[0]),
+                Some(format!("send Content-Type: {}", media[0]).as_str()),
             )
             .into_response();
         }

@@ -221,16 +221,60 @@ impl Node {
             synced: false,
             last_round: now(),
         };
-        node.awaiting_sync = node.dir.root().join(RESTORED_MARKER).exists();
-        node.take_over = node.store.meta(META_TAKE_OVER)?;
+        node.load(keys)?;
+        Ok(node)
+    }
+
+    /// Reads what the store and the data directory's markers hold, replays
+    /// the log, and chooses the signing key among `keys`.
+    fn load(&mut self, keys: Vec<KeyPair>) -> Result<(), NodeError> {
+        self.awaiting_sync = self.dir.root().join(RESTORED_MARKER).exists();
+        self.take_over = self.store.meta(META_TAKE_OVER)?;
         // Until a key the log authorises is found (`choose_signer`).
-        node.recovering = node.dir.root().join(RECOVERING_MARKER).exists();
-        node.load_log()?;
-        node.choose_signer(keys)?;
+        self.recovering = self.dir.root().join(RECOVERING_MARKER).exists();
+        self.load_log()?;
         // Even a co-op of one waits for a round with a peer (the member's
         // other device): at open, the log may be stale. A co-op with no
         // other node restores with `--standalone`.
-        Ok(node)
+        self.choose_signer(keys)
+    }
+
+    /// Restores the backup at `from` into this running node, which must
+    /// hold nothing yet (the set-up page): the database through the open
+    /// store, then the identity and keystore, then the log is replayed as
+    /// at open. See [`crate::backup::restore`] for `wait_for_peers`.
+    pub fn restore_backup(
+        &mut self,
+        from: &std::path::Path,
+        passphrase: &str,
+        wait_for_peers: bool,
+    ) -> Result<Did, NodeError> {
+        if self.identity.is_some()
+            || self.signer.is_some()
+            || self.log.is_some()
+            || self.dir.keystore().exists()
+        {
+            return Err(NodeError::Conflict(
+                "this node already has an identity: restore into a new data directory".to_owned(),
+            ));
+        }
+        let staged = crate::backup::Staged::new(from, &self.dir, passphrase)?;
+        let database = staged.database().to_owned();
+        let store = &mut self.store;
+        let keys = staged.put_in_place(&self.dir, wait_for_peers, |_| {
+            store
+                .replace_with(&database)
+                .map_err(|error| crate::backup::BackupError::Damaged {
+                    path: from.to_owned(),
+                    reason: error.to_string(),
+                })
+        })?;
+        self.identity = self.dir.public_identity().map_err(NodeError::Identity)?;
+        self.load(keys)?;
+        self.identity
+            .as_ref()
+            .map(|identity| identity.did)
+            .ok_or_else(|| NodeError::Identity("the backup holds no identity.json".to_owned()))
     }
 
     /// Takes an identity made while the node ran without one (the set-up

@@ -72,15 +72,96 @@ pub(crate) async fn status(
     connection: Option<axum::Extension<ConnectInfo<crate::listener::ClientAddr>>>,
 ) -> Result<Json<icn_api::SetupStatus>, ApiError> {
     let client = client_ip(connection);
-    let (identity, coop) = with_node(&state, |node| {
-        Ok((node.identity().is_some(), node.log().is_some()))
+    let (identity, coop, dir) = with_node(&state, |node| {
+        Ok((
+            node.identity().is_some(),
+            node.log().is_some(),
+            node.data_dir().clone(),
+        ))
     })
     .await?;
+    let upload = upload_path(&dir);
+    let backup = if identity || !upload.exists() {
+        None
+    } else {
+        tokio::task::spawn_blocking(move || crate::backup::whose(&upload).ok())
+            .await
+            .ok()
+            .flatten()
+            .map(|whose| backup_answer(&whose, &upload_path(&dir)))
+    };
     Ok(Json(icn_api::SetupStatus {
         identity,
         coop,
         code_required: !identity && !client.is_loopback(),
+        backup,
     }))
+}
+
+/// Where a backup file sent from the page waits for its passphrase.
+fn upload_path(dir: &crate::DataDir) -> std::path::PathBuf {
+    dir.root().join("restore.icnbak")
+}
+
+/// The largest backup file the page takes (a restore reads it whole).
+pub(crate) const BACKUP_UPLOAD_MAX_BYTES: u64 = 512 << 20;
+
+fn backup_answer(whose: &PublicIdentity, path: &std::path::Path) -> icn_api::SetupBackup {
+    icn_api::SetupBackup {
+        did: whose.did.to_string(),
+        device: whose.device_label.clone(),
+        bytes: std::fs::metadata(path).map_or(0, |meta| meta.len()),
+    }
+}
+
+/// Who may take a set-up step: a page this computer loaded from the node
+/// (a loopback client naming a loopback host: [`local_page`]), or, when the
+/// gateway was bound for other machines on purpose, a client with icnd's
+/// one-time code ([`with_code`]).
+fn local_page(client: IpAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+    // A page from elsewhere whose name was made to point at 127.0.0.1 (DNS
+    // rebinding) talks to us as loopback, but names its own host.
+    if client.is_loopback() && !local_host(headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "setup_host",
+            "set up from http://127.0.0.1 or http://localhost on this computer",
+            None,
+        ));
+    }
+    Ok(())
+}
+
+fn with_code(state: &SharedState, client: IpAddr, code: Option<&str>) -> Result<(), ApiError> {
+    if client.is_loopback() {
+        return Ok(());
+    }
+    let expected = state.setup_code.get();
+    let given = code.unwrap_or("").trim();
+    if expected.is_none_or(|code| code.as_str() != given) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "setup_code",
+            "from another machine, set-up needs the one-time code icnd printed in its terminal",
+            Some(
+                "type the code icnd printed when it started, or set up on the computer that runs icnd",
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// This node's data directory, while it has no identity (else 409).
+async fn unset(state: &SharedState) -> Result<crate::DataDir, ApiError> {
+    with_node(state, |node| {
+        if node.identity().is_some() {
+            return Err(NodeError::Conflict(
+                "this node already has an identity: sign in with its passphrase".to_owned(),
+            ));
+        }
+        Ok(node.data_dir().clone())
+    })
+    .await
 }
 
 /// Whether the request names this computer as its host (a loopback
@@ -110,6 +191,56 @@ fn client_ip(
         .unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
+/// A set-up step that ends with the visitor signed in, under way: its turn
+/// (one at a time: the second visitor finds it done), the data directory
+/// of this node (which has no identity yet), and the browser to sign in.
+struct Turn<'a> {
+    _turn: tokio::sync::MutexGuard<'a, ()>,
+    dir: crate::DataDir,
+    key: Option<icn_identity::PublicKey>,
+    label: String,
+}
+
+impl<'a> Turn<'a> {
+    async fn take(
+        state: &'a SharedState,
+        client: IpAddr,
+        request: &icn_api::SetupIdentity,
+    ) -> Result<Turn<'a>, ApiError> {
+        let turn = state.setup_turn.lock().await;
+        let dir = unset(state).await?;
+        let key = crate::gateway::browser_key(request.key.as_deref())?;
+        let label = crate::gateway::browser_label(request.label.as_deref())?;
+        with_code(state, client, request.code.as_deref())?;
+        Ok(Turn {
+            _turn: turn,
+            dir,
+            key,
+            label,
+        })
+    }
+
+    /// The node has its identity: networking starts, and the visitor is
+    /// signed in.
+    async fn signed_in(
+        self,
+        state: &SharedState,
+        did: icn_identity::Did,
+    ) -> Result<(StatusCode, Json<icn_api::Token>), ApiError> {
+        if let Some(config) = state.config.get() {
+            crate::daemon::start_net(state, config).await;
+        }
+        let session = crate::gateway::register_browser(state, did, self.key, self.label).await?;
+        Ok((
+            StatusCode::CREATED,
+            Json(crate::gateway::token(
+                did.to_string(),
+                state.auth.issue(did, "read write", session),
+            )),
+        ))
+    }
+}
+
 /// `POST /api/v1/setup/identity`: creates the identity, signs the visitor
 /// in, and starts networking.
 pub(crate) async fn identity(
@@ -119,45 +250,11 @@ pub(crate) async fn identity(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<icn_api::Token>), ApiError> {
     let client = client_ip(connection);
-    // A page from elsewhere whose name was made to point at 127.0.0.1 (DNS
-    // rebinding) talks to us as loopback, but names its own host.
-    if client.is_loopback() && !local_host(&headers) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "setup_host",
-            "set up from http://127.0.0.1 or http://localhost on this computer",
-            None,
-        ));
-    }
+    local_page(client, &headers)?;
     let request: icn_api::SetupIdentity = parse_json(&body?)?;
-    // One at a time: the second visitor finds it done.
-    let _turn = state.setup_turn.lock().await;
-    let dir = with_node(&state, |node| {
-        if node.identity().is_some() {
-            return Err(NodeError::Conflict(
-                "this node already has an identity: sign in with its passphrase".to_owned(),
-            ));
-        }
-        Ok(node.data_dir().clone())
-    })
-    .await?;
-    let key = crate::gateway::browser_key(request.key.as_deref())?;
-    let label = crate::gateway::browser_label(request.label.as_deref())?;
-    if !client.is_loopback() {
-        let expected = state.setup_code.get();
-        let given = request.code.as_deref().unwrap_or("").trim();
-        if expected.is_none_or(|code| code.as_str() != given) {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "setup_code",
-                "from another machine, set-up needs the one-time code icnd printed in its terminal",
-                Some(
-                    "type the code icnd printed when it started, or set up on the computer that runs icnd",
-                ),
-            ));
-        }
-    }
+    let turn = Turn::take(&state, client, &request).await?;
     let passphrase = zeroize::Zeroizing::new(request.passphrase);
+    let dir = turn.dir.clone();
     let created = tokio::task::spawn_blocking(move || {
         create_identity(
             &dir,
@@ -171,17 +268,121 @@ pub(crate) async fn identity(
     let (identity, key_pair) = created;
     with_node(&state, move |node| node.adopt_identity(vec![key_pair])).await?;
     tracing::info!(did = %identity.did, "Created this node's identity from the set-up page.");
-    if let Some(config) = state.config.get() {
-        crate::daemon::start_net(&state, config).await;
+    turn.signed_in(&state, identity.did).await
+}
+
+/// `PUT /api/v1/setup/backup`: a backup file to restore (the bytes as
+/// they are), kept in the data directory until [`restore`] is given its
+/// passphrase. A second one replaces the first.
+pub(crate) async fn backup(
+    State(state): State<SharedState>,
+    connection: Option<axum::Extension<ConnectInfo<crate::listener::ClientAddr>>>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<icn_api::SetupBackup>), ApiError> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+
+    let client = client_ip(connection);
+    local_page(client, &headers)?;
+    let _turn = state.setup_turn.lock().await;
+    let dir = unset(&state).await?;
+    let code = headers
+        .get("icn-setup-code")
+        .and_then(|value| value.to_str().ok());
+    with_code(&state, client, code)?;
+    let path = upload_path(&dir);
+    let partial = path.with_extension("part");
+    let failed = |error: std::io::Error| {
+        ApiError::from(NodeError::Identity(format!(
+            "cannot keep the backup file in {}: {error}",
+            dir.root().display()
+        )))
+    };
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(failed)?;
+        tokio::fs::File::from_std(file)
+    };
+    let mut stream = body.into_data_stream();
+    let mut bytes = 0u64;
+    let received = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| {
+                ApiError::from(NodeError::BadInput(format!(
+                    "the backup file did not arrive whole: {error}"
+                )))
+            })?;
+            bytes += chunk.len() as u64;
+            if bytes > BACKUP_UPLOAD_MAX_BYTES {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("a backup file here is at most {BACKUP_UPLOAD_MAX_BYTES} bytes"),
+                    Some("restore a larger backup with icnctl restore FILE"),
+                ));
+            }
+            file.write_all(&chunk).await.map_err(failed)?;
+        }
+        file.sync_all().await.map_err(failed)?;
+        let checked = partial.clone();
+        tokio::task::spawn_blocking(move || crate::backup::whose(&checked))
+            .await
+            .map_err(|_| ApiError::from(NodeError::BadInput("the check stopped".into())))?
+            .map_err(|error| ApiError::from(NodeError::from(error)))
     }
-    let session = crate::gateway::register_browser(&state, identity.did, key, label).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(crate::gateway::token(
-            identity.did.to_string(),
-            state.auth.issue(identity.did, "read write", session),
-        )),
-    ))
+    .await;
+    let whose = match received {
+        Ok(whose) => whose,
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(error);
+        }
+    };
+    std::fs::rename(&partial, &path).map_err(failed)?;
+    tracing::info!(did = %whose.did, bytes, "Received a backup file to restore from the set-up page.");
+    Ok((StatusCode::CREATED, Json(backup_answer(&whose, &path))))
+}
+
+/// `POST /api/v1/setup/restore`: restores the backup file sent before with
+/// its keystore's passphrase, signs the visitor in, and starts networking.
+/// The restored node signs once it has caught up with a majority of the
+/// other members' nodes, unless `standalone`.
+pub(crate) async fn restore(
+    State(state): State<SharedState>,
+    connection: Option<axum::Extension<ConnectInfo<crate::listener::ClientAddr>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<icn_api::Token>), ApiError> {
+    let client = client_ip(connection);
+    local_page(client, &headers)?;
+    let request: icn_api::SetupRestore = parse_json(&body?)?;
+    let turn = Turn::take(&state, client, &request.sign_in).await?;
+    let path = upload_path(&turn.dir);
+    if !path.exists() {
+        return Err(NodeError::NotFound(
+            "no backup file to restore: send it first (PUT /api/v1/setup/backup)".to_owned(),
+        )
+        .into());
+    }
+    let passphrase = zeroize::Zeroizing::new(request.sign_in.passphrase);
+    let wait_for_peers = !request.standalone;
+    let from = path.clone();
+    let did = with_node(&state, move |node| {
+        node.restore_backup(&from, &passphrase, wait_for_peers)
+    })
+    .await?;
+    if let Err(error) = std::fs::remove_file(&path) {
+        tracing::warn!(path = %path.display(), %error, "Could not remove the restored backup file.");
+    }
+    tracing::info!(%did, wait_for_peers, "Restored a backup from the set-up page.");
+    turn.signed_in(&state, did).await
 }
 
 /// `POST /api/v1/setup/coop`: founds a co-op with the caller (this node's
@@ -196,7 +397,7 @@ pub(crate) async fn coop(
     let uptime = state.started.elapsed().as_secs();
     let status = with_node(&state, move |node| {
         let now = crate::node::now();
-        node.create_coop(&request.name, &[], &std::collections::BTreeMap::new(), now)?;
+        node.create_coop(&request.name, &[], &request.params(), now)?;
         node.set_profile(
             &icn_api::SetProfile {
                 name: request.your_name.trim().to_owned(),

@@ -825,13 +825,14 @@ async function settingsView() {
   );
 }
 
-// A node without a co-op: join one with the invitation a member sent
-// (`#join=<invitation>` in the link fills it in).
 // First start: this node has no identity yet. The passphrase goes to this
-// node only (the page talks to the node that served it).
+// node only (the page talks to the node that served it). A member who
+// already has an identity restores it here instead.
 function setupView(setup) {
   document.getElementById("tabs").hidden = true;
   document.getElementById("balance-pill").hidden = true;
+  if (setup.backup) return restoreView(setup);
+  const code = setup.code_required ? () => field("code", "Set-up code", { required: true, autocomplete: "off" }, "The code icnd printed in its terminal when it started") : () => null;
   const form = h("form", { "aria-label": "Create your identity", onsubmit: onSubmit(async (data) => {
     if (data.passphrase !== data.repeat) throw new Error("The two passphrases are not the same.");
     const pair = await browserKey();
@@ -844,23 +845,83 @@ function setupView(setup) {
     field("name", "Your name", { required: true, maxlength: 100, autocomplete: "name" }, "How members will see you"),
     field("passphrase", "Choose a passphrase", { type: "password", required: true, autocomplete: "new-password" }, "Three or four words nobody would guess. It protects your key on this computer and signs you in; it is never sent anywhere else."),
     field("repeat", "Repeat it", { type: "password", required: true, autocomplete: "new-password" }),
-    setup.code_required ? field("code", "Set-up code", { required: true, autocomplete: "off" }, "The code icnd printed in its terminal when it started") : null,
+    code(),
     h("button", { type: "submit" }, "Create my identity"));
+  const upload = h("form", { "aria-label": "Restore from a backup file", onsubmit: onSubmit(async (data) => {
+    if (!(data.file instanceof File) || !data.file.size) throw new Error("Choose the backup file (icn-backup-….icnbak).");
+    const headers = { "Content-Type": "application/octet-stream", Accept: "application/json" };
+    if (data.code) headers["ICN-Setup-Code"] = data.code.trim();
+    const response = await fetch(`${API}/setup/backup`, { method: "PUT", headers, body: data.file });
+    const answer = await response.json().catch(() => null);
+    if (!response.ok) throw new ApiError(response.status, answer);
+  }, () => start()) },
+    field("file", "Backup file", { type: "file", required: true, accept: ".icnbak" }, "An icn-backup-….icnbak file: from your node's backups folder, a USB stick, or wherever you kept a copy"),
+    code(),
+    h("button", { type: "submit", class: "secondary" }, "Open the backup"));
   show(h("h1", {}, "Welcome"),
     h("section", { class: "card" },
       h("p", {}, "This computer will keep your co-op's records with the other members' computers. First, who you are."),
-      form));
+      form),
+    h("h2", {}, "Already a member?"),
+    h("section", { class: "card" },
+      h("p", {}, "Bring your identity and your co-op's records back from a backup file."),
+      upload,
+      h("p", { class: "small muted" }, "No backup? With your paper key: ", h("code", {}, "icnctl id link TICKET --member YOUR_DID"),
+        ". With your guardians' help: ask one of them to run ", h("code", {}, "icnctl coop invite --recover \"Your Name\""), " and type the command it prints in a terminal on this computer.")));
 }
 
+// A backup file has arrived: unlock it with the passphrase it was made with.
+function restoreView(setup) {
+  const backup = setup.backup;
+  const form = h("form", { "aria-label": "Unlock the backup", onsubmit: onSubmit(async (data) => {
+    const pair = await browserKey();
+    const body = { passphrase: data.passphrase, label: browserLabel(), standalone: data.standalone === "on" };
+    if (pair) body.key = await publicKeyText(pair);
+    if (data.code) body.code = data.code.trim();
+    keepToken(await call("POST", "/setup/restore", body));
+    toast("Restored. Your node signs again once it has caught up with the other members' nodes.");
+  }, () => start()) },
+    field("passphrase", "The backup's passphrase", { type: "password", required: true, autocomplete: "current-password" }, "The passphrase you signed in with when the backup was made"),
+    setup.code_required ? field("code", "Set-up code", { required: true, autocomplete: "off" }, "The code icnd printed in its terminal when it started") : null,
+    h("label", { class: "check" }, h("input", { type: "checkbox", name: "standalone" }), " No other member's node is running: sign at once"),
+    h("p", { class: "small muted" }, "Leave this unticked if other members have nodes: yours then waits until it has caught up with most of them, so nothing your lost computer signed after the backup collides with what you sign now."),
+    h("button", { type: "submit" }, "Restore"));
+  const other = h("button", { class: "secondary", onclick: async (event) => {
+    event.target.disabled = true;
+    // A new file replaces this one; until then the choice stays here.
+    setup.backup = null;
+    setupView(setup);
+  } }, "Choose another file");
+  show(h("h1", {}, "Restore your node"),
+    h("section", { class: "card" },
+      h("p", {}, "A backup of ", h("code", {}, backup.did), ` (${Math.max(1, Math.round(backup.bytes / 1024))} KB).`),
+      form, other));
+}
+
+// A node without a co-op: join one with the invitation a member sent
+// (`#join=<invitation>` in the link fills it in), or found one.
 function joinView() {
   const invitation = sessionStorage.getItem("icn.join") || "";
   const myName = sessionStorage.getItem("icn.name") || "";
+  const choice = (name, legend, options) => h("fieldset", {}, h("legend", {}, legend),
+    options.map(([value, text], index) => h("label", { class: "check" },
+      h("input", { type: "radio", name, value, checked: index === 0 || null }), " ", text)));
   const found = h("form", { "aria-label": "Found a co-op", onsubmit: onSubmit(async (data) => {
-    await request_("POST", "/setup/coop", { name: data.coop.trim(), your_name: data.your_name.trim() });
+    await request_("POST", "/setup/coop", {
+      name: data.coop.trim(), your_name: data.your_name.trim(),
+      floor_hours: Number(data.floor), ceiling_hours: Number(data.ceiling),
+      admission: data.admission, charter: data.charter,
+    });
     toast(`${data.coop.trim()} is founded. Invite members from the Members page.`);
   }, () => start()) },
     field("coop", "The co-op's name", { required: true, maxlength: 100 }),
     field("your_name", "Your name", { required: true, maxlength: 100, value: myName }, "How members will see you"),
+    h("p", { class: "small muted" }, "Members trade hours. A member can go below zero, down to a limit, and is flagged (never blocked) when far above zero."),
+    field("floor", "Hours a member may owe at most", { type: "number", min: 0, max: 10000, step: 1, required: true, value: 40 }),
+    field("ceiling", "Flag a member above this many hours", { type: "number", min: 0, max: 10000, step: 1, required: true, value: 80 }),
+    choice("admission", "How do new members get in?", [["vouches", "Two members vouch for them"], ["proposal", "Only by a vote of the co-op"]]),
+    choice("charter", "Changing the charter needs", [["two_thirds", "Two thirds of the votes"], ["three_quarters", "Three quarters"], ["everyone", "Everyone (consensus)"]]),
+    h("p", { class: "small muted" }, "Everyday decisions use a template chosen per proposal (simple majority, consent, budget approval…)."),
     h("button", { type: "submit" }, "Found the co-op"));
   const form = h("form", { "aria-label": "Join with an invitation", onsubmit: onSubmit(async (data) => {
     await request_("POST", "/coop/join", { ticket: data.ticket.trim(), name: data.name.trim(), note: data.note });

@@ -200,6 +200,45 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces everything in this store with the database at `from` (a
+    /// restored backup), through SQLite's online backup, and brings it to
+    /// this release's schema. For a node that holds nothing yet.
+    pub fn replace_with(&mut self, from: &Path) -> Result<(), StoreError> {
+        let corrupt = |error: rusqlite::Error| StoreError::Corrupt {
+            path: from.to_owned(),
+            reason: error.to_string(),
+        };
+        {
+            let source =
+                Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .map_err(corrupt)?;
+            let check: String = source
+                .query_row("PRAGMA quick_check", [], |row| row.get(0))
+                .map_err(corrupt)?;
+            if check != "ok" {
+                return Err(StoreError::Corrupt {
+                    path: from.to_owned(),
+                    reason: check,
+                });
+            }
+            let found: u32 = source
+                .query_row("PRAGMA user_version", [], |row| row.get(0))
+                .map_err(corrupt)?;
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::TooNew {
+                    path: from.to_owned(),
+                    found,
+                });
+            }
+        }
+        self.connection.restore(
+            rusqlite::MAIN_DB,
+            from,
+            None::<fn(rusqlite::backup::Progress)>,
+        )?;
+        self.migrate()
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -63,6 +63,10 @@ struct Flags {
     /// Log format: text or json.
     #[arg(long, global = true)]
     log_format: Option<String>,
+    /// On a first start (no identity yet), do not open the set-up page in
+    /// the desktop's browser; only print its address.
+    #[arg(long, global = true)]
+    no_browser: bool,
 }
 
 #[derive(Subcommand)]
@@ -151,7 +155,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(daemon::run(config, keys, daemon::shutdown_signal()))
+    let open_browser = !cli.flags.no_browser;
+    runtime.block_on(daemon::run(
+        config,
+        keys,
+        open_browser,
+        daemon::shutdown_signal(),
+    ))
 }
 
 fn main() -> ExitCode {

@@ -2,7 +2,8 @@
 // no identity yet, creates one, founds a co-op, and lands on the home page,
 // signed in, on a phone-sized screen; a second visitor then finds no
 // set-up to take over. With INVITATION set, the newcomer applies to join
-// that co-op instead of founding one. Run by `a_newcomer_founds_a_coop_from_the_set_up_page`
+// that co-op instead of founding one, and once admitted votes on the
+// proposal PROPOSAL and pays PAYEE an hour. Run by `a_newcomer_founds_a_coop_from_the_set_up_page`
 // in cli.rs, which starts the node and passes its address.
 
 import { join } from "node:path";
@@ -48,6 +49,9 @@ try {
   } else {
     const found = page.getByRole("form", { name: "Found a co-op" });
     await found.getByLabel("The co-op's name").fill(env("COOP"));
+    // The questions of `icnctl coop init`, answered here.
+    await found.getByLabel("Flag a member above this many hours").fill("60");
+    await found.getByLabel("Three quarters").check();
     const name = await found.getByLabel("Your name").inputValue();
     if (name !== env("NAME")) throw new Error(`the name was not carried over: ${JSON.stringify(name)}`);
     await shot("setup-2-found-phone");
@@ -57,6 +61,25 @@ try {
   await page.getByRole("heading", { name: `Hello, ${env("NAME")}` }).waitFor();
   if (!process.env.INVITATION) await shot("setup-3-home-phone");
   console.log(`set-up: from the first page to the home page in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  if (process.env.INVITATION) {
+    // Once admitted (a member vouches on their node), the new member votes
+    // on the proposal that opens next and pays the member who invited
+    // them; the page updates by itself, nobody reloads it.
+    const title = env("PROPOSAL");
+    await page.getByRole("link", { name: "Decisions" }).click();
+    await page.getByRole("link", { name: title }).click();
+    await page.getByRole("button", { name: "Yes" }).click();
+    await page.getByText("Your vote: yes").waitFor();
+    await page.getByRole("link", { name: "Hours" }).click();
+    const pay = page.getByRole("form", { name: "Log hours for someone" });
+    await pay.getByLabel("To", { exact: true }).selectOption({ label: env("PAYEE") });
+    await pay.getByLabel("Hours").fill("1h");
+    await pay.getByLabel("What for").fill("Welcome cake");
+    await pay.getByRole("button", { name: "Send hours" }).click();
+    await page.getByText(`Sent 1h to ${env("PAYEE")}.`).waitFor();
+    await shot("setup-3-joined-paid-phone");
+    console.log(`set-up: from the first page to having voted and paid in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
 
   // Another visitor: there is nothing left to set up, only a sign-in.
   const other = await (await browser.newContext(phone)).newPage();

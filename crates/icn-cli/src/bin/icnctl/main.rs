@@ -899,7 +899,8 @@ fn restore(context: &Context, file: &std::path::Path, wait_for_peers: bool) -> O
                 icn_node::backup::BackupError::NotEmpty { .. } => {
                     Some("pass --data-dir with a new directory; never restore over a node's data")
                 }
-                icn_node::backup::BackupError::Keystore(_) => {
+                icn_node::backup::BackupError::Keystore(_)
+                | icn_node::backup::BackupError::WrongPassphrase => {
                     Some("use the passphrase of the member whose backup this is")
                 }
                 _ => None,
