@@ -189,6 +189,24 @@ pub struct SetupRestore {
     pub standalone: bool,
 }
 
+/// `POST /api/v1/setup/device`: make this node a new device of an existing
+/// member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SetupDevice {
+    /// A passphrase for this device's keystore, and the sign-in as for
+    /// `/setup/identity`.
+    #[serde(flatten)]
+    pub sign_in: SetupIdentity,
+    /// A member's invitation (ticket): their node gives this one the co-op.
+    pub ticket: String,
+    /// The member's DID.
+    pub member: String,
+    /// A paper key or device code: this device then signs once it has
+    /// caught up. Without one, the member's guardians are asked.
+    #[serde(default)]
+    pub paper_key: Option<String>,
+}
+
 /// `POST /api/v1/setup/identity`: create this node's identity.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SetupIdentity {

@@ -2806,6 +2806,94 @@ fn a_newcomer_founds_a_coop_from_the_set_up_page() {
             .stdout
             .contains("after the restore")
     });
+
+    // No backup: Dana adds a laptop through its set-up page with a paper
+    // key, and a member who lost every device asks their guardians.
+    let dana = did_in(&h, &dir);
+    let paper = h.icnctl(&dir, &["id", "paper-key", "--json"]).json()["paper_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ticket = h.icnctl(&dir, &["--json", "net", "ticket"]).json()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let device_request = |paper_key: Option<&str>, member: &str| {
+        let mut body = serde_json::json!({
+            "passphrase": icn_testkit::cli::PASSPHRASE,
+            "ticket": ticket,
+            "member": member,
+        });
+        if let Some(paper_key) = paper_key {
+            body["paper_key"] = paper_key.into();
+        }
+        body.to_string()
+    };
+    let laptop = h.data_dir("laptop");
+    let laptop_address = free_loopback_address();
+    let _laptop_daemon = h.spawn_icnd(&laptop, &["--gateway-bind", &laptop_address]);
+    let laptop_url = format!("http://{laptop_address}/api/v1/setup/device");
+    eventually("the laptop's gateway answers", || {
+        http_get(&format!("http://{laptop_address}/api/v1/health")).0 == 200
+    });
+    let (code, refused) = http(
+        "POST",
+        &laptop_url,
+        None,
+        Some(&device_request(Some("not a paper key"), &dana)),
+    );
+    assert_eq!(code, 400, "{refused}");
+    assert!(
+        !laptop.join("keystore.age").exists(),
+        "a refused set-up writes nothing"
+    );
+    let (code, answer) = http(
+        "POST",
+        &laptop_url,
+        None,
+        Some(&device_request(Some(&paper), &dana)),
+    );
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!(did_in(&h, &laptop), dana);
+    eventually("the laptop signs for Dana once it has caught up", || {
+        h.icnctl(
+            &laptop,
+            &["ledger", "pay", "Eli", "1m", "--memo", "from the laptop"],
+        )
+        .code
+            == 0
+    });
+    eventually("Eli's node has the laptop's payment", || {
+        h.icnctl(&third, &["ledger", "history", "--json"])
+            .stdout
+            .contains("from the laptop")
+    });
+
+    let phone = h.data_dir("phone");
+    let phone_address = free_loopback_address();
+    let _phone_daemon = h.spawn_icnd(&phone, &["--gateway-bind", &phone_address]);
+    eventually("the phone's gateway answers", || {
+        http_get(&format!("http://{phone_address}/api/v1/health")).0 == 200
+    });
+    let (code, answer) = http(
+        "POST",
+        &format!("http://{phone_address}/api/v1/setup/device"),
+        None,
+        Some(&device_request(None, &eli)),
+    );
+    assert_eq!(code, 201, "{answer}");
+    let token: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let (code, recovery) = http(
+        "GET",
+        &format!("http://{phone_address}/api/v1/recovery"),
+        token["token"].as_str(),
+        None,
+    );
+    assert_eq!(code, 200, "{recovery}");
+    assert!(
+        recovery.contains("\"this_device_request\":\"icnrq1"),
+        "the page has the request for the guardians: {recovery}"
+    );
 }
 
 /// A loopback address with a port free now (for `--metrics-bind`).

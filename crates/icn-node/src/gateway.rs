@@ -977,6 +977,7 @@ fn api() -> Api {
     let setup_coop_body = api.schema::<api::SetupCoop>();
     let setup_backup_content = json_content(api.schema::<api::SetupBackup>());
     let setup_restore_body = api.schema::<api::SetupRestore>();
+    let setup_device_body = api.schema::<api::SetupDevice>();
     api.custom(
         "get",
         "/api/v1/setup",
@@ -1041,6 +1042,20 @@ fn api() -> Api {
         Some(setup_restore_body),
         (StatusCode::CREATED, "A token", token_schema.clone()),
         post(crate::setup::restore),
+    )
+    .custom(
+        "post",
+        "/api/v1/setup/device",
+        op(
+            "setupDevice",
+            "setup",
+            Anyone,
+            "Make this node a new device of an existing member (a paper key or device code, or a recovery through guardians) and sign in",
+        ),
+        Vec::new(),
+        Some(setup_device_body),
+        (StatusCode::CREATED, "A token", token_schema.clone()),
+        post(crate::setup::device),
     )
     .custom(
         "post",

@@ -239,6 +239,33 @@ impl Node {
         self.choose_signer(keys)
     }
 
+    /// Takes a new device of an existing member whose files
+    /// [`crate::setup::write_device`] wrote: joins the co-op from its
+    /// `genesis`, remembers the `ticket`'s node to sync from, and signs with
+    /// `keys` only as the device's state allows: a linked device (`link`)
+    /// once it has caught up, a recovering one once the guardians approve.
+    pub fn arrive(
+        &mut self,
+        genesis: VerifiedEvent,
+        ticket: &str,
+        link: bool,
+        keys: Vec<KeyPair>,
+    ) -> Result<(), NodeError> {
+        if self.signer.is_some() {
+            return Err(NodeError::Conflict(
+                "this node already has an identity".to_owned(),
+            ));
+        }
+        self.identity = self.dir.public_identity().map_err(NodeError::Identity)?;
+        self.recovering = self.dir.root().join(RECOVERING_MARKER).exists();
+        self.join(genesis)?;
+        self.remember_peer(ticket)?;
+        if link {
+            self.link_device()?;
+        }
+        self.choose_signer(keys)
+    }
+
     /// Restores the backup at `from` into this running node, which must
     /// hold nothing yet (the set-up page): the database through the open
     /// store, then the identity and keystore, then the log is replayed as

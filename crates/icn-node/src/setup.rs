@@ -55,6 +55,106 @@ pub fn create_identity(
     Ok((identity, key))
 }
 
+/// How a new device of an existing member comes to sign for them.
+pub enum Arrival {
+    /// `icnctl id link`: with a device code or a paper key (`key`), taken
+    /// on trust until the device has synced; `own` replaces a paper key as
+    /// soon as the device signs (a paper key is for one use).
+    Link { key: KeyPair, own: Box<KeyPair> },
+    /// `icnctl id recover`: `key` signs once the member's guardians have
+    /// approved it and the waiting time has passed.
+    Recover { key: KeyPair },
+}
+
+impl Arrival {
+    /// The keystore's keys, the one that signs first first.
+    fn stored(&self) -> Vec<(&'static str, &KeyPair)> {
+        match self {
+            Arrival::Link { key, own } => vec![("linked device", key), ("device", &**own)],
+            Arrival::Recover { key } => vec![("recovered device", key)],
+        }
+    }
+
+    /// The keys to give the node, in the keystore's order.
+    pub fn keys(&self) -> Vec<KeyPair> {
+        self.stored()
+            .into_iter()
+            .map(|(_, key)| key.clone())
+            .collect()
+    }
+
+    /// The key this device reaches the co-op's nodes with before the log
+    /// lets it sign (fetching the genesis).
+    pub fn network_key(&self) -> &KeyPair {
+        match self {
+            Arrival::Link { own, .. } => own,
+            Arrival::Recover { key } => key,
+        }
+    }
+
+    pub fn is_link(&self) -> bool {
+        matches!(self, Arrival::Link { .. })
+    }
+}
+
+/// Writes a new device's keystore (encrypted with `passphrase`, which must
+/// pass the strength rule) and `identity.json` for `member` into `dir`,
+/// which has no identity; a recovering device is marked as one. The node
+/// then takes it with [`crate::Node::arrive`].
+pub fn write_device(
+    dir: &DataDir,
+    member: Did,
+    arrival: &Arrival,
+    passphrase: &str,
+    kdf_log_n: u8,
+) -> Result<(), NodeError> {
+    if dir.keystore().exists() || dir.identity_file().exists() {
+        return Err(NodeError::Conflict(format!(
+            "an identity already exists in {}",
+            dir.root().display()
+        )));
+    }
+    icn_identity::check_new_passphrase(passphrase, &["icn", "coop"])
+        .map_err(NodeError::BadInput)?;
+    let io = |what: &str, error: std::io::Error| {
+        NodeError::Identity(format!("cannot write {what}: {error}"))
+    };
+    std::fs::create_dir_all(dir.root()).map_err(|error| io("the data directory", error))?;
+    if !arrival.is_link() {
+        std::fs::write(dir.root().join(crate::node::RECOVERING_MARKER), b"")
+            .map_err(|error| io("the recovering marker", error))?;
+    }
+    let stored = arrival.stored();
+    let contents = KeystoreContents::new(
+        member,
+        stored
+            .iter()
+            .map(|&(label, key)| StoredKey::new(label, key))
+            .collect(),
+    );
+    dir.keystore()
+        .create(&contents, passphrase, kdf_log_n)
+        .map_err(|error| NodeError::Identity(error.to_string()))?;
+    let (label, key) = stored[0];
+    dir.write_public_identity(&PublicIdentity {
+        did: member,
+        device_key: key.public(),
+        device_label: label.to_owned(),
+    })
+    .map_err(|error| io("identity.json", error))
+}
+
+/// Undoes [`write_device`] after the node could not take the device.
+fn unwrite_device(dir: &DataDir) {
+    for path in [
+        dir.keystore().path().to_owned(),
+        dir.identity_file(),
+        dir.root().join(crate::node::RECOVERING_MARKER),
+    ] {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 use std::net::IpAddr;
 
 use axum::{
@@ -191,6 +291,32 @@ fn client_ip(
         .unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
+/// A set-up step's request: from a page this computer loaded
+/// ([`local_page`], else 403), its JSON body parsed.
+pub(crate) struct Step<T> {
+    client: IpAddr,
+    request: T,
+}
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Step<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let client = request
+            .extensions()
+            .get::<ConnectInfo<crate::listener::ClientAddr>>()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(client)| {
+                client.0.ip()
+            });
+        local_page(client, request.headers())?;
+        let body = Bytes::from_request(request, state).await?;
+        Ok(Step {
+            client,
+            request: parse_json(&body)?,
+        })
+    }
+}
+
 /// A set-up step that ends with the visitor signed in, under way: its turn
 /// (one at a time: the second visitor finds it done), the data directory
 /// of this node (which has no identity yet), and the browser to sign in.
@@ -245,13 +371,8 @@ impl<'a> Turn<'a> {
 /// in, and starts networking.
 pub(crate) async fn identity(
     State(state): State<SharedState>,
-    connection: Option<axum::Extension<ConnectInfo<crate::listener::ClientAddr>>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Step { client, request }: Step<icn_api::SetupIdentity>,
 ) -> Result<(StatusCode, Json<icn_api::Token>), ApiError> {
-    let client = client_ip(connection);
-    local_page(client, &headers)?;
-    let request: icn_api::SetupIdentity = parse_json(&body?)?;
     let turn = Turn::take(&state, client, &request).await?;
     let passphrase = zeroize::Zeroizing::new(request.passphrase);
     let dir = turn.dir.clone();
@@ -356,13 +477,8 @@ pub(crate) async fn backup(
 /// other members' nodes, unless `standalone`.
 pub(crate) async fn restore(
     State(state): State<SharedState>,
-    connection: Option<axum::Extension<ConnectInfo<crate::listener::ClientAddr>>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Step { client, request }: Step<icn_api::SetupRestore>,
 ) -> Result<(StatusCode, Json<icn_api::Token>), ApiError> {
-    let client = client_ip(connection);
-    local_page(client, &headers)?;
-    let request: icn_api::SetupRestore = parse_json(&body?)?;
     let turn = Turn::take(&state, client, &request.sign_in).await?;
     let path = upload_path(&turn.dir);
     if !path.exists() {
@@ -383,6 +499,79 @@ pub(crate) async fn restore(
     }
     tracing::info!(%did, wait_for_peers, "Restored a backup from the set-up page.");
     turn.signed_in(&state, did).await
+}
+
+/// `POST /api/v1/setup/device`: this node becomes a new device of an
+/// existing member, who lost theirs or adds one: with a paper key or device
+/// code it signs once it has caught up; without, it asks the member's
+/// guardians (its request is on `GET /api/v1/recovery`).
+pub(crate) async fn device(
+    State(state): State<SharedState>,
+    Step { client, request }: Step<icn_api::SetupDevice>,
+) -> Result<(StatusCode, Json<icn_api::Token>), ApiError> {
+    let turn = Turn::take(&state, client, &request.sign_in).await?;
+    let member: Did = request.member.trim().parse().map_err(|_| {
+        NodeError::BadInput(format!(
+            "{:?} is not a DID: a member's page (Settings) or `icnctl member list` shows it",
+            request.member
+        ))
+    })?;
+    let ticket = crate::net::Ticket::parse(&request.ticket)
+        .map_err(|message| NodeError::BadInput(format!("the invitation: {message}")))?;
+    let key = |words: &str| {
+        icn_identity::paper_key_decode(words.trim()).map_err(|error| {
+            NodeError::BadInput(format!(
+                "that is not a paper key or device code ({error}): type it as printed, words separated by spaces"
+            ))
+        })
+    };
+    let fresh = || KeyPair::generate().map_err(|error| NodeError::Identity(error.to_string()));
+    let arrival = match request.paper_key.as_deref() {
+        Some(words) => Arrival::Link {
+            key: key(words)?,
+            own: Box::new(fresh()?),
+        },
+        None => Arrival::Recover { key: fresh()? },
+    };
+    let genesis = crate::net::fetch_genesis(&ticket, &arrival.network_key().seed())
+        .await
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "unreachable",
+                format!("could not reach the member's node: {error:#}"),
+                Some("check that their icnd runs and that this computer can reach it, then try again"),
+            )
+        })?
+        .verify()
+        .map_err(|_| NodeError::BadInput("the co-op's genesis is not validly signed".into()))?;
+    let passphrase = zeroize::Zeroizing::new(request.sign_in.passphrase);
+    let dir = turn.dir.clone();
+    let link = arrival.is_link();
+    let keys = arrival.keys();
+    tokio::task::spawn_blocking(move || {
+        write_device(
+            &dir,
+            member,
+            &arrival,
+            &passphrase,
+            crate::passphrase::kdf_log_n(),
+        )
+    })
+    .await
+    .map_err(|_| ApiError::from(NodeError::BadInput("the set-up stopped".into())))??;
+    let ticket_text = request.ticket.trim().to_owned();
+    let dir = turn.dir.clone();
+    let arrived = with_node(&state, move |node| {
+        node.arrive(genesis, &ticket_text, link, keys)
+    })
+    .await;
+    if let Err(error) = arrived {
+        unwrite_device(&dir);
+        return Err(error);
+    }
+    tracing::info!(%member, link, "This node is a new device of a member, from the set-up page.");
+    turn.signed_in(&state, member).await
 }
 
 /// `POST /api/v1/setup/coop`: founds a co-op with the caller (this node's

@@ -421,8 +421,16 @@ async function homeView() {
   const account = balance.accounts.find((a) => a.currency === "hours") || balance.accounts[0];
   const waiting = proposals.proposals.filter(needsMyVote);
   const asked = inbox.requests.filter((request) => request.payer === state.me.did && request.status === "open");
+  const waitingDevice = recovery.this_device_request
+    ? h("section", { class: "card alert", role: "alert" },
+      h("h2", {}, "Waiting for your guardians"),
+      h("p", {}, "This computer asks to take over your identity. Send this request to your guardians; each approves it on their Members page (Recovery) after calling you:"),
+      h("p", {}, h("code", { class: "wrap" }, recovery.this_device_request)),
+      h("p", { class: "small muted" }, recovery.this_device_cancelled ? "It was cancelled from one of your devices: this computer can never take over with it." : "Once enough of them approve and the waiting time passes, your balance, membership and votes are all here."))
+    : null;
   show(
     h("h1", {}, `Hello${state.me.name ? `, ${state.me.name}` : ""}`),
+    waitingDevice,
     recoveryAlert,
     h("section", { class: "card", "aria-labelledby": "balance-title" },
       h("h2", { id: "balance-title" }, "Your balance"),
@@ -858,6 +866,22 @@ function setupView(setup) {
     field("file", "Backup file", { type: "file", required: true, accept: ".icnbak" }, "An icn-backup-….icnbak file: from your node's backups folder, a USB stick, or wherever you kept a copy"),
     code(),
     h("button", { type: "submit", class: "secondary" }, "Open the backup"));
+  const device = h("form", { "aria-label": "Sign for me on this computer", onsubmit: onSubmit(async (data) => {
+    if (data.passphrase !== data.repeat) throw new Error("The two passphrases are not the same.");
+    const pair = await browserKey();
+    const body = { passphrase: data.passphrase, label: browserLabel(), ticket: data.ticket.trim(), member: data.member.trim() };
+    if (data.paper_key.trim()) body.paper_key = data.paper_key.trim();
+    if (pair) body.key = await publicKeyText(pair);
+    if (data.code) body.code = data.code.trim();
+    keepToken(await call("POST", "/setup/device", body));
+  }, () => start()) },
+    field("ticket", "A member's invitation", { required: true, autocomplete: "off", spellcheck: "false" }, "The icn1… text a member sends you (Members → Invite someone on their page): their node gives this one the co-op"),
+    field("member", "Your identity", { required: true, autocomplete: "off", spellcheck: "false", placeholder: "did:icn:…" }, "Settings on any of your devices shows it; so does icnctl coop invite --recover \"Your Name\" on a guardian's computer"),
+    field("paper_key", "Paper key or device code (if you have one)", { autocomplete: "off", spellcheck: "false" }, "The words, separated by spaces. Leave empty to ask your guardians."),
+    field("passphrase", "A passphrase for this computer", { type: "password", required: true, autocomplete: "new-password" }),
+    field("repeat", "Repeat it", { type: "password", required: true, autocomplete: "new-password" }),
+    code(),
+    h("button", { type: "submit", class: "secondary" }, "Sign for me here"));
   show(h("h1", {}, "Welcome"),
     h("section", { class: "card" },
       h("p", {}, "This computer will keep your co-op's records with the other members' computers. First, who you are."),
@@ -866,8 +890,11 @@ function setupView(setup) {
     h("section", { class: "card" },
       h("p", {}, "Bring your identity and your co-op's records back from a backup file."),
       upload,
-      h("p", { class: "small muted" }, "No backup? With your paper key: ", h("code", {}, "icnctl id link TICKET --member YOUR_DID"),
-        ". With your guardians' help: ask one of them to run ", h("code", {}, "icnctl coop invite --recover \"Your Name\""), " and type the command it prints in a terminal on this computer.")));
+    ),
+    h("section", { class: "card" },
+      h("h2", {}, "No backup?"),
+      h("p", {}, "With a paper key (or a code from your other device) this computer signs for you once it has caught up. Without one, your guardians approve it: call them."),
+      device));
 }
 
 // A backup file has arrived: unlock it with the passphrase it was made with.

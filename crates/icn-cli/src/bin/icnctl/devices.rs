@@ -61,25 +61,20 @@ pub fn link(context: &Context, ticket: &str, member: &str) -> Outcome {
             Some("type it exactly as printed, words separated by spaces"),
         )
     })?;
+    let device_key = key.public();
     // Kept beside the linked key: a paper key is replaced by this one as
     // soon as the device signs (a paper key is for one use).
-    let own = icn_identity::KeyPair::generate()?;
-    let genesis = crate::recovery::genesis_from(&ticket_parsed, &own)?;
-    std::fs::create_dir_all(context.dir.root())?;
+    let arrival = icn_node::setup::Arrival::Link {
+        own: Box::new(icn_identity::KeyPair::generate()?),
+        key,
+    };
+    let genesis = crate::recovery::genesis_from(&ticket_parsed, arrival.network_key())?;
     let passphrase = context.passphrase("Choose a keystore passphrase for this device: ", true)?;
+    crate::recovery::set_up_device(context, member, &arrival, &passphrase, genesis, ticket)?;
     let label = "linked device";
-    let mut node = crate::recovery::set_up_device(
-        context,
-        member,
-        &[(label, &key), ("device", &own)],
-        &passphrase,
-        genesis,
-        ticket,
-    )?;
-    node.link_device()?;
     context.print(&icn_api::Identity {
         did: member.to_string(),
-        device_key: key.public().to_string(),
+        device_key: device_key.to_string(),
         device_label: label.to_owned(),
     }, |_| {
         format!(

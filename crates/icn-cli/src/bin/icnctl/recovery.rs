@@ -3,9 +3,9 @@
 //! `id cancel-recovery`, `id freeze` and `id unfreeze`, and `coop invite
 //! --recover NAME` (what a guardian gives the member who lost their device).
 
-use icn_identity::{Did, KeyPair, KeystoreContents, StoredKey};
+use icn_identity::{Did, KeyPair};
 use icn_kernel::{EventId, Timestamp};
-use icn_node::{Node, NodeError, PublicIdentity, node::now, passphrase, recovery};
+use icn_node::{Node, NodeError, node::now, passphrase, recovery};
 
 use crate::{Context, Failure, Outcome, json};
 
@@ -236,23 +236,13 @@ pub fn recover(context: &Context, ticket: &str, member: &str) -> Outcome {
     let ticket_parsed = icn_node::net::Ticket::parse(ticket).map_err(|message| {
         Failure::new(message, Some("copy the ticket again from the guardian"))
     })?;
-    let key = KeyPair::generate()?;
-    let genesis = genesis_from(&ticket_parsed, &key)?;
-    std::fs::create_dir_all(context.dir.root())?;
+    let arrival = icn_node::setup::Arrival::Recover {
+        key: KeyPair::generate()?,
+    };
+    let genesis = genesis_from(&ticket_parsed, arrival.network_key())?;
     let passphrase = context.passphrase("Choose a keystore passphrase for this device: ", true)?;
-    let label = "recovered device";
-    std::fs::write(
-        context.dir.root().join(icn_node::node::RECOVERING_MARKER),
-        b"",
-    )?;
-    let _node = set_up_device(
-        context,
-        member,
-        &[(label, &key)],
-        &passphrase,
-        genesis,
-        ticket,
-    )?;
+    set_up_device(context, member, &arrival, &passphrase, genesis, ticket)?;
+    let key = arrival.network_key();
     let request = recovery::encode_request(&member, &key.public());
     let shown = icn_api::RecoveryRequest { request };
     context.print(&shown, |shown| {
@@ -264,37 +254,28 @@ pub fn recover(context: &Context, ticket: &str, member: &str) -> Outcome {
     Ok(())
 }
 
-/// A new device's data directory: its keystore (the first of `keys`
-/// signs), identity.json, the co-op's genesis, and the ticket's node to
-/// sync with.
+/// A new device's data directory: its keystore, identity.json, the
+/// co-op's genesis, and the ticket's node to sync with (as the set-up page
+/// does, `icn_node::setup::write_device` and `Node::arrive`).
 pub fn set_up_device(
     context: &Context,
     member: Did,
-    keys: &[(&str, &KeyPair)],
+    arrival: &icn_node::setup::Arrival,
     passphrase: &str,
     genesis: icn_kernel::VerifiedEvent,
     ticket: &str,
-) -> Result<Node, Failure> {
-    let stored = keys
-        .iter()
-        .map(|&(label, key)| StoredKey::new(label, key))
-        .collect();
-    context.dir.keystore().create(
-        &KeystoreContents::new(member, stored),
+) -> Result<(), Failure> {
+    icn_node::setup::write_device(
+        &context.dir,
+        member,
+        arrival,
         passphrase,
         passphrase::kdf_log_n(),
     )?;
-    let (label, key) = keys[0];
-    context.dir.write_public_identity(&PublicIdentity {
-        did: member,
-        device_key: key.public(),
-        device_label: label.to_owned(),
-    })?;
-    // Opened without its keys: none signs before the device has synced.
+    // Opened without its keys: none signs before icnd runs with them.
     let mut node = Node::open(context.dir.clone(), Vec::new())?;
-    node.join(genesis)?;
-    node.remember_peer(ticket.trim())?;
-    Ok(node)
+    node.arrive(genesis, ticket.trim(), arrival.is_link(), Vec::new())?;
+    Ok(())
 }
 
 /// The co-op's genesis, from the node a ticket names (for a new device).
