@@ -4,6 +4,10 @@
 
 use std::collections::BTreeMap;
 
+/// The admin socket's file name in a node's data directory: `/admin/v1`
+/// over HTTP/1.1, for whoever can open it (the directory is its owner's).
+pub const ADMIN_SOCKET_FILE: &str = "icnd.sock";
+
 use serde::{Deserialize, Serialize};
 
 /// Whole numbers as JSON Schema counts them: `3` and `3.0` alike (clients
@@ -191,7 +195,7 @@ pub struct SetupRestore {
 
 /// `POST /api/v1/setup/device`: make this node a new device of an existing
 /// member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SetupDevice {
     /// A passphrase for this device's keystore, and the sign-in as for
     /// `/setup/identity`.
@@ -205,6 +209,15 @@ pub struct SetupDevice {
     /// caught up. Without one, the member's guardians are asked.
     #[serde(default)]
     pub paper_key: Option<String>,
+}
+
+impl std::fmt::Debug for SetupDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetupDevice")
+            .field("member", &self.member)
+            .field("paper_key", &self.paper_key.as_ref().map(|_| "…"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// `POST /api/v1/setup/identity`: create this node's identity.

@@ -13,7 +13,7 @@ use icn_identity::{Did, KeyPair};
 use icn_kernel::encode_body;
 use icn_ledger::{KIND_TRANSFER, Leg, Transfer};
 use icn_node::{
-    DataDir, Node, admin_client,
+    DataDir, Node,
     http::{AppState, admin_router},
     pipeline::ingest_batches,
 };
@@ -127,16 +127,13 @@ fn authoring(total: usize, clients: usize) {
             let payee = payees[client % payees.len()].to_string();
             std::thread::spawn(move || {
                 let body = format!(r#"{{"to":"{payee}","amount":"1m","memo":"bread"}}"#);
+                let admin = icn_client::Client::new(&socket).expect("a runtime");
                 (0..per_client)
                     .map(|_| {
                         let sent = Instant::now();
-                        let response = admin_client::request(
-                            &socket,
-                            "POST",
-                            "/admin/v1/ledger/pay",
-                            Some(body.as_bytes()),
-                        )
-                        .expect("answers");
+                        let response = admin
+                            .request("POST", "/admin/v1/ledger/pay", Some(body.as_bytes()))
+                            .expect("answers");
                         assert_eq!(
                             response.status,
                             201,

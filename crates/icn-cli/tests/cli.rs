@@ -2,7 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use icn_node::{DataDir, admin_client, node::replay_store};
+use icn_client as admin_client;
+use icn_node::{DataDir, node::replay_store};
 use icn_testkit::cli::{Harness, http, http_get, http_raw};
 
 fn harness() -> Harness {

@@ -49,6 +49,10 @@ pub enum BackupError {
         "wrong passphrase: this backup opens with the passphrase its member had when it was made"
     )]
     WrongPassphrase,
+    #[error(
+        "this backup was made by a newer release of ICN (database schema {found}): restore it with that release or a later one"
+    )]
+    TooNew { found: u32 },
     #[error(transparent)]
     Keystore(#[from] icn_identity::KeystoreError),
     #[error("cannot {action} {path}: {source}")]
@@ -72,7 +76,12 @@ impl BackupError {
 
 impl From<BackupError> for NodeError {
     fn from(error: BackupError) -> NodeError {
-        NodeError::BadInput(error.to_string())
+        match error {
+            // The machine's fault, not the file's: logged, and a 500.
+            BackupError::Io { .. } => NodeError::Identity(error.to_string()),
+            BackupError::NotEmpty { .. } => NodeError::Conflict(error.to_string()),
+            other => NodeError::BadInput(other.to_string()),
+        }
     }
 }
 
@@ -323,6 +332,12 @@ impl Staged {
         database
             .sync_all()
             .map_err(BackupError::io("sync", &staged.database))?;
+        // Whole, and a schema this release reads, before anything in place
+        // is touched.
+        icn_store::Store::check_snapshot(&staged.database).map_err(|error| match error {
+            icn_store::StoreError::TooNew { found, .. } => BackupError::TooNew { found },
+            other => damaged(format!("its database: {other}")),
+        })?;
         Ok(staged)
     }
 
@@ -332,25 +347,34 @@ impl Staged {
     }
 
     /// Puts everything in place: the database by `install` (given where it
-    /// goes), then `identity.json`, then the keystore last, so that a
-    /// directory with a keystore is a whole restore. Returns the keys.
+    /// goes), then `identity.json` and the waiting marker, then the
+    /// keystore last, so that a directory with a keystore is a whole
+    /// restore. On failure, what it wrote besides the database is removed.
+    /// Returns the keys.
     pub(crate) fn put_in_place(
         mut self,
         dir: &DataDir,
         wait_for_peers: bool,
         install: impl FnOnce(&Path) -> Result<(), BackupError>,
     ) -> Result<Vec<icn_identity::KeyPair>, BackupError> {
-        if wait_for_peers {
-            let marker = dir.root().join(crate::node::RESTORED_MARKER);
-            std::fs::write(&marker, b"").map_err(BackupError::io("write", &marker))?;
-        }
         install(&dir.database())?;
         let identity_path = dir.identity_file();
-        std::fs::write(&identity_path, &self.identity)
-            .map_err(BackupError::io("write", &identity_path))?;
+        let marker = dir.root().join(crate::node::RESTORED_MARKER);
         let keystore_path = dir.keystore().path().to_owned();
-        std::fs::rename(&self.keystore, &keystore_path)
-            .map_err(BackupError::io("rename", &self.keystore))?;
+        let result = (|| {
+            std::fs::write(&identity_path, &self.identity)
+                .map_err(BackupError::io("write", &identity_path))?;
+            if wait_for_peers {
+                std::fs::write(&marker, b"").map_err(BackupError::io("write", &marker))?;
+            }
+            std::fs::rename(&self.keystore, &keystore_path)
+                .map_err(BackupError::io("rename", &self.keystore))
+        })();
+        if let Err(error) = result {
+            let _ = std::fs::remove_file(&identity_path);
+            let _ = std::fs::remove_file(&marker);
+            return Err(error);
+        }
         Ok(std::mem::take(&mut self.keys))
     }
 }

@@ -92,6 +92,11 @@ pub struct GatewayConfig {
     /// Web origins, besides the gateway's own, whose pages may call the API
     /// (`https://coop.example.org`). Empty: none.
     pub cors_origins: Vec<String>,
+    /// Reverse proxies (a TLS proxy in front of the gateway) whose
+    /// `X-Forwarded-For` names the client; rate limits, sign-in lockouts
+    /// and the set-up page's guard then apply to that client, not to the
+    /// proxy. Empty: the header is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// Where the gateway listens unless told otherwise.
@@ -129,6 +134,7 @@ impl Default for GatewayConfig {
             rate_limit_per_second: 50,
             rate_limit_burst: 200,
             cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -245,6 +251,14 @@ impl Config {
                         .filter(|origin| !origin.is_empty())
                         .map(str::to_owned)
                         .collect()
+                }
+                "ICN_GATEWAY_TRUSTED_PROXIES" => {
+                    self.gateway.trusted_proxies = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|proxy| !proxy.is_empty())
+                        .map(|proxy| proxy.parse().map_err(|e| invalid(format!("{e}"))))
+                        .collect::<Result<_, _>>()?
                 }
                 "ICN_LISTEN" => {
                     self.listen = Some(value.parse().map_err(|e| invalid(format!("{e}")))?)

@@ -317,13 +317,20 @@ fn open_in_browser(url: &str) -> bool {
     } else {
         return false;
     };
-    std::process::Command::new(opener)
+    let opened = std::process::Command::new(opener)
         .arg(url)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn()
-        .is_ok()
+        .spawn();
+    match opened {
+        Ok(mut child) => {
+            // Reaped when it exits, so it does not linger as a zombie.
+            std::thread::spawn(move || child.wait());
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 /// A node with an identity but no co-op, started with `--peer TICKET`:

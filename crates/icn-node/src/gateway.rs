@@ -9,13 +9,7 @@
 //! schemas come from those types (`schemars`). A route cannot exist without
 //! its description, nor be described with types it does not use.
 
-use std::{
-    collections::BTreeMap,
-    convert::Infallible,
-    net::IpAddr,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, convert::Infallible, net::IpAddr, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -574,12 +568,12 @@ async fn redeem_link(
 /// window passes (other addresses, the member's own devices, are not).
 async fn passphrase(
     State(state): State<SharedState>,
-    connection: Option<axum::Extension<ConnectInfo<crate::listener::ClientAddr>>>,
+    client: Option<axum::Extension<ClientIp>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<api::Token>, ApiError> {
-    let client = connection
-        .map(|axum::Extension(ConnectInfo(client))| client.0.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let client = client.map_or(IpAddr::from([0, 0, 0, 0]), |axum::Extension(client)| {
+        client.0
+    });
     let request: api::PassphraseSignIn = parse_json(&body?)?;
     let key = browser_key(request.key.as_deref())?;
     let label = browser_label(request.label.as_deref())?;
@@ -1515,52 +1509,118 @@ fn api() -> Api {
     )
 }
 
-/// A token bucket per client address.
-pub struct RateLimiter {
-    per_second: f64,
-    burst: f64,
-    buckets: Mutex<std::collections::HashMap<IpAddr, (f64, Instant)>>,
+/// The address a request comes from, as every limit and guard reads it: the
+/// connection's, or, when the connection is from a reverse proxy the config
+/// trusts (`gateway.trusted_proxies`), the nearest address in its
+/// `X-Forwarded-For` that is not a trusted proxy. Set on every request by
+/// [`client_address`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    /// The request's client (`0.0.0.0`, which is not loopback, when the
+    /// request did not come through the gateway's listener).
+    pub(crate) fn of(extensions: &axum::http::Extensions) -> IpAddr {
+        extensions
+            .get::<ClientIp>()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |client| client.0)
+    }
 }
 
-/// Client addresses tracked, at most: past this, full buckets are dropped.
+/// Which address a request with `headers`, from `peer`, comes from, given
+/// the proxies trusted to say (see [`ClientIp`]).
+pub(crate) fn resolve_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    // Right to left: each trusted hop says who it heard from; the first
+    // hop that is not trusted is as far as anyone can vouch for.
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .collect::<Vec<_>>();
+    for hop in hops.into_iter().rev() {
+        let Ok(address) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = address;
+        if !trusted.contains(&address) {
+            break;
+        }
+    }
+    client
+}
+
+async fn client_address(
+    State(trusted): State<Arc<Vec<IpAddr>>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<crate::listener::ClientAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.0.ip());
+    let client = resolve_client(peer, request.headers(), &trusted);
+    request.extensions_mut().insert(ClientIp(client));
+    next.run(request).await
+}
+
+/// Requests per client, on average and in a burst (governor's GCRA). IPv6
+/// clients are counted by their /64, which one home or host holds.
+pub struct RateLimiter {
+    limiter: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+/// Clients tracked, at most: past this, idle ones are forgotten, and while
+/// it is still full, new ones wait.
 const RATE_CLIENTS_MAX: usize = 4_096;
 
 impl RateLimiter {
+    /// `per_second` 0: no limit.
     pub fn new(per_second: u32, burst: u32) -> RateLimiter {
+        let burst = std::num::NonZeroU32::new(burst).unwrap_or(std::num::NonZeroU32::MIN);
+        RateLimiter::with_quota(
+            std::num::NonZeroU32::new(per_second)
+                .map(|rate| governor::Quota::per_second(rate).allow_burst(burst)),
+        )
+    }
+
+    fn with_quota(quota: Option<governor::Quota>) -> RateLimiter {
         RateLimiter {
-            per_second: f64::from(per_second),
-            burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(std::collections::HashMap::new()),
+            limiter: quota.map(governor::RateLimiter::keyed),
         }
     }
 
-    /// Takes one request from `client`'s bucket; on refusal, the seconds
+    /// Takes one request from `client`'s allowance; on refusal, the seconds
     /// until it may try again.
     fn take(&self, client: IpAddr) -> Result<(), u64> {
-        if self.per_second <= 0.0 {
+        let Some(limiter) = &self.limiter else {
             return Ok(());
-        }
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= RATE_CLIENTS_MAX && !buckets.contains_key(&client) {
-            let (per_second, burst) = (self.per_second, self.burst);
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * per_second < burst
-            });
-            if buckets.len() >= RATE_CLIENTS_MAX {
+        };
+        let key = match client {
+            IpAddr::V6(address) if address.to_ipv4_mapped().is_none() => {
+                let prefix = u128::from(address) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+            other => other,
+        };
+        if limiter.len() >= RATE_CLIENTS_MAX {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+            if limiter.len() >= RATE_CLIENTS_MAX {
                 return Err(1);
             }
         }
-        let (tokens, at) = buckets.entry(client).or_insert((self.burst, now));
-        *tokens =
-            (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) / self.per_second).ceil().max(1.0) as u64)
-        }
+        limiter.check_key(&key).map_err(|not_until| {
+            use governor::clock::Clock;
+            not_until
+                .wait_time_from(governor::clock::DefaultClock::default().now())
+                .as_secs()
+                .max(1)
+        })
     }
 }
 
@@ -1569,11 +1629,7 @@ async fn rate_limit(
     request: Request,
     next: Next,
 ) -> Response {
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<crate::listener::ClientAddr>>()
-        .map(|info| info.0.0.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let client = ClientIp::of(request.extensions());
     match limiter.take(client) {
         Ok(()) => next.run(request).await,
         Err(seconds) => {
@@ -1699,6 +1755,10 @@ pub fn router(state: SharedState, config: &GatewayConfig) -> Router {
             )),
             rate_limit,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(config.trusted_proxies.clone()),
+            client_address,
+        ))
         .with_state(state);
     if !config.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = config
@@ -1715,4 +1775,70 @@ pub fn router(state: SharedState, config: &GatewayConfig) -> Router {
         );
     }
     router
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proxys_forwarded_for_counts_only_when_the_proxy_is_trusted() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let proxy = ip("127.0.0.1");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.7"),
+        );
+        // Anyone may send the header; only a trusted proxy is believed.
+        assert_eq!(
+            resolve_client(ip("198.51.100.1"), &headers, &[proxy]),
+            ip("198.51.100.1")
+        );
+        assert_eq!(resolve_client(proxy, &headers, &[]), proxy);
+        // The nearest untrusted hop, not what the client wrote before it.
+        assert_eq!(resolve_client(proxy, &headers, &[proxy]), ip("203.0.113.7"));
+        // Through two trusted proxies.
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.7, 10.0.0.2"),
+        );
+        assert_eq!(
+            resolve_client(proxy, &headers, &[proxy, ip("10.0.0.2")]),
+            ip("203.0.113.7")
+        );
+        // A hop that is not an address ends the walk at the last good one.
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.7, junk"),
+        );
+        assert_eq!(resolve_client(proxy, &headers, &[proxy]), proxy);
+        // No header: the proxy itself.
+        assert_eq!(resolve_client(proxy, &HeaderMap::new(), &[proxy]), proxy);
+    }
+
+    #[test]
+    fn each_client_has_its_own_allowance_and_an_ipv6_client_its_64() {
+        let burst = std::num::NonZeroU32::new(3).unwrap();
+        let quota = governor::Quota::per_hour(std::num::NonZeroU32::MIN).allow_burst(burst);
+        let limiter = RateLimiter::with_quota(Some(quota));
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        for _ in 0..3 {
+            assert_eq!(limiter.take(ip("203.0.113.7")), Ok(()));
+        }
+        let wait = limiter.take(ip("203.0.113.7")).unwrap_err();
+        assert!(wait >= 1, "{wait}");
+        assert_eq!(limiter.take(ip("203.0.113.8")), Ok(()));
+        for _ in 0..3 {
+            assert_eq!(limiter.take(ip("2001:db8:1:2::1")), Ok(()));
+        }
+        // Another address in the same /64: the same allowance, spent.
+        assert!(limiter.take(ip("2001:db8:1:2:ffff::9")).is_err());
+        assert_eq!(limiter.take(ip("2001:db8:1:3::1")), Ok(()));
+        // No limit at all.
+        let open = RateLimiter::new(0, 0);
+        for _ in 0..1000 {
+            assert_eq!(open.take(ip("203.0.113.7")), Ok(()));
+        }
+    }
 }

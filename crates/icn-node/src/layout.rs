@@ -48,7 +48,7 @@ impl DataDir {
 
     /// The admin socket of a running `icnd`.
     pub fn admin_socket(&self) -> PathBuf {
-        self.root.join("icnd.sock")
+        self.root.join(icn_api::ADMIN_SOCKET_FILE)
     }
 
     /// Reads the public identity; `Ok(None)` when there is none yet.

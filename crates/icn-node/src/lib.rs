@@ -2,7 +2,6 @@
 //! gateway and admin socket, and the daemon's lifecycle. `icnd` and `icnctl`
 //! are thin shells over this crate.
 
-pub mod admin_client;
 pub mod auth;
 pub mod backup;
 pub mod config;

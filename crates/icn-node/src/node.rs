@@ -256,14 +256,21 @@ impl Node {
                 "this node already has an identity".to_owned(),
             ));
         }
-        self.identity = self.dir.public_identity().map_err(NodeError::Identity)?;
-        self.recovering = self.dir.root().join(RECOVERING_MARKER).exists();
+        // The genesis first: refused, it leaves nothing behind.
         self.join(genesis)?;
-        self.remember_peer(ticket)?;
-        if link {
-            self.link_device()?;
+        let result = (|| {
+            self.identity = self.dir.public_identity().map_err(NodeError::Identity)?;
+            self.recovering = self.dir.root().join(RECOVERING_MARKER).exists();
+            self.remember_peer(ticket)?;
+            if link {
+                self.link_device()?;
+            }
+            self.choose_signer(keys)
+        })();
+        if result.is_err() {
+            self.forget_identity();
         }
-        self.choose_signer(keys)
+        result
     }
 
     /// Restores the backup at `from` into this running node, which must
@@ -286,22 +293,57 @@ impl Node {
             ));
         }
         let staged = crate::backup::Staged::new(from, &self.dir, passphrase)?;
+        // What this store holds now (nothing), to go back to if the restore
+        // cannot be finished.
+        let empty = self.dir.root().join("icn.db.before-restore");
+        let _ = std::fs::remove_file(&empty);
+        self.store.snapshot_to(&empty)?;
         let database = staged.database().to_owned();
         let store = &mut self.store;
-        let keys = staged.put_in_place(&self.dir, wait_for_peers, |_| {
+        let placed = staged.put_in_place(&self.dir, wait_for_peers, |_| {
             store
                 .replace_with(&database)
                 .map_err(|error| crate::backup::BackupError::Damaged {
                     path: from.to_owned(),
                     reason: error.to_string(),
                 })
-        })?;
-        self.identity = self.dir.public_identity().map_err(NodeError::Identity)?;
-        self.load(keys)?;
+        });
+        let loaded = placed.map_err(NodeError::from).and_then(|keys| {
+            self.identity = self.dir.public_identity().map_err(NodeError::Identity)?;
+            self.load(keys)
+        });
+        if let Err(error) = loaded {
+            self.forget_identity();
+            for path in [
+                self.dir.keystore().path().to_owned(),
+                self.dir.identity_file(),
+                self.dir.root().join(RESTORED_MARKER),
+            ] {
+                let _ = std::fs::remove_file(path);
+            }
+            if let Err(undo) = self.store.replace_with(&empty) {
+                tracing::error!(%undo, "Could not empty the store after a failed restore; restore into a new data directory.");
+            }
+            let _ = std::fs::remove_file(&empty);
+            return Err(error);
+        }
+        let _ = std::fs::remove_file(&empty);
         self.identity
             .as_ref()
             .map(|identity| identity.did)
             .ok_or_else(|| NodeError::Identity("the backup holds no identity.json".to_owned()))
+    }
+
+    /// Back to a node without an identity, in memory (after a set-up step
+    /// that could not be finished).
+    fn forget_identity(&mut self) {
+        self.identity = None;
+        self.signer = None;
+        self.own_key = None;
+        self.log = None;
+        self.recovering = false;
+        self.awaiting_sync = false;
+        self.take_over = None;
     }
 
     /// Takes an identity made while the node ran without one (the set-up

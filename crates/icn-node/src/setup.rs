@@ -150,6 +150,7 @@ fn unwrite_device(dir: &DataDir) {
         dir.keystore().path().to_owned(),
         dir.identity_file(),
         dir.root().join(crate::node::RECOVERING_MARKER),
+        dir.root().join(crate::node::RESTORED_MARKER),
     ] {
         let _ = std::fs::remove_file(path);
     }
@@ -160,7 +161,7 @@ use std::net::IpAddr;
 use axum::{
     Json,
     body::Bytes,
-    extract::{ConnectInfo, State, rejection::BytesRejection},
+    extract::{State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode},
 };
 
@@ -169,9 +170,12 @@ use crate::http::{ApiError, SharedState, parse_json, with_node};
 /// `GET /api/v1/setup`.
 pub(crate) async fn status(
     State(state): State<SharedState>,
-    connection: Option<axum::Extension<ConnectInfo<crate::listener::ClientAddr>>>,
+    connection: Option<axum::Extension<crate::gateway::ClientIp>>,
+    headers: HeaderMap,
 ) -> Result<Json<icn_api::SetupStatus>, ApiError> {
     let client = client_ip(connection);
+    // Whose backup waits is told to this computer's own page only.
+    let local = client.is_loopback() && local_host(&headers);
     let (identity, coop, dir) = with_node(&state, |node| {
         Ok((
             node.identity().is_some(),
@@ -181,7 +185,7 @@ pub(crate) async fn status(
     })
     .await?;
     let upload = upload_path(&dir);
-    let backup = if identity || !upload.exists() {
+    let backup = if identity || !local || !upload.exists() {
         None
     } else {
         tokio::task::spawn_blocking(move || crate::backup::whose(&upload).ok())
@@ -201,6 +205,23 @@ pub(crate) async fn status(
 /// Where a backup file sent from the page waits for its passphrase.
 fn upload_path(dir: &crate::DataDir) -> std::path::PathBuf {
     dir.root().join("restore.icnbak")
+}
+
+/// Removes backup files sent from the page, whole or in part: once the
+/// node has an identity, none will be restored.
+fn remove_uploads(dir: &crate::DataDir) {
+    let Ok(entries) = std::fs::read_dir(dir.root()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let upload =
+            name == "restore.icnbak" || (name.starts_with("restore.") && name.ends_with(".part"));
+        if upload && let Err(error) = std::fs::remove_file(entry.path()) {
+            tracing::warn!(path = %entry.path().display(), %error, "Could not remove a backup file sent for restoring.");
+        }
+    }
 }
 
 /// The largest backup file the page takes (a restore reads it whole).
@@ -283,12 +304,10 @@ fn local_host(headers: &HeaderMap) -> bool {
             .is_ok_and(|address| address.is_loopback())
 }
 
-fn client_ip(
-    connection: Option<axum::Extension<ConnectInfo<crate::listener::ClientAddr>>>,
-) -> IpAddr {
-    connection
-        .map(|axum::Extension(ConnectInfo(client))| client.0.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+fn client_ip(client: Option<axum::Extension<crate::gateway::ClientIp>>) -> IpAddr {
+    client.map_or(IpAddr::from([0, 0, 0, 0]), |axum::Extension(client)| {
+        client.0
+    })
 }
 
 /// A set-up step's request: from a page this computer loaded
@@ -302,12 +321,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let client = request
-            .extensions()
-            .get::<ConnectInfo<crate::listener::ClientAddr>>()
-            .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(client)| {
-                client.0.ip()
-            });
+        let client = crate::gateway::ClientIp::of(request.extensions());
         local_page(client, request.headers())?;
         let body = Bytes::from_request(request, state).await?;
         Ok(Step {
@@ -353,6 +367,7 @@ impl<'a> Turn<'a> {
         state: &SharedState,
         did: icn_identity::Did,
     ) -> Result<(StatusCode, Json<icn_api::Token>), ApiError> {
+        remove_uploads(&self.dir);
         if let Some(config) = state.config.get() {
             crate::daemon::start_net(state, config).await;
         }
@@ -397,7 +412,7 @@ pub(crate) async fn identity(
 /// passphrase. A second one replaces the first.
 pub(crate) async fn backup(
     State(state): State<SharedState>,
-    connection: Option<axum::Extension<ConnectInfo<crate::listener::ClientAddr>>>,
+    connection: Option<axum::Extension<crate::gateway::ClientIp>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<icn_api::SetupBackup>), ApiError> {
@@ -406,14 +421,25 @@ pub(crate) async fn backup(
 
     let client = client_ip(connection);
     local_page(client, &headers)?;
-    let _turn = state.setup_turn.lock().await;
     let dir = unset(&state).await?;
     let code = headers
         .get("icn-setup-code")
         .and_then(|value| value.to_str().ok());
     with_code(&state, client, code)?;
     let path = upload_path(&dir);
-    let partial = path.with_extension("part");
+    // Received without holding the set-up's turn (a slow upload must not
+    // stall the other steps), under a name of its own; the turn is taken
+    // only to put it in place.
+    let partial = {
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(|error| {
+            ApiError::from(NodeError::Identity(format!("no randomness: {error}")))
+        })?;
+        dir.root().join(format!(
+            "restore.{}.part",
+            nonce.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ))
+    };
     let failed = |error: std::io::Error| {
         ApiError::from(NodeError::Identity(format!(
             "cannot keep the backup file in {}: {error}",
@@ -466,6 +492,11 @@ pub(crate) async fn backup(
             return Err(error);
         }
     };
+    let _turn = state.setup_turn.lock().await;
+    if let Err(error) = unset(&state).await {
+        let _ = std::fs::remove_file(&partial);
+        return Err(error);
+    }
     std::fs::rename(&partial, &path).map_err(failed)?;
     tracing::info!(did = %whose.did, bytes, "Received a backup file to restore from the set-up page.");
     Ok((StatusCode::CREATED, Json(backup_answer(&whose, &path))))
@@ -494,9 +525,6 @@ pub(crate) async fn restore(
         node.restore_backup(&from, &passphrase, wait_for_peers)
     })
     .await?;
-    if let Err(error) = std::fs::remove_file(&path) {
-        tracing::warn!(path = %path.display(), %error, "Could not remove the restored backup file.");
-    }
     tracing::info!(%did, wait_for_peers, "Restored a backup from the set-up page.");
     turn.signed_in(&state, did).await
 }
@@ -549,17 +577,22 @@ pub(crate) async fn device(
     let dir = turn.dir.clone();
     let link = arrival.is_link();
     let keys = arrival.keys();
-    tokio::task::spawn_blocking(move || {
-        write_device(
+    let written = tokio::task::spawn_blocking(move || {
+        let written = write_device(
             &dir,
             member,
             &arrival,
             &passphrase,
             crate::passphrase::kdf_log_n(),
-        )
+        );
+        if written.is_err() {
+            unwrite_device(&dir);
+        }
+        written
     })
     .await
-    .map_err(|_| ApiError::from(NodeError::BadInput("the set-up stopped".into())))??;
+    .map_err(|_| ApiError::from(NodeError::BadInput("the set-up stopped".into())))?;
+    written?;
     let ticket_text = request.ticket.trim().to_owned();
     let dir = turn.dir.clone();
     let arrived = with_node(&state, move |node| {

@@ -906,7 +906,7 @@ function restoreView(setup) {
     if (pair) body.key = await publicKeyText(pair);
     if (data.code) body.code = data.code.trim();
     keepToken(await call("POST", "/setup/restore", body));
-    toast("Restored. Your node signs again once it has caught up with the other members' nodes.");
+    toast(body.standalone ? "Restored. Your node signs at once." : "Restored. Your node signs again once it has caught up with the other members' nodes.");
   }, () => start()) },
     field("passphrase", "The backup's passphrase", { type: "password", required: true, autocomplete: "current-password" }, "The passphrase you signed in with when the backup was made"),
     setup.code_required ? field("code", "Set-up code", { required: true, autocomplete: "off" }, "The code icnd printed in its terminal when it started") : null,

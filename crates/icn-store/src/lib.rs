@@ -200,37 +200,42 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces everything in this store with the database at `from` (a
-    /// restored backup), through SQLite's online backup, and brings it to
-    /// this release's schema. For a node that holds nothing yet.
-    pub fn replace_with(&mut self, from: &Path) -> Result<(), StoreError> {
+    /// Checks that the database file at `path` (a restored backup's) is a
+    /// whole SQLite database this release can open: `quick_check`, and a
+    /// schema no newer than this build's.
+    pub fn check_snapshot(path: &Path) -> Result<(), StoreError> {
         let corrupt = |error: rusqlite::Error| StoreError::Corrupt {
-            path: from.to_owned(),
+            path: path.to_owned(),
             reason: error.to_string(),
         };
-        {
-            let source =
-                Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                    .map_err(corrupt)?;
-            let check: String = source
-                .query_row("PRAGMA quick_check", [], |row| row.get(0))
-                .map_err(corrupt)?;
-            if check != "ok" {
-                return Err(StoreError::Corrupt {
-                    path: from.to_owned(),
-                    reason: check,
-                });
-            }
-            let found: u32 = source
-                .query_row("PRAGMA user_version", [], |row| row.get(0))
-                .map_err(corrupt)?;
-            if found > SCHEMA_VERSION {
-                return Err(StoreError::TooNew {
-                    path: from.to_owned(),
-                    found,
-                });
-            }
+        let source = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(corrupt)?;
+        let check: String = source
+            .query_row("PRAGMA quick_check", [], |row| row.get(0))
+            .map_err(corrupt)?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt {
+                path: path.to_owned(),
+                reason: check,
+            });
         }
+        let found: u32 = source
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(corrupt)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: path.to_owned(),
+                found,
+            });
+        }
+        Ok(())
+    }
+
+    /// Replaces everything in this store with the database at `from` (a
+    /// restored backup, or an earlier snapshot of this store), through
+    /// SQLite's online backup, and brings it to this release's schema.
+    pub fn replace_with(&mut self, from: &Path) -> Result<(), StoreError> {
+        Store::check_snapshot(from)?;
         self.connection.restore(
             rusqlite::MAIN_DB,
             from,

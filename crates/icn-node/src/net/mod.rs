@@ -164,8 +164,9 @@ pub struct Net {
     book_changed: tokio::sync::watch::Sender<u64>,
     /// This node's device key, to sign its own address book entry.
     identity: icn_identity::KeyPair,
-    /// Per peer key: failed dials in a row and when to try again.
-    backoff: Mutex<HashMap<[u8; 32], (u32, Instant)>>,
+    /// Per peer key: the waits still to come after failed dials, and when
+    /// to try again.
+    backoff: Mutex<HashMap<[u8; 32], (backon::ExponentialBackoff, Instant)>>,
     /// What it was started with (to start again after a key rotation).
     options: NetOptions,
 }
@@ -640,18 +641,28 @@ impl Net {
     }
 
     /// Records a dial's outcome: a failure doubles the wait before the next
-    /// (5 s, 10 s, … at most [`DIAL_BACKOFF_MAX`]); a success clears it.
+    /// (4–8 s, 8–16 s, … at most [`DIAL_BACKOFF_MAX`]: each wait plus up
+    /// to as much again at random, so that
+    /// nodes that lost a peer together do not redial it together: backon's
+    /// exponential backoff); a success clears it.
     fn dialled(&self, key: [u8; 32], reached: bool) {
+        use backon::BackoffBuilder;
         let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
         if reached {
             backoff.remove(&key);
             return;
         }
-        let failures = backoff.get(&key).map_or(0, |(failures, _)| *failures) + 1;
-        let wait = DIAL_INTERVAL
-            .saturating_mul(1 << failures.min(8).saturating_sub(1))
-            .min(DIAL_BACKOFF_MAX);
-        backoff.insert(key, (failures, Instant::now() + wait));
+        let (delays, next) = backoff.entry(key).or_insert_with(|| {
+            let delays = backon::ExponentialBuilder::new()
+                .with_min_delay(DIAL_INTERVAL * 4 / 5)
+                .with_max_delay(DIAL_BACKOFF_MAX / 2)
+                .with_factor(2.0)
+                .with_jitter()
+                .without_max_times()
+                .build();
+            (delays, Instant::now())
+        });
+        *next = Instant::now() + delays.next().unwrap_or(DIAL_BACKOFF_MAX);
     }
 
     /// Publishes how many members (not sessions) are connected.

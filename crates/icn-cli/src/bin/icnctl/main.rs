@@ -13,14 +13,9 @@ mod web;
 use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+use icn_client::ClientError;
 use icn_identity::{Did, KeyPair, KeystoreContents, StoredKey};
-use icn_node::{
-    DataDir, Node, PublicIdentity,
-    admin_client::{self, ClientError},
-    config::default_data_dir,
-    node::now,
-    passphrase,
-};
+use icn_node::{DataDir, Node, PublicIdentity, config::default_data_dir, node::now, passphrase};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -312,7 +307,7 @@ impl Context {
         body: Option<Vec<u8>>,
         local: impl FnOnce() -> Result<T, Failure>,
     ) -> Result<T, Failure> {
-        match admin_client::request(&self.dir.admin_socket(), method, path, body.as_deref()) {
+        match icn_client::request(&self.dir.admin_socket(), method, path, body.as_deref()) {
             Ok(response) if (200..300).contains(&response.status) => {
                 serde_json::from_slice(&response.body).map_err(|error| {
                     Failure::new(format!("icnd sent an unreadable answer: {error}"), None)
