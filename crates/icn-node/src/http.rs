@@ -30,10 +30,8 @@ pub struct AppState {
     /// Replaced when the device key rotates (the network identity is the
     /// device key).
     pub net: std::sync::RwLock<Option<Arc<crate::net::Net>>>,
-    /// Where requests that sign an event queue for the group committer
-    /// (taken on drop, which ends its thread).
-    signer: Option<std::sync::mpsc::SyncSender<SignJob>>,
-    committer: Option<std::thread::JoinHandle<()>>,
+    /// Signs members' own events, in batches ([`crate::committer`]).
+    pub committer: crate::committer::Committer,
     /// Gateway tokens.
     pub auth: crate::auth::Auth,
     /// Set when icnd stops, so that long-lived responses (event streams)
@@ -53,33 +51,10 @@ pub struct AppState {
     pub setup_turn: tokio::sync::Mutex<()>,
 }
 
-impl Drop for AppState {
-    /// Stops the group committer and waits for it, so that the node (and
-    /// the data directory's lock) is released when the state is.
-    fn drop(&mut self) {
-        self.signer = None;
-        if let Some(committer) = self.committer.take() {
-            let _ = committer.join();
-        }
-    }
-}
-
 pub type SharedState = Arc<AppState>;
 
-/// Requests that sign an event wait here, at most; more get 503.
-pub const SIGN_QUEUE_MAX: usize = 4_096;
-/// Events signed per transaction, at most.
-pub const GROUP_COMMIT_MAX: usize = 512;
-
-/// Signs this node's member's event; returns how to answer once the batch
-/// it is in was committed (or failed to be).
-type SignJob = Box<dyn FnOnce(&mut Node) -> Answer + Send>;
-type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
-
 impl AppState {
-    /// Shares `node` and starts the group committer: one thread that takes
-    /// every signing request waiting, signs and validates them in order,
-    /// commits them in one transaction, and only then answers them.
+    /// Shares `node` and starts its group committer ([`crate::committer`]).
     /// With a token secret that lives as long as the process (benchmarks,
     /// tests); `icnd` uses [`AppState::with_auth`].
     pub fn new(node: Node) -> SharedState {
@@ -98,35 +73,12 @@ impl AppState {
             auth.revoke_before(before);
         }
         let node = Arc::new(Mutex::new(node));
-        let (signer, queue) = std::sync::mpsc::sync_channel::<SignJob>(SIGN_QUEUE_MAX);
-        let shared = node.clone();
-        let committer = std::thread::Builder::new()
-            .name("icn-signer".to_owned())
-            .spawn(move || {
-                while let Ok(first) = queue.recv() {
-                    let mut jobs = vec![first];
-                    jobs.extend(queue.try_iter().take(GROUP_COMMIT_MAX - 1));
-                    let mut node = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    let outcome = node.batched(|node| {
-                        jobs.into_iter().map(|job| job(node)).collect::<Vec<_>>()
-                    });
-                    match outcome {
-                        Ok(answers) => answers.into_iter().for_each(|answer| answer(Ok(()))),
-                        Err(error) => {
-                            tracing::error!(%error, "Could not save signed events; none of the batch happened.");
-                            // The answers were dropped with the batch: their
-                            // requests hear of the failure below.
-                        }
-                    }
-                }
-            })
-            .expect("starting a thread works");
+        let committer = crate::committer::Committer::start(node.clone());
         Arc::new(AppState {
             node,
             started: Instant::now(),
             net: std::sync::RwLock::new(None),
-            signer: Some(signer),
-            committer: Some(committer),
+            committer,
             auth,
             stopping: tokio::sync::watch::channel(false).0,
             gateway_url: std::sync::OnceLock::new(),
@@ -418,34 +370,24 @@ pub(crate) async fn sign<T: serde::de::DeserializeOwned + Send + 'static>(
     action: fn(&mut Node, &T, icn_kernel::Timestamp) -> Result<icn_kernel::EventId, NodeError>,
 ) -> Result<(StatusCode, Json<icn_api::EventAck>), ApiError> {
     let request: T = parse_json(&body)?;
-    let (answer, answered) = tokio::sync::oneshot::channel();
-    let job: SignJob = Box::new(move |node| {
-        let signed = action(node, &request, now());
-        Box::new(move |committed: Result<(), String>| {
-            let _ = answer.send(committed.map(|()| signed));
-        })
-    });
-    let unsaved = || {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the node could not save the event; nothing was recorded (see its log)",
-            None,
-        )
-    };
-    let queue = state.signer.as_ref().ok_or_else(unsaved)?;
-    queue.try_send(job).map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "the node has too many requests waiting",
-            Some("try again in a moment"),
-        )
-    })?;
-    let signed = answered
+    let signed = state
+        .committer
+        .sign(move |node| action(node, &request, now()))
         .await
-        .map_err(|_| unsaved())?
-        .map_err(|_| unsaved())?;
+        .map_err(|refused| match refused {
+            crate::committer::Refused::Busy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the node has too many requests waiting",
+                Some("try again in a moment"),
+            ),
+            crate::committer::Refused::Unsaved => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the node could not save the event; nothing was recorded (see its log)",
+                None,
+            ),
+        })?;
     signed.map_err(ApiError::from).map(|id| {
         (
             StatusCode::CREATED,

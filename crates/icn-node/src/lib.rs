@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod backup;
+pub mod committer;
 pub mod config;
 pub mod daemon;
 pub mod gateway;
