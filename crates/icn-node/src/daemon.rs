@@ -447,7 +447,7 @@ pub(crate) async fn start_net(state: &SharedState, config: &Config) {
         .is_some();
     if !can_sign {
         tracing::info!(
-            "Networking is off until this node has an identity (`icnctl id init`, then restart icnd)."
+            "Networking starts once this node has an identity: from the set-up page (below), or with `icnctl id init` and a restart of icnd."
         );
         return;
     }

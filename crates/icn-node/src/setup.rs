@@ -482,7 +482,19 @@ pub(crate) async fn backup(
         tokio::task::spawn_blocking(move || crate::backup::whose(&checked))
             .await
             .map_err(|_| ApiError::from(NodeError::BadInput("the check stopped".into())))?
-            .map_err(|error| ApiError::from(NodeError::from(error)))
+            .map_err(|error| {
+                // Said of the file sent, not of where it waits here.
+                let error = match error {
+                    crate::backup::BackupError::NotABackup { .. } => NodeError::BadInput(
+                        "that file is not an ICN backup: choose an icn-backup-….icnbak file (from `icnctl backup`, or the daily backups in the data directory's backups/)".to_owned(),
+                    ),
+                    crate::backup::BackupError::Damaged { reason, .. } => NodeError::BadInput(
+                        format!("that backup is damaged or cut short ({reason}): try another copy"),
+                    ),
+                    other => NodeError::from(other),
+                };
+                ApiError::from(error)
+            })
     }
     .await;
     let whose = match received {
