@@ -1044,6 +1044,13 @@ function listen() {
   for (const kind of ["ledger.transfer", "ledger.request", "ledger.answer", "gov.propose", "gov.open", "gov.vote", "gov.close", "member.apply", "member.vouch", "member.admit", "member.profile", "trust.edge", "identity.guardians", "identity.recovery_approve", "identity.recovery_cancel", "identity.recover", "identity.freeze", "identity.unfreeze", "lagged"]) {
     events.addEventListener(kind, refresh);
   }
+  // A stream that dropped and came back may have missed events: catch up
+  // once it is open again (not on the first open: the page was just drawn).
+  let opened = false;
+  events.onopen = () => {
+    if (opened) refresh();
+    opened = true;
+  };
   events.onerror = () => {
     // EventSource retries by itself; a token that ran out needs a new stream.
     if (events.readyState === EventSource.CLOSED) setTimeout(async () => { if (await signInWithKey()) listen(); }, 5000);

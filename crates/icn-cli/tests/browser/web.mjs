@@ -91,7 +91,11 @@ try {
   // Ada votes too; the co-op's closer (Ada's node) closes it early, and
   // both pages show the outcome.
   await ada.getByRole("link", { name: "Buy a shared printer" }).click();
+  // Ben's vote reaches Ada's page live; her click waits for that redraw,
+  // so it does not land on a button the redraw is about to replace.
+  await expectText(ada.getByTestId("tally"), /Yes 1 · No 0/);
   await ada.getByRole("button", { name: "Yes" }).click();
+  await ada.getByText("Your vote: yes").waitFor();
   await expectText(ada.getByTestId("status"), "accepted");
   await expectText(ben.getByTestId("status"), "accepted");
   await expectText(ben.getByTestId("tally"), /Yes 2 · No 0/);
