@@ -568,12 +568,9 @@ async fn redeem_link(
 /// window passes (other addresses, the member's own devices, are not).
 async fn passphrase(
     State(state): State<SharedState>,
-    client: Option<axum::Extension<ClientIp>>,
+    ClientIp(client): ClientIp,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<api::Token>, ApiError> {
-    let client = client.map_or(IpAddr::from([0, 0, 0, 0]), |axum::Extension(client)| {
-        client.0
-    });
     let request: api::PassphraseSignIn = parse_json(&body?)?;
     let key = browser_key(request.key.as_deref())?;
     let label = browser_label(request.label.as_deref())?;
@@ -1524,6 +1521,18 @@ impl ClientIp {
         extensions
             .get::<ClientIp>()
             .map_or(IpAddr::from([0, 0, 0, 0]), |client| client.0)
+    }
+}
+
+/// As an extractor: the request's client, by [`ClientIp::of`].
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(ClientIp::of(&parts.extensions)))
     }
 }
 

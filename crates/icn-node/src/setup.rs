@@ -170,10 +170,9 @@ use crate::http::{ApiError, SharedState, parse_json, with_node};
 /// `GET /api/v1/setup`.
 pub(crate) async fn status(
     State(state): State<SharedState>,
-    connection: Option<axum::Extension<crate::gateway::ClientIp>>,
+    crate::gateway::ClientIp(client): crate::gateway::ClientIp,
     headers: HeaderMap,
 ) -> Result<Json<icn_api::SetupStatus>, ApiError> {
-    let client = client_ip(connection);
     // Whose backup waits is told to this computer's own page only.
     let local = client.is_loopback() && local_host(&headers);
     let (identity, coop, dir) = with_node(&state, |node| {
@@ -188,11 +187,13 @@ pub(crate) async fn status(
     let backup = if identity || !local || !upload.exists() {
         None
     } else {
-        tokio::task::spawn_blocking(move || crate::backup::whose(&upload).ok())
-            .await
-            .ok()
-            .flatten()
-            .map(|whose| backup_answer(&whose, &upload_path(&dir)))
+        tokio::task::spawn_blocking(move || {
+            let whose = crate::backup::whose(&upload).ok()?;
+            Some(backup_answer(&whose, &upload))
+        })
+        .await
+        .ok()
+        .flatten()
     };
     Ok(Json(icn_api::SetupStatus {
         identity,
@@ -202,9 +203,12 @@ pub(crate) async fn status(
     }))
 }
 
-/// Where a backup file sent from the page waits for its passphrase.
+/// Where a backup file sent from the page waits for its passphrase; parts
+/// of one still arriving are `restore.*.part` beside it.
+const UPLOAD_FILE: &str = "restore.icnbak";
+
 fn upload_path(dir: &crate::DataDir) -> std::path::PathBuf {
-    dir.root().join("restore.icnbak")
+    dir.root().join(UPLOAD_FILE)
 }
 
 /// Removes backup files sent from the page, whole or in part: once the
@@ -217,7 +221,7 @@ fn remove_uploads(dir: &crate::DataDir) {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         let upload =
-            name == "restore.icnbak" || (name.starts_with("restore.") && name.ends_with(".part"));
+            name == UPLOAD_FILE || (name.starts_with("restore.") && name.ends_with(".part"));
         if upload && let Err(error) = std::fs::remove_file(entry.path()) {
             tracing::warn!(path = %entry.path().display(), %error, "Could not remove a backup file sent for restoring.");
         }
@@ -302,12 +306,6 @@ fn local_host(headers: &HeaderMap) -> bool {
         || name
             .parse::<IpAddr>()
             .is_ok_and(|address| address.is_loopback())
-}
-
-fn client_ip(client: Option<axum::Extension<crate::gateway::ClientIp>>) -> IpAddr {
-    client.map_or(IpAddr::from([0, 0, 0, 0]), |axum::Extension(client)| {
-        client.0
-    })
 }
 
 /// A set-up step's request: from a page this computer loaded
@@ -412,14 +410,13 @@ pub(crate) async fn identity(
 /// passphrase. A second one replaces the first.
 pub(crate) async fn backup(
     State(state): State<SharedState>,
-    connection: Option<axum::Extension<crate::gateway::ClientIp>>,
+    crate::gateway::ClientIp(client): crate::gateway::ClientIp,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<icn_api::SetupBackup>), ApiError> {
     use futures_util::StreamExt;
     use tokio::io::AsyncWriteExt;
 
-    let client = client_ip(connection);
     local_page(client, &headers)?;
     let dir = unset(&state).await?;
     let code = headers

@@ -119,6 +119,23 @@ pub struct Store {
     _lock: fs::File,
 }
 
+/// SQLite's `quick_check` of the database behind `connection` (at `path`).
+fn quick_check(connection: &Connection, path: &Path) -> Result<(), StoreError> {
+    let check: String = connection
+        .query_row("PRAGMA quick_check", [], |row| row.get(0))
+        .map_err(|error| StoreError::Corrupt {
+            path: path.to_owned(),
+            reason: error.to_string(),
+        })?;
+    if check != "ok" {
+        return Err(StoreError::Corrupt {
+            path: path.to_owned(),
+            reason: check,
+        });
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) the store in `dir`, taking the directory lock.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
@@ -170,15 +187,7 @@ impl Store {
                 StoreError::Sqlite(error) => corrupt(error),
                 other => other,
             })?;
-        let check: String = connection
-            .query_row("PRAGMA quick_check", [], |row| row.get(0))
-            .map_err(corrupt)?;
-        if check != "ok" {
-            return Err(StoreError::Corrupt {
-                path: path.clone(),
-                reason: check,
-            });
-        }
+        quick_check(&connection, &path)?;
         let mut store = Store {
             connection,
             path,
@@ -210,15 +219,7 @@ impl Store {
         };
         let source = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(corrupt)?;
-        let check: String = source
-            .query_row("PRAGMA quick_check", [], |row| row.get(0))
-            .map_err(corrupt)?;
-        if check != "ok" {
-            return Err(StoreError::Corrupt {
-                path: path.to_owned(),
-                reason: check,
-            });
-        }
+        quick_check(&source, path)?;
         let found: u32 = source
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .map_err(corrupt)?;
