@@ -11,6 +11,7 @@
 //! wrk runs on the same two cores as the node, so the ratio is the figure
 //! that carries over to another machine.
 
+use icn_node::prelude::*;
 use std::{io::Write, net::SocketAddr, process::Command};
 
 use axum::{Json, Router, routing::get};

@@ -6,6 +6,7 @@
 //! every node holds every outcome, with the phases beside it; and, for each
 //! proposal, the time from its close on the closer until every node has it.
 
+use icn_node::prelude::*;
 use std::time::{Duration, Instant};
 
 use icn_governance as gov;

@@ -3,6 +3,7 @@
 //! admin API with concurrent clients (group commit), (c) balance queries,
 //! (d) one member's history among a million entries.
 
+use icn_node::prelude::*;
 use std::{
     path::Path,
     sync::Arc,
@@ -55,7 +56,7 @@ fn transfers(count: usize) -> (Coop, Vec<Vec<u8>>) {
 }
 
 fn fresh_node(dir: &Path, coop: &Coop) -> Node {
-    let mut node = Node::open(DataDir::new(dir), Vec::new()).expect("opens");
+    let mut node = Node::open(DataDir::new(dir), Vec::new(), &icn_node::modules()).expect("opens");
     node.join(verified(coop.genesis.clone())).expect("joins");
     node
 }
@@ -110,7 +111,7 @@ fn authoring(total: usize, clients: usize) {
         .enable_all()
         .build()
         .expect("a runtime");
-    let socket = data.admin_socket();
+    let socket = data.root().join(icn_api::ADMIN_SOCKET_FILE);
     let state = AppState::new(node);
     let listener = {
         let _guard = runtime.enter();

@@ -58,12 +58,17 @@ pub(crate) fn member_node(dir: &std::path::Path, key: icn_identity::KeyPair) -> 
         device_label: "bench".into(),
     })
     .expect("writes");
-    Node::open(data, vec![key]).expect("opens")
+    Node::open(data, vec![key], &icn_node::modules()).expect("opens")
 }
 
 fn fresh_node(coop: &Coop) -> (tempfile::TempDir, Node) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut node = Node::open_with(DataDir::new(dir.path()), Vec::new(), domains).expect("opens");
+    let mut node = Node::open(
+        DataDir::new(dir.path()),
+        Vec::new(),
+        &icn_node::Modules::of_domains(domains),
+    )
+    .expect("opens");
     node.join(verified(coop.genesis.clone())).expect("joins");
     (dir, node)
 }

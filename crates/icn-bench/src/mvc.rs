@@ -9,6 +9,7 @@
 //! peer, counted by the nodes' own replication metrics), each beside the
 //! floor.
 
+use icn_node::prelude::*;
 use std::time::{Duration, Instant};
 
 use icn_node::node::now;

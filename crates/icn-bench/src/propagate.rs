@@ -6,6 +6,7 @@
 //! local commit (the payment's own fsync), measured in the same run: every
 //! node commits the event, and here all of them share this machine's cores.
 
+use icn_node::prelude::*;
 use std::{
     collections::HashMap,
     net::SocketAddr,

@@ -4,6 +4,7 @@
 //! bytes both sent (framed sync messages) against the bytes of the events
 //! themselves.
 
+use icn_node::prelude::*;
 use std::{
     net::SocketAddr,
     time::{Duration, Instant},

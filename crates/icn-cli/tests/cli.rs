@@ -484,7 +484,7 @@ fn sigkill_while_writing_loses_no_acknowledged_event() {
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let writer = {
         let acknowledged = acknowledged.clone();
-        let socket = DataDir::new(&dir).admin_socket();
+        let socket = DataDir::new(&dir).root().join(icn_api::ADMIN_SOCKET_FILE);
         std::thread::spawn(move || {
             // Add a paper key, then revoke it, again and again, until the daemon dies.
             for _ in 0..200 {
@@ -534,7 +534,7 @@ fn sigkill_while_writing_loses_no_acknowledged_event() {
 
     // Check the store as the crash left it, before any repair on start-up.
     let store = icn_store::Store::open(&dir).unwrap();
-    let replayed = replay_store(&store, icn_node::node::domains)
+    let replayed = replay_store(&store, &icn_node::modules())
         .unwrap()
         .expect("a co-op");
     assert!(

@@ -21,7 +21,7 @@ use icn_kernel::{
     ViewRow,
 };
 use icn_ledger::{MEMO_MAX_BYTES, Order, Policy};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     body::*,
@@ -109,7 +109,7 @@ pub struct GovDomain {
     transfers: std::collections::HashMap<EventId, (Did, u64)>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct VoteRow {
     pub voter: String,
     pub choice: Choice,
@@ -120,7 +120,7 @@ pub struct VoteRow {
     pub late: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct ProposalRow {
     pub id: String,
     pub title: String,
@@ -149,7 +149,7 @@ pub struct ProposalRow {
     pub appeals: Vec<AppealRow>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct AppealRow {
     pub by: String,
     pub time_ms: u64,

@@ -9,7 +9,7 @@ use icn_kernel::{
     Context, CoopState, Domain, Effect, Event, Membership, Past, Rejection, Source, Status, Tier,
     Timestamp, ViewRow,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{body::*, decode, json, params, reject, text_check};
 
@@ -46,7 +46,7 @@ pub struct MemberDomain {
 }
 
 /// One member's or applicant's row.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct MemberRow {
     pub did: String,
     pub name: String,

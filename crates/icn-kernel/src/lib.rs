@@ -7,6 +7,7 @@
 //! **API boundary**: nothing here reads a disk or a socket. `icn-store`
 //! persists what [`Changes`] describes; `icn-node` decides when to ingest.
 
+pub mod calendar;
 mod coop;
 mod domain;
 mod event;

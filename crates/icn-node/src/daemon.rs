@@ -1,5 +1,6 @@
 //! The daemon's lifecycle: open the node, serve, tick, shut down cleanly.
 
+use crate::prelude::*;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -16,9 +17,9 @@ use crate::{
 
 /// How often events waiting for their timestamp are offered again.
 const TICK_INTERVAL: Duration = Duration::from_secs(5);
-/// How often the ledger's duties run: payment requests due for automatic
-/// acceptance, and demurrage when a period ends.
-const DUTY_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the node checks whether today's scheduled backup is written.
+/// (Modules' duties have their own cadences: `Module::duties`.)
+const BACKUP_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Tries to take the data directory this long, at most, while another
 /// process (an `icnctl` command run a moment before) holds it.
@@ -32,7 +33,7 @@ async fn open_when_free(dir: &DataDir, keys: Vec<KeyPair>) -> anyhow::Result<Nod
     let mut told = false;
     loop {
         let (dir, keys) = (dir.clone(), keys.clone());
-        let opened = tokio::task::spawn_blocking(move || Node::open(dir, keys))
+        let opened = tokio::task::spawn_blocking(move || Node::open(dir, keys, &crate::modules()))
             .await
             .context("opening the node stopped unexpectedly")?;
         match opened {
@@ -72,7 +73,7 @@ pub async fn run(
     };
 
     // We hold the data directory's lock, so a socket file left here is stale.
-    let socket_path = dir.admin_socket();
+    let socket_path = dir.root().join(icn_api::ADMIN_SOCKET_FILE);
     let _ = std::fs::remove_file(&socket_path);
     let admin_listener = tokio::net::UnixListener::bind(&socket_path)
         .with_context(|| format!("cannot create the admin socket {}", socket_path.display()))?;
@@ -160,8 +161,17 @@ pub async fn run(
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(TICK_INTERVAL);
-            // The first tick does the duties: a laptop that was asleep catches up.
-            let mut duties_at = Instant::now();
+            // Every module's duties, on their cadences; the first tick does
+            // them all (a laptop that was asleep catches up).
+            let scheduler = std::sync::Arc::new(std::sync::Mutex::new(
+                state
+                    .node
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .modules()
+                    .scheduler(),
+            ));
+            let mut backups_at = Instant::now();
             loop {
                 tokio::select! {
                     _ = interval.tick() => {}
@@ -170,9 +180,10 @@ pub async fn run(
                 let outer = state.clone();
                 let state = state.clone();
                 let backups = backups.clone();
-                let duties = Instant::now() >= duties_at;
-                if duties {
-                    duties_at = Instant::now() + DUTY_INTERVAL;
+                let scheduler = scheduler.clone();
+                let backup_due = Instant::now() >= backups_at;
+                if backup_due {
+                    backups_at = Instant::now() + BACKUP_CHECK_INTERVAL;
                 }
                 let result = tokio::task::spawn_blocking(move || {
                     let mut node = state
@@ -180,7 +191,7 @@ pub async fn run(
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
                     node.tick(now())?;
-                    if node.awaiting_sync() || node.other_device_signing().is_some() {
+                    if !node.may_sign_unasked() {
                         // Duties sign: they wait until the node has caught
                         // up, and leave signing to the member's device
                         // that signs now.
@@ -191,18 +202,18 @@ pub async fn run(
                         // with the new one.
                         return Ok(true);
                     }
-                    // A recovering device signs its recovery as soon as
-                    // it may; closing a proposal on time matters more than
-                    // a ledger chore: every tick.
-                    node.recovery_duties(now())?;
-                    node.governance_duties(now())?;
-                    if duties {
-                        node.ledger_duties(now())?;
-                        if let Some(dir) = &backups
-                            && let Some(path) = node.scheduled_backup(dir, now())?
-                        {
-                            tracing::info!(path = %path.display(), "Daily backup written.");
-                        }
+                    let round = scheduler
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .run_due(&mut node, now(), Instant::now());
+                    for (duty, error) in round.failed {
+                        tracing::warn!(duty, %error, "A duty failed; will retry.");
+                    }
+                    if backup_due
+                        && let Some(dir) = &backups
+                        && let Some(path) = node.scheduled_backup(dir, now())?
+                    {
+                        tracing::info!(path = %path.display(), "Daily backup written.");
                     }
                     Ok::<_, crate::node::NodeError>(false)
                 })

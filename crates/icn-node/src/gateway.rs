@@ -9,6 +9,7 @@
 //! schemas come from those types (`schemars`). A route cannot exist without
 //! its description, nor be described with types it does not use.
 
+use crate::prelude::*;
 use std::{collections::BTreeMap, convert::Infallible, net::IpAddr, sync::Arc, time::Duration};
 
 use axum::{

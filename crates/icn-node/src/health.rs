@@ -1,6 +1,7 @@
 //! What an admin watches: `icnctl doctor` (the common problems, each with
 //! its fix) and the Prometheus metrics (`icnd --metrics-bind`).
 
+use crate::prelude::*;
 use std::{fmt::Write, path::Path, time::SystemTime};
 
 use icn_api::{Check, Doctor};

@@ -2,6 +2,7 @@
 //! (`/admin/v1`, only on the Unix socket in the data directory, so only this
 //! machine's user who owns the data directory can reach it).
 
+use crate::prelude::*;
 use std::{
     sync::{Arc, Mutex},
     time::Instant,
@@ -292,7 +293,7 @@ async fn add_device(
     let request: icn_api::AddDevice = parse_json(&body)?;
     with_node(&state, move |node| node.add_device(&request.label, now()))
         .await
-        .map(|key| (StatusCode::CREATED, Json(key)))
+        .map(|key| (StatusCode::CREATED, Json(crate::ops::paper_key(key))))
 }
 
 async fn take_over(State(state): State<SharedState>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -305,7 +306,7 @@ async fn paper_key(
 ) -> Result<(StatusCode, Json<icn_api::PaperKey>), ApiError> {
     with_node(&state, |node| node.add_paper_key(now()))
         .await
-        .map(|key| (StatusCode::CREATED, Json(key)))
+        .map(|key| (StatusCode::CREATED, Json(crate::ops::paper_key(key))))
 }
 
 async fn revoke_key(
@@ -900,7 +901,7 @@ pub fn admin_router(state: SharedState) -> Router {
                     node.backup_to(std::path::Path::new(&request.to))
                 })
                 .await
-                .map(Json)
+                .map(|written| Json(crate::ops::backup_written(written)))
             }),
         )
         .route(

@@ -3,26 +3,33 @@
 //! are thin shells over this crate.
 
 pub mod auth;
-pub mod backup;
-pub mod committer;
 pub mod config;
 pub mod daemon;
 pub mod gateway;
-pub mod governance;
 pub mod health;
 pub mod hints;
 pub mod http;
-pub mod layout;
-pub mod ledger;
 pub mod listener;
 pub mod net;
-pub mod node;
+pub mod ops;
 pub mod passphrase;
-pub mod pipeline;
-pub mod recovery;
 pub mod setup;
 pub mod web;
 
 pub use config::{Config, ConfigError, Overrides};
-pub use layout::{DataDir, PublicIdentity};
-pub use node::{Node, NodeError};
+pub use icn_coop::{governance, ledger, recovery};
+pub use icn_runtime::{
+    DataDir, Modules, Node, NodeError, PublicIdentity, backup, committer, layout, node, pipeline,
+};
+
+/// The operations of every service, to call them on a [`Node`].
+pub mod prelude {
+    pub use crate::{ops::NodeOps, web::WebKeyOps};
+    pub use icn_coop::prelude::*;
+}
+
+/// The subsystems this build plugs into the node: the co-op's services.
+/// Later: members' files, contracts, compute, federation.
+pub fn modules() -> Modules {
+    Modules::new(vec![icn_coop::CoopModule::module()])
+}

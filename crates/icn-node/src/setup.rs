@@ -11,6 +11,7 @@
 //! code icnd printed). The identity step is taken once: a second visitor
 //! finds it done, and the co-op step needs the token the first one got.
 
+use crate::prelude::*;
 use icn_identity::{Did, KeyPair, KeystoreContents, StoredKey};
 
 use crate::{

@@ -93,9 +93,28 @@ pub fn routes() -> Router<SharedState> {
     })
 }
 
-impl Node {
+pub trait WebKeyOps {
     /// Every browser key this node signs members in with.
-    pub fn web_keys(&self) -> Result<icn_api::WebKeys, NodeError> {
+    fn web_keys(&self) -> Result<icn_api::WebKeys, NodeError>;
+
+    /// The browser keys that may answer challenges for `did`.
+    fn web_keys_of(&self, did: &Did) -> Result<Vec<PublicKey>, NodeError>;
+
+    /// Lets a browser's key sign `did` in on this node from now on.
+    fn add_web_key(&mut self, did: &Did, key: PublicKey, label: &str) -> Result<(), NodeError>;
+
+    /// Ends every gateway session that signed in before `unix_seconds`
+    /// (kept in the store, so a restart does not revive them).
+    fn revoke_web_sessions(&mut self, unix_seconds: u64) -> Result<(), NodeError>;
+
+    fn web_sessions_revoked_before(&self) -> Result<Option<u64>, NodeError>;
+
+    /// Stops a browser key (or every key, for `all`) from signing in.
+    fn revoke_web_key(&mut self, request: &icn_api::RevokeWebKey) -> Result<usize, NodeError>;
+}
+
+impl WebKeyOps for Node {
+    fn web_keys(&self) -> Result<icn_api::WebKeys, NodeError> {
         Ok(icn_api::WebKeys {
             keys: self
                 .store()
@@ -105,8 +124,7 @@ impl Node {
         })
     }
 
-    /// The browser keys that may answer challenges for `did`.
-    pub fn web_keys_of(&self, did: &Did) -> Result<Vec<PublicKey>, NodeError> {
+    fn web_keys_of(&self, did: &Did) -> Result<Vec<PublicKey>, NodeError> {
         let did = did.to_string();
         Ok(self
             .web_keys()?
@@ -117,13 +135,7 @@ impl Node {
             .collect())
     }
 
-    fn save_web_keys(&mut self, keys: &icn_api::WebKeys) -> Result<(), NodeError> {
-        let text = serde_json::to_string(&keys.keys).expect("plain data serialises");
-        self.set_meta(META_WEB_KEYS, &text)
-    }
-
-    /// Lets a browser's key sign `did` in on this node from now on.
-    pub fn add_web_key(&mut self, did: &Did, key: PublicKey, label: &str) -> Result<(), NodeError> {
+    fn add_web_key(&mut self, did: &Did, key: PublicKey, label: &str) -> Result<(), NodeError> {
         let mut keys = self.web_keys()?;
         let key = key.to_string();
         keys.keys.retain(|known| known.key != key);
@@ -139,21 +151,18 @@ impl Node {
         self.save_web_keys(&keys)
     }
 
-    /// Ends every gateway session that signed in before `unix_seconds`
-    /// (kept in the store, so a restart does not revive them).
-    pub fn revoke_web_sessions(&mut self, unix_seconds: u64) -> Result<(), NodeError> {
+    fn revoke_web_sessions(&mut self, unix_seconds: u64) -> Result<(), NodeError> {
         self.set_meta(META_WEB_REVOKED_BEFORE, &unix_seconds.to_string())
     }
 
-    pub fn web_sessions_revoked_before(&self) -> Result<Option<u64>, NodeError> {
+    fn web_sessions_revoked_before(&self) -> Result<Option<u64>, NodeError> {
         Ok(self
             .store()
             .meta(META_WEB_REVOKED_BEFORE)?
             .and_then(|text| text.parse().ok()))
     }
 
-    /// Stops a browser key (or every key, for `all`) from signing in.
-    pub fn revoke_web_key(&mut self, request: &icn_api::RevokeWebKey) -> Result<usize, NodeError> {
+    fn revoke_web_key(&mut self, request: &icn_api::RevokeWebKey) -> Result<usize, NodeError> {
         let mut keys = self.web_keys()?;
         let before = keys.keys.len();
         let wanted = request.key.trim();
@@ -167,5 +176,17 @@ impl Node {
         }
         self.save_web_keys(&keys)?;
         Ok(removed)
+    }
+}
+
+/// Helpers of [`WebKeyOps`].
+trait WebKeyHelpers {
+    fn save_web_keys(&mut self, keys: &icn_api::WebKeys) -> Result<(), NodeError>;
+}
+
+impl WebKeyHelpers for Node {
+    fn save_web_keys(&mut self, keys: &icn_api::WebKeys) -> Result<(), NodeError> {
+        let text = serde_json::to_string(&keys.keys).expect("plain data serialises");
+        self.set_meta(META_WEB_KEYS, &text)
     }
 }

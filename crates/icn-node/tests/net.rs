@@ -2,6 +2,7 @@
 //! endpoint: each kind of bad input is dropped with a close code, counted,
 //! and changes nothing the node has stored; the node stays responsive.
 
+use icn_node::prelude::*;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use icn_node::{
@@ -35,7 +36,10 @@ fn member_node(n: u8) -> (tempfile::TempDir, Node) {
         device_label: "test".into(),
     })
     .unwrap();
-    (dir, Node::open(data, vec![key]).unwrap())
+    (
+        dir,
+        Node::open(data, vec![key], &icn_node::modules()).unwrap(),
+    )
 }
 
 async fn target() -> Target {

@@ -2,6 +2,7 @@
 
 use icn_identity::Did;
 use icn_kernel::{KIND_KEY_ADD, KeyAdd, encode_body};
+use icn_node::prelude::*;
 use icn_node::{DataDir, Node, NodeError, PublicIdentity};
 use icn_store::StoreError;
 use icn_testkit::{at, member};
@@ -21,7 +22,7 @@ fn node_with_founders(dir: &std::path::Path, others: &[Did]) -> Node {
         device_label: "laptop".into(),
     })
     .unwrap();
-    let mut node = Node::open(data, vec![key]).unwrap();
+    let mut node = Node::open(data, vec![key], &icn_node::modules()).unwrap();
     node.create_coop("Bakery", others, &Default::default(), at(0))
         .unwrap();
     node
@@ -65,7 +66,7 @@ fn a_full_disk_fails_the_write_and_the_log_does_not_run_ahead() {
     });
     node.append(KIND_KEY_ADD, body, at(2)).unwrap();
     drop(node);
-    let reopened = Node::open(DataDir::new(dir.path()), Vec::new()).unwrap();
+    let reopened = Node::open(DataDir::new(dir.path()), Vec::new(), &icn_node::modules()).unwrap();
     assert_eq!(
         reopened.log().unwrap().counted_len() as u64,
         counted_in_memory + 1
@@ -87,7 +88,12 @@ fn an_interrupted_rotation_resumes_with_the_key_the_log_authorises() {
         .write_public_identity(&old_identity)
         .unwrap();
 
-    let mut node = Node::open(DataDir::new(dir.path()), vec![member(1), new.clone()]).unwrap();
+    let mut node = Node::open(
+        DataDir::new(dir.path()),
+        vec![member(1), new.clone()],
+        &icn_node::modules(),
+    )
+    .unwrap();
     assert_eq!(node.identity().unwrap().device_key, new.public());
     assert_eq!(node.identity().unwrap().device_label, "new laptop");
     let on_disk = DataDir::new(dir.path()).public_identity().unwrap().unwrap();
@@ -101,7 +107,11 @@ fn an_interrupted_rotation_resumes_with_the_key_the_log_authorises() {
     drop(node);
 
     // Only the rotated-away key left: a clear refusal, not a silent bad signer.
-    let Err(error) = Node::open(DataDir::new(dir.path()), vec![member(1)]) else {
+    let Err(error) = Node::open(
+        DataDir::new(dir.path()),
+        vec![member(1)],
+        &icn_node::modules(),
+    ) else {
         panic!("a revoked key was accepted as signer");
     };
     assert!(error.to_string().contains("may sign for"), "{error}");
@@ -121,7 +131,12 @@ fn the_pipeline_commits_in_order_and_counts_bad_bytes() {
     let keys: Vec<_> = (1..=3).map(member).collect();
     let mut coop = Coop::found("Pipeline", &keys.iter().collect::<Vec<_>>());
     let dir = tempfile::tempdir().unwrap();
-    let mut node = Node::open_with(DataDir::new(dir.path()), Vec::new(), note_domains).unwrap();
+    let mut node = Node::open(
+        DataDir::new(dir.path()),
+        Vec::new(),
+        &icn_node::Modules::of_domains(note_domains),
+    )
+    .unwrap();
     node.join(verified(coop.genesis.clone())).unwrap();
 
     let mut wire: Vec<Vec<u8>> = (0..60)
@@ -236,7 +251,12 @@ fn a_group_commit_that_fails_records_none_of_its_events() {
         .batched(|node| (0..3).map(|i| pay(node, i).unwrap()).collect::<Vec<_>>())
         .unwrap();
     drop(node);
-    let reopened = Node::open(DataDir::new(dir.path()), vec![member(1)]).unwrap();
+    let reopened = Node::open(
+        DataDir::new(dir.path()),
+        vec![member(1)],
+        &icn_node::modules(),
+    )
+    .unwrap();
     for id in &signed {
         assert!(reopened.log().unwrap().is_counted(id));
     }

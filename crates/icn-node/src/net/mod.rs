@@ -21,6 +21,7 @@ mod relay;
 mod session;
 mod ticket;
 
+use crate::prelude::*;
 use std::{
     collections::{HashMap, HashSet},
     net::SocketAddr,
@@ -45,7 +46,7 @@ use relay::{PinnedRelays, Relay};
 use session::{Ended, PeerCounters, drive};
 pub use ticket::Ticket;
 
-use crate::http::SharedState;
+use crate::{Node, http::SharedState};
 
 pub const SYNC_ALPN: &[u8] = icn_sync::ALPN;
 /// The mDNS service members' nodes announce themselves under.
@@ -220,7 +221,7 @@ impl EndpointHooks for MembersOnly {
         let member = self
             .state
             .upgrade()
-            .and_then(|state| lock(&state).member_with_key(&key));
+            .and_then(|state| member_with_key(&lock(&state), &key));
         match member {
             Some(_) => AfterHandshakeOutcome::accept(),
             None => {
@@ -357,7 +358,7 @@ impl Net {
             }
             None => None,
         };
-        let connected = lock(&state).connected_members.clone();
+        let connected = lock(&state).connected_members().clone();
         let stored_book = lock(&state).store().meta(META_BOOK).ok().flatten();
         let net = Arc::new(Net {
             book: Mutex::new(book::Book::default()),
@@ -834,7 +835,7 @@ async fn mdns_loop(net: Arc<Net>, mdns: MdnsAddressLookup) {
         };
         let key = *endpoint_info.endpoint_id.as_bytes();
         let own = *net.endpoint.id().as_bytes();
-        let member = lock(&net.state).member_with_key(&key).is_some();
+        let member = member_with_key(&lock(&net.state), &key).is_some();
         if member && key > own {
             tracing::debug!(peer = %short_key(&key), "Found a member on the local network.");
             dial(&net, key, endpoint_info.into());
@@ -845,7 +846,7 @@ async fn mdns_loop(net: Arc<Net>, mdns: MdnsAddressLookup) {
 /// Registers the connection, runs its session, and forgets it when done.
 async fn run_connection(net: Arc<Net>, connection: Connection, dialled: bool) {
     let endpoint = *connection.remote_id().as_bytes();
-    let Some(did) = lock(&net.state).member_with_key(&endpoint) else {
+    let Some(did) = member_with_key(&lock(&net.state), &endpoint) else {
         connection.close(CLOSE_NOT_MEMBER.into(), b"not a member of this co-op");
         return;
     };
@@ -1126,4 +1127,44 @@ pub async fn submit_application(
     .await;
     endpoint.close().await;
     result
+}
+
+/// The member whose current keys include `key`, if any: only members'
+/// nodes may replicate the co-op's log.
+pub fn member_with_key(node: &Node, key: &[u8; 32]) -> Option<Did> {
+    let log = node.log()?;
+    let public = icn_identity::PublicKey::from_bytes(key).ok()?;
+    let members = node.replicating_members();
+    members
+        .iter()
+        .find(|member| log.key_state(member).authorises(&public))
+        // A device a guardian approved to recover a member syncs to
+        // complete the recovery.
+        .or_else(|| {
+            members
+                .iter()
+                .find(|member| log.recovery_approved(member, &public))
+        })
+        .copied()
+        .or_else(|| ticket_peer(node, key))
+}
+
+/// A peer this node was told to trust by a ticket (`icnctl coop join`,
+/// `id recover`) while it does not yet know the member behind it: a node
+/// that has only the genesis knows no one but the founders. It counts as
+/// the member whose inception key it is until the log says otherwise.
+fn ticket_peer(node: &Node, key: &[u8; 32]) -> Option<Did> {
+    let me = node.identity()?.did;
+    let log = node.log()?;
+    if log.coop_state().member(&me, None).is_some() && !node.recovering() && !node.awaiting_sync() {
+        return None;
+    }
+    let remembered = node.remembered_peers().ok()?;
+    remembered
+        .iter()
+        .filter_map(|text| Ticket::parse(text).ok())
+        .any(|ticket| ticket.coop == log.coop() && ticket.endpoint == *key)
+        .then(|| icn_identity::PublicKey::from_bytes(key).ok())
+        .flatten()
+        .map(Did::from_inception_key)
 }

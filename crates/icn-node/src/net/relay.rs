@@ -179,11 +179,11 @@ impl AccessControl for MembersOnly {
     async fn on_connect(&self, request: &ClientRequest) -> Access {
         let key = *request.endpoint_id().as_bytes();
         let member = self.state.upgrade().and_then(|state| {
-            state
+            let node = state
                 .node
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .member_with_key(&key)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            super::member_with_key(&node, &key)
         });
         match member {
             Some(_) => Access::Allow,

@@ -16,7 +16,9 @@ pub fn add(context: &Context, label: &str) -> Outcome {
     };
     let key =
         context.daemon_or_local("POST", "/admin/v1/identity/device", json(&request), || {
-            Ok(context.open_node(true)?.add_device(label, now())?)
+            Ok(icn_node::ops::paper_key(
+                context.open_node(true)?.add_device(label, now())?,
+            ))
         })?;
     let did = context.dir.public_identity().ok().flatten().map_or_else(
         || "<your DID>".to_owned(),

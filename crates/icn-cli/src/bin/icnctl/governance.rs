@@ -3,6 +3,7 @@
 
 use clap::Subcommand;
 use icn_kernel::{EventId, Timestamp};
+use icn_node::prelude::*;
 use icn_node::{Node, node::NodeError};
 
 use crate::{

@@ -4,6 +4,7 @@
 use clap::Subcommand;
 use icn_identity::Did;
 use icn_kernel::{EventId, Timestamp};
+use icn_node::prelude::*;
 use icn_node::{
     Node,
     node::{NodeError, now},

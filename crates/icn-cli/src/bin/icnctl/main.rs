@@ -10,6 +10,7 @@ mod recovery;
 mod trust;
 mod web;
 
+use icn_node::prelude::*;
 use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
@@ -295,7 +296,7 @@ impl Context {
         } else {
             Vec::new()
         };
-        Ok(Node::open(self.dir.clone(), keys)?)
+        Ok(Node::open(self.dir.clone(), keys, &icn_node::modules())?)
     }
 
     /// Asks the running daemon; when none runs, does the work with `local`
@@ -307,7 +308,12 @@ impl Context {
         body: Option<Vec<u8>>,
         local: impl FnOnce() -> Result<T, Failure>,
     ) -> Result<T, Failure> {
-        match icn_client::request(&self.dir.admin_socket(), method, path, body.as_deref()) {
+        match icn_client::request(
+            &icn_client::socket_in(self.dir.root()),
+            method,
+            path,
+            body.as_deref(),
+        ) {
             Ok(response) if (200..300).contains(&response.status) => {
                 serde_json::from_slice(&response.body).map_err(|error| {
                     Failure::new(format!("icnd sent an unreadable answer: {error}"), None)
@@ -421,7 +427,9 @@ fn id_show(context: &Context) -> Outcome {
 
 fn paper_key(context: &Context) -> Outcome {
     let key = context.daemon_or_local("POST", "/admin/v1/identity/paper-key", None, || {
-        Ok(context.open_node(true)?.add_paper_key(now())?)
+        Ok(icn_node::ops::paper_key(
+            context.open_node(true)?.add_paper_key(now())?,
+        ))
     })?;
     context.print(&key, |key| {
         format!(
@@ -472,7 +480,7 @@ fn rotate(context: &Context, label: &str) -> Outcome {
     };
     let ack =
         context.daemon_or_local("POST", "/admin/v1/identity/rotate", json(&request), || {
-            let mut node = Node::open(context.dir.clone(), old_keys)?;
+            let mut node = Node::open(context.dir.clone(), old_keys, &icn_node::modules())?;
             let id = node.rotate_key(new.clone(), label, now())?;
             Ok(icn_api::EventAck {
                 event_id: id.to_string(),
@@ -875,7 +883,9 @@ fn backup(context: &Context, to: &std::path::Path) -> Outcome {
     .expect("plain data serialises");
     let written: icn_api::Backup =
         context.daemon_or_local("POST", "/admin/v1/backup", Some(body), || {
-            Ok(context.open_node(true)?.backup_to(&to)?)
+            Ok(icn_node::ops::backup_written(
+                context.open_node(true)?.backup_to(&to)?,
+            ))
         })?;
     context.print(&written, |written| {
         format!(

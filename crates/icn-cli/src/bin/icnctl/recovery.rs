@@ -5,6 +5,7 @@
 
 use icn_identity::{Did, KeyPair};
 use icn_kernel::{EventId, Timestamp};
+use icn_node::prelude::*;
 use icn_node::{Node, NodeError, node::now, passphrase, recovery};
 
 use crate::{Context, Failure, Outcome, json};
@@ -273,7 +274,7 @@ pub fn set_up_device(
         passphrase::kdf_log_n(),
     )?;
     // Opened without its keys: none signs before icnd runs with them.
-    let mut node = Node::open(context.dir.clone(), Vec::new())?;
+    let mut node = Node::open(context.dir.clone(), Vec::new(), &icn_node::modules())?;
     node.arrive(genesis, ticket.trim(), arrival.is_link(), Vec::new())?;
     Ok(())
 }

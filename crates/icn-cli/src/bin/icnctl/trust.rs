@@ -1,6 +1,7 @@
 //! `icnctl trust …`: state trust in a member, read scores, ask why.
 
 use clap::Subcommand;
+use icn_node::prelude::*;
 use icn_node::{Node, node::now};
 
 use crate::{

@@ -46,11 +46,6 @@ impl DataDir {
         self.root.join("identity.json")
     }
 
-    /// The admin socket of a running `icnd`.
-    pub fn admin_socket(&self) -> PathBuf {
-        self.root.join(icn_api::ADMIN_SOCKET_FILE)
-    }
-
     /// Reads the public identity; `Ok(None)` when there is none yet.
     pub fn public_identity(&self) -> Result<Option<PublicIdentity>, String> {
         let path = self.identity_file();

@@ -257,12 +257,12 @@ pub fn restore(
 
 /// A backup decrypted and authenticated into temporary files beside the
 /// data directory's own, not yet in place. Dropped, it removes them.
-pub(crate) struct Staged {
+pub struct Staged {
     keystore: PathBuf,
     database: PathBuf,
     identity: Vec<u8>,
     /// The keys of the backed-up keystore, open.
-    pub(crate) keys: Vec<icn_identity::KeyPair>,
+    pub keys: Vec<icn_identity::KeyPair>,
 }
 
 impl Drop for Staged {
@@ -275,7 +275,7 @@ impl Drop for Staged {
 impl Staged {
     /// Reads the backup at `from`, opens its keystore with `passphrase`,
     /// and decrypts its database next to `dir`'s.
-    pub(crate) fn new(from: &Path, dir: &DataDir, passphrase: &str) -> Result<Staged, BackupError> {
+    pub fn new(from: &Path, dir: &DataDir, passphrase: &str) -> Result<Staged, BackupError> {
         let bytes = std::fs::read(from).map_err(BackupError::io("read", from))?;
         let parts = parts(from, &bytes)?;
         // The keystore first, under a temporary name, to open it.
@@ -342,7 +342,7 @@ impl Staged {
     }
 
     /// The decrypted database, for `install` to put in place.
-    pub(crate) fn database(&self) -> &Path {
+    pub fn database(&self) -> &Path {
         &self.database
     }
 
@@ -351,7 +351,7 @@ impl Staged {
     /// keystore last, so that a directory with a keystore is a whole
     /// restore. On failure, what it wrote besides the database is removed.
     /// Returns the keys.
-    pub(crate) fn put_in_place(
+    pub fn put_in_place(
         mut self,
         dir: &DataDir,
         wait_for_peers: bool,
@@ -385,7 +385,7 @@ impl Staged {
 pub fn to_prune(dates: &[String]) -> Vec<String> {
     let mut days: Vec<(u64, &String)> = dates
         .iter()
-        .filter_map(|date| icn_ledger::parse_date(date).map(|ms| (ms / 86_400_000, date)))
+        .filter_map(|date| icn_kernel::calendar::parse_date(date).map(|ms| (ms / 86_400_000, date)))
         .collect();
     days.sort();
     days.reverse();
@@ -406,11 +406,20 @@ pub fn to_prune(dates: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// A backup [`crate::Node::backup_to`] wrote.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// Events that count in it, the genesis included.
+    pub events: u64,
+}
+
 impl crate::Node {
     /// Writes a backup to `to` while the node runs: a consistent snapshot
     /// of the database, encrypted to this member's backup key, with the
     /// keystore and identity beside it.
-    pub fn backup_to(&self, to: &Path) -> Result<icn_api::Backup, NodeError> {
+    pub fn backup_to(&self, to: &Path) -> Result<Written, NodeError> {
         let seed = self.network_seed().ok_or(NodeError::KeystoreLocked)?;
         let recipient = icn_identity::KeyPair::from_seed(&seed)
             .backup_identity()
@@ -420,10 +429,10 @@ impl crate::Node {
         self.store().snapshot_to(&snapshot)?;
         let written = write(self.data_dir(), &snapshot, &[recipient], to);
         let _ = std::fs::remove_file(&snapshot);
-        Ok(icn_api::Backup {
-            path: to.display().to_string(),
+        Ok(Written {
+            path: to.to_owned(),
             bytes: written?,
-            events: self.status(true, None).events,
+            events: self.log().map_or(0, |log| log.counted_len() as u64),
         })
     }
 
@@ -439,7 +448,7 @@ impl crate::Node {
         }
         std::fs::create_dir_all(dir).map_err(BackupError::io("create", dir))?;
         crate::layout::make_private(dir).map_err(BackupError::io("protect", dir))?;
-        let date = &icn_ledger::format_utc(now.as_millis())[..10];
+        let date = &icn_kernel::calendar::format_utc(now.as_millis())[..10];
         let path = dir.join(format!("{SCHEDULED_PREFIX}{date}.{EXTENSION}"));
         if path.exists() {
             return Ok(None);
@@ -473,8 +482,8 @@ mod tests {
     fn scheduled_backups_keep_seven_days_and_four_weeks() {
         let dates: Vec<String> = (1..=60)
             .map(|day| {
-                let ms = icn_ledger::parse_date("2026-09-01").unwrap() + day * 86_400_000;
-                icn_ledger::format_utc(ms)[..10].to_owned()
+                let ms = icn_kernel::calendar::parse_date("2026-09-01").unwrap() + day * 86_400_000;
+                icn_kernel::calendar::format_utc(ms)[..10].to_owned()
             })
             .collect();
         let pruned = to_prune(&dates);
@@ -487,7 +496,7 @@ mod tests {
         // Four older ones, in four different weeks.
         let older: Vec<u64> = kept[..4]
             .iter()
-            .map(|d| icn_ledger::parse_date(d).unwrap() / 86_400_000 / 7)
+            .map(|d| icn_kernel::calendar::parse_date(d).unwrap() / 86_400_000 / 7)
             .collect();
         let mut weeks = older.clone();
         weeks.dedup();

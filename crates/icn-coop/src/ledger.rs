@@ -12,7 +12,9 @@ use icn_kernel::{CurrencySpec, EventId, Log, Timestamp, encode_body};
 use icn_ledger as ledger;
 use serde::de::DeserializeOwned;
 
-use crate::node::{Node, NodeError};
+use icn_runtime::{Node, NodeError};
+
+use crate::governance::GovernanceOps;
 
 /// History entries returned at most per query.
 pub const HISTORY_LIMIT_MAX: usize = 10_000;
@@ -94,34 +96,102 @@ pub(crate) fn pick_id(
     }
 }
 
-impl Node {
-    pub(crate) fn ledger_log(&self) -> Result<&Log, NodeError> {
-        self.log.as_ref().ok_or(NodeError::NoCoop)
+pub trait LedgerOps {
+    fn ledger_log(&self) -> Result<&Log, NodeError>;
+
+    fn me(&self) -> Result<Did, NodeError>;
+
+    /// The co-op's ledger policy (its genesis was checked when it was made).
+    fn ledger_policy(&self) -> Result<ledger::Policy, NodeError>;
+
+    fn parse_amount_in(&self, text: &str, code: &str) -> Result<u64, NodeError>;
+
+    /// Pays one member: `amount` as people write it (`3h`, `90m`, units).
+    fn pay(&mut self, request: &api::Pay, now: Timestamp) -> Result<EventId, NodeError>;
+
+    /// Asks a member to pay this node's member.
+    fn request_payment(
+        &mut self,
+        request: &api::RequestPayment,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError>;
+
+    /// Accepts (pays), declines or withdraws a payment request.
+    fn answer_request(
+        &mut self,
+        answer: &api::AnswerRequest,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError>;
+
+    /// Contests what this node's member paid in one of their entries.
+    fn open_dispute(
+        &mut self,
+        request: &api::OpenDispute,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError>;
+
+    fn add_evidence(
+        &mut self,
+        request: &api::AddEvidence,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError>;
+
+    /// The mediator's decision on a dispute.
+    fn resolve_dispute(
+        &mut self,
+        request: &api::ResolveDispute,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError>;
+
+    /// What the ledger asks of this node by itself: paying requests whose
+    /// auto-accept time has come, and the demurrage of the period that
+    /// just ended (when the co-op has it on). Returns the events signed;
+    /// a duty the ledger refuses (a payment over the floor) is logged and
+    /// left for the member.
+    fn ledger_duties(&mut self, now: Timestamp) -> Result<Vec<EventId>, NodeError>;
+
+    /// A member's accounts, from the stored view.
+    fn balance(&self, did: &Did) -> Result<api::Balance, NodeError>;
+
+    /// A member's latest entries that pass the filter, oldest first.
+    fn history(&self, filter: &api::HistoryFilter) -> Result<api::History, NodeError>;
+
+    /// One member's month: opening balance, what came in and went out,
+    /// closing balance, and the entries.
+    fn statement(&self, did: &Did, month: &str) -> Result<api::Statement, NodeError>;
+
+    /// Every entry of one member, or of every account (`None`), oldest
+    /// first within each account.
+    fn export(&self, did: Option<&Did>) -> Result<Vec<api::HistoryEntry>, NodeError>;
+
+    /// The co-op's ledger at a glance.
+    fn totals(&self) -> Result<api::Totals, NodeError>;
+
+    /// A member's payment requests, disputes and notices.
+    fn inbox(&self, did: &Did) -> Result<api::Inbox, NodeError>;
+}
+
+impl LedgerOps for Node {
+    fn ledger_log(&self) -> Result<&Log, NodeError> {
+        self.log().ok_or(NodeError::NoCoop)
     }
 
-    pub(crate) fn me(&self) -> Result<Did, NodeError> {
+    fn me(&self) -> Result<Did, NodeError> {
         self.identity()
             .map(|identity| identity.did)
             .ok_or(NodeError::NoIdentity)
     }
 
-    /// The co-op's ledger policy (its genesis was checked when it was made).
-    pub fn ledger_policy(&self) -> Result<ledger::Policy, NodeError> {
+    fn ledger_policy(&self) -> Result<ledger::Policy, NodeError> {
         ledger::Policy::from_params(&self.ledger_log()?.genesis_body().params)
             .map_err(NodeError::Rejected)
     }
 
-    pub(crate) fn parse_amount_in(&self, text: &str, code: &str) -> Result<u64, NodeError> {
+    fn parse_amount_in(&self, text: &str, code: &str) -> Result<u64, NodeError> {
         self.amount(text, code)
     }
 
-    fn amount(&self, text: &str, code: &str) -> Result<u64, NodeError> {
-        let currency = currency_spec(self.ledger_log()?, code)?;
-        ledger::parse_amount(text, currency).map_err(|error| bad(error.to_string()))
-    }
-
-    /// Pays one member: `amount` as people write it (`3h`, `90m`, units).
-    pub fn pay(&mut self, request: &api::Pay, now: Timestamp) -> Result<EventId, NodeError> {
+    fn pay(&mut self, request: &api::Pay, now: Timestamp) -> Result<EventId, NodeError> {
         let to = self.resolve_member(&request.to)?;
         let code = request.currency.as_deref().unwrap_or("hours");
         let amount = self.amount(&request.amount, code)?;
@@ -134,8 +204,7 @@ impl Node {
         self.append(ledger::KIND_TRANSFER, body, now)
     }
 
-    /// Asks a member to pay this node's member.
-    pub fn request_payment(
+    fn request_payment(
         &mut self,
         request: &api::RequestPayment,
         now: Timestamp,
@@ -152,16 +221,7 @@ impl Node {
         self.append(ledger::KIND_REQUEST, body, now)
     }
 
-    fn request_rows(&self, member: &Did) -> Result<Vec<ledger::RequestRow>, NodeError> {
-        self.store
-            .view_range(ledger::VIEW_REQUEST, &format!("{member}/"), SCAN_MAX, false)?
-            .iter()
-            .map(|(key, value)| parse_row(key, value))
-            .collect()
-    }
-
-    /// Accepts (pays), declines or withdraws a payment request.
-    pub fn answer_request(
+    fn answer_request(
         &mut self,
         answer: &api::AnswerRequest,
         now: Timestamp,
@@ -220,8 +280,7 @@ impl Node {
         }
     }
 
-    /// Contests what this node's member paid in one of their entries.
-    pub fn open_dispute(
+    fn open_dispute(
         &mut self,
         request: &api::OpenDispute,
         now: Timestamp,
@@ -257,25 +316,7 @@ impl Node {
         self.append(ledger::KIND_DISPUTE, body, now)
     }
 
-    fn dispute_rows(&self, member: &Did) -> Result<Vec<ledger::DisputeRow>, NodeError> {
-        self.store
-            .view_range(ledger::VIEW_DISPUTE, &format!("{member}/"), SCAN_MAX, false)?
-            .iter()
-            .map(|(key, value)| parse_row(key, value))
-            .collect()
-    }
-
-    fn my_dispute(&self, text: &str) -> Result<(EventId, ledger::DisputeRow), NodeError> {
-        let rows = self.dispute_rows(&self.me()?)?;
-        let id = pick_id(text, "dispute", rows.iter().map(|row| row.id.clone()))?;
-        let row = rows
-            .into_iter()
-            .find(|row| row.id == id.to_string())
-            .ok_or_else(|| bad(format!("dispute {id} is not one of yours")))?;
-        Ok((id, row))
-    }
-
-    pub fn add_evidence(
+    fn add_evidence(
         &mut self,
         request: &api::AddEvidence,
         now: Timestamp,
@@ -288,8 +329,7 @@ impl Node {
         self.append(ledger::KIND_EVIDENCE, body, now)
     }
 
-    /// The mediator's decision on a dispute.
-    pub fn resolve_dispute(
+    fn resolve_dispute(
         &mut self,
         request: &api::ResolveDispute,
         now: Timestamp,
@@ -321,13 +361,8 @@ impl Node {
         self.append(ledger::KIND_RESOLVE, body, now)
     }
 
-    /// What the ledger asks of this node by itself: paying requests whose
-    /// auto-accept time has come, and the demurrage of the period that
-    /// just ended (when the co-op has it on). Returns the events signed;
-    /// a duty the ledger refuses (a payment over the floor) is logged and
-    /// left for the member.
-    pub fn ledger_duties(&mut self, now: Timestamp) -> Result<Vec<EventId>, NodeError> {
-        if self.log.is_none() || !self.can_sign() {
+    fn ledger_duties(&mut self, now: Timestamp) -> Result<Vec<EventId>, NodeError> {
+        if self.log().is_none() || !self.can_sign() {
             return Ok(Vec::new());
         }
         let me = self.me()?;
@@ -367,7 +402,7 @@ impl Node {
                 for currency in currencies {
                     let key = format!("{me}/{}", currency.code);
                     let next: u64 = self
-                        .store
+                        .store()
                         .view_row(ledger::VIEW_DEMURRAGE, &key)?
                         .and_then(|text| text.parse().ok())
                         .unwrap_or(0);
@@ -398,14 +433,13 @@ impl Node {
         Ok(signed)
     }
 
-    /// A member's accounts, from the stored view.
-    pub fn balance(&self, did: &Did) -> Result<api::Balance, NodeError> {
+    fn balance(&self, did: &Did) -> Result<api::Balance, NodeError> {
         let log = self.ledger_log()?;
         let mut accounts = Vec::new();
         for currency in &log.genesis_body().currencies {
             let key = format!("{did}/{}", currency.code);
             let row: Option<ledger::BalanceRow> = self
-                .store
+                .store()
                 .view_row(ledger::VIEW_BALANCE, &key)?
                 .map(|value| parse_row(&key, &value))
                 .transpose()?;
@@ -426,7 +460,7 @@ impl Node {
                     }
                 }
             }
-            .at(crate::node::now().as_millis());
+            .at(icn_runtime::node::now().as_millis());
             // One freeze, as members see it: a guardian's freeze stops the
             // account as surely as a fork's.
             let guardian_frozen = log.frozen(did).is_some();
@@ -447,35 +481,7 @@ impl Node {
         })
     }
 
-    fn entries(&self, prefix: &str, limit: usize) -> Result<Vec<ledger::Entry>, NodeError> {
-        self.store
-            .view_range(ledger::VIEW_ENTRY, prefix, limit, true)?
-            .iter()
-            .map(|(key, value)| parse_row(key, value))
-            .collect()
-    }
-
-    fn history_entry(
-        &self,
-        account: &str,
-        entry: ledger::Entry,
-    ) -> Result<api::HistoryEntry, NodeError> {
-        Ok(api::HistoryEntry {
-            account: account.to_owned(),
-            display: display(self.ledger_log()?, entry.amount, &entry.currency),
-            id: entry.id,
-            time_ms: entry.time_ms,
-            currency: entry.currency,
-            amount: entry.amount,
-            counterparty: entry.counterparty,
-            memo: entry.memo,
-            kind: entry.kind,
-            about: entry.about,
-        })
-    }
-
-    /// A member's latest entries that pass the filter, oldest first.
-    pub fn history(&self, filter: &api::HistoryFilter) -> Result<api::History, NodeError> {
+    fn history(&self, filter: &api::HistoryFilter) -> Result<api::History, NodeError> {
         let did = match &filter.did {
             Some(text) => self.resolve_member(text)?,
             None => self.me()?,
@@ -519,7 +525,7 @@ impl Node {
             upper = upper.min(cursor.clone());
         }
         let filtered = counterparty.is_some() || filter.currency.is_some();
-        let rows = self.store.view_between(
+        let rows = self.store().view_between(
             ledger::VIEW_ENTRY,
             &lower,
             &upper,
@@ -556,9 +562,7 @@ impl Node {
         })
     }
 
-    /// One member's month: opening balance, what came in and went out,
-    /// closing balance, and the entries.
-    pub fn statement(&self, did: &Did, month: &str) -> Result<api::Statement, NodeError> {
+    fn statement(&self, did: &Did, month: &str) -> Result<api::Statement, NodeError> {
         let log = self.ledger_log()?;
         let (year, number) = ledger::parse_month(month)
             .ok_or_else(|| bad(format!("month {month:?} is not like 2026-11")))?;
@@ -575,7 +579,7 @@ impl Node {
             let prefix = format!("{did}/{}/", currency.code);
             let mut opening = 0;
             let mut this_month = ledger::MonthRow::default();
-            for (key, value) in self.store.view_between(
+            for (key, value) in self.store().view_between(
                 ledger::VIEW_MONTH,
                 &prefix,
                 &format!("{prefix}{month}\u{10FFFF}"),
@@ -605,7 +609,7 @@ impl Node {
                 ],
             });
         }
-        let rows = self.store.view_between(
+        let rows = self.store().view_between(
             ledger::VIEW_ENTRY,
             &format!("{did}/{start:016}"),
             &format!("{did}/{end:016}"),
@@ -624,12 +628,10 @@ impl Node {
         })
     }
 
-    /// Every entry of one member, or of every account (`None`), oldest
-    /// first within each account.
-    pub fn export(&self, did: Option<&Did>) -> Result<Vec<api::HistoryEntry>, NodeError> {
+    fn export(&self, did: Option<&Did>) -> Result<Vec<api::HistoryEntry>, NodeError> {
         let prefix = did.map_or_else(String::new, |did| format!("{did}/"));
         let rows = self
-            .store
+            .store()
             .view_range(ledger::VIEW_ENTRY, &prefix, SCAN_MAX + 1, false)?;
         if rows.len() > SCAN_MAX {
             return Err(bad(format!(
@@ -644,19 +646,18 @@ impl Node {
             .collect()
     }
 
-    /// The co-op's ledger at a glance.
-    pub fn totals(&self) -> Result<api::Totals, NodeError> {
+    fn totals(&self) -> Result<api::Totals, NodeError> {
         let log = self.ledger_log()?;
-        let balances = self.store.view(ledger::VIEW_BALANCE)?;
+        let balances = self.store().view(ledger::VIEW_BALANCE)?;
         let mut currencies = Vec::new();
         for currency in &log.genesis_body().currencies {
             let totals: ledger::Totals = self
-                .store
+                .store()
                 .view_row(ledger::VIEW_TOTALS, &currency.code)?
                 .map(|value| parse_row(&currency.code, &value))
                 .transpose()?
                 .unwrap_or_default();
-            let now_ms = crate::node::now().as_millis();
+            let now_ms = icn_runtime::node::now().as_millis();
             let mut summary = api::CurrencyTotals {
                 currency: currency.code.clone(),
                 balance_sum: 0,
@@ -691,12 +692,12 @@ impl Node {
             currencies.push(summary);
         }
         let conflicts = self
-            .store
+            .store()
             .view_row(ledger::VIEW_TOTALS, "#conflicts")?
             .and_then(|value| serde_json::from_str::<serde_json::Value>(&value).ok())
             .and_then(|value| value["ledger_conflicts_detected_total"].as_u64())
             .unwrap_or(0);
-        let quarantined = self.store.view_len(icn_kernel::VIEW_QUARANTINE)?;
+        let quarantined = self.store().view_len(icn_kernel::VIEW_QUARANTINE)?;
         Ok(api::Totals {
             currencies,
             conflicts,
@@ -704,8 +705,7 @@ impl Node {
         })
     }
 
-    /// A member's payment requests, disputes and notices.
-    pub fn inbox(&self, did: &Did) -> Result<api::Inbox, NodeError> {
+    fn inbox(&self, did: &Did) -> Result<api::Inbox, NodeError> {
         let log = self.ledger_log()?;
         let requests = self
             .request_rows(did)?
@@ -755,7 +755,7 @@ impl Node {
         // Notices are written by the ledger, which knows members by DID;
         // members read names.
         let notices = self
-            .store
+            .store()
             .view_range(ledger::VIEW_NOTICE, &format!("{did}/"), SCAN_MAX, false)?
             .iter()
             .map(|(key, value)| {
@@ -772,6 +772,80 @@ impl Node {
             requests,
             disputes,
             notices,
+        })
+    }
+}
+
+/// Helpers of [`LedgerOps`].
+trait LedgerHelpers {
+    fn amount(&self, text: &str, code: &str) -> Result<u64, NodeError>;
+    fn request_rows(&self, member: &Did) -> Result<Vec<ledger::RequestRow>, NodeError>;
+    fn dispute_rows(&self, member: &Did) -> Result<Vec<ledger::DisputeRow>, NodeError>;
+    fn my_dispute(&self, text: &str) -> Result<(EventId, ledger::DisputeRow), NodeError>;
+    fn entries(&self, prefix: &str, limit: usize) -> Result<Vec<ledger::Entry>, NodeError>;
+    fn history_entry(
+        &self,
+        account: &str,
+        entry: ledger::Entry,
+    ) -> Result<api::HistoryEntry, NodeError>;
+}
+
+impl LedgerHelpers for Node {
+    fn amount(&self, text: &str, code: &str) -> Result<u64, NodeError> {
+        let currency = currency_spec(self.ledger_log()?, code)?;
+        ledger::parse_amount(text, currency).map_err(|error| bad(error.to_string()))
+    }
+
+    fn request_rows(&self, member: &Did) -> Result<Vec<ledger::RequestRow>, NodeError> {
+        self.store()
+            .view_range(ledger::VIEW_REQUEST, &format!("{member}/"), SCAN_MAX, false)?
+            .iter()
+            .map(|(key, value)| parse_row(key, value))
+            .collect()
+    }
+
+    fn dispute_rows(&self, member: &Did) -> Result<Vec<ledger::DisputeRow>, NodeError> {
+        self.store()
+            .view_range(ledger::VIEW_DISPUTE, &format!("{member}/"), SCAN_MAX, false)?
+            .iter()
+            .map(|(key, value)| parse_row(key, value))
+            .collect()
+    }
+
+    fn my_dispute(&self, text: &str) -> Result<(EventId, ledger::DisputeRow), NodeError> {
+        let rows = self.dispute_rows(&self.me()?)?;
+        let id = pick_id(text, "dispute", rows.iter().map(|row| row.id.clone()))?;
+        let row = rows
+            .into_iter()
+            .find(|row| row.id == id.to_string())
+            .ok_or_else(|| bad(format!("dispute {id} is not one of yours")))?;
+        Ok((id, row))
+    }
+
+    fn entries(&self, prefix: &str, limit: usize) -> Result<Vec<ledger::Entry>, NodeError> {
+        self.store()
+            .view_range(ledger::VIEW_ENTRY, prefix, limit, true)?
+            .iter()
+            .map(|(key, value)| parse_row(key, value))
+            .collect()
+    }
+
+    fn history_entry(
+        &self,
+        account: &str,
+        entry: ledger::Entry,
+    ) -> Result<api::HistoryEntry, NodeError> {
+        Ok(api::HistoryEntry {
+            account: account.to_owned(),
+            display: display(self.ledger_log()?, entry.amount, &entry.currency),
+            id: entry.id,
+            time_ms: entry.time_ms,
+            currency: entry.currency,
+            amount: entry.amount,
+            counterparty: entry.counterparty,
+            memo: entry.memo,
+            kind: entry.kind,
+            about: entry.about,
         })
     }
 }

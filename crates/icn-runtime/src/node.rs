@@ -7,14 +7,17 @@ use std::{
 
 use icn_identity::{Did, KeyPair, paper_key_encode};
 use icn_kernel::{
-    Changes, CoopId, CurrencySpec, Domain, Event, EventContent, EventId, EventKind, Evidence,
+    Changes, CoopId, CurrencySpec, Event, EventContent, EventId, EventKind, Evidence,
     FORMAT_VERSION, Genesis, KIND_GENESIS, KIND_KEY_ADD, KIND_KEY_REVOKE, KIND_KEY_ROTATE, KeyAdd,
     KeyRevoke, KeyRotate, Log, LogConfig, Rejection, Timestamp, Verdict, VerifiedEvent,
     encode_body,
 };
 use icn_store::{Store, StoreError};
 
-use crate::layout::{DataDir, PublicIdentity};
+use crate::{
+    layout::{DataDir, PublicIdentity},
+    module::{Extensions, Modules},
+};
 
 const META_GENESIS: &str = "genesis";
 
@@ -79,35 +82,22 @@ pub fn now() -> Timestamp {
     Timestamp(since_epoch.as_millis() as u64)
 }
 
-/// The domains this build knows.
-pub fn domains() -> Vec<Box<dyn Domain>> {
-    vec![
-        Box::new(icn_ledger::LedgerDomain::default()),
-        Box::new(icn_governance::MemberDomain::default()),
-        Box::new(icn_governance::GovDomain::default()),
-        Box::new(icn_governance::trust::TrustDomain::default()),
-    ]
-}
-
-/// Makes a fresh set of domains (for a new log, or a replay).
-pub type Domains = fn() -> Vec<Box<dyn Domain>>;
-
 pub struct Node {
     dir: DataDir,
-    pub(crate) store: Store,
-    pub(crate) log: Option<Log>,
+    store: Store,
+    log: Option<Log>,
     identity: Option<PublicIdentity>,
-    pub(crate) signer: Option<KeyPair>,
-    domains: Domains,
+    signer: Option<KeyPair>,
+    /// The subsystems plugged in: their domains fold this node's log.
+    modules: Modules,
+    /// State the modules keep beside the log.
+    extensions: Extensions,
     /// While [`Node::batched`] runs: what this node's own new events changed,
     /// committed together at the end.
     batch: Option<Changes>,
     /// Every event newly kept, once it is durable: replication pushes these
     /// to connected peers (best effort; a lagging peer catches up by sync).
     kept: tokio::sync::broadcast::Sender<Event>,
-    /// The trust graph as of (log generation, events counted), rebuilt from
-    /// the views when either moves.
-    pub(crate) trust_cache: crate::governance::TrustCache,
     /// Restored from a backup, not yet synced with enough members' nodes
     /// ([`Node::witnesses_needed`]): signs nothing.
     awaiting_sync: bool,
@@ -121,9 +111,9 @@ pub struct Node {
     own_key: Option<KeyPair>,
     /// Holds a key its identity has not authorised, waiting for guardians
     /// ([`RECOVERING_MARKER`]): signs only the recovery itself.
-    pub(crate) recovering: bool,
+    recovering: bool,
     /// A sync round with a peer has completed since the node started.
-    pub(crate) synced: bool,
+    synced: bool,
     /// When (wall clock) a sync round last completed with a member's node,
     /// or when the node opened: what this member signed after it may be
     /// held here only.
@@ -131,7 +121,18 @@ pub struct Node {
     /// Forks (author, seq) this process has already warned about.
     warned_forks: std::collections::BTreeSet<(Did, u64)>,
     /// Members whose nodes are connected now (kept by replication).
-    pub(crate) connected_members: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    connected_members: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A key this node made and authorised for its member (a paper key, or a
+/// code for another device): the secret is shown once and not kept.
+#[derive(Debug)]
+pub struct IssuedKey {
+    /// The secret as words to write down or type on the other device.
+    pub paper_key: String,
+    pub public_key: icn_identity::PublicKey,
+    /// The `identity.key_add` event that authorised it.
+    pub event_id: EventId,
 }
 
 /// A kernel refusal of the member's own event, addressed to them: the
@@ -184,16 +185,9 @@ impl Node {
     /// signs with the one the log authorises, preferring the device key named
     /// in identity.json; if a rotation was interrupted after its event was
     /// committed, this is where identity.json catches up.
-    pub fn open(dir: DataDir, keys: Vec<KeyPair>) -> Result<Node, NodeError> {
-        Node::open_with(dir, keys, domains)
-    }
-
-    /// [`Node::open`] with another set of domains (tests and benchmarks).
-    pub fn open_with(
-        dir: DataDir,
-        keys: Vec<KeyPair>,
-        domains: Domains,
-    ) -> Result<Node, NodeError> {
+    ///
+    /// `modules` are the subsystems whose domains fold the log.
+    pub fn open(dir: DataDir, keys: Vec<KeyPair>, modules: &Modules) -> Result<Node, NodeError> {
         let store = Store::open(dir.root())?;
         // Members' data is their own: repair what an older release (or a
         // copy) left readable by others.
@@ -207,12 +201,12 @@ impl Node {
             log: None,
             identity,
             signer: None,
-            domains,
+            modules: modules.clone(),
+            extensions: Extensions::default(),
             batch: None,
             kept: tokio::sync::broadcast::channel(KEPT_BROADCAST_MAX).0,
             warned_forks: Default::default(),
             connected_members: Default::default(),
-            trust_cache: Default::default(),
             awaiting_sync: false,
             witnesses: Default::default(),
             take_over: None,
@@ -427,7 +421,7 @@ impl Node {
     }
 
     fn load_log(&mut self) -> Result<(), NodeError> {
-        let Some(replayed) = replay_store(&self.store, self.domains)? else {
+        let Some(replayed) = replay_store(&self.store, &self.modules)? else {
             return Ok(());
         };
         if !replayed.views_agree {
@@ -541,6 +535,48 @@ impl Node {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The subsystems plugged into this node.
+    pub fn modules(&self) -> &Modules {
+        &self.modules
+    }
+
+    /// State the modules keep beside the log, one value per type.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// Whether this device holds a key its identity has not authorised yet
+    /// and waits for guardians ([`RECOVERING_MARKER`]).
+    pub fn recovering(&self) -> bool {
+        self.recovering
+    }
+
+    /// Whether a sync round with a peer has completed since the node started.
+    pub fn synced(&self) -> bool {
+        self.synced
+    }
+
+    /// How many members' nodes are connected now: replication keeps it.
+    pub fn connected_members(&self) -> &std::sync::Arc<std::sync::atomic::AtomicUsize> {
+        &self.connected_members
+    }
+
+    /// Whether the node may sign on its own (duties): not while a restored
+    /// device waits to sync, nor while another of the member's devices signs.
+    pub fn may_sign_unasked(&self) -> bool {
+        !self.awaiting_sync() && self.other_device_signing().is_none()
+    }
+
+    /// The recovery counted: sign normally from now on.
+    pub fn finish_recovery(&mut self) {
+        self.recovering = false;
+        if let Err(error) = std::fs::remove_file(self.dir.root().join(RECOVERING_MARKER))
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%error, "Cannot remove the recovery marker.");
+        }
     }
 
     /// Whether this node holds a key that may sign for its identity.
@@ -669,7 +705,7 @@ impl Node {
     }
 
     /// The keystore's key, authorised or (while recovering) not.
-    pub(crate) fn any_signer(&self) -> Result<(&PublicIdentity, &KeyPair), NodeError> {
+    pub fn any_signer(&self) -> Result<(&PublicIdentity, &KeyPair), NodeError> {
         let identity = self.identity.as_ref().ok_or(NodeError::NoIdentity)?;
         let signer = self.signer.as_ref().ok_or(NodeError::KeystoreLocked)?;
         Ok((identity, signer))
@@ -739,7 +775,7 @@ impl Node {
             });
         }
         let genesis_id = genesis.id().to_string();
-        let (log, changes) = Log::new(genesis, LogConfig::default(), (self.domains)())
+        let (log, changes) = Log::new(genesis, LogConfig::default(), self.modules.domains())
             .map_err(NodeError::Rejected)?;
         self.store
             .commit(&changes, &[(META_GENESIS, &genesis_id)])?;
@@ -761,7 +797,7 @@ impl Node {
     /// [`Node::append`], with `deps` that must be in the event's causal
     /// past (a recovery's approvals). A recovering node signs only
     /// `identity.recover`.
-    pub(crate) fn append_with(
+    pub fn append_with(
         &mut self,
         kind: &str,
         body: Vec<u8>,
@@ -878,9 +914,18 @@ impl Node {
         Ok(())
     }
 
+    /// Display names by DID (from the module that keeps members' profiles),
+    /// read once for a whole answer.
+    pub fn member_names(&self) -> BTreeMap<String, String> {
+        self.modules
+            .iter()
+            .find_map(|module| module.member_names(self))
+            .unwrap_or_default()
+    }
+
     /// `text` with every member's DID replaced by their name (where they
     /// have one): rules speak of DIDs, members read names.
-    pub(crate) fn named(&self, text: &str) -> String {
+    pub fn named(&self, text: &str) -> String {
         if !text.contains("did:icn:") {
             return text.to_owned();
         }
@@ -944,50 +989,9 @@ impl Node {
         self.signer.as_ref().map(KeyPair::seed)
     }
 
-    /// The member whose current keys include `key`, if any: only members'
-    /// nodes may replicate the co-op's log.
-    pub fn member_with_key(&self, key: &[u8; 32]) -> Option<Did> {
-        let log = self.log.as_ref()?;
-        let public = icn_identity::PublicKey::from_bytes(key).ok()?;
-        let members = self.replicating_members();
-        members
-            .iter()
-            .find(|member| log.key_state(member).authorises(&public))
-            // A device a guardian approved to recover a member syncs to
-            // complete the recovery.
-            .or_else(|| {
-                members
-                    .iter()
-                    .find(|member| log.recovery_approved(member, &public))
-            })
-            .copied()
-            .or_else(|| self.ticket_peer(key))
-    }
-
-    /// A peer this node was told to trust by a ticket (`icnctl coop join`,
-    /// `id recover`) while it does not yet know the member behind it: a
-    /// node that has only the genesis knows no one but the founders. It
-    /// counts as the member whose inception key it is until the log says
-    /// otherwise.
-    fn ticket_peer(&self, key: &[u8; 32]) -> Option<Did> {
-        let me = self.identity.as_ref()?.did;
-        let log = self.log.as_ref()?;
-        if log.coop_state().member(&me, None).is_some() && !self.recovering && !self.awaiting_sync {
-            return None;
-        }
-        let remembered = self.remembered_peers().ok()?;
-        remembered
-            .iter()
-            .filter_map(|text| crate::net::Ticket::parse(text).ok())
-            .any(|ticket| ticket.coop == log.coop() && ticket.endpoint == *key)
-            .then(|| icn_identity::PublicKey::from_bytes(key).ok())
-            .flatten()
-            .map(Did::from_inception_key)
-    }
-
     /// Members whose nodes replicate the log: everyone admitted who has not
     /// left (a suspended member still keeps a copy).
-    fn replicating_members(&self) -> Vec<Did> {
+    pub fn replicating_members(&self) -> Vec<Did> {
         let Some(log) = self.log.as_ref() else {
             return Vec::new();
         };
@@ -1043,7 +1047,7 @@ impl Node {
     }
 
     /// Saves one of this node's own settings (not replicated).
-    pub(crate) fn set_meta(&mut self, key: &str, value: &str) -> Result<(), NodeError> {
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), NodeError> {
         self.store.commit(&Changes::default(), &[(key, value)])?;
         Ok(())
     }
@@ -1063,18 +1067,14 @@ impl Node {
 
     /// Creates a paper key, authorises it by an identity event, and returns it
     /// for printing. It is not stored anywhere on this device.
-    pub fn add_paper_key(&mut self, now: Timestamp) -> Result<icn_api::PaperKey, NodeError> {
+    pub fn add_paper_key(&mut self, now: Timestamp) -> Result<IssuedKey, NodeError> {
         self.add_key(PAPER_LABEL, now)
     }
 
     /// Creates a key for another device of this member (`label`: what it
     /// is, "Ada's phone"), authorises it, and returns its secret as a
     /// one-time code for `icnctl id link` on that device.
-    pub fn add_device(
-        &mut self,
-        label: &str,
-        now: Timestamp,
-    ) -> Result<icn_api::PaperKey, NodeError> {
+    pub fn add_device(&mut self, label: &str, now: Timestamp) -> Result<IssuedKey, NodeError> {
         let label = label.trim();
         if label.is_empty() || label.eq_ignore_ascii_case(PAPER_LABEL) || label.chars().count() > 64
         {
@@ -1086,17 +1086,17 @@ impl Node {
         self.add_key(label, now)
     }
 
-    fn add_key(&mut self, label: &str, now: Timestamp) -> Result<icn_api::PaperKey, NodeError> {
+    fn add_key(&mut self, label: &str, now: Timestamp) -> Result<IssuedKey, NodeError> {
         let key = KeyPair::generate().map_err(|error| NodeError::Identity(error.to_string()))?;
         let body = encode_body(&KeyAdd {
             key: key.public(),
             label: label.to_owned(),
         });
         let event_id = self.append(KIND_KEY_ADD, body, now)?;
-        Ok(icn_api::PaperKey {
+        Ok(IssuedKey {
             paper_key: paper_key_encode(&key).to_string(),
-            public_key: key.public().to_string(),
-            event_id: event_id.to_string(),
+            public_key: key.public(),
+            event_id,
         })
     }
 
@@ -1135,38 +1135,6 @@ impl Node {
         }
         Ok(id)
     }
-
-    pub fn status(&self, running: bool, uptime_seconds: Option<u64>) -> icn_api::Status {
-        let coop = self.log.as_ref().map(|log| {
-            let genesis = log.genesis_body();
-            icn_api::Coop {
-                id: log.coop().to_string(),
-                name: genesis.name.clone(),
-                founders: genesis.founders.iter().map(Did::to_string).collect(),
-                currencies: genesis.currencies.iter().map(|c| c.code.clone()).collect(),
-            }
-        });
-        icn_api::Status {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            running,
-            data_dir: self.dir.root().display().to_string(),
-            did: self
-                .identity
-                .as_ref()
-                .map(|identity| identity.did.to_string()),
-            coop,
-            events: self.log.as_ref().map_or(0, |log| log.counted_len() as u64),
-            events_pending: self.log.as_ref().map_or(0, |log| log.pending_len() as u64),
-            equivocations: self
-                .log
-                .as_ref()
-                .map_or(0, |log| log.evidence().count() as u64),
-            peers: self
-                .connected_members
-                .load(std::sync::atomic::Ordering::Relaxed) as u64,
-            uptime_seconds,
-        }
-    }
 }
 
 /// Deps for a new event by `author`: the heads of other authors that its
@@ -1182,7 +1150,7 @@ pub struct Replayed {
 
 /// The log rebuilt from a store's events, and whether the stored views and
 /// counted flags agree with it. `None` when the store holds no co-op yet.
-pub fn replay_store(store: &Store, domains: Domains) -> Result<Option<Replayed>, NodeError> {
+pub fn replay_store(store: &Store, modules: &Modules) -> Result<Option<Replayed>, NodeError> {
     let Some(genesis_id) = store.meta(META_GENESIS)? else {
         return Ok(None);
     };
@@ -1239,7 +1207,7 @@ pub fn replay_store(store: &Store, domains: Domains) -> Result<Option<Replayed>,
     let (log, replayed) = Log::replay(
         genesis,
         LogConfig::default(),
-        domains(),
+        modules.domains(),
         verified,
         evidence,
         now(),

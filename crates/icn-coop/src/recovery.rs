@@ -15,7 +15,12 @@ use icn_kernel::{
     RECOVERY_DELAY_MAX_MS, Recover, RecoveryApprove, RecoveryCancel, Timestamp, encode_body,
 };
 
-use crate::{Node, NodeError, ledger::bad, node::RECOVERING_MARKER};
+use icn_runtime::{Node, NodeError};
+
+use crate::{
+    governance::GovernanceOps,
+    ledger::{LedgerOps, bad},
+};
 
 /// Recovery requests, as a new device prints them: `icnrq1` + base58 of the
 /// member's DID and the new public key.
@@ -90,23 +95,57 @@ pub fn parse_request(text: &str) -> Result<(Did, PublicKey), NodeError> {
     postcard::from_bytes(&bytes).map_err(|_| bad("the recovery request is damaged; copy it again"))
 }
 
-impl Node {
-    /// Display names by DID, read once for a whole answer.
-    pub(crate) fn member_names(&self) -> BTreeMap<String, String> {
-        self.members()
-            .map(|members| {
-                members
-                    .members
-                    .into_iter()
-                    .map(|member| (member.did, member.name))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
+pub trait RecoveryOps {
     /// Names who may approve a recovery of this node's member, as the
     /// member chose: icnd will not change them.
-    pub fn set_guardians(
+    fn set_guardians(
+        &mut self,
+        request: &api::SetGuardians,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError>;
+
+    /// As a guardian: approves the new key a recovery request names.
+    fn approve_recovery(
+        &mut self,
+        request: &api::RecoveryRequest,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError>;
+
+    /// As the member: refuses a recovery to the key a request names.
+    fn cancel_recovery(
+        &mut self,
+        request: &api::RecoveryRequest,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError>;
+
+    /// As a guardian: stops a member's identity from signing.
+    fn freeze_member(
+        &mut self,
+        request: &api::FreezeMember,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError>;
+
+    fn unfreeze_member(
+        &mut self,
+        request: &api::FreezeMember,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError>;
+
+    fn recovery_status(&self) -> Result<api::RecoveryStatus, NodeError>;
+
+    /// What a node does by itself for recovery: on a recovering device,
+    /// signs `identity.recover` once it has synced with a peer and the
+    /// approvals and waiting time are there; on a member's node, names the
+    /// member's guardians once there are members to name (the vouchers
+    /// first, then others, up to three; two must approve; 72 hours), and
+    /// names better ones while the set is still the one it chose (more
+    /// guardians as the co-op grows, or a guardian has left or was
+    /// suspended). A set the member chose is theirs.
+    fn recovery_duties(&mut self, now: Timestamp) -> Result<Option<EventId>, NodeError>;
+}
+
+impl RecoveryOps for Node {
+    fn set_guardians(
         &mut self,
         request: &api::SetGuardians,
         now: Timestamp,
@@ -116,73 +155,7 @@ impl Node {
         Ok(id)
     }
 
-    fn name_guardians(
-        &mut self,
-        request: &api::SetGuardians,
-        now: Timestamp,
-    ) -> Result<EventId, NodeError> {
-        // No names: keep the guardians named now and change only the
-        // approvals needed or the waiting time.
-        let current = self
-            .log
-            .as_ref()
-            .ok_or(NodeError::NoCoop)?
-            .key_state(&self.me()?)
-            .guardians;
-        let mut guardians = Vec::new();
-        for text in &request.guardians {
-            let did = self.resolve_member(text)?;
-            if !self.is_member_did(&did) {
-                return Err(bad(format!("{text} is not a member of this co-op")));
-            }
-            guardians.push(did);
-        }
-        if guardians.is_empty() {
-            match &current {
-                Some(current) => guardians = current.guardians.clone(),
-                None => {
-                    return Err(NodeError::Conflict(
-                        "you have no guardians yet: name them (icnctl id guardians Ana Ben Cy)"
-                            .to_owned(),
-                    ));
-                }
-            }
-        }
-        let keeps_set = current
-            .as_ref()
-            .is_some_and(|current| current.guardians == guardians);
-        let threshold = request.threshold.unwrap_or(match &current {
-            Some(current) if keeps_set => current.threshold,
-            _ if guardians.len() == 1 => 1,
-            _ => 2,
-        });
-        let delay_ms = match request.delay_hours {
-            None => current
-                .as_ref()
-                .map_or(RECOVERY_DELAY_DEFAULT_MS, |current| current.delay_ms),
-            Some(hours)
-                if hours.is_finite()
-                    && hours >= 0.0
-                    && hours * 3_600_000.0 <= RECOVERY_DELAY_MAX_MS as f64 =>
-            {
-                (hours * 3_600_000.0).round() as u64
-            }
-            Some(hours) => {
-                return Err(bad(format!(
-                    "a recovery delay is 0 to 720 hours, not {hours}"
-                )));
-            }
-        };
-        let body = Guardians {
-            guardians,
-            threshold,
-            delay_ms,
-        };
-        self.append(KIND_GUARDIANS, encode_body(&body), now)
-    }
-
-    /// As a guardian: approves the new key a recovery request names.
-    pub fn approve_recovery(
+    fn approve_recovery(
         &mut self,
         request: &api::RecoveryRequest,
         now: Timestamp,
@@ -192,8 +165,7 @@ impl Node {
         self.append(KIND_RECOVERY_APPROVE, encode_body(&body), now)
     }
 
-    /// As the member: refuses a recovery to the key a request names.
-    pub fn cancel_recovery(
+    fn cancel_recovery(
         &mut self,
         request: &api::RecoveryRequest,
         now: Timestamp,
@@ -209,8 +181,7 @@ impl Node {
         )
     }
 
-    /// As a guardian: stops a member's identity from signing.
-    pub fn freeze_member(
+    fn freeze_member(
         &mut self,
         request: &api::FreezeMember,
         now: Timestamp,
@@ -219,14 +190,14 @@ impl Node {
         self.append(KIND_FREEZE, encode_body(&Freeze { member }), now)
     }
 
-    pub fn unfreeze_member(
+    fn unfreeze_member(
         &mut self,
         request: &api::FreezeMember,
         now: Timestamp,
     ) -> Result<EventId, NodeError> {
         let member = self.resolve_member(&request.member)?;
         let me = self.me()?;
-        let log = self.log.as_ref().ok_or(NodeError::NoCoop)?;
+        let log = self.log().ok_or(NodeError::NoCoop)?;
         let freezers = log.frozen_by_guardians(&member);
         let name = self
             .member_names()
@@ -269,44 +240,7 @@ impl Node {
         self.append(KIND_UNFREEZE, encode_body(&Freeze { member }), now)
     }
 
-    /// Recoveries under way of `member`: each new key guardians approved.
-    fn pending_recoveries(
-        log: &Log,
-        names: &BTreeMap<String, String>,
-        member: &Did,
-        me: &Did,
-    ) -> Vec<api::PendingRecovery> {
-        let keys = log.key_state(member);
-        let Some(guardians) = &keys.guardians else {
-            return Vec::new();
-        };
-        let new_keys: BTreeSet<PublicKey> = log
-            .recovery_approvals(member)
-            .iter()
-            .map(|approval| approval.new_key)
-            .filter(|key| keys.recoverable_to(key).is_ok())
-            .collect();
-        new_keys
-            .into_iter()
-            .map(|new_key| {
-                let approvals = guardian_approvals(log, member, &new_key, guardians);
-                api::PendingRecovery {
-                    member: named(names, member),
-                    new_key: new_key.to_string(),
-                    request: encode_request(member, &new_key),
-                    approved_by_you: approvals.iter().any(|approval| approval.guardian == *me),
-                    approved_by: approvals
-                        .iter()
-                        .map(|approval| named(names, &approval.guardian))
-                        .collect(),
-                    needed: guardians.threshold,
-                    ready_at_ms: ready_at(&approvals, guardians).map(|at| at.as_millis()),
-                }
-            })
-            .collect()
-    }
-
-    pub fn recovery_status(&self) -> Result<api::RecoveryStatus, NodeError> {
+    fn recovery_status(&self) -> Result<api::RecoveryStatus, NodeError> {
         let me = self.me()?;
         let log = self.ledger_log()?;
         let keys = log.key_state(&me);
@@ -326,14 +260,14 @@ impl Node {
             .collect();
         // identity.json names the recovering key even while the keystore
         // is locked (`icnctl` without the daemon).
-        let (this_device_request, this_device_cancelled) = match (self.recovering, self.identity())
-        {
-            (true, Some(identity)) => (
-                Some(encode_request(&me, &identity.device_key)),
-                keys.cancelled.contains(&identity.device_key),
-            ),
-            _ => (None, false),
-        };
+        let (this_device_request, this_device_cancelled) =
+            match (self.recovering(), self.identity()) {
+                (true, Some(identity)) => (
+                    Some(encode_request(&me, &identity.device_key)),
+                    keys.cancelled.contains(&identity.device_key),
+                ),
+                _ => (None, false),
+            };
         let names = self.member_names();
         Ok(api::RecoveryStatus {
             member: named(&names, &me),
@@ -357,19 +291,11 @@ impl Node {
         })
     }
 
-    /// What a node does by itself for recovery: on a recovering device,
-    /// signs `identity.recover` once it has synced with a peer and the
-    /// approvals and waiting time are there; on a member's node, names the
-    /// member's guardians once there are members to name (the vouchers
-    /// first, then others, up to three; two must approve; 72 hours), and
-    /// names better ones while the set is still the one it chose (more
-    /// guardians as the co-op grows, or a guardian has left or was
-    /// suspended). A set the member chose is theirs.
-    pub fn recovery_duties(&mut self, now: Timestamp) -> Result<Option<EventId>, NodeError> {
+    fn recovery_duties(&mut self, now: Timestamp) -> Result<Option<EventId>, NodeError> {
         if self.log().is_none() {
             return Ok(None);
         }
-        if self.recovering {
+        if self.recovering() {
             return self.try_recover(now);
         }
         if !self.can_sign() || self.awaiting_sync() {
@@ -426,6 +352,127 @@ impl Node {
         );
         Ok(Some(id))
     }
+}
+
+/// Helpers of [`RecoveryOps`].
+trait RecoveryHelpers {
+    fn name_guardians(
+        &mut self,
+        request: &api::SetGuardians,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError>;
+    fn pending_recoveries(
+        log: &Log,
+        names: &BTreeMap<String, String>,
+        member: &Did,
+        me: &Did,
+    ) -> Vec<api::PendingRecovery>;
+    fn default_guardians(&self, me: &Did) -> Result<Vec<Did>, NodeError>;
+    fn try_recover(&mut self, now: Timestamp) -> Result<Option<EventId>, NodeError>;
+}
+
+impl RecoveryHelpers for Node {
+    fn name_guardians(
+        &mut self,
+        request: &api::SetGuardians,
+        now: Timestamp,
+    ) -> Result<EventId, NodeError> {
+        // No names: keep the guardians named now and change only the
+        // approvals needed or the waiting time.
+        let current = self
+            .log()
+            .as_ref()
+            .ok_or(NodeError::NoCoop)?
+            .key_state(&self.me()?)
+            .guardians;
+        let mut guardians = Vec::new();
+        for text in &request.guardians {
+            let did = self.resolve_member(text)?;
+            if !self.is_member_did(&did) {
+                return Err(bad(format!("{text} is not a member of this co-op")));
+            }
+            guardians.push(did);
+        }
+        if guardians.is_empty() {
+            match &current {
+                Some(current) => guardians = current.guardians.clone(),
+                None => {
+                    return Err(NodeError::Conflict(
+                        "you have no guardians yet: name them (icnctl id guardians Ana Ben Cy)"
+                            .to_owned(),
+                    ));
+                }
+            }
+        }
+        let keeps_set = current
+            .as_ref()
+            .is_some_and(|current| current.guardians == guardians);
+        let threshold = request.threshold.unwrap_or(match &current {
+            Some(current) if keeps_set => current.threshold,
+            _ if guardians.len() == 1 => 1,
+            _ => 2,
+        });
+        let delay_ms = match request.delay_hours {
+            None => current
+                .as_ref()
+                .map_or(RECOVERY_DELAY_DEFAULT_MS, |current| current.delay_ms),
+            Some(hours)
+                if hours.is_finite()
+                    && hours >= 0.0
+                    && hours * 3_600_000.0 <= RECOVERY_DELAY_MAX_MS as f64 =>
+            {
+                (hours * 3_600_000.0).round() as u64
+            }
+            Some(hours) => {
+                return Err(bad(format!(
+                    "a recovery delay is 0 to 720 hours, not {hours}"
+                )));
+            }
+        };
+        let body = Guardians {
+            guardians,
+            threshold,
+            delay_ms,
+        };
+        self.append(KIND_GUARDIANS, encode_body(&body), now)
+    }
+
+    /// Recoveries under way of `member`: each new key guardians approved.
+    fn pending_recoveries(
+        log: &Log,
+        names: &BTreeMap<String, String>,
+        member: &Did,
+        me: &Did,
+    ) -> Vec<api::PendingRecovery> {
+        let keys = log.key_state(member);
+        let Some(guardians) = &keys.guardians else {
+            return Vec::new();
+        };
+        let new_keys: BTreeSet<PublicKey> = log
+            .recovery_approvals(member)
+            .iter()
+            .map(|approval| approval.new_key)
+            .filter(|key| keys.recoverable_to(key).is_ok())
+            .collect();
+        new_keys
+            .into_iter()
+            .map(|new_key| {
+                let approvals = guardian_approvals(log, member, &new_key, guardians);
+                api::PendingRecovery {
+                    member: named(names, member),
+                    new_key: new_key.to_string(),
+                    request: encode_request(member, &new_key),
+                    approved_by_you: approvals.iter().any(|approval| approval.guardian == *me),
+                    approved_by: approvals
+                        .iter()
+                        .map(|approval| named(names, &approval.guardian))
+                        .collect(),
+                    needed: guardians.threshold,
+                    ready_at_ms: ready_at(&approvals, guardians).map(|at| at.as_millis()),
+                }
+            })
+            .collect()
+    }
 
     /// The guardians icnd would name: active members who vouched for `me`,
     /// then the longest-standing active members, up to three.
@@ -463,7 +510,7 @@ impl Node {
     }
 
     fn try_recover(&mut self, now: Timestamp) -> Result<Option<EventId>, NodeError> {
-        if !self.synced {
+        if !self.synced() {
             return Ok(None);
         }
         let (identity, key) = self.any_signer()?;
@@ -493,15 +540,5 @@ impl Node {
         tracing::info!("Recovered this member's identity: this device's key now signs for it.");
         self.finish_recovery();
         Ok(Some(id))
-    }
-
-    /// The recovery counted: sign normally from now on.
-    pub(crate) fn finish_recovery(&mut self) {
-        self.recovering = false;
-        if let Err(error) = std::fs::remove_file(self.data_dir().root().join(RECOVERING_MARKER))
-            && error.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(%error, "Cannot remove the recovery marker.");
-        }
     }
 }

@@ -1,0 +1,18 @@
+//! The node's runtime: one data directory's store, the co-op's log and this
+//! device's signer, wired; the group committer and the ingest pipeline that
+//! write to them; backups; and the [`Module`] trait through which a
+//! subsystem plugs in its domains and duties.
+//!
+//! It knows neither axum nor iroh: the gateway and the network layer sit
+//! above it (`icn-node`), and modules (`icn-coop`) beside them.
+
+pub mod backup;
+pub mod committer;
+pub mod layout;
+pub mod module;
+pub mod node;
+pub mod pipeline;
+
+pub use layout::{DataDir, PublicIdentity};
+pub use module::{Cadence, Duty, Extensions, Module, Modules, Scheduler};
+pub use node::{Node, NodeError};
