@@ -637,6 +637,10 @@ pub struct NetMetrics {
     pub frames_rate_limited: u64,
     pub pushes_dropped: u64,
     pub replication_lag_ms: u64,
+    /// Rounds of the dial loop: every member the node knows was dialled
+    /// (unless connected) once per round.
+    #[serde(default)]
+    pub dial_rounds: u64,
 }
 
 /// `POST /admin/v1/coop/join`.

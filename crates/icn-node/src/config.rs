@@ -1,5 +1,6 @@
-//! Node configuration: defaults, then a TOML file, then `ICN_*` environment
-//! variables, then command-line flags; validated once.
+//! Node configuration: defaults, then a TOML file, then what the command
+//! line and the `ICN_*` environment give ([`Overrides`], one clap
+//! declaration per setting); validated once.
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -169,39 +170,108 @@ pub enum ConfigError {
     },
     #[error("config file {path} is invalid: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("environment variable {name}={value:?} is invalid: {reason}")]
-    Env {
-        name: String,
-        value: String,
-        reason: String,
-    },
     #[error("{0}")]
     Invalid(String),
 }
 
-/// Flags given on the command line; `None` means "not given".
-#[derive(Debug, Default, Clone)]
+/// Every setting `icnd` takes from its command line or its environment,
+/// declared once: clap reads the flag and the `ICN_*` variable beside it (a
+/// flag beats its variable), with one parser for both. `None` or empty
+/// means "given by neither": the file's value (or the default) stands.
+#[derive(Debug, Default, Clone, clap::Args)]
 pub struct Overrides {
+    /// Data directory (identity, keystore, database). Default:
+    /// $XDG_DATA_HOME/icn, else ~/.local/share/icn.
+    #[arg(long, global = true, env = "ICN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Serve the web app and HTTP API on --gateway-bind (the default).
+    #[arg(long, global = true, env = "ICN_GATEWAY_ENABLE", value_name = "BOOL",
+        num_args = 0..=1, require_equals = true, default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new())]
     pub gateway_enable: Option<bool>,
+    /// Do not serve the web app and HTTP API (--gateway-enable=false).
+    #[arg(long, global = true, conflicts_with = "gateway_enable")]
+    pub no_gateway: bool,
+    /// Address for the web app and HTTP API. Default: 127.0.0.1:7878 (this
+    /// machine only), or a free port if that one is taken.
+    #[arg(long, global = true, env = "ICN_GATEWAY_BIND", value_name = "ADDR")]
     pub gateway_bind: Option<SocketAddr>,
+    /// Requests per second each client may make to the gateway (0: no limit).
+    #[arg(long, global = true, env = "ICN_GATEWAY_RATE_LIMIT", value_name = "N")]
+    pub gateway_rate_limit: Option<u32>,
+    /// Web origins whose pages may call the API, comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "ICN_GATEWAY_CORS_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub gateway_cors_origins: Vec<String>,
+    /// Reverse proxies whose X-Forwarded-For names the client, comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "ICN_GATEWAY_TRUSTED_PROXIES",
+        value_name = "IP",
+        value_delimiter = ','
+    )]
+    pub gateway_trusted_proxies: Vec<std::net::IpAddr>,
+    /// UDP address peers reach this node on. Default: 0.0.0.0:7879.
+    #[arg(long, global = true, env = "ICN_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// A peer to keep connected to, as its ticket (`icnctl net ticket` on
+    /// its machine). Repeatable, or comma-separated in the variable; adds
+    /// to net.bootstrap_peers.
+    #[arg(
+        long = "peer",
+        global = true,
+        env = "ICN_BOOTSTRAP_PEERS",
+        value_name = "TICKET",
+        value_delimiter = ','
+    )]
     pub peers: Vec<String>,
+    /// Run the co-op's relay here, on an always-on machine members can
+    /// reach: their nodes meet through it, then connect directly.
+    #[arg(long, global = true, env = "ICN_RELAY_ENABLE", value_name = "BOOL",
+        num_args = 0..=1, require_equals = true, default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new())]
     pub relay_enable: Option<bool>,
+    /// The relay's port, TCP and UDP. Default: 0.0.0.0:7880.
+    #[arg(long, global = true, env = "ICN_RELAY_LISTEN", value_name = "ADDR")]
     pub relay_listen: Option<SocketAddr>,
+    /// How members reach the relay, e.g. https://coop.example.org:7880.
+    /// Default: this machine's address and the relay's port.
+    #[arg(long, global = true, env = "ICN_RELAY_URL", value_name = "URL")]
     pub relay_url: Option<String>,
+    /// Announce this node and find members' nodes on the local network.
+    #[arg(long, global = true, env = "ICN_MDNS", value_name = "BOOL",
+        num_args = 0..=1, require_equals = true, default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new())]
+    pub mdns: Option<bool>,
+    /// Write a backup a day (keeping 7 daily and 4 weekly ones).
+    #[arg(long, global = true, env = "ICN_BACKUP_DAILY", value_name = "BOOL",
+        num_args = 0..=1, require_equals = true, default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new())]
+    pub backup_daily: Option<bool>,
+    /// Where daily backups go. Default: backups/ in the data directory.
+    #[arg(long, global = true, env = "ICN_BACKUP_DIR", value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, global = true, env = "ICN_METRICS_BIND", value_name = "ADDR")]
     pub metrics_bind: Option<SocketAddr>,
+    /// A log filter such as `info` or `icn_node=debug`.
+    #[arg(long = "log", global = true, env = "ICN_LOG", value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, global = true, env = "ICN_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
 }
 
 impl Config {
-    /// Builds the effective configuration from its four layers.
-    pub fn load(
-        file: Option<&std::path::Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-        flags: &Overrides,
-    ) -> Result<Config, ConfigError> {
+    /// Builds the effective configuration: the defaults, then the TOML
+    /// `file`, then what the command line and environment gave (`flags`).
+    pub fn load(file: Option<&std::path::Path>, flags: &Overrides) -> Result<Config, ConfigError> {
         let mut config = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -215,122 +285,63 @@ impl Config {
             }
             None => Config::default(),
         };
-        config.apply_env(env)?;
         config.apply(flags);
         config.validate()?;
         Ok(config)
     }
 
-    fn apply_env(
-        &mut self,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<(), ConfigError> {
-        for (name, value) in env {
-            let invalid = |reason: String| ConfigError::Env {
-                name: name.clone(),
-                value: value.clone(),
-                reason,
-            };
-            match name.as_str() {
-                "ICN_DATA_DIR" => self.data_dir = PathBuf::from(&value),
-                "ICN_GATEWAY_ENABLE" => {
-                    self.gateway.enable = parse_bool(&value)
-                        .ok_or_else(|| invalid("expected true or false".into()))?
-                }
-                "ICN_GATEWAY_BIND" => {
-                    self.gateway.bind = value.parse().map_err(|e| invalid(format!("{e}")))?
-                }
-                "ICN_GATEWAY_RATE_LIMIT" => {
-                    self.gateway.rate_limit_per_second =
-                        value.parse().map_err(|e| invalid(format!("{e}")))?
-                }
-                "ICN_GATEWAY_CORS_ORIGINS" => {
-                    self.gateway.cors_origins = value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|origin| !origin.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                }
-                "ICN_GATEWAY_TRUSTED_PROXIES" => {
-                    self.gateway.trusted_proxies = value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|proxy| !proxy.is_empty())
-                        .map(|proxy| proxy.parse().map_err(|e| invalid(format!("{e}"))))
-                        .collect::<Result<_, _>>()?
-                }
-                "ICN_LISTEN" => {
-                    self.listen = Some(value.parse().map_err(|e| invalid(format!("{e}")))?)
-                }
-                "ICN_BOOTSTRAP_PEERS" => {
-                    self.net.bootstrap_peers = value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|ticket| !ticket.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                }
-                "ICN_RELAY_ENABLE" => {
-                    self.net.relay_enable = parse_bool(&value)
-                        .ok_or_else(|| invalid("expected true or false".into()))?
-                }
-                "ICN_RELAY_LISTEN" => {
-                    self.net.relay_listen = value.parse().map_err(|e| invalid(format!("{e}")))?
-                }
-                "ICN_RELAY_URL" => self.net.relay_url = Some(value.clone()),
-                "ICN_MDNS" => {
-                    self.net.mdns = parse_bool(&value)
-                        .ok_or_else(|| invalid("expected true or false".into()))?
-                }
-                "ICN_BACKUP_DAILY" => {
-                    self.backup.daily = parse_bool(&value)
-                        .ok_or_else(|| invalid("expected true or false".into()))?
-                }
-                "ICN_BACKUP_DIR" => self.backup.dir = Some(PathBuf::from(&value)),
-                "ICN_METRICS_BIND" => {
-                    self.metrics_bind = Some(value.parse().map_err(|e| invalid(format!("{e}")))?)
-                }
-                "ICN_LOG" => self.log.level = value.clone(),
-                "ICN_LOG_FORMAT" => self.log.format = value.clone(),
-                _ => {}
+    fn apply(&mut self, flags: &Overrides) {
+        fn set<T: Clone>(field: &mut T, value: Option<&T>) {
+            if let Some(value) = value {
+                *field = value.clone();
             }
         }
-        Ok(())
-    }
-
-    fn apply(&mut self, flags: &Overrides) {
-        if let Some(dir) = &flags.data_dir {
-            self.data_dir = dir.clone();
+        fn replace<T: Clone>(field: &mut Vec<T>, values: &[T]) {
+            if !values.is_empty() {
+                *field = values.to_vec();
+            }
         }
-        if let Some(enable) = flags.gateway_enable {
-            self.gateway.enable = enable;
+        set(&mut self.data_dir, flags.data_dir.as_ref());
+        set(&mut self.gateway.enable, flags.gateway_enable.as_ref());
+        if flags.no_gateway {
+            self.gateway.enable = false;
         }
-        if let Some(bind) = flags.gateway_bind {
-            self.gateway.bind = bind;
+        set(&mut self.gateway.bind, flags.gateway_bind.as_ref());
+        set(
+            &mut self.gateway.rate_limit_per_second,
+            flags.gateway_rate_limit.as_ref(),
+        );
+        replace(&mut self.gateway.cors_origins, &flags.gateway_cors_origins);
+        replace(
+            &mut self.gateway.trusted_proxies,
+            &flags.gateway_trusted_proxies,
+        );
+        if flags.listen.is_some() {
+            self.listen = flags.listen;
         }
-        if let Some(listen) = flags.listen {
-            self.listen = Some(listen);
+        self.net.bootstrap_peers.extend(
+            flags
+                .peers
+                .iter()
+                .map(|ticket| ticket.trim())
+                .filter(|ticket| !ticket.is_empty())
+                .map(str::to_owned),
+        );
+        set(&mut self.net.relay_enable, flags.relay_enable.as_ref());
+        set(&mut self.net.relay_listen, flags.relay_listen.as_ref());
+        if flags.relay_url.is_some() {
+            self.net.relay_url = flags.relay_url.clone();
         }
-        self.net.bootstrap_peers.extend(flags.peers.iter().cloned());
-        if let Some(enable) = flags.relay_enable {
-            self.net.relay_enable = enable;
+        set(&mut self.net.mdns, flags.mdns.as_ref());
+        set(&mut self.backup.daily, flags.backup_daily.as_ref());
+        if flags.backup_dir.is_some() {
+            self.backup.dir = flags.backup_dir.clone();
         }
-        if let Some(listen) = flags.relay_listen {
-            self.net.relay_listen = listen;
+        if flags.metrics_bind.is_some() {
+            self.metrics_bind = flags.metrics_bind;
         }
-        if let Some(url) = &flags.relay_url {
-            self.net.relay_url = Some(url.clone());
-        }
-        if let Some(bind) = flags.metrics_bind {
-            self.metrics_bind = Some(bind);
-        }
-        if let Some(level) = &flags.log_level {
-            self.log.level = level.clone();
-        }
-        if let Some(format) = &flags.log_format {
-            self.log.format = format.clone();
-        }
+        set(&mut self.log.level, flags.log_level.as_ref());
+        set(&mut self.log.format, flags.log_format.as_ref());
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -358,39 +369,73 @@ impl Config {
     }
 }
 
-fn parse_bool(text: &str) -> Option<bool> {
-    match text.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
 
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        overrides: Overrides,
+    }
+
+    /// Flags as clap parses them (the test process's `ICN_*` variables,
+    /// if any, would count too: none are set under `cargo test`).
+    fn flags(args: &[&str]) -> Overrides {
+        Flags::try_parse_from(std::iter::once("icnd").chain(args.iter().copied()))
+            .unwrap()
+            .overrides
+    }
+
     #[test]
-    fn layers_apply_in_order_file_env_flags() {
+    fn flags_override_the_file_and_the_file_the_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("icn.toml");
         std::fs::write(
             &file,
-            "data_dir = \"/from/file\"\n[gateway]\nenable = true\nbind = \"127.0.0.1:1000\"\n",
+            "data_dir = \"/from/file\"\n[gateway]\nenable = true\nbind = \"127.0.0.1:1000\"\ncors_origins = [\"https://a.example\"]\n[net]\nbootstrap_peers = [\"icn1a\"]\n",
         )
         .unwrap();
-        let env = vec![
-            ("ICN_GATEWAY_BIND".to_owned(), "127.0.0.1:2000".to_owned()),
-            ("ICN_DATA_DIR".to_owned(), "/from/env".to_owned()),
-        ];
-        let flags = Overrides {
-            data_dir: Some("/from/flag".into()),
-            ..Overrides::default()
-        };
-        let config = Config::load(Some(&file), env, &flags).unwrap();
+        let config = Config::load(
+            Some(&file),
+            &flags(&[
+                "--data-dir",
+                "/from/flag",
+                "--peer",
+                "icn1b",
+                "--relay-enable",
+                "--mdns=off",
+            ]),
+        )
+        .unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
-        assert_eq!(config.gateway.bind.port(), 2000);
+        assert_eq!(config.gateway.bind.port(), 1000);
         assert!(config.gateway.enable);
+        assert_eq!(config.gateway.cors_origins, ["https://a.example"]);
+        assert_eq!(config.net.bootstrap_peers, ["icn1a", "icn1b"]);
+        assert!(config.net.relay_enable);
+        assert!(!config.net.mdns);
+        assert_eq!(
+            config.gateway.rate_limit_per_second, 50,
+            "the default stands"
+        );
+
+        let config = Config::load(
+            Some(&file),
+            &flags(&[
+                "--no-gateway",
+                "--gateway-cors-origins",
+                "https://b.example,https://c.example",
+            ]),
+        )
+        .unwrap();
+        assert!(!config.gateway.enable);
+        assert_eq!(
+            config.gateway.cors_origins,
+            ["https://b.example", "https://c.example"]
+        );
     }
 
     #[test]
@@ -398,13 +443,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("icn.toml");
         std::fs::write(&file, "gatway = 1\n").unwrap();
-        let error = Config::load(Some(&file), vec![], &Overrides::default()).unwrap_err();
+        let error = Config::load(Some(&file), &Overrides::default()).unwrap_err();
         assert!(
             error.to_string().contains("unknown field `gatway`"),
             "{error}"
         );
-        let env = vec![("ICN_GATEWAY_BIND".to_owned(), "nonsense".to_owned())];
-        let error = Config::load(None, env, &Overrides::default()).unwrap_err();
-        assert!(error.to_string().contains("ICN_GATEWAY_BIND"), "{error}");
+        let error = Flags::try_parse_from(["icnd", "--gateway-bind", "nonsense"])
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("--gateway-bind"), "{error}");
+        let error = Config::load(None, &flags(&["--log-format", "xml"])).unwrap_err();
+        assert!(error.to_string().contains("log.format"), "{error}");
     }
 }

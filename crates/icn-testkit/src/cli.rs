@@ -120,8 +120,14 @@ impl Harness {
     }
 
     pub fn icnd_output(&self, args: &[&str]) -> Run {
+        self.icnd_output_env(args, &[])
+    }
+
+    /// `icnd` run to its end with `env` added to its environment.
+    pub fn icnd_output_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         self.command(&self.icnd)
             .args(args)
+            .envs(env.iter().copied())
             .output()
             .expect("icnd runs")
             .into()

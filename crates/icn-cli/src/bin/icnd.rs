@@ -1,6 +1,6 @@
 //! `icnd`: the ICN daemon. Parses flags, loads config, runs the node.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand};
 use icn_node::{Config, DataDir, Overrides, daemon, passphrase};
@@ -20,49 +20,14 @@ struct Cli {
 
 #[derive(Args)]
 struct Flags {
-    /// Data directory (identity, keystore, database). Default: ~/.local/share/icn.
-    #[arg(long, global = true)]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Overrides,
     /// A TOML config file; ICN_* variables and flags override it.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "ICN_CONFIG")]
     config: Option<PathBuf>,
-    /// Serve the HTTP API (/api/v1) on --gateway-bind (the default).
-    #[arg(long, global = true, conflicts_with = "no_gateway")]
-    gateway_enable: bool,
-    /// Do not serve the web app and HTTP API.
-    #[arg(long, global = true)]
-    no_gateway: bool,
-    /// Address for the web app and HTTP API. Default: 127.0.0.1:7878 (this
-    /// machine only), or a free port if that one is taken.
-    #[arg(long, global = true)]
-    gateway_bind: Option<SocketAddr>,
-    /// UDP address peers reach this node on. Default: 0.0.0.0:7879.
-    #[arg(long, global = true)]
-    listen: Option<SocketAddr>,
-    /// A peer to keep connected to, as its ticket (`icnctl net ticket` on
-    /// its machine). Repeatable; adds to net.bootstrap_peers.
-    #[arg(long = "peer", global = true, value_name = "TICKET")]
-    peers: Vec<String>,
-    /// Run the co-op's relay here, on an always-on machine members can
-    /// reach: their nodes meet through it, then connect directly.
-    #[arg(long, global = true)]
-    relay_enable: bool,
-    /// The relay's port, TCP and UDP. Default: 0.0.0.0:7880.
-    #[arg(long, global = true)]
-    relay_listen: Option<SocketAddr>,
-    /// How members reach the relay, e.g. https://coop.example.org:7880.
-    /// Default: this machine's address and the relay's port.
-    #[arg(long, global = true, value_name = "URL")]
-    relay_url: Option<String>,
-    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
-    #[arg(long, global = true, value_name = "ADDR")]
-    metrics_bind: Option<SocketAddr>,
     /// Read the keystore passphrase from this file instead of ICN_KEYSTORE_PASSPHRASE or a prompt.
     #[arg(long, global = true)]
     passphrase_file: Option<PathBuf>,
-    /// Log format: text or json.
-    #[arg(long, global = true)]
-    log_format: Option<String>,
     /// On a first start (no identity yet), do not open the set-up page in
     /// the desktop's browser; only print its address.
     #[arg(long, global = true)]
@@ -80,33 +45,12 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Print the effective configuration (file, then ICN_* environment, then flags).
+    /// Print the effective configuration (defaults, the file, then ICN_* variables and flags).
     Check,
 }
 
 fn load_config(flags: &Flags) -> anyhow::Result<Config> {
-    let overrides = Overrides {
-        data_dir: flags.data_dir.clone(),
-        gateway_enable: match (flags.gateway_enable, flags.no_gateway) {
-            (true, _) => Some(true),
-            (_, true) => Some(false),
-            _ => None,
-        },
-        gateway_bind: flags.gateway_bind,
-        listen: flags.listen,
-        peers: flags.peers.clone(),
-        relay_enable: flags.relay_enable.then_some(true),
-        relay_listen: flags.relay_listen,
-        relay_url: flags.relay_url.clone(),
-        metrics_bind: flags.metrics_bind,
-        log_level: None,
-        log_format: flags.log_format.clone(),
-    };
-    Ok(Config::load(
-        flags.config.as_deref(),
-        std::env::vars(),
-        &overrides,
-    )?)
+    Ok(Config::load(flags.config.as_deref(), &flags.settings)?)
 }
 
 fn init_tracing(config: &Config) {
@@ -164,9 +108,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     ))
 }
 
+/// The `ICN_*` variable behind a refused value, when the flag clap names
+/// was not on the command line: its message names only the flag.
+fn from_environment(message: &str) -> Option<String> {
+    use clap::CommandFactory;
+    let given: Vec<String> = std::env::args().collect();
+    Cli::command().get_arguments().find_map(|arg| {
+        let flag = format!("--{}", arg.get_long()?);
+        let variable = arg.get_env()?.to_string_lossy().into_owned();
+        let named =
+            message.contains(&format!("'{flag} ")) || message.contains(&format!("'{flag}'"));
+        let on_command_line = given
+            .iter()
+            .any(|word| word == &flag || word.starts_with(&format!("{flag}=")));
+        (named && !on_command_line && std::env::var_os(&variable).is_some()).then_some(variable)
+    })
+}
+
 fn main() -> ExitCode {
     icn_node::layout::owner_only_files();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // The message (or the help, or the version), as clap prints it.
+            let _ = error.print();
+            if let Some(variable) = from_environment(&error.to_string()) {
+                eprintln!("(That value comes from the environment variable {variable}.)");
+            }
+            return ExitCode::from(error.exit_code().clamp(0, 255) as u8);
+        }
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

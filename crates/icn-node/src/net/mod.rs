@@ -103,6 +103,8 @@ pub struct Metrics {
     pub pushes_dropped: AtomicU64,
     /// Time from an event's timestamp to its arrival here, for the last one.
     pub replication_lag_ms: AtomicU64,
+    /// Rounds of the dial loop (every 5 s, while the node has a co-op).
+    pub dial_rounds: AtomicU64,
 }
 
 impl Metrics {
@@ -126,6 +128,7 @@ impl Metrics {
             frames_rate_limited: get(&self.frames_rate_limited),
             pushes_dropped: get(&self.pushes_dropped),
             replication_lag_ms: get(&self.replication_lag_ms),
+            dial_rounds: get(&self.dial_rounds),
         }
     }
 }
@@ -779,6 +782,7 @@ async fn dial_loop(net: Arc<Net>) {
         for (key, addr) in targets {
             dial(&net, key, addr);
         }
+        Metrics::add(&net.metrics.dial_rounds, 1);
     }
 }
 
