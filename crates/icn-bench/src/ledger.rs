@@ -24,7 +24,7 @@ use crate::{BATCH, ceiling};
 
 /// Transfers of one minute, round robin among ten members, no deps (each
 /// payer's own chain stays far above a floor raised for the bench).
-fn transfers(count: usize) -> (Coop, Vec<Vec<u8>>) {
+pub(crate) fn transfers(count: usize) -> (Coop, Vec<Vec<u8>>) {
     let keys: Vec<KeyPair> = (1..=10).map(member).collect();
     let refs: Vec<&KeyPair> = keys.iter().collect();
     let mut coop = Coop::found_with("Bench", &refs, &[("ledger.floor", "1000000")]);
@@ -55,7 +55,7 @@ fn transfers(count: usize) -> (Coop, Vec<Vec<u8>>) {
     (coop, events)
 }
 
-fn fresh_node(dir: &Path, coop: &Coop) -> Node {
+pub(crate) fn fresh_node(dir: &Path, coop: &Coop) -> Node {
     let mut node = Node::open(DataDir::new(dir), Vec::new(), &icn_node::modules()).expect("opens");
     node.join(verified(coop.genesis.clone())).expect("joins");
     node

@@ -11,13 +11,16 @@
 //!   node of a mesh, see `propagate.rs`;
 //! - `gateway [SECONDS] [CONNECTIONS]`: the HTTP gateway under wrk beside
 //!   a trivial axum handler, see `gateway.rs`;
-//! - `mvc [NODES]`: the pilot's performance floor as one burst, see `mvc.rs`.
+//! - `mvc [NODES]`: the pilot's performance floor as one burst, see `mvc.rs`;
+//! - `restart [COUNT]`: start-up time and resident memory of a node
+//!   holding COUNT transfers, beside opening its store alone, see `restart.rs`.
 
 mod gateway;
 mod governance;
 mod ledger;
 mod mvc;
 mod propagate;
+mod restart;
 mod sync;
 mod trust;
 
@@ -198,6 +201,13 @@ fn main() {
             let seconds = numbers.next().unwrap_or(10);
             gateway::run(seconds, numbers.next().unwrap_or(32) as usize);
         }
+        "restart" => restart::run(count, threads),
+        "restart-child" => {
+            // Internal: one side of `restart`, in a process of its own.
+            let what = args.get(1).map_or("", String::as_str);
+            let dir = args.get(2).expect("restart-child SIDE DIR");
+            restart::child(what, std::path::Path::new(dir));
+        }
         "mvc" => mvc::run(args.iter().find_map(|arg| arg.parse().ok()).unwrap_or(10)),
         "propagate" => {
             // `propagate [NODES] [TRIALS]`: the numbers in order, defaults 10 and 200.
@@ -211,7 +221,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "icn-bench: unknown benchmark {other:?}; use events, ledger, sync, propagate, trust, governance, gateway, mvc or nothing (all)"
+                "icn-bench: unknown benchmark {other:?}; use events, ledger, sync, propagate, trust, governance, gateway, mvc, restart or nothing (all)"
             );
             std::process::exit(2);
         }

@@ -509,6 +509,9 @@ impl Log {
             let mut changes = Changes::default();
             for event in &events {
                 log.ingest(event.clone(), now, &mut changes);
+                // The result is a full rewrite from the folded state
+                // (`all_rows`): the rows each event wrote are not kept.
+                changes.rows.clear();
             }
             if log.stale {
                 // A fork we did not start with: start again knowing it. Each

@@ -1161,8 +1161,9 @@ pub fn replay_store(store: &Store, modules: &Modules) -> Result<Option<Replayed>
     let stored = store.events()?;
     let mut events = Vec::with_capacity(stored.len());
     let mut flags: Vec<(EventId, bool)> = Vec::with_capacity(stored.len());
-    for (position, row) in stored.iter().enumerate() {
-        let event = Store::decode(row).map_err(|error| NodeError::Damaged {
+    // Consumed as decoded: the raw rows are not kept beside the events.
+    for (position, row) in stored.into_iter().enumerate() {
+        let event = Store::decode(&row).map_err(|error| NodeError::Damaged {
             position: position + 1,
             reason: error.to_string(),
         })?;
@@ -1213,23 +1214,13 @@ pub fn replay_store(store: &Store, modules: &Modules) -> Result<Option<Replayed>
         now(),
     )
     .map_err(NodeError::Rejected)?;
-    let stored_rows = store.all_view_rows()?;
-    let folded_rows: Vec<(String, String, String)> = replayed
-        .rows
-        .iter()
-        .map(|row| {
-            (
-                row.view.to_owned(),
-                row.key.clone(),
-                row.value.clone().unwrap_or_default(),
-            )
-        })
-        .collect();
+    // Compared row by row as the store reads them: no copy of the views.
+    let views_match = store.views_match(&replayed.rows)?;
     let flags_agree = flags
         .iter()
         .all(|(id, counted)| log.is_counted(id) == *counted);
     Ok(Some(Replayed {
-        views_agree: stored_rows == folded_rows && flags_agree,
+        views_agree: views_match && flags_agree,
         log,
         changes: replayed,
     }))

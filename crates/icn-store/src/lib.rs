@@ -451,6 +451,32 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Whether the stored views hold exactly `rows` (ordered by view, then
+    /// key; a row without a value stands for an empty one). Reads one
+    /// stored row at a time: no copy of the views is made.
+    pub fn views_match(&self, rows: &[icn_kernel::ViewRow]) -> Result<bool, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT view, key, value FROM view_rows ORDER BY view, key")?;
+        let mut stored = statement.query([])?;
+        let mut expected = rows.iter();
+        loop {
+            match (stored.next()?, expected.next()) {
+                (None, None) => return Ok(true),
+                (Some(row), Some(want)) => {
+                    let same = row.get_ref(0)?.as_str().ok() == Some(want.view)
+                        && row.get_ref(1)?.as_str().ok() == Some(want.key.as_str())
+                        && row.get_ref(2)?.as_str().ok()
+                            == Some(want.value.as_deref().unwrap_or_default());
+                    if !same {
+                        return Ok(false);
+                    }
+                }
+                _ => return Ok(false),
+            }
+        }
+    }
+
     /// How many rows one view has.
     pub fn view_len(&self, view: &str) -> Result<u64, StoreError> {
         Ok(self.connection.query_row(

@@ -54,6 +54,21 @@ fn events_and_views_survive_reopening() {
         .map(|row| (row.view.to_owned(), row.key))
         .collect();
     assert_eq!(stored_rows, folded);
+
+    // The row-by-row check agrees, and notices any difference.
+    let rows = log.all_rows();
+    assert!(store.views_match(&rows).unwrap());
+    let mut changed = rows.clone();
+    changed[0].value = Some("something else".to_owned());
+    assert!(!store.views_match(&changed).unwrap());
+    assert!(!store.views_match(&rows[1..]).unwrap(), "a row missing");
+    let mut extra = rows.clone();
+    extra.push(icn_kernel::ViewRow {
+        view: "zz",
+        key: "k".to_owned(),
+        value: Some(String::new()),
+    });
+    assert!(!store.views_match(&extra).unwrap(), "a row too many");
 }
 
 #[test]
