@@ -12,6 +12,7 @@
 //! - `gateway [SECONDS] [CONNECTIONS]`: the HTTP gateway under wrk beside
 //!   a trivial axum handler, see `gateway.rs`;
 //! - `mvc [NODES]`: the pilot's performance floor as one burst, see `mvc.rs`;
+//! - `serve [COUNT]`: a sync round for a peer one event behind, see `serve.rs`;
 //! - `restart [COUNT]`: start-up time and resident memory of a node
 //!   holding COUNT transfers, beside opening its store alone, see `restart.rs`.
 
@@ -21,6 +22,7 @@ mod ledger;
 mod mvc;
 mod propagate;
 mod restart;
+mod serve;
 mod sync;
 mod trust;
 
@@ -32,11 +34,11 @@ use icn_testkit::{Coop, NoteDomain, at, member, verified};
 
 pub(crate) const BATCH: usize = 100;
 
-fn domains() -> Vec<Box<dyn Domain>> {
+pub(crate) fn domains() -> Vec<Box<dyn Domain>> {
     vec![Box::new(NoteDomain::default())]
 }
 
-fn make_events(count: usize) -> (Coop, Vec<Vec<u8>>) {
+pub(crate) fn make_events(count: usize) -> (Coop, Vec<Vec<u8>>) {
     let keys: Vec<_> = (1..=10).map(member).collect();
     let refs: Vec<_> = keys.iter().collect();
     let mut coop = Coop::found("Bench", &refs);
@@ -202,6 +204,7 @@ fn main() {
             gateway::run(seconds, numbers.next().unwrap_or(32) as usize);
         }
         "restart" => restart::run(count, threads),
+        "serve" => serve::run(count),
         "restart-child" => {
             // Internal: one side of `restart`, in a process of its own.
             let what = args.get(1).map_or("", String::as_str);
@@ -221,7 +224,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "icn-bench: unknown benchmark {other:?}; use events, ledger, sync, propagate, trust, governance, gateway, mvc, restart or nothing (all)"
+                "icn-bench: unknown benchmark {other:?}; use events, ledger, sync, propagate, trust, governance, gateway, mvc, restart, serve or nothing (all)"
             );
             std::process::exit(2);
         }

@@ -169,6 +169,9 @@ pub struct Changes {
 #[derive(Clone, Debug, Default)]
 struct Chain {
     ids: Vec<EventId>,
+    /// Where each of `ids` stands in [`Log::kept_order`], so that a peer
+    /// behind on this chain is served from there, not from the start.
+    positions: Vec<u32>,
     keys: Option<KeyState>,
     /// The seq and causal clock of the author's latest counted
     /// `identity.recover`: guardians' freezes it had seen no longer hold
@@ -458,6 +461,7 @@ impl Log {
         log.events.insert(genesis.id(), genesis.clone());
         let chain = log.chains.entry(content.author).or_default();
         chain.ids.push(genesis.id());
+        chain.positions.push(0);
         let mut changes = Changes::default();
         changes.stored.push((genesis.clone(), true));
         changes.rows = log.all_rows();
@@ -854,6 +858,14 @@ impl Log {
     pub fn chain_id(&self, author: &Did, seq: u64) -> Option<EventId> {
         let index = usize::try_from(seq.checked_sub(1)?).ok()?;
         self.chains.get(author)?.ids.get(index).copied()
+    }
+
+    /// Where the event at `seq` in `author`'s counted chain stands in
+    /// [`Log::kept_order`].
+    pub fn chain_position(&self, author: &Did, seq: u64) -> Option<usize> {
+        let index = usize::try_from(seq.checked_sub(1)?).ok()?;
+        let position = *self.chains.get(author)?.positions.get(index)?;
+        usize::try_from(position).ok()
     }
 
     /// Kept events that do not count: variants that lost a fork and
@@ -1265,8 +1277,11 @@ impl Log {
                 .is_some_and(|membership| membership.status != crate::Status::Exited);
             self.note_kept(&event, reach, supports);
         }
+        let position = u32::try_from(self.order.len()).expect("fewer than 2^32 events kept");
         let chain = self.chains.entry(author).or_default();
         chain.ids.push(event.id());
+        // Pushed to `order` below, with nothing kept in between.
+        chain.positions.push(position);
         match applies {
             // In its place in the chain, folded into no view.
             Applies::No => {}

@@ -465,7 +465,28 @@ fn run(coop: &Coop, events: &[Event], order: &[usize]) -> (Vec<ViewRow>, Vec<Eve
     for &i in order {
         log.ingest(verified(events[i].clone()), at(100), &mut changes);
     }
+    assert_positions_agree(&log);
     final_state(&log)
+}
+
+/// Every counted chain's events are where `chain_position` says they are in
+/// the kept order (sync serves a peer from there), and in seq order.
+fn assert_positions_agree(log: &Log) {
+    let order = log.kept_order();
+    for (author, (head, _)) in log.heads() {
+        let mut last = None;
+        for seq in 1..=head {
+            let position = log.chain_position(&author, seq).expect("a position");
+            assert_eq!(
+                Some(order[position]),
+                log.chain_id(&author, seq),
+                "{author} {seq}"
+            );
+            assert!(last < Some(position), "{author} {seq} is after {last:?}");
+            last = Some(position);
+        }
+        assert_eq!(log.chain_position(&author, head + 1), None);
+    }
 }
 
 /// A random little co-op history: notes with deps, key changes, and sometimes
@@ -565,6 +586,7 @@ fn replay_from_storage_matches_the_incremental_log() {
             at(100),
         )
         .unwrap();
+        assert_positions_agree(&replayed);
         assert_eq!(final_state(&log), final_state(&replayed), "seed {seed}");
     }
 }

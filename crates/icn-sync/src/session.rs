@@ -277,18 +277,35 @@ impl Serve {
             heads.insert(head.author, head.seq);
         }
         let uncounted: HashSet<EventId> = hello.uncounted.iter().copied().collect();
-        let behind = log
-            .heads()
+        let ours = log.heads();
+        let behind = ours
             .iter()
             .any(|(author, (seq, _))| heads.get(author).is_none_or(|theirs| theirs < seq));
         let forks_unknown = log.uncounted().iter().any(|id| !uncounted.contains(id));
         let nothing_to_send = !behind && diverged.is_empty() && !forks_unknown;
+        // Position 0 is the genesis, which the peer has. A peer that only
+        // lacks the ends of some chains is served from the first event it
+        // lacks (chains are in kept order), not from the start; forks it
+        // has not seen may lie anywhere.
+        let cursor = if !diverged.is_empty() || forks_unknown {
+            1
+        } else {
+            ours.iter()
+                .filter_map(|(author, (seq, _))| {
+                    let theirs = heads.get(author).copied().unwrap_or(0);
+                    (theirs < *seq)
+                        .then(|| log.chain_position(author, theirs + 1))
+                        .flatten()
+                })
+                .min()
+                .unwrap_or(log.kept_order().len())
+                .max(1)
+        };
         Serve {
             round: hello.round,
             page: 0,
             generation: log.generation(),
-            // Position 0 is the genesis, which the peer has.
-            cursor: 1,
+            cursor,
             peer: PeerView {
                 heads,
                 diverged,
