@@ -81,7 +81,7 @@ pub(crate) async fn connect(states: &[SharedState], arrivals: &Arrivals) -> Vec<
                 bootstrap.push(ticket);
             }
         }
-        let net = Net::start(state.clone(), NetOptions::direct(loopback, bootstrap))
+        let net = Net::start(state.node.clone(), NetOptions::direct(loopback, bootstrap))
             .await
             .expect("starts");
         nets.push(net);

@@ -78,12 +78,12 @@ pub fn run(count: usize) {
     runtime.block_on(async {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let (state_a, state_b) = (AppState::new(a), AppState::new(b));
-        let net_a = Net::start(state_a.clone(), NetOptions::direct(loopback, vec![]))
+        let net_a = Net::start(state_a.node.clone(), NetOptions::direct(loopback, vec![]))
             .await
             .expect("starts");
         let ticket = net_a.ticket().expect("a ticket").encode();
         let start = Instant::now();
-        let net_b = Net::start(state_b.clone(), NetOptions::direct(loopback, vec![ticket]))
+        let net_b = Net::start(state_b.node.clone(), NetOptions::direct(loopback, vec![ticket]))
             .await
             .expect("starts");
         let counted = |state: &AppState| {

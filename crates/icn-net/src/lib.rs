@@ -21,7 +21,7 @@ mod relay;
 mod session;
 mod ticket;
 
-use crate::prelude::*;
+use icn_coop::prelude::*;
 use std::{
     collections::{HashMap, HashSet},
     net::SocketAddr,
@@ -46,7 +46,11 @@ use relay::{PinnedRelays, Relay};
 use session::{Ended, PeerCounters, drive};
 pub use ticket::Ticket;
 
-use crate::{Node, http::SharedState};
+use icn_runtime::Node;
+
+/// The node replication reads and writes, shared with the rest of the
+/// daemon (the gateway, the duties).
+pub type SharedState = Arc<Mutex<Node>>;
 
 pub const SYNC_ALPN: &[u8] = icn_sync::ALPN;
 /// The mDNS service members' nodes announce themselves under.
@@ -173,7 +177,13 @@ pub struct Net {
     backoff: Mutex<HashMap<[u8; 32], (backon::ExponentialBackoff, Instant)>>,
     /// What it was started with (to start again after a key rotation).
     options: NetOptions,
+    /// Set by [`Net::close`]: sessions send what they still have to push
+    /// (a key rotation above all), finish their streams and end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
+
+/// How long [`Net::close`] waits for sessions to deliver what they hold.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 /// What `icnd` asks of the network.
 #[derive(Clone, Debug)]
@@ -212,7 +222,7 @@ pub struct RelayOptions {
 /// from keys that are not a member's.
 #[derive(Debug)]
 struct MembersOnly {
-    state: std::sync::Weak<crate::http::AppState>,
+    state: std::sync::Weak<Mutex<Node>>,
 }
 
 impl EndpointHooks for MembersOnly {
@@ -241,9 +251,8 @@ impl EndpointHooks for MembersOnly {
     }
 }
 
-fn lock(state: &crate::http::AppState) -> std::sync::MutexGuard<'_, crate::node::Node> {
+fn lock(state: &Mutex<Node>) -> std::sync::MutexGuard<'_, Node> {
     state
-        .node
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -384,6 +393,7 @@ impl Net {
             ),
             pinned,
             relay: Mutex::new(None),
+            closing: tokio::sync::watch::channel(false).0,
         });
         // Where members were last heard of: a restarted node redials them
         // all, not only its bootstrap peers.
@@ -424,6 +434,15 @@ impl Net {
     }
 
     pub async fn close(&self) {
+        // Sessions first: each pushes the events it has not sent yet and
+        // waits (a moment) for the peer to take them, so that an event
+        // signed just before (a key rotation, after which this node's old
+        // key is refused) is not lost with the connection.
+        self.closing.send_replace(true);
+        let deadline = Instant::now() + CLOSE_GRACE;
+        while self.connections() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         self.endpoint.close().await;
         let relay = self.relay.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(relay) = relay {
@@ -1005,13 +1024,14 @@ fn take_application(net: &Net, connection: &Connection, bytes: &[u8]) -> Result<
         .iter()
         .filter(|member| member.status == "applicant")
         .filter(|member| {
-            member.applied_ms.unwrap_or(0) + APPLICATIONS_WINDOW_MS > crate::node::now().as_millis()
+            member.applied_ms.unwrap_or(0) + APPLICATIONS_WINDOW_MS
+                > icn_runtime::node::now().as_millis()
         })
         .count();
     if open >= APPLICATIONS_OPEN_MAX {
         return Err("this node holds too many open applications; ask a member".to_owned());
     }
-    match node.ingest(vec![event], crate::node::now()) {
+    match node.ingest(vec![event], icn_runtime::node::now()) {
         Ok(verdicts) => match verdicts.into_iter().next() {
             Some(icn_kernel::Verdict::Accepted | icn_kernel::Verdict::Duplicate) => Ok(()),
             Some(

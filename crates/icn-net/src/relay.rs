@@ -38,7 +38,7 @@ use rustls::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::http::AppState;
+use icn_runtime::Node;
 
 /// Bytes a second one client may send through the relay, and its burst.
 const CLIENT_BYTES_PER_SECOND: u32 = 8 * 1024 * 1024;
@@ -172,7 +172,7 @@ impl ServerCertVerifier for PinnedVerifier {
 /// connection, so a revoked device loses it at its next connect).
 #[derive(Debug)]
 struct MembersOnly {
-    state: Weak<AppState>,
+    state: Weak<std::sync::Mutex<Node>>,
 }
 
 impl AccessControl for MembersOnly {
@@ -180,7 +180,6 @@ impl AccessControl for MembersOnly {
         let key = *request.endpoint_id().as_bytes();
         let member = self.state.upgrade().and_then(|state| {
             let node = state
-                .node
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             super::member_with_key(&node, &key)
@@ -215,7 +214,7 @@ impl Relay {
     /// address discovery on the same port over UDP. `public_url` is what
     /// members dial; unset, it is made from `fallback_host` and the port.
     pub async fn start(
-        state: &Arc<AppState>,
+        state: &crate::SharedState,
         seed: &[u8; 32],
         listen: SocketAddr,
         public_url: Option<String>,

@@ -18,7 +18,9 @@ use iroh::endpoint::{Connection, RecvStream, SendStream};
 use tokio::sync::{broadcast, mpsc};
 
 use super::{CLOSE_BAD_EVENT, CLOSE_DONE, CLOSE_PROTOCOL, CLOSE_RATE, Metrics, Net, lock};
-use crate::{http::SharedState, node::now};
+use icn_runtime::node::now;
+
+use crate::SharedState;
 
 /// How often every session is polled (rounds due, stalled rounds).
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -143,6 +145,7 @@ pub(super) async fn drive(
     let writer_task = tokio::spawn(write_frames(send, frames_out));
     let mut session = Session::new(coop, SessionConfig::default());
     let mut pushes = lock(&net.state).subscribe_kept();
+    let mut closing = net.closing.subscribe();
     let mut poll = tokio::time::interval(POLL_INTERVAL);
     let mut limit = RateLimit::new(class);
     let mut recent = Recent::default();
@@ -216,6 +219,24 @@ pub(super) async fn drive(
                     Err(broadcast::error::RecvError::Lagged(_)) => session.want_round(),
                     Err(broadcast::error::RecvError::Closed) => break Ok(()),
                 }
+            }
+            _ = closing.changed() => {
+                // What is still to push goes out before the stream ends.
+                let mut batch = Vec::new();
+                while let Ok(event) = pushes.try_recv() {
+                    if !recent.contains(&event.id()) {
+                        batch.push(event.bytes().to_vec());
+                    }
+                }
+                for chunk in batch.chunks(icn_sync::PAGE_EVENTS_MAX) {
+                    let count = chunk.len() as u64;
+                    if send_frame(net, &writer, Message::Push(chunk.to_vec()).encode()).await.is_err() {
+                        break;
+                    }
+                    Metrics::add(&net.metrics.events_sent, count);
+                    counters.sent.fetch_add(count, Ordering::Relaxed);
+                }
+                break Ok(());
             }
             _ = poll.tick() => {
                 let now_ms = started.elapsed().as_millis() as u64;
@@ -341,7 +362,7 @@ struct Ingested {
 
 enum IngestError {
     Forged,
-    Node(crate::node::NodeError),
+    Node(icn_runtime::NodeError),
 }
 
 /// Decodes, skips what is already kept (no signature check needed),
@@ -421,7 +442,12 @@ async fn write_frames(mut send: SendStream, mut frames: mpsc::Receiver<Vec<u8>>)
             return;
         }
     }
-    let _ = send.finish();
+    // The peer acknowledges what was written before the connection closes
+    // (which would discard it); a peer that does not within the grace is
+    // left behind.
+    if send.finish().is_ok() {
+        let _ = tokio::time::timeout(super::CLOSE_GRACE, send.stopped()).await;
+    }
 }
 
 #[cfg(test)]

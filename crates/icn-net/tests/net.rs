@@ -2,14 +2,15 @@
 //! endpoint: each kind of bad input is dropped with a close code, counted,
 //! and changes nothing the node has stored; the node stays responsive.
 
-use icn_node::prelude::*;
-use std::{net::SocketAddr, sync::Arc, time::Duration};
-
-use icn_node::{
-    Node,
-    http::{AppState, SharedState},
-    net::{Net, NetOptions, SYNC_ALPN, Ticket},
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
 };
+
+use icn_coop::prelude::*;
+use icn_net::{Net, NetOptions, SYNC_ALPN, SharedState, Ticket};
+use icn_runtime::{DataDir, Modules, Node, PublicIdentity};
 use icn_testkit::{at, did_of, member};
 use iroh::{
     Endpoint, RelayMode, SecretKey,
@@ -25,28 +26,29 @@ struct Target {
     ticket: Ticket,
 }
 
+fn coop_modules() -> Modules {
+    Modules::new(vec![icn_coop::CoopModule::module()])
+}
+
 /// Member `n`'s node on a fresh data directory, with no co-op yet.
 fn member_node(n: u8) -> (tempfile::TempDir, Node) {
     let dir = tempfile::tempdir().unwrap();
     let key = member(n);
-    let data = icn_node::DataDir::new(dir.path());
-    data.write_public_identity(&icn_node::PublicIdentity {
+    let data = DataDir::new(dir.path());
+    data.write_public_identity(&PublicIdentity {
         did: did_of(&key),
         device_key: key.public(),
         device_label: "test".into(),
     })
     .unwrap();
-    (
-        dir,
-        Node::open(data, vec![key], &icn_node::modules()).unwrap(),
-    )
+    (dir, Node::open(data, vec![key], &coop_modules()).unwrap())
 }
 
 async fn target() -> Target {
     let (dir, mut node) = member_node(1);
     node.create_coop("Target", &[did_of(&member(2))], &Default::default(), at(0))
         .unwrap();
-    let state = AppState::new(node);
+    let state: SharedState = Arc::new(Mutex::new(node));
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let net = Net::start(state.clone(), NetOptions::direct(loopback, vec![]))
         .await
@@ -99,7 +101,7 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 }
 
 fn with_log<T>(state: &SharedState, read: impl FnOnce(&icn_kernel::Log) -> T) -> T {
-    read(state.node.lock().unwrap().log().unwrap())
+    read(state.lock().unwrap().log().unwrap())
 }
 
 fn events_stored(state: &SharedState) -> usize {

@@ -429,7 +429,7 @@ pub async fn restart_net(state: &SharedState) {
     old.close().await;
     drop(old);
     for attempt in 0..10 {
-        match Net::start(state.clone(), options.clone()).await {
+        match Net::start(state.node.clone(), options.clone()).await {
             Ok(net) => {
                 state.set_net(Some(net));
                 tracing::info!("Networking restarted with the new device key.");
@@ -471,12 +471,12 @@ pub(crate) async fn start_net(state: &SharedState, config: &Config) {
         }),
         mdns: config.net.mdns,
     };
-    let mut started = Net::start(state.clone(), options.clone()).await;
+    let mut started = Net::start(state.node.clone(), options.clone()).await;
     if started.is_err() && config.listen.is_none() {
         let listen = options.listen;
         options.listen = std::net::SocketAddr::new(listen.ip(), 0);
         tracing::warn!(%listen, "The default peer port is taken; using any free port (set --listen for a fixed one).");
-        started = Net::start(state.clone(), options).await;
+        started = Net::start(state.node.clone(), options).await;
     }
     match started {
         Ok(net) => {

@@ -10,7 +10,6 @@ pub mod health;
 pub mod hints;
 pub mod http;
 pub mod listener;
-pub mod net;
 pub mod ops;
 pub mod passphrase;
 pub mod setup;
@@ -18,6 +17,8 @@ pub mod web;
 
 pub use config::{Config, ConfigError, Overrides};
 pub use icn_coop::{governance, ledger, recovery};
+/// Replication over iroh: its own crate, the only one that knows iroh.
+pub use icn_net as net;
 pub use icn_runtime::{
     DataDir, Modules, Node, NodeError, PublicIdentity, backup, committer, layout, node, pipeline,
 };
