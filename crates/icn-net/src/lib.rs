@@ -231,10 +231,10 @@ impl EndpointHooks for MembersOnly {
             return AfterHandshakeOutcome::accept();
         }
         let key = *connection.remote_id().as_bytes();
-        let member = self
-            .state
-            .upgrade()
-            .and_then(|state| member_with_key(&lock(&state), &key));
+        let member = match self.state.upgrade() {
+            Some(state) => off_worker(&state, move |node| member_with_key(node, &key)).await,
+            None => None,
+        };
         match member {
             Some(_) => AfterHandshakeOutcome::accept(),
             None => {
@@ -255,6 +255,19 @@ fn lock(state: &Mutex<Node>) -> std::sync::MutexGuard<'_, Node> {
     state
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `work` on the node from a blocking thread: the node's lock may wait
+/// behind a commit's fsync, and no async worker may wait with it.
+async fn off_worker<T: Send + 'static>(
+    state: &SharedState,
+    work: impl FnOnce(&mut Node) -> T + Send + 'static,
+) -> T {
+    let state = state.clone();
+    match tokio::task::spawn_blocking(move || work(&mut lock(&state))).await {
+        Ok(value) => value,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
 }
 
 fn short_key(key: &[u8; 32]) -> String {
@@ -322,16 +335,22 @@ impl Net {
     /// and dialling. Needs the node's identity unlocked (its key is the
     /// network identity).
     pub async fn start(state: SharedState, options: NetOptions) -> anyhow::Result<Arc<Net>> {
-        let seed = lock(&state)
-            .network_seed()
-            .ok_or_else(|| anyhow::anyhow!("the keystore is locked"))?;
+        let (seed, remembered, connected, stored_book) = off_worker(&state, |node| {
+            (
+                node.network_seed(),
+                node.remembered_peers().unwrap_or_default(),
+                node.connected_members().clone(),
+                node.store().meta(META_BOOK).ok().flatten(),
+            )
+        })
+        .await;
+        let seed = seed.ok_or_else(|| anyhow::anyhow!("the keystore is locked"))?;
         let mut tickets = Vec::new();
         for text in &options.bootstrap {
             let ticket = Ticket::parse(text)
                 .map_err(|error| anyhow::anyhow!("bootstrap peer {text:?}: {error}"))?;
             tickets.push(ticket);
         }
-        let remembered = lock(&state).remembered_peers().unwrap_or_default();
         tickets.extend(
             remembered
                 .iter()
@@ -370,8 +389,6 @@ impl Net {
             }
             None => None,
         };
-        let connected = lock(&state).connected_members().clone();
-        let stored_book = lock(&state).store().meta(META_BOOK).ok().flatten();
         let net = Arc::new(Net {
             book: Mutex::new(book::Book::default()),
             book_changed: tokio::sync::watch::channel(0).0,
@@ -598,8 +615,10 @@ impl Net {
     /// changed, stores it and tells every connection to pass it on.
     async fn take_entries(&self, received: book::Received) {
         let own = *self.endpoint.id().as_bytes();
-        let members: HashSet<[u8; 32]> =
-            lock(&self.state).member_device_keys().into_iter().collect();
+        let members: HashSet<[u8; 32]> = off_worker(&self.state, |node| node.member_device_keys())
+            .await
+            .into_iter()
+            .collect();
         let now = unix_ms();
         let (stored, relays) = {
             let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
@@ -630,7 +649,9 @@ impl Net {
             self.learn_relay(relay).await;
         }
         if let Some(text) = stored {
-            if let Err(error) = lock(&self.state).set_meta(META_BOOK, &text) {
+            if let Err(error) =
+                off_worker(&self.state, move |node| node.set_meta(META_BOOK, &text)).await
+            {
                 tracing::warn!(%error, "Could not save where members' nodes are.");
             }
             self.book_changed.send_modify(|version| *version += 1);
@@ -739,13 +760,13 @@ async fn dial_loop(net: Arc<Net>) {
         if net.endpoint.is_closed() {
             return;
         }
-        let (coop, remembered, members) = {
-            let node = lock(&net.state);
-            let Some(coop) = node.log().map(|log| log.coop()) else {
-                continue;
-            };
+        let read = off_worker(&net.state, |node| {
+            let coop = node.log().map(|log| log.coop())?;
             let remembered = node.remembered_peers().unwrap_or_default();
-            (coop, remembered, node.member_device_keys())
+            Some((coop, remembered, node.member_device_keys()))
+        });
+        let Some((coop, remembered, members)) = read.await else {
+            continue;
         };
         let own = *net.endpoint.id().as_bytes();
         let texts: HashSet<&String> = net.bootstrap.iter().chain(&remembered).collect();
@@ -858,7 +879,10 @@ async fn mdns_loop(net: Arc<Net>, mdns: MdnsAddressLookup) {
         };
         let key = *endpoint_info.endpoint_id.as_bytes();
         let own = *net.endpoint.id().as_bytes();
-        let member = member_with_key(&lock(&net.state), &key).is_some();
+        let member = off_worker(&net.state, move |node| {
+            member_with_key(node, &key).is_some()
+        })
+        .await;
         if member && key > own {
             tracing::debug!(peer = %short_key(&key), "Found a member on the local network.");
             dial(&net, key, endpoint_info.into());
@@ -869,12 +893,16 @@ async fn mdns_loop(net: Arc<Net>, mdns: MdnsAddressLookup) {
 /// Registers the connection, runs its session, and forgets it when done.
 async fn run_connection(net: Arc<Net>, connection: Connection, dialled: bool) {
     let endpoint = *connection.remote_id().as_bytes();
-    let Some(did) = member_with_key(&lock(&net.state), &endpoint) else {
+    // The rate class is set when the connection starts: a change of trust
+    // applies from the next.
+    let known = off_worker(&net.state, move |node| {
+        member_with_key(node, &endpoint).map(|did| (did, node.trust_in(&did)))
+    });
+    let Some((did, trust)) = known.await else {
         connection.close(CLOSE_NOT_MEMBER.into(), b"not a member of this co-op");
         return;
     };
-    // Set when the connection starts: a change of trust applies from the next.
-    let class = session::RateClass::for_trust(lock(&net.state).trust_in(&did));
+    let class = session::RateClass::for_trust(trust);
     let id = connection.stable_id();
     let events_sent = Arc::new(AtomicU64::new(0));
     let events_received = Arc::new(AtomicU64::new(0));
@@ -1005,7 +1033,7 @@ const APPLICATIONS_WINDOW_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 
 /// Takes an applicant's `member.apply` (signed by the key they connect
 /// with) into the log, from where sync carries it to every member.
-fn take_application(net: &Net, connection: &Connection, bytes: &[u8]) -> Result<(), String> {
+async fn take_application(net: &Net, connection: &Connection, bytes: &[u8]) -> Result<(), String> {
     let event = Event::decode(bytes).map_err(|error| format!("unreadable application: {error}"))?;
     if event.kind().as_str() != icn_governance::KIND_APPLY {
         return Err("only an application (member.apply) is taken before admission".to_owned());
@@ -1016,7 +1044,12 @@ fn take_application(net: &Net, connection: &Connection, bytes: &[u8]) -> Result<
     let event = event
         .verify()
         .map_err(|_| "the application's signature does not verify".to_owned())?;
-    let mut node = lock(&net.state);
+    off_worker(&net.state, move |node| admit_application(node, event)).await
+}
+
+/// The node's side of [`take_application`]: a bound on open applications,
+/// then the event into the log.
+fn admit_application(node: &mut Node, event: icn_kernel::VerifiedEvent) -> Result<(), String> {
     let open = node
         .members()
         .map_err(|error| error.to_string())?
@@ -1053,8 +1086,7 @@ async fn serve_join(net: &Net, connection: &Connection) -> anyhow::Result<()> {
         .await?;
     let request: JoinRequest = postcard::from_bytes(&request)?;
     if let Some(application) = &request.application {
-        let outcome =
-            tokio::task::block_in_place(|| take_application(net, connection, application));
+        let outcome = take_application(net, connection, application).await;
         if let Err(reason) = &outcome {
             tracing::info!(%reason, "Refused an application to join.");
         }
@@ -1063,12 +1095,13 @@ async fn serve_join(net: &Net, connection: &Connection) -> anyhow::Result<()> {
         connection.closed().await;
         return Ok(());
     }
-    let genesis = {
-        let node = lock(&net.state);
+    let coop = request.coop;
+    let genesis = off_worker(&net.state, move |node| {
         node.log()
-            .filter(|log| log.coop() == request.coop)
+            .filter(|log| log.coop() == coop)
             .map(|log| log.genesis().bytes().to_vec())
-    };
+    })
+    .await;
     match genesis {
         Some(genesis) => send.write_all(&genesis).await?,
         None => {

@@ -17,7 +17,9 @@ use icn_sync::{Message, Output, Session, SessionConfig};
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 use tokio::sync::{broadcast, mpsc};
 
-use super::{CLOSE_BAD_EVENT, CLOSE_DONE, CLOSE_PROTOCOL, CLOSE_RATE, Metrics, Net, lock};
+use super::{
+    CLOSE_BAD_EVENT, CLOSE_DONE, CLOSE_PROTOCOL, CLOSE_RATE, Metrics, Net, lock, off_worker,
+};
 use icn_runtime::node::now;
 
 use crate::SharedState;
@@ -130,7 +132,7 @@ pub(super) async fn drive(
     counters: &PeerCounters,
     class: RateClass,
 ) -> Result<(), Ended> {
-    let Some(coop) = lock(&net.state).log().map(|log| log.coop()) else {
+    let Some(coop) = off_worker(&net.state, |node| node.log().map(|log| log.coop())).await else {
         return Err(ended(CLOSE_PROTOCOL, "this node has no co-op yet"));
     };
     let (send, recv) = if dialled {
@@ -144,7 +146,7 @@ pub(super) async fn drive(
     let (writer, frames_out) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
     let writer_task = tokio::spawn(write_frames(send, frames_out));
     let mut session = Session::new(coop, SessionConfig::default());
-    let mut pushes = lock(&net.state).subscribe_kept();
+    let mut pushes = off_worker(&net.state, |node| node.subscribe_kept()).await;
     let mut closing = net.closing.subscribe();
     let mut poll = tokio::time::interval(POLL_INTERVAL);
     let mut limit = RateLimit::new(class);
@@ -175,7 +177,11 @@ pub(super) async fn drive(
                 };
                 let now_ms = started.elapsed().as_millis() as u64;
                 let completed = session.stats.rounds_completed;
-                let outputs = with_log(&net.state, |log| session.on_message(message, log, now_ms));
+                let outputs;
+                (session, outputs) = with_log(&net.state, session, move |session, log| {
+                    session.on_message(message, log, now_ms)
+                })
+                .await;
                 let outputs = match outputs {
                     Ok(outputs) => outputs,
                     Err(error) => break Err(ended(CLOSE_PROTOCOL, error.to_string())),
@@ -186,7 +192,8 @@ pub(super) async fn drive(
                 // A round ended and its events are in: a restored node has
                 // caught up with this peer.
                 if session.stats.rounds_completed > completed {
-                    tokio::task::block_in_place(|| lock(&net.state).caught_up(peer));
+                    let peer = *peer;
+                    off_worker(&net.state, move |node| node.caught_up(&peer)).await;
                 }
             }
             kept = pushes.recv() => {
@@ -243,7 +250,11 @@ pub(super) async fn drive(
                 if !session.due(now_ms) {
                     continue;
                 }
-                if let Some(hello) = with_log(&net.state, |log| session.poll(log, now_ms)) {
+                let hello;
+                (session, hello) =
+                    with_log(&net.state, session, move |session, log| session.poll(log, now_ms))
+                        .await;
+                if let Some(hello) = hello {
                     Metrics::add(&net.metrics.sync_rounds, 1);
                     if send_frame(net, &writer, hello.encode()).await.is_err() {
                         break Ok(());
@@ -258,16 +269,22 @@ pub(super) async fn drive(
     result
 }
 
-/// Runs `work` on the co-op's log under the node lock, off the async
-/// workers' hot path (the lock may wait for a commit's fsync).
-pub(super) fn with_log<T>(state: &SharedState, work: impl FnOnce(&icn_kernel::Log) -> T) -> T {
-    tokio::task::block_in_place(|| {
-        let node = lock(state);
-        work(
-            node.log()
-                .expect("a session runs only once a co-op exists, which is never left"),
-        )
+/// Runs `work` with the session on the co-op's log, on a blocking thread
+/// (the node's lock may wait for a commit's fsync; no async worker waits
+/// with it), and hands the session back.
+async fn with_log<T: Send + 'static>(
+    state: &SharedState,
+    mut session: Session,
+    work: impl FnOnce(&mut Session, &icn_kernel::Log) -> T + Send + 'static,
+) -> (Session, T) {
+    off_worker(state, move |node| {
+        let log = node
+            .log()
+            .expect("a session runs only once a co-op exists, which is never left");
+        let value = work(&mut session, log);
+        (session, value)
     })
+    .await
 }
 
 async fn send_frame(net: &Net, writer: &mpsc::Sender<Vec<u8>>, frame: Vec<u8>) -> Result<(), ()> {

@@ -142,7 +142,9 @@ pub async fn run(
                                     axum::http::header::CONTENT_TYPE,
                                     "text/plain; version=0.0.4",
                                 )],
-                                tokio::task::block_in_place(|| crate::health::metrics(&state)),
+                                crate::http::blocking(move || crate::health::metrics(&state))
+                                    .await
+                                    .unwrap_or_default(),
                             )
                         },
                     ),
@@ -163,14 +165,16 @@ pub async fn run(
             let mut interval = tokio::time::interval(TICK_INTERVAL);
             // Every module's duties, on their cadences; the first tick does
             // them all (a laptop that was asleep catches up).
-            let scheduler = std::sync::Arc::new(std::sync::Mutex::new(
-                state
-                    .node
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .modules()
-                    .scheduler(),
-            ));
+            let modules = {
+                let state = state.clone();
+                crate::http::blocking(move || {
+                    let node = state.node.lock().unwrap_or_else(|p| p.into_inner());
+                    node.modules().clone()
+                })
+                .await
+            };
+            let Ok(modules) = modules else { return };
+            let scheduler = std::sync::Arc::new(std::sync::Mutex::new(modules.scheduler()));
             let mut backups_at = Instant::now();
             loop {
                 tokio::select! {
@@ -229,14 +233,22 @@ pub async fn run(
 
     let _ = state.config.set(config.clone());
     start_net(&state, &config).await;
-    let joining = join_from_peers(&state, &config.net.bootstrap_peers);
+    let joining = {
+        let (state, tickets) = (state.clone(), config.net.bootstrap_peers.clone());
+        crate::http::blocking(move || join_from_peers(&state, &tickets))
+            .await
+            .unwrap_or(false)
+    };
 
-    {
-        let node = state
-            .node
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let status = node.status(true, Some(0));
+    let status = {
+        let state = state.clone();
+        crate::http::blocking(move || {
+            let node = state.node.lock().unwrap_or_else(|p| p.into_inner());
+            node.status(true, Some(0))
+        })
+        .await
+    };
+    if let Ok(status) = &status {
         match (&status.did, &status.coop) {
             (None, _) => {
                 tracing::info!(data_dir = %status.data_dir, "Ready. No identity yet: set up in the web app (below), or run `icnctl id init`.")
@@ -258,12 +270,7 @@ pub async fn run(
                 "icnd ready: admin socket {}, web app http://{address}/, API http://{address}/api/v1",
                 socket_path.display()
             );
-            let has_identity = state
-                .node
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .identity()
-                .is_some();
+            let has_identity = status.as_ref().is_ok_and(|status| status.did.is_some());
             if has_identity {
                 println!("Sign in to the web app with the link `icnctl web open` prints.");
             } else {
@@ -450,12 +457,15 @@ pub async fn restart_net(state: &SharedState) {
 /// default port falls back to any free one; networking that cannot start
 /// leaves the rest of the node running, with the reason in the log.
 pub(crate) async fn start_net(state: &SharedState, config: &Config) {
-    let can_sign = state
-        .node
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .network_seed()
-        .is_some();
+    let can_sign = {
+        let state = state.clone();
+        crate::http::blocking(move || {
+            let node = state.node.lock().unwrap_or_else(|p| p.into_inner());
+            node.network_seed().is_some()
+        })
+        .await
+        .unwrap_or(false)
+    };
     if !can_sign {
         tracing::info!(
             "Networking starts once this node has an identity: from the set-up page (below), or with `icnctl id init` and a restart of icnd."

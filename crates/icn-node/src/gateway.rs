@@ -928,7 +928,7 @@ async fn invitation(
     headers: HeaderMap,
 ) -> Result<Json<api::NetTicket>, ApiError> {
     caller(&state, &headers, "read")?;
-    crate::http::node_ticket(&state).map(Json)
+    crate::http::node_ticket(&state).await.map(Json)
 }
 
 async fn peers(
@@ -937,7 +937,7 @@ async fn peers(
 ) -> Result<Json<api::Peers>, ApiError> {
     caller(&state, &headers, "read")?;
     let net = crate::http::running_net(&state)?;
-    Ok(Json(tokio::task::block_in_place(|| net.peers())))
+    Ok(Json(crate::http::blocking(move || net.peers()).await?))
 }
 
 async fn openapi(State(document): State<Arc<Value>>) -> Json<Value> {

@@ -214,7 +214,7 @@ pub fn doctor(state: &SharedState, backups: &Path) -> Doctor {
             Some("icnd needs its passphrase to network: ICN_KEYSTORE_PASSPHRASE or --passphrase-file"),
         )),
         Some(net) => {
-            let peers = tokio::task::block_in_place(|| net.peers());
+            let peers = net.peers();
             match (peers.peers.len(), members) {
                 (0, 0 | 1) => checks.push(check("peers", "ok", "no other member yet", None)),
                 (0, _) => {
@@ -386,12 +386,8 @@ pub fn metrics(state: &SharedState) -> String {
         (node.status(true, None), node.totals().ok(), open as u64)
     };
     let net = state.net();
-    let peers = net
-        .as_ref()
-        .map(|net| tokio::task::block_in_place(|| net.peers()));
-    let relayed = net
-        .as_ref()
-        .map(|net| tokio::task::block_in_place(|| net.relayed_sessions()));
+    let peers = net.as_ref().map(|net| net.peers());
+    let relayed = net.as_ref().map(|net| net.relayed_sessions());
     let relay = net.as_ref().and_then(|net| net.relay_stats());
     // (name, type, help, value) of each metric without labels.
     let mut plain: Vec<(&str, &str, &str, u64)> = vec![

@@ -222,6 +222,22 @@ impl ApiError {
     }
 }
 
+/// Runs blocking work (the node's lock, the network's tables) on a blocking
+/// thread, never on an async worker.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|error| {
+        tracing::error!(%error, "A request worker stopped.");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the node could not complete the request; see its log",
+            None,
+        )
+    })
+}
+
 /// Runs node work off the async threads (SQLite and signing block).
 pub(crate) async fn with_node<T: Send + 'static>(
     state: &SharedState,
@@ -551,20 +567,21 @@ pub(crate) fn running_net(state: &SharedState) -> Result<Arc<crate::net::Net>, A
 
 async fn peers(State(state): State<SharedState>) -> Result<Json<icn_api::Peers>, ApiError> {
     let net = running_net(&state)?;
-    Ok(Json(tokio::task::block_in_place(|| net.peers())))
+    Ok(Json(blocking(move || net.peers()).await?))
 }
 
 async fn net_ticket(
     State(state): State<SharedState>,
 ) -> Result<Json<icn_api::NetTicket>, ApiError> {
-    node_ticket(&state).map(Json)
+    node_ticket(&state).await.map(Json)
 }
 
 /// This node's ticket (the invitation members send), once it networks and
 /// has a co-op.
-pub(crate) fn node_ticket(state: &SharedState) -> Result<icn_api::NetTicket, ApiError> {
+pub(crate) async fn node_ticket(state: &SharedState) -> Result<icn_api::NetTicket, ApiError> {
     let net = running_net(state)?;
-    let ticket = tokio::task::block_in_place(|| net.ticket())
+    let ticket = blocking(move || net.ticket())
+        .await?
         .ok_or_else(|| ApiError::from(NodeError::NoCoop))?;
     Ok(icn_api::NetTicket {
         ticket: ticket.encode(),
@@ -911,9 +928,8 @@ pub fn admin_router(state: SharedState) -> Router {
                     Some(dir) => dir.clone(),
                     None => with_node(&state, |node| Ok(node.data_dir().backups())).await?,
                 };
-                Ok::<_, ApiError>(Json(tokio::task::block_in_place(|| {
-                    crate::health::doctor(&state, &backups)
-                })))
+                let doctor = blocking(move || crate::health::doctor(&state, &backups)).await?;
+                Ok::<_, ApiError>(Json(doctor))
             }),
         )
         .route("/admin/v1/gateway/token", post(gateway_token))
