@@ -165,15 +165,8 @@ pub async fn run(
             let mut interval = tokio::time::interval(TICK_INTERVAL);
             // Every module's duties, on their cadences; the first tick does
             // them all (a laptop that was asleep catches up).
-            let modules = {
-                let state = state.clone();
-                crate::http::blocking(move || {
-                    let node = state.node.lock().unwrap_or_else(|p| p.into_inner());
-                    node.modules().clone()
-                })
-                .await
-            };
-            let Ok(modules) = modules else { return };
+            let modules = crate::http::on_node(&state, |node| node.modules().clone());
+            let Ok(modules) = modules.await else { return };
             let scheduler = std::sync::Arc::new(std::sync::Mutex::new(modules.scheduler()));
             let mut backups_at = Instant::now();
             loop {
@@ -240,14 +233,7 @@ pub async fn run(
             .unwrap_or(false)
     };
 
-    let status = {
-        let state = state.clone();
-        crate::http::blocking(move || {
-            let node = state.node.lock().unwrap_or_else(|p| p.into_inner());
-            node.status(true, Some(0))
-        })
-        .await
-    };
+    let status = crate::http::on_node(&state, |node| node.status(true, Some(0))).await;
     if let Ok(status) = &status {
         match (&status.did, &status.coop) {
             (None, _) => {
@@ -457,15 +443,9 @@ pub async fn restart_net(state: &SharedState) {
 /// default port falls back to any free one; networking that cannot start
 /// leaves the rest of the node running, with the reason in the log.
 pub(crate) async fn start_net(state: &SharedState, config: &Config) {
-    let can_sign = {
-        let state = state.clone();
-        crate::http::blocking(move || {
-            let node = state.node.lock().unwrap_or_else(|p| p.into_inner());
-            node.network_seed().is_some()
-        })
+    let can_sign = crate::http::on_node(state, |node| node.network_seed().is_some())
         .await
-        .unwrap_or(false)
-    };
+        .unwrap_or(false);
     if !can_sign {
         tracing::info!(
             "Networking starts once this node has an identity: from the set-up page (below), or with `icnctl id init` and a restart of icnd."

@@ -238,13 +238,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
     })
 }
 
-/// Runs node work off the async threads (SQLite and signing block).
-pub(crate) async fn with_node<T: Send + 'static>(
+/// Runs `work` on the node under its lock, on a blocking thread.
+pub(crate) async fn on_node<T: Send + 'static>(
     state: &SharedState,
-    work: impl FnOnce(&mut Node) -> Result<T, NodeError> + Send + 'static,
+    work: impl FnOnce(&mut Node) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     let state = state.clone();
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         let mut node = state
             .node
             .lock()
@@ -252,16 +252,14 @@ pub(crate) async fn with_node<T: Send + 'static>(
         work(&mut node)
     })
     .await
-    .map_err(|error| {
-        tracing::error!(%error, "A request worker stopped.");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the node could not complete the request; see its log",
-            None,
-        )
-    })?
-    .map_err(ApiError::from)
+}
+
+/// Runs node work off the async threads (SQLite and signing block).
+pub(crate) async fn with_node<T: Send + 'static>(
+    state: &SharedState,
+    work: impl FnOnce(&mut Node) -> Result<T, NodeError> + Send + 'static,
+) -> Result<T, ApiError> {
+    on_node(state, work).await?.map_err(ApiError::from)
 }
 
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
