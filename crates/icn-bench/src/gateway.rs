@@ -155,7 +155,7 @@ pub fn run(seconds: u64, connections: usize) {
     let mut script = tempfile::NamedTempFile::new().expect("a temp file");
     write!(
         script,
-        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\nwrk.body = '{{\"to\":\"{}\",\"amount\":\"1\",\"memo\":\"bench\"}}'\n",
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\nwrk.body = '{{\"to\":\"{}\",\"amount\":\"1m\",\"memo\":\"bench\"}}'\n",
         payees[0]
     )
     .expect("writes");
