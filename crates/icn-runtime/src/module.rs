@@ -55,11 +55,12 @@ pub struct Duty {
     /// For logs: `governance.close`.
     pub name: &'static str,
     pub cadence: Cadence,
-    /// Returns how many events it signed.
+    /// Logs what it signed itself; an error is reported and retried at
+    /// the next due time.
     pub run: DutyFn,
 }
 
-pub type DutyFn = Box<dyn Fn(&mut Node, Timestamp) -> Result<usize, NodeError> + Send + Sync>;
+pub type DutyFn = Box<dyn Fn(&mut Node, Timestamp) -> Result<(), NodeError> + Send + Sync>;
 
 /// How often a duty runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,8 +154,6 @@ pub struct Scheduler {
 /// What one round of duties did.
 #[derive(Debug, Default)]
 pub struct Round {
-    /// Events the duties signed.
-    pub signed: usize,
     /// Duties that failed, with why (the others still ran).
     pub failed: Vec<(&'static str, NodeError)>,
 }
@@ -175,17 +174,11 @@ impl Scheduler {
                 continue;
             }
             *last = Some(at);
-            match (duty.run)(node, now) {
-                Ok(signed) => round.signed += signed,
-                Err(error) => round.failed.push((duty.name, error)),
+            if let Err(error) = (duty.run)(node, now) {
+                round.failed.push((duty.name, error));
             }
         }
         round
-    }
-
-    /// The duties' names and cadences, for `icnctl doctor` and tests.
-    pub fn duties(&self) -> impl Iterator<Item = &Duty> {
-        self.duties.iter().map(|(duty, _)| duty)
     }
 }
 
@@ -240,7 +233,7 @@ mod tests {
                     cadence: Cadence::EveryTick,
                     run: Box::new(move |_, _| {
                         ticks.fetch_add(1, Ordering::SeqCst);
-                        Ok(0)
+                        Ok(())
                     }),
                 },
                 Duty {
