@@ -641,6 +641,10 @@ pub struct NetMetrics {
     /// (unless connected) once per round.
     #[serde(default)]
     pub dial_rounds: u64,
+    /// Requests on modules' protocols (such as joining) that failed or
+    /// were refused.
+    #[serde(default)]
+    pub requests_failed: u64,
 }
 
 /// `POST /admin/v1/coop/join`.

@@ -25,6 +25,17 @@ pub fn child(what: &str, dir: &Path) {
             let elapsed = start.elapsed();
             report(elapsed, events);
         }
+        "log" => {
+            // The kernel's share: the log rebuilt with no domain folded.
+            let store = icn_store::Store::open(dir).expect("the store opens");
+            let modules = icn_node::Modules::of_domains(Vec::new);
+            let replayed = icn_node::node::replay_store(&store, &modules)
+                .expect("the log replays")
+                .expect("a co-op is stored");
+            let events = replayed.log.counted_len();
+            let elapsed = start.elapsed();
+            report(elapsed, events);
+        }
         "store" => {
             let store = icn_store::Store::open(dir).expect("the store opens");
             let events = store.counted_events().expect("counts");
@@ -104,10 +115,15 @@ pub fn run(count: usize, threads: usize) {
         );
     }
     let floor = measure("store", dir.path());
+    let kernel = measure("log", dir.path());
     let ours = measure("node", dir.path());
     println!(
         "  floor (open the SQLite store, count its events): {:>8.0} ms  resident {:>6.0} MB  peak {:>6.0} MB  ({} events stored)",
         floor.ms, floor.resident_mb, floor.peak_mb, floor.events
+    );
+    println!(
+        "  of which the kernel (the log alone, no domain):   {:>8.0} ms  resident {:>6.0} MB  peak {:>6.0} MB",
+        kernel.ms, kernel.resident_mb, kernel.peak_mb
     );
     println!(
         "  icn (Node::open: replay, views checked):          {:>8.0} ms  resident {:>6.0} MB  peak {:>6.0} MB  ({} events count)",

@@ -11,10 +11,12 @@
 
 use std::{sync::Arc, time::Duration};
 
+use icn_identity::Did;
 use icn_kernel::Domain;
-use icn_runtime::{Cadence, Duty, Module, Node};
+use icn_runtime::{Cadence, Duty, Module, Node, Protocol};
 
 pub mod governance;
+pub mod join;
 pub mod ledger;
 pub mod recovery;
 
@@ -30,6 +32,10 @@ pub mod prelude {
 /// How often the ledger's chores run (auto-accepted requests, demurrage):
 /// they are due at day or period boundaries, so a minute is on time.
 const LEDGER_DUTY_PERIOD: Duration = Duration::from_secs(60);
+
+/// The trust score (general context, from this node's member) at which a
+/// peer's node may send at the higher rate.
+const TRUSTED_PEER_SCORE: f64 = 0.6;
 
 /// The co-op's services as a module of the node.
 #[derive(Debug, Default, Clone, Copy)]
@@ -76,6 +82,14 @@ impl Module for CoopModule {
                 run: Box::new(|node: &mut Node, now| node.ledger_duties(now).map(drop)),
             },
         ]
+    }
+
+    fn protocols(&self) -> Vec<Protocol> {
+        vec![join::protocol()]
+    }
+
+    fn trusts_peer(&self, node: &Node, member: &Did) -> bool {
+        node.trust_in(member) >= TRUSTED_PEER_SCORE
     }
 
     fn member_names(&self, node: &Node) -> Option<std::collections::BTreeMap<String, String>> {

@@ -5,9 +5,12 @@
 //! - The endpoint's key is the member's device key, so a peer's connection
 //!   identity is a key the co-op's log authorises; a connection from any
 //!   other key is closed right after the handshake (`after_handshake`).
-//! - Two protocols (ALPN): `icn/sync/1` for members, and `icn/join/1`,
-//!   which only hands a co-op's genesis to whoever names its id (what a
-//!   new node needs to start).
+//! - One protocol of its own (ALPN `icn/sync/1`, members only), and every
+//!   protocol the node's modules register ([`icn_runtime::Protocol`]: one
+//!   request, one answer, such as the co-op's `icn/join/1`, open to
+//!   anyone). This crate reads the request within the module's limit,
+//!   checks who may call, and sends the answer; [`ask`] is the caller's
+//!   side.
 //! - Peers are reached at the addresses their tickets give, through the
 //!   co-op's own relays ([`relay`]), which tickets name with their key, and
 //!   on the local network by mDNS (`net.mdns`). No DNS or other discovery
@@ -21,7 +24,6 @@ mod relay;
 mod session;
 mod ticket;
 
-use icn_coop::prelude::*;
 use std::{
     collections::{HashMap, HashSet},
     net::SocketAddr,
@@ -33,20 +35,19 @@ use std::{
 };
 
 use icn_identity::Did;
-use icn_kernel::{CoopId, Event};
+
 use iroh::{
     Endpoint, EndpointAddr, RelayMap, RelayMode, SecretKey, TransportAddr,
     endpoint::{AfterHandshakeOutcome, Connection, EndpointHooks, presets},
 };
 use iroh_mdns_address_lookup::{DiscoveryEvent, MdnsAddressLookup};
-use serde::{Deserialize, Serialize};
 
 pub use relay::RelayRef;
 use relay::{PinnedRelays, Relay};
 use session::{Ended, PeerCounters, drive};
 pub use ticket::Ticket;
 
-use icn_runtime::Node;
+use icn_runtime::{Caller, Node, OpenTo, Protocol};
 
 /// The node replication reads and writes, shared with the rest of the
 /// daemon (the gateway, the duties).
@@ -55,7 +56,6 @@ pub type SharedState = Arc<Mutex<Node>>;
 pub const SYNC_ALPN: &[u8] = icn_sync::ALPN;
 /// The mDNS service members' nodes announce themselves under.
 const MDNS_SERVICE: &str = "icn";
-pub const JOIN_ALPN: &[u8] = b"icn/join/1";
 
 /// How often remembered and configured peers are dialled if not connected.
 const DIAL_INTERVAL: Duration = Duration::from_secs(5);
@@ -109,6 +109,7 @@ pub struct Metrics {
     pub replication_lag_ms: AtomicU64,
     /// Rounds of the dial loop (every 5 s, while the node has a co-op).
     pub dial_rounds: AtomicU64,
+    pub requests_failed: AtomicU64,
 }
 
 impl Metrics {
@@ -133,6 +134,7 @@ impl Metrics {
             pushes_dropped: get(&self.pushes_dropped),
             replication_lag_ms: get(&self.replication_lag_ms),
             dial_rounds: get(&self.dial_rounds),
+            requests_failed: get(&self.requests_failed),
         }
     }
 }
@@ -170,6 +172,8 @@ pub struct Net {
     /// moves whenever it changes (connections then resend it).
     book: Mutex<book::Book>,
     book_changed: tokio::sync::watch::Sender<u64>,
+    /// The modules' protocols, served beside sync.
+    protocols: Vec<Arc<Protocol>>,
     /// This node's device key, to sign its own address book entry.
     identity: icn_identity::KeyPair,
     /// Per peer key: the waits still to come after failed dials, and when
@@ -223,11 +227,13 @@ pub struct RelayOptions {
 #[derive(Debug)]
 struct MembersOnly {
     state: std::sync::Weak<Mutex<Node>>,
+    /// Modules' protocols open to anyone (by ALPN).
+    open: HashSet<Vec<u8>>,
 }
 
 impl EndpointHooks for MembersOnly {
     async fn after_handshake<'a>(&'a self, connection: &'a Connection) -> AfterHandshakeOutcome {
-        if connection.alpn() == JOIN_ALPN {
+        if self.open.contains(connection.alpn()) {
             return AfterHandshakeOutcome::accept();
         }
         let key = *connection.remote_id().as_bytes();
@@ -280,6 +286,7 @@ fn short_key(key: &[u8; 32]) -> String {
 async fn bind_endpoint(
     seed: &[u8; 32],
     listen: SocketAddr,
+    alpns: Vec<Vec<u8>>,
     hooks: Option<MembersOnly>,
     relays: Option<(&[RelayRef], &PinnedRelays)>,
 ) -> anyhow::Result<Endpoint> {
@@ -297,7 +304,7 @@ async fn bind_endpoint(
         .build();
     let mut builder = Endpoint::builder(presets::Minimal)
         .secret_key(SecretKey::from_bytes(seed))
-        .alpns(vec![SYNC_ALPN.to_vec(), JOIN_ALPN.to_vec()])
+        .alpns(alpns)
         .transport_config(transport);
     // A specific address means only it: no wildcard socket beside it.
     if !listen.ip().is_unspecified() {
@@ -335,15 +342,26 @@ impl Net {
     /// and dialling. Needs the node's identity unlocked (its key is the
     /// network identity).
     pub async fn start(state: SharedState, options: NetOptions) -> anyhow::Result<Arc<Net>> {
-        let (seed, remembered, connected, stored_book) = off_worker(&state, |node| {
+        let (seed, remembered, connected, stored_book, protocols) = off_worker(&state, |node| {
             (
                 node.network_seed(),
                 node.remembered_peers().unwrap_or_default(),
                 node.connected_members().clone(),
                 node.store().meta(META_BOOK).ok().flatten(),
+                node.modules().protocols(),
             )
         })
         .await;
+        let mut alpns = vec![SYNC_ALPN.to_vec()];
+        for protocol in &protocols {
+            if alpns.iter().any(|alpn| alpn == protocol.alpn) {
+                anyhow::bail!(
+                    "two protocols use the ALPN {:?}",
+                    String::from_utf8_lossy(protocol.alpn)
+                );
+            }
+            alpns.push(protocol.alpn.to_vec());
+        }
         let seed = seed.ok_or_else(|| anyhow::anyhow!("the keystore is locked"))?;
         let mut tickets = Vec::new();
         for text in &options.bootstrap {
@@ -359,10 +377,21 @@ impl Net {
         let relays: Vec<RelayRef> = tickets.iter().flat_map(|t| t.relays().cloned()).collect();
         let hooks = MembersOnly {
             state: Arc::downgrade(&state),
+            open: protocols
+                .iter()
+                .filter(|protocol| protocol.open_to == OpenTo::Anyone)
+                .map(|protocol| protocol.alpn.to_vec())
+                .collect(),
         };
         let pinned = PinnedRelays::default();
-        let endpoint =
-            bind_endpoint(&seed, options.listen, Some(hooks), Some((&relays, &pinned))).await?;
+        let endpoint = bind_endpoint(
+            &seed,
+            options.listen,
+            alpns,
+            Some(hooks),
+            Some((&relays, &pinned)),
+        )
+        .await?;
         let relay = match &options.relay {
             Some(relay) => {
                 let fallback_host = endpoint
@@ -411,6 +440,7 @@ impl Net {
             pinned,
             relay: Mutex::new(None),
             closing: tokio::sync::watch::channel(false).0,
+            protocols: protocols.into_iter().map(Arc::new).collect(),
         });
         // Where members were last heard of: a restarted node redials them
         // all, not only its bootstrap peers.
@@ -738,9 +768,19 @@ async fn accept_loop(net: Arc<Net>) {
                     return;
                 }
             };
-            if connection.alpn() == JOIN_ALPN {
-                if let Err(error) = serve_join(&net, &connection).await {
-                    tracing::info!(%error, "A join request failed.");
+            let protocol = net
+                .protocols
+                .iter()
+                .find(|protocol| protocol.alpn == connection.alpn())
+                .cloned();
+            if let Some(protocol) = protocol {
+                if let Err(error) = serve_request(&net, &connection, protocol).await {
+                    Metrics::add(&net.metrics.requests_failed, 1);
+                    tracing::info!(
+                        protocol = %String::from_utf8_lossy(connection.alpn()),
+                        %error,
+                        "A request from another node failed."
+                    );
                 }
                 return;
             }
@@ -896,13 +936,13 @@ async fn run_connection(net: Arc<Net>, connection: Connection, dialled: bool) {
     // The rate class is set when the connection starts: a change of trust
     // applies from the next.
     let known = off_worker(&net.state, move |node| {
-        member_with_key(node, &endpoint).map(|did| (did, node.trust_in(&did)))
+        member_with_key(node, &endpoint).map(|did| (did, node.modules().trusts_peer(node, &did)))
     });
-    let Some((did, trust)) = known.await else {
+    let Some((did, trusted)) = known.await else {
         connection.close(CLOSE_NOT_MEMBER.into(), b"not a member of this co-op");
         return;
     };
-    let class = session::RateClass::for_trust(trust);
+    let class = session::RateClass::new(trusted);
     let id = connection.stable_id();
     let events_sent = Arc::new(AtomicU64::new(0));
     let events_received = Arc::new(AtomicU64::new(0));
@@ -1018,111 +1058,66 @@ async fn exchange_books(net: Arc<Net>, connection: Connection) {
     tokio::join!(send, receive);
 }
 
-#[derive(Serialize, Deserialize)]
-struct JoinRequest {
-    coop: CoopId,
-    /// The applicant's signed `member.apply`, once they have the genesis.
-    application: Option<Vec<u8>>,
-}
-
-/// Open applications (made in the last [`APPLICATIONS_WINDOW_MS`]) a node
-/// takes, at most: beyond, strangers holding an old ticket could fill the
-/// log with applications.
-const APPLICATIONS_OPEN_MAX: usize = 64;
-const APPLICATIONS_WINDOW_MS: u64 = 30 * 24 * 60 * 60 * 1000;
-
-/// Takes an applicant's `member.apply` (signed by the key they connect
-/// with) into the log, from where sync carries it to every member.
-async fn take_application(net: &Net, connection: &Connection, bytes: &[u8]) -> Result<(), String> {
-    let event = Event::decode(bytes).map_err(|error| format!("unreadable application: {error}"))?;
-    if event.kind().as_str() != icn_governance::KIND_APPLY {
-        return Err("only an application (member.apply) is taken before admission".to_owned());
-    }
-    if event.content().signer.as_bytes() != connection.remote_id().as_bytes() {
-        return Err("an application is signed by the key that delivers it".to_owned());
-    }
-    let event = event
-        .verify()
-        .map_err(|_| "the application's signature does not verify".to_owned())?;
-    off_worker(&net.state, move |node| admit_application(node, event)).await
-}
-
-/// The node's side of [`take_application`]: a bound on open applications,
-/// then the event into the log.
-fn admit_application(node: &mut Node, event: icn_kernel::VerifiedEvent) -> Result<(), String> {
-    let open = node
-        .members()
-        .map_err(|error| error.to_string())?
-        .members
-        .iter()
-        .filter(|member| member.status == "applicant")
-        .filter(|member| {
-            member.applied_ms.unwrap_or(0) + APPLICATIONS_WINDOW_MS
-                > icn_runtime::node::now().as_millis()
-        })
-        .count();
-    if open >= APPLICATIONS_OPEN_MAX {
-        return Err("this node holds too many open applications; ask a member".to_owned());
-    }
-    match node.ingest(vec![event], icn_runtime::node::now()) {
-        Ok(verdicts) => match verdicts.into_iter().next() {
-            Some(icn_kernel::Verdict::Accepted | icn_kernel::Verdict::Duplicate) => Ok(()),
-            Some(
-                icn_kernel::Verdict::Quarantined(rejection)
-                | icn_kernel::Verdict::Rejected(rejection),
-            ) => Err(rejection.to_string()),
-            other => Err(format!("the application was not taken ({other:?})")),
-        },
-        Err(error) => Err(error.to_string()),
-    }
-}
-
-/// Answers `icn/join/1`: the genesis of the co-op named, if it is ours; or,
-/// with an application, whether it was taken.
-async fn serve_join(net: &Net, connection: &Connection) -> anyhow::Result<()> {
-    let (mut send, mut recv) = connection.accept_bi().await?;
-    let request = recv
-        .read_to_end(icn_kernel::EVENT_SIZE_MAX_BYTES + 1024)
-        .await?;
-    let request: JoinRequest = postcard::from_bytes(&request)?;
-    if let Some(application) = &request.application {
-        let outcome = take_application(net, connection, application).await;
-        if let Err(reason) = &outcome {
-            tracing::info!(%reason, "Refused an application to join.");
-        }
-        send.write_all(&postcard::to_stdvec(&outcome)?).await?;
-        send.finish()?;
-        connection.closed().await;
-        return Ok(());
-    }
-    let coop = request.coop;
-    let genesis = off_worker(&net.state, move |node| {
-        node.log()
-            .filter(|log| log.coop() == coop)
-            .map(|log| log.genesis().bytes().to_vec())
+/// Serves one request on a module's protocol: reads it within the
+/// module's limit, answers from a blocking thread with the node, and
+/// waits for the caller to close. A refusal closes the connection with its
+/// reason, which the caller reads as the error.
+async fn serve_request(
+    net: &Net,
+    connection: &Connection,
+    protocol: Arc<Protocol>,
+) -> anyhow::Result<()> {
+    let (mut send, mut recv) =
+        tokio::time::timeout(CONNECT_TIMEOUT, connection.accept_bi()).await??;
+    let request = tokio::time::timeout(CONNECT_TIMEOUT, recv.read_to_end(protocol.request_max))
+        .await
+        .map_err(|_| anyhow::anyhow!("the caller did not send its request in time"))??;
+    let key = *connection.remote_id().as_bytes();
+    let answer = off_worker(&net.state, move |node| {
+        let caller = Caller {
+            key,
+            member: member_with_key(node, &key),
+        };
+        (protocol.serve)(node, &caller, &request)
     })
     .await;
-    match genesis {
-        Some(genesis) => send.write_all(&genesis).await?,
-        None => {
-            connection.close(CLOSE_NOT_MEMBER.into(), b"not this co-op");
-            return Ok(());
+    match answer {
+        Ok(answer) => {
+            send.write_all(&answer).await?;
+            send.finish()?;
+            // The caller closes once it has read the answer.
+            let _ = tokio::time::timeout(CONNECT_TIMEOUT, connection.closed()).await;
+            Ok(())
+        }
+        Err(reason) => {
+            connection.close(CLOSE_NOT_MEMBER.into(), reason.as_bytes());
+            anyhow::bail!("refused: {reason}")
         }
     }
-    send.finish()?;
-    connection.closed().await;
-    Ok(())
 }
 
-/// Fetches the genesis of the co-op a ticket names from the node it names.
-pub async fn fetch_genesis(ticket: &Ticket, seed: &[u8; 32]) -> anyhow::Result<Event> {
-    // Not a member yet, so no relay would serve us: the inviter's node must
-    // be reachable at an address its ticket gives (the co-op's always-on
-    // node, or a member's laptop on the same network).
-    let endpoint = bind_endpoint(seed, SocketAddr::from(([0, 0, 0, 0], 0)), None, None).await?;
+/// Sends one request on a module's protocol to the node a ticket names,
+/// from a short-lived endpoint of its own (no co-op relay: the caller may
+/// not be a member yet, so the node must be reachable at an address its
+/// ticket gives), and returns the answer, at most `answer_max` bytes.
+pub async fn ask(
+    ticket: &Ticket,
+    seed: &[u8; 32],
+    alpn: &[u8],
+    request: &[u8],
+    answer_max: usize,
+) -> anyhow::Result<Vec<u8>> {
+    let endpoint = bind_endpoint(
+        seed,
+        SocketAddr::from(([0, 0, 0, 0], 0)),
+        vec![alpn.to_vec()],
+        None,
+        None,
+    )
+    .await?;
     let result = async {
         let addr = ticket.endpoint_addr(false).map_err(anyhow::Error::msg)?;
-        let connection = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(addr, JOIN_ALPN))
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(addr, alpn))
             .await
             .map_err(|_| {
                 anyhow::anyhow!(
@@ -1131,55 +1126,25 @@ pub async fn fetch_genesis(ticket: &Ticket, seed: &[u8; 32]) -> anyhow::Result<E
                 )
             })??;
         let (mut send, mut recv) = connection.open_bi().await?;
-        send.write_all(&postcard::to_stdvec(&JoinRequest {
-            coop: ticket.coop,
-            application: None,
-        })?)
-        .await?;
+        send.write_all(request).await?;
         send.finish()?;
-        let bytes = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            recv.read_to_end(icn_kernel::EVENT_SIZE_MAX_BYTES),
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("the member's node did not send the co-op"))??;
-        connection.close(CLOSE_DONE.into(), b"thanks");
-        let genesis = Event::decode(&bytes)?;
-        if CoopId::from(genesis.id()) != ticket.coop {
-            anyhow::bail!("the node sent another co-op than the ticket names");
-        }
-        Ok(genesis)
-    }
-    .await;
-    endpoint.close().await;
-    result
-}
-
-/// Hands this node's signed application to the node a ticket names.
-pub async fn submit_application(
-    ticket: &Ticket,
-    seed: &[u8; 32],
-    application: &Event,
-) -> anyhow::Result<()> {
-    let endpoint = bind_endpoint(seed, SocketAddr::from(([0, 0, 0, 0], 0)), None, None).await?;
-    let result = async {
-        let addr = ticket.endpoint_addr(false).map_err(anyhow::Error::msg)?;
-        let connection = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(addr, JOIN_ALPN))
+        let answer = tokio::time::timeout(CONNECT_TIMEOUT, recv.read_to_end(answer_max))
             .await
-            .map_err(|_| anyhow::anyhow!("the member's node did not answer"))??;
-        let (mut send, mut recv) = connection.open_bi().await?;
-        let request = JoinRequest {
-            coop: ticket.coop,
-            application: Some(application.bytes().to_vec()),
+            .map_err(|_| anyhow::anyhow!("the member's node did not answer in time"))?;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error) => match connection.close_reason() {
+                Some(iroh::endpoint::ConnectionError::ApplicationClosed(closed)) => {
+                    anyhow::bail!(
+                        "the member's node refused: {}",
+                        String::from_utf8_lossy(&closed.reason)
+                    )
+                }
+                _ => return Err(error.into()),
+            },
         };
-        send.write_all(&postcard::to_stdvec(&request)?).await?;
-        send.finish()?;
-        let answer = tokio::time::timeout(CONNECT_TIMEOUT, recv.read_to_end(4096))
-            .await
-            .map_err(|_| anyhow::anyhow!("the member's node did not answer"))??;
         connection.close(CLOSE_DONE.into(), b"thanks");
-        let answer: Result<(), String> = postcard::from_bytes(&answer)?;
-        answer.map_err(anyhow::Error::msg)
+        Ok(answer)
     }
     .await;
     endpoint.close().await;

@@ -35,18 +35,15 @@ const WRITE_QUEUE: usize = 64;
 pub(super) enum RateClass {
     /// Any member: 16 MiB/s, 32 MiB at once.
     Member,
-    /// Trusted at least [`TRUSTED_MIN`] (directly or through others): 64
-    /// MiB/s, 128 MiB at once.
+    /// Trusted by this node's member (a module's judgement, such as the
+    /// co-op's trust graph): 64 MiB/s, 128 MiB at once.
     Trusted,
 }
-
-/// The trust score (general context) that makes a peer `Trusted`.
-pub(super) const TRUSTED_MIN: f64 = 0.6;
 const MIB: f64 = 1024.0 * 1024.0;
 
 impl RateClass {
-    pub(super) fn for_trust(score: f64) -> RateClass {
-        if score >= TRUSTED_MIN {
+    pub(super) fn new(trusted: bool) -> RateClass {
+        if trusted {
             RateClass::Trusted
         } else {
             RateClass::Member
@@ -474,8 +471,6 @@ mod tests {
     /// A peer this node's member trusts may send four times as much at once.
     #[test]
     fn trusted_peers_get_a_larger_budget() {
-        assert_eq!(RateClass::for_trust(0.59), RateClass::Member);
-        assert_eq!(RateClass::for_trust(TRUSTED_MIN), RateClass::Trusted);
         let burst = 100 * 1024 * 1024;
         assert!(!RateLimit::new(RateClass::Member).allow(burst));
         assert!(RateLimit::new(RateClass::Trusted).allow(burst));

@@ -32,6 +32,10 @@ fn coop_modules() -> Modules {
 
 /// Member `n`'s node on a fresh data directory, with no co-op yet.
 fn member_node(n: u8) -> (tempfile::TempDir, Node) {
+    member_node_with(n, &coop_modules())
+}
+
+fn member_node_with(n: u8, modules: &Modules) -> (tempfile::TempDir, Node) {
     let dir = tempfile::tempdir().unwrap();
     let key = member(n);
     let data = DataDir::new(dir.path());
@@ -41,7 +45,7 @@ fn member_node(n: u8) -> (tempfile::TempDir, Node) {
         device_label: "test".into(),
     })
     .unwrap();
-    (dir, Node::open(data, vec![key], &coop_modules()).unwrap())
+    (dir, Node::open(data, vec![key], modules).unwrap())
 }
 
 async fn target() -> Target {
@@ -194,4 +198,103 @@ async fn a_hostile_peer_is_dropped_counted_and_changes_nothing() {
     }
     assert!(with_log(&target.state, |log| log.get(&id).is_some()));
     target.net.close().await;
+}
+
+/// A module serving two protocols: one for members, one for anyone. Each
+/// answers with who called (the member's DID, or "stranger") and the request.
+struct Echo;
+
+impl icn_runtime::Module for Echo {
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+
+    fn domains(&self) -> Vec<Box<dyn icn_kernel::Domain>> {
+        Vec::new()
+    }
+
+    fn protocols(&self) -> Vec<icn_runtime::Protocol> {
+        let echo = |_: &mut Node, caller: &icn_runtime::Caller, request: &[u8]| {
+            if request == b"refuse" {
+                return Err("asked to refuse".to_owned());
+            }
+            let who = caller
+                .member
+                .map_or("stranger".to_owned(), |did| did.to_string());
+            Ok([who.as_bytes(), b" ", request].concat())
+        };
+        vec![
+            icn_runtime::Protocol {
+                alpn: b"test/members/1",
+                open_to: icn_runtime::OpenTo::Members,
+                request_max: 16,
+                serve: Box::new(echo),
+            },
+            icn_runtime::Protocol {
+                alpn: b"test/anyone/1",
+                open_to: icn_runtime::OpenTo::Anyone,
+                request_max: 16,
+                serve: Box::new(echo),
+            },
+        ]
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modules_protocols_are_served_within_their_limits_to_whom_they_are_open() {
+    let modules = Modules::new(vec![icn_coop::CoopModule::module(), Arc::new(Echo)]);
+    let (_dir, mut node) = member_node_with(1, &modules);
+    node.create_coop("Target", &[did_of(&member(2))], &Default::default(), at(0))
+        .unwrap();
+    let state: SharedState = Arc::new(Mutex::new(node));
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let net = Net::start(state.clone(), NetOptions::direct(loopback, vec![]))
+        .await
+        .unwrap();
+    let ticket = net.ticket().unwrap();
+    let founder = *member(2).seed();
+    let stranger = *member(3).seed();
+    let ask = |seed: [u8; 32], alpn: &'static [u8], request: &'static [u8]| {
+        let ticket = ticket.clone();
+        async move { icn_net::ask(&ticket, &seed, alpn, request, 1024).await }
+    };
+
+    // A member is served, and the module learns who asked.
+    let answer = ask(founder, b"test/members/1", b"hello").await.unwrap();
+    assert_eq!(answer, format!("{} hello", did_of(&member(2))).into_bytes());
+    // A stranger is refused at the handshake, and nothing is served.
+    let refused = ask(stranger, b"test/members/1", b"hello").await;
+    assert!(refused.is_err(), "a stranger was served: {refused:?}");
+    // A protocol open to anyone serves the stranger, as a stranger.
+    let answer = ask(stranger, b"test/anyone/1", b"hello").await.unwrap();
+    assert_eq!(answer, b"stranger hello");
+
+    // A request over the module's limit is refused unread and counted.
+    let failed = net.metrics.snapshot().requests_failed;
+    let long = ask(founder, b"test/members/1", b"seventeen bytes!!").await;
+    assert!(long.is_err(), "a request over the limit was served");
+    // The module's refusal reaches the caller, with its reason.
+    let error = ask(founder, b"test/members/1", b"refuse")
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("asked to refuse"),
+        "the reason was lost: {error:#}"
+    );
+    assert_eq!(net.metrics.snapshot().requests_failed, failed + 2);
+
+    // The co-op's own protocol is one of them: a newcomer fetches the genesis.
+    let coop = ticket.coop;
+    let answer = icn_net::ask(
+        &ticket,
+        &stranger,
+        icn_coop::join::ALPN,
+        &icn_coop::join::genesis_request(coop),
+        icn_coop::join::GENESIS_ANSWER_MAX,
+    )
+    .await
+    .unwrap();
+    let genesis = icn_coop::join::genesis_from(&answer, coop).unwrap();
+    assert_eq!(genesis.id(), with_log(&state, |log| log.genesis().id()));
+    net.close().await;
 }

@@ -368,7 +368,7 @@ fn join_from_peers(state: &SharedState, tickets: &[String]) -> bool {
         // The peer may start after us: try for a few minutes.
         for _ in 0..30 {
             for (text, ticket) in &tickets {
-                let genesis = match crate::net::fetch_genesis(ticket, &seed).await {
+                let genesis = match crate::join::fetch_genesis(ticket, &seed).await {
                     Ok(genesis) => genesis,
                     Err(error) => {
                         tracing::debug!(%error, "Could not fetch the co-op from a peer yet.");

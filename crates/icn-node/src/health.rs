@@ -524,6 +524,12 @@ pub fn metrics(state: &SharedState) -> String {
                 m.pushes_dropped,
             ),
             (
+                "network_requests_failed_total",
+                "counter",
+                "Requests on modules' protocols (joining) that failed or were refused.",
+                m.requests_failed,
+            ),
+            (
                 "network_replication_lag_ms",
                 "gauge",
                 "How far behind peers this node's newest event is.",

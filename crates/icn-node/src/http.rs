@@ -625,7 +625,7 @@ pub(crate) async fn coop_join(
     let genesis = if joined {
         None
     } else {
-        let genesis = crate::net::fetch_genesis(&ticket, &seed)
+        let genesis = crate::join::fetch_genesis(&ticket, &seed)
             .await
             .map_err(|error| {
                 ApiError::new(
@@ -656,7 +656,7 @@ pub(crate) async fn coop_join(
     })
     .await?;
     if let Some(application) = application {
-        crate::net::submit_application(&ticket, &seed, &application)
+        crate::join::submit_application(&ticket, &seed, &application)
             .await
             .map_err(|error| {
                 ApiError::new(

@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod health;
 pub mod hints;
 pub mod http;
+pub mod join;
 pub mod listener;
 pub mod ops;
 pub mod passphrase;

@@ -571,7 +571,7 @@ pub(crate) async fn device(
         },
         None => Arrival::Recover { key: fresh()? },
     };
-    let genesis = crate::net::fetch_genesis(&ticket, &arrival.network_key().seed())
+    let genesis = crate::join::fetch_genesis(&ticket, &arrival.network_key().seed())
         .await
         .map_err(|error| {
             ApiError::new(

@@ -14,5 +14,5 @@ pub mod node;
 pub mod pipeline;
 
 pub use layout::{DataDir, PublicIdentity};
-pub use module::{Cadence, Duty, Extensions, Module, Modules, Scheduler};
+pub use module::{Cadence, Caller, Duty, Extensions, Module, Modules, OpenTo, Protocol, Scheduler};
 pub use node::{Node, NodeError};

@@ -3,10 +3,10 @@
 //! A subsystem (the co-op's services today; members' files, contracts,
 //! compute, federation later) is a crate with one type implementing
 //! [`Module`]. Through it the node learns the subsystem's domains (what
-//! its events fold into) and its duties (what it does on its own, on a
-//! schedule). Its operations are functions over [`Node`] in its own crate;
-//! its network protocols and API routes are registered with the network
-//! and gateway layers, which the runtime does not know.
+//! its events fold into), its duties (what it does on its own, on a
+//! schedule) and its network protocols (one ALPN each, a request and an
+//! answer, served by the network layer, which alone knows iroh). Its
+//! operations are functions over [`Node`] in its own crate.
 //!
 //! State a module keeps beside the log (a cache, say) lives in the node's
 //! [`Extensions`], keyed by type, so that no module needs a field in
@@ -19,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use icn_identity::Did;
 use icn_kernel::{Domain, Timestamp};
 
 use crate::node::{Node, NodeError};
@@ -45,6 +46,64 @@ pub trait Module: Send + Sync + 'static {
     fn member_names(&self, node: &Node) -> Option<BTreeMap<String, String>> {
         let _ = node;
         None
+    }
+
+    /// The network protocols it serves to other nodes.
+    fn protocols(&self) -> Vec<Protocol> {
+        Vec::new()
+    }
+
+    /// Whether this node's member trusts `member` enough that their node
+    /// may send at the higher rate (the trust graph's judgement).
+    fn trusts_peer(&self, node: &Node, member: &Did) -> bool {
+        let _ = (node, member);
+        false
+    }
+}
+
+/// A network protocol a module serves: on its own ALPN, the caller sends
+/// one request of at most `request_max` bytes, and `serve` answers it (on
+/// a blocking thread, with the node). The network layer reads within the
+/// limit, checks who may call, frames the answer and counts failures; a
+/// module never touches a connection.
+pub struct Protocol {
+    /// `icn/join/1`: a name and a version; a new version is a new ALPN.
+    pub alpn: &'static [u8],
+    pub open_to: OpenTo,
+    /// Longer requests are refused unread.
+    pub request_max: usize,
+    pub serve: ServeFn,
+}
+
+/// The answer to a request, or why it was refused (sent to the caller).
+pub type ServeFn = Box<dyn Fn(&mut Node, &Caller, &[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
+
+/// Who may open a protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenTo {
+    /// Nodes whose key the co-op's log authorises (the handshake checks).
+    Members,
+    /// Any node: what a newcomer needs before it is a member (the join
+    /// protocol). Such a protocol must bound what it takes by itself.
+    Anyone,
+}
+
+/// The node at the other end of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// Its endpoint key, proved by the QUIC handshake.
+    pub key: [u8; 32],
+    /// The member whose key it is, if the log says so.
+    pub member: Option<Did>,
+}
+
+impl std::fmt::Debug for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Protocol")
+            .field("alpn", &String::from_utf8_lossy(self.alpn))
+            .field("open_to", &self.open_to)
+            .field("request_max", &self.request_max)
+            .finish_non_exhaustive()
     }
 }
 
@@ -102,6 +161,21 @@ impl Modules {
             .iter()
             .flat_map(|module| module.domains())
             .collect()
+    }
+
+    /// Every module's network protocols.
+    pub fn protocols(&self) -> Vec<Protocol> {
+        self.list
+            .iter()
+            .flat_map(|module| module.protocols())
+            .collect()
+    }
+
+    /// Whether any module says this node's member trusts `member`.
+    pub fn trusts_peer(&self, node: &Node, member: &Did) -> bool {
+        self.list
+            .iter()
+            .any(|module| module.trusts_peer(node, member))
     }
 
     /// A scheduler for every module's duties.

@@ -91,3 +91,24 @@ fn the_runtime_and_the_consensus_crates_stay_below_everything_else() {
         }
     }
 }
+
+#[test]
+fn the_network_knows_modules_only_through_the_runtime() {
+    let map = dependencies();
+    // Modules register their protocols with the runtime; the network serves
+    // whatever is registered, so it names neither a module nor a domain.
+    let modules_and_domains = ["icn-coop", "icn-ledger", "icn-governance", "icn-node"];
+    for name in &map["icn-net"] {
+        assert!(
+            !modules_and_domains.contains(&name.as_str()),
+            "icn-net depends on {name}"
+        );
+    }
+    // A module's crate does not know the network either.
+    for name in &map["icn-coop"] {
+        assert!(
+            !["icn-net", "iroh", "icn-node"].contains(&name.as_str()),
+            "icn-coop depends on {name}"
+        );
+    }
+}

@@ -288,7 +288,7 @@ pub fn genesis_from(
         .enable_all()
         .build()?;
     runtime
-        .block_on(icn_node::net::fetch_genesis(ticket, &key.seed()))
+        .block_on(icn_node::join::fetch_genesis(ticket, &key.seed()))
         .map_err(|error| {
             Failure::new(
                 format!("could not reach the member's node: {error:#}"),
