@@ -3184,7 +3184,7 @@ fn a_member_who_lost_her_laptop_is_recovered_by_two_of_three_guardians() {
     }
     assert_eq!(h.icnctl(ana, &init).code, 0);
     // Dee's node never runs: two of three guardians are enough.
-    let node_ana = h.spawn_icnd(ana, &[]);
+    let node_ana = h.spawn_icnd(ana, &["--gateway-bind", "127.0.0.1:0"]);
     let _nodes = [ben, cy, eve].map(|dir| h.spawn_icnd(dir, &[]));
     let ticket_ana = h.icnctl(ana, &["--json", "net", "ticket"]).json()["ticket"]
         .as_str()
@@ -3300,6 +3300,32 @@ fn a_member_who_lost_her_laptop_is_recovered_by_two_of_three_guardians() {
     // The balance says so too (one freeze, as members see it).
     let balance = h.icnctl(ana, &["ledger", "balance", "--json"]).json();
     assert_eq!(balance["accounts"][0]["frozen"], true, "{balance}");
+    // The gateway answers balances from the views, without the log: the
+    // guardian's freeze is in them.
+    let api = node_ana
+        .api
+        .clone()
+        .expect("the gateway address is printed");
+    let token = h.icnctl(ana, &["--json", "web", "token"]).json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let gateway_balance = |who: &str| {
+        let (code, body) = http(
+            "GET",
+            &format!("{api}/ledger/balance/{who}"),
+            Some(&token),
+            None,
+        );
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let frozen_account = gateway_balance(&dids[0]);
+    assert_eq!(
+        frozen_account["accounts"][0]["frozen"], true,
+        "{frozen_account}"
+    );
+    assert_eq!(gateway_balance(&dids[1])["accounts"][0]["frozen"], false);
     // A guardian who did not freeze her cannot lift it, and is told why.
     let not_mine = h.icnctl(cy, &["id", "unfreeze", "Ana"]);
     assert_eq!(not_mine.code, 2, "{not_mine:?}");
@@ -3311,6 +3337,7 @@ fn a_member_who_lost_her_laptop_is_recovered_by_two_of_three_guardians() {
     eventually("ana's node learns of the unfreeze", || {
         frozen_by(ana).is_null()
     });
+    assert_eq!(gateway_balance(&dids[0])["accounts"][0]["frozen"], false);
 
     // Ana's life in the co-op: pays, is paid, votes.
     assert_eq!(h.icnctl(ana, &["ledger", "pay", "Ben", "2h"]).code, 0);

@@ -218,12 +218,16 @@ impl GovernanceOps for Node {
         if self.log().is_none() {
             return parsed.map_err(|_| bad(format!("{text:?} is not a DID")));
         }
-        let members = self.members()?.members;
         if let Ok(did) = parsed {
             // A DID with a character missing or wrong can still parse (as
             // somebody else's, or nobody's): only one the co-op knows (a
-            // member or an applicant) is taken.
-            if members.iter().any(|member| member.did == did.to_string()) {
+            // member or an applicant) is taken. One indexed lookup: this
+            // is on every read that names a member.
+            if self
+                .store()
+                .view_row(gov::VIEW_MEMBER, &did.to_string())?
+                .is_some()
+            {
                 return Ok(did);
             }
             return Err(crate::ledger::missing(format!(
@@ -231,6 +235,7 @@ impl GovernanceOps for Node {
                  (`icnctl member list` shows names and DIDs)"
             )));
         }
+        let members = self.members()?.members;
         let by_name: Vec<&api::Member> = members
             .iter()
             .filter(|member| member.status != "exited" && member.name.eq_ignore_ascii_case(text))

@@ -12,7 +12,7 @@ use icn_kernel::{CurrencySpec, EventId, Log, Timestamp, encode_body};
 use icn_ledger as ledger;
 use serde::de::DeserializeOwned;
 
-use icn_runtime::{Node, NodeError};
+use icn_runtime::{Node, NodeError, Reader};
 
 use crate::governance::GovernanceOps;
 
@@ -56,6 +56,63 @@ fn display(log: &Log, amount: i64, code: &str) -> String {
         |_| amount.to_string(),
         |currency| ledger::format_amount(amount, currency),
     )
+}
+
+/// One account as members see it: one freeze, whether a fork's (the row's)
+/// or a guardian's, since either stops the account.
+fn account(
+    row: ledger::BalanceRow,
+    currency: &CurrencySpec,
+    guardian_frozen: bool,
+) -> api::Account {
+    api::Account {
+        display: ledger::format_amount(row.balance, currency),
+        currency: row.currency,
+        balance: row.balance,
+        floor: row.floor,
+        ceiling: row.ceiling,
+        over_ceiling: row.over_ceiling,
+        near_floor: row.near_floor,
+        frozen: row.frozen || guardian_frozen,
+    }
+}
+
+/// A member's balance from the views alone, on a reader's connection (no
+/// node, no lock): what [`LedgerOps::balance`] answers, for a member named
+/// by DID whose accounts all have rows. `None` when the views cannot answer
+/// alone (a name, an unknown DID, an account nothing has moved yet): ask
+/// the node, which answers or explains.
+pub fn balance_from_views(
+    views: &Reader,
+    member: &str,
+    now: Timestamp,
+) -> Result<Option<api::Balance>, NodeError> {
+    let Ok(did) = member.trim().parse::<Did>() else {
+        return Ok(None);
+    };
+    let key = did.to_string();
+    if views.view_row(icn_governance::VIEW_MEMBER, &key)?.is_none() {
+        return Ok(None);
+    }
+    let Some(coop) = views.view_row("coop", "genesis")? else {
+        return Ok(None);
+    };
+    #[derive(serde::Deserialize)]
+    struct Currencies {
+        currencies: Vec<CurrencySpec>,
+    }
+    let coop: Currencies = parse_row("coop/genesis", &coop)?;
+    let guardian_frozen = views.view_row(icn_kernel::VIEW_FREEZE, &key)?.is_some();
+    let mut accounts = Vec::new();
+    for currency in &coop.currencies {
+        let key = format!("{key}/{}", currency.code);
+        let Some(value) = views.view_row(ledger::VIEW_BALANCE, &key)? else {
+            return Ok(None);
+        };
+        let row: ledger::BalanceRow = parse_row(&key, &value)?;
+        accounts.push(account(row.at(now.as_millis()), currency, guardian_frozen));
+    }
+    Ok(Some(api::Balance { did: key, accounts }))
 }
 
 pub(crate) fn parse_row<T: DeserializeOwned>(key: &str, value: &str) -> Result<T, NodeError> {
@@ -461,19 +518,7 @@ impl LedgerOps for Node {
                 }
             }
             .at(icn_runtime::node::now().as_millis());
-            // One freeze, as members see it: a guardian's freeze stops the
-            // account as surely as a fork's.
-            let guardian_frozen = log.frozen(did).is_some();
-            accounts.push(api::Account {
-                display: ledger::format_amount(row.balance, currency),
-                currency: row.currency,
-                balance: row.balance,
-                floor: row.floor,
-                ceiling: row.ceiling,
-                over_ceiling: row.over_ceiling,
-                near_floor: row.near_floor,
-                frozen: row.frozen || guardian_frozen,
-            });
+            accounts.push(account(row, currency, log.frozen(did).is_some()));
         }
         Ok(api::Balance {
             did: did.to_string(),

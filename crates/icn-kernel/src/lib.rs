@@ -23,8 +23,8 @@ pub use event::{
 };
 pub use ids::{CoopId, EventId, EventKind, IdParseError, Timestamp};
 pub use log::{
-    Approval, Changes, Clock, EVIDENCE_PER_SLOT_MAX, Evidence, Log, LogConfig, PendingReason,
-    VIEW_QUARANTINE, Verdict,
+    Approval, Changes, Clock, EVIDENCE_PER_SLOT_MAX, Evidence, FreezeRow, Log, LogConfig,
+    PendingReason, VIEW_FREEZE, VIEW_QUARANTINE, Verdict,
 };
 pub use rules::{
     CurrencySpec, FAST_RECOVERY_DELAY_MS, Freeze, GUARDIANS_MAX, Genesis, Guardians, KIND_FREEZE,

@@ -42,7 +42,7 @@ use std::{
 };
 
 use icn_identity::Did;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     CoopId, CoopState, Effect, Event, EventId, Genesis, KeyState, Rejection, Source, Timestamp,
@@ -315,6 +315,9 @@ pub struct Log {
     /// may arrive after the events it covers; passes repeat until the
     /// freezes counted are the ones assumed).
     freeze_hints: Option<BTreeMap<Did, Vec<FreezeMark>>>,
+    /// The guardians' freezes the freeze view holds now, by member (only
+    /// members with a freeze holding).
+    frozen_rows: BTreeMap<Did, Vec<Did>>,
     /// The co-op's lifts of fork freezes, by member: where each was decided
     /// and the highest fork position it covers.
     lifts: BTreeMap<Did, Vec<(Source, u64)>>,
@@ -378,6 +381,31 @@ fn quarantine_row(event: &Event, rejection: &Rejection) -> ViewRow {
 }
 
 pub const VIEW_QUARANTINE: &str = "quarantine";
+
+/// Members over whose next event a guardian's freeze holds, by DID: the
+/// guardians, as [`FreezeRow`]. Readers answer from it without the log.
+pub const VIEW_FREEZE: &str = "freeze";
+
+/// A row of [`VIEW_FREEZE`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreezeRow {
+    /// Each guardian whose freeze holds (each lifts only their own).
+    pub guardians: Vec<String>,
+}
+
+fn freeze_row(member: &Did, guardians: &[Did]) -> ViewRow {
+    let value = (!guardians.is_empty()).then(|| {
+        let row = FreezeRow {
+            guardians: guardians.iter().map(Did::to_string).collect(),
+        };
+        serde_json::to_string(&row).expect("plain data serialises")
+    });
+    ViewRow {
+        view: VIEW_FREEZE,
+        key: member.to_string(),
+        value,
+    }
+}
 
 #[derive(Serialize)]
 struct CoopRow<'a> {
@@ -454,6 +482,7 @@ impl Log {
             winners: BTreeMap::new(),
             rejudge: false,
             freeze_hints: None,
+            frozen_rows: BTreeMap::new(),
             lifts: BTreeMap::new(),
         };
         log.clocks.insert(genesis.id(), Arc::default());
@@ -538,6 +567,7 @@ impl Log {
                 continue;
             }
             log.freeze_hints = None;
+            log.frozen_rows = log.freezes_holding();
             log.winners = log.effective_winners();
             log.rejudge = false;
             log.in_replay = false;
@@ -1297,6 +1327,42 @@ impl Log {
         self.order.push(event.id());
         self.events.insert(event.id(), event.clone());
         changes.stored.push((event, true));
+        self.note_freezes(&mut changes.rows);
+    }
+
+    /// Every member over whose next event a guardian's freeze holds, with
+    /// those guardians.
+    fn freezes_holding(&self) -> BTreeMap<Did, Vec<Did>> {
+        self.freezes
+            .keys()
+            .map(|member| (*member, self.frozen_by_guardians(member)))
+            .filter(|(_, guardians)| !guardians.is_empty())
+            .collect()
+    }
+
+    /// Keeps the freeze view current. Whether a freeze holds can change
+    /// with any counted event, so it is looked at after each, for the
+    /// members a guardian ever froze (almost always none). A replay writes
+    /// the whole view at its end instead.
+    fn note_freezes(&mut self, rows: &mut Vec<ViewRow>) {
+        if self.in_replay || self.freezes.is_empty() {
+            return;
+        }
+        let now = self.freezes_holding();
+        if now == self.frozen_rows {
+            return;
+        }
+        for member in self.frozen_rows.keys() {
+            if !now.contains_key(member) {
+                rows.push(freeze_row(member, &[]));
+            }
+        }
+        for (member, guardians) in &now {
+            if self.frozen_rows.get(member) != Some(guardians) {
+                rows.push(freeze_row(member, guardians));
+            }
+        }
+        self.frozen_rows = now;
     }
 
     /// Folds a counted event of a domain: its own domain applies it (in the
@@ -1832,6 +1898,9 @@ impl Log {
         }
         for evidence in self.evidence() {
             rows.push(evidence_row(&evidence));
+        }
+        for (member, guardians) in self.freezes_holding() {
+            rows.push(freeze_row(&member, &guardians));
         }
         for (id, rejection) in &self.quarantined {
             rows.push(quarantine_row(&self.events[id], rejection));

@@ -1034,8 +1034,28 @@ mod recovery {
         let ana = did_of(&scene.keys[0]);
         let ben = scene.keys[1].clone();
         let freeze = scene.ben_freezes_ana();
-        assert_eq!(offer(&mut scene.log, &freeze, at(2)), Verdict::Accepted);
+        let mut changes = Changes::default();
+        assert_eq!(
+            scene
+                .log
+                .ingest(verified(freeze.clone()), at(2), &mut changes),
+            Verdict::Accepted
+        );
         assert_eq!(scene.log.frozen(&ana), Some(did_of(&ben)));
+        // The freeze view says so, as the whole fold does: readers answer
+        // from it without the log.
+        let freeze_rows = |rows: &[icn_kernel::ViewRow]| -> Vec<(String, Option<String>)> {
+            rows.iter()
+                .filter(|row| row.view == icn_kernel::VIEW_FREEZE)
+                .map(|row| (row.key.clone(), row.value.clone()))
+                .collect()
+        };
+        let expected = vec![(
+            ana.to_string(),
+            Some(format!(r#"{{"guardians":["{}"]}}"#, did_of(&ben))),
+        )];
+        assert_eq!(freeze_rows(&changes.rows), expected);
+        assert_eq!(freeze_rows(&scene.log.all_rows()), expected);
         // Ana's device has seen the freeze: what it signs does not count.
         let frozen = scene
             .coop
@@ -1070,8 +1090,23 @@ mod recovery {
             vec![],
             at(5),
         );
-        assert_eq!(offer(&mut scene.log, &unfreeze, at(5)), Verdict::Accepted);
+        let mut changes = Changes::default();
+        assert_eq!(
+            scene
+                .log
+                .ingest(verified(unfreeze.clone()), at(5), &mut changes),
+            Verdict::Accepted
+        );
         assert_eq!(scene.log.frozen(&ana), None);
+        // The lifted freeze leaves the view: a deleted row, or, when the
+        // unfreeze rebuilt the log, a full rewrite without it.
+        let left = if changes.rebuilt {
+            vec![]
+        } else {
+            vec![(ana.to_string(), None)]
+        };
+        assert_eq!(freeze_rows(&changes.rows), left);
+        assert!(freeze_rows(&scene.log.all_rows()).is_empty());
         let free = scene
             .coop
             .note(&scene.keys[0], "pay", vec![unfreeze.id()], at(6));

@@ -625,6 +625,20 @@ impl Ledger {
         rows.push(self.balance_row(&account, currency));
     }
 
+    /// The accounts the balance view shows: every account that moved, and
+    /// every member's (founders' from the founding, others' from their
+    /// admission), so a member's floor is shown, and a balance read from
+    /// the views alone, before anything moves on their account.
+    fn shown_accounts(&self) -> BTreeSet<(Account, String)> {
+        let mut accounts: BTreeSet<(Account, String)> = self.balances.keys().cloned().collect();
+        for did in self.members.keys() {
+            for currency in &self.currencies {
+                accounts.insert((Account::Member(*did), currency.code.clone()));
+            }
+        }
+        accounts
+    }
+
     fn balance_row(&self, account: &Account, code: &str) -> ViewRow {
         let currency = self
             .currencies
@@ -763,23 +777,12 @@ impl Ledger {
                     .or_default();
                 statements.push((cause.seq(), context == "ledger", permille.min(1000)));
                 statements.sort_unstable();
-                // The floor shown in the views moves with it (for an account
-                // that moved, or a member admitted after the founding, who
-                // has a row from admission on).
-                let mut accounts: Vec<(Account, String)> = self
-                    .balances
-                    .keys()
+                // The floor shown in the views moves with it.
+                let accounts: Vec<(Account, String)> = self
+                    .shown_accounts()
+                    .into_iter()
                     .filter(|(account, _)| *account == Account::Member(to))
-                    .cloned()
                     .collect();
-                if self.members.get(&to).is_some_and(Option::is_some) {
-                    for currency in &self.currencies {
-                        let key = (Account::Member(to), currency.code.clone());
-                        if !accounts.contains(&key) {
-                            accounts.push(key);
-                        }
-                    }
-                }
                 for (account, code) in accounts {
                     rows.push(self.balance_row(&account, &code));
                 }
@@ -1109,8 +1112,7 @@ impl Domain for LedgerDomain {
                 // the views show the policy as it stands now.
                 if let Ok(policy) = Policy::from_params(&coop.params(None)) {
                     state.policy = policy;
-                    let accounts: Vec<(Account, String)> = state.balances.keys().cloned().collect();
-                    for (account, code) in accounts {
+                    for (account, code) in state.shown_accounts() {
                         rows.push(state.balance_row(&account, &code));
                     }
                 }
@@ -1331,17 +1333,7 @@ impl Domain for LedgerDomain {
     fn rows(&self) -> Vec<ViewRow> {
         let state = &self.state;
         let mut rows = Vec::new();
-        // Every account that moved, and every member admitted after the
-        // founding (their floor is shown from admission on).
-        let mut accounts: BTreeSet<(Account, String)> = state.balances.keys().cloned().collect();
-        for (did, admitted) in &state.members {
-            if admitted.is_some() {
-                for currency in &state.currencies {
-                    accounts.insert((Account::Member(*did), currency.code.clone()));
-                }
-            }
-        }
-        for (account, code) in &accounts {
+        for (account, code) in &state.shown_accounts() {
             rows.push(state.balance_row(account, code));
         }
         for (key, entry) in &state.entries {

@@ -324,9 +324,42 @@ impl Api {
 
     /// A `GET` answering `R` from parameters `Q`, for any member.
     fn read<Q, R>(
+        self,
+        path: &'static str,
+        op: Op,
+        answer: fn(&Node, &Claims, Q) -> Result<R, NodeError>,
+    ) -> Api
+    where
+        Q: DeserializeOwned + JsonSchema + Send + 'static,
+        R: Serialize + JsonSchema + Send + 'static,
+    {
+        self.read_route(path, op, None, answer)
+    }
+
+    /// A `GET` as [`Api::read`], answered first from the views on a
+    /// reader's connection, on the request's own thread: no node lock, no
+    /// wait behind the writer. `views` must be a few indexed lookups (it
+    /// runs on an async worker); it returns `None`, or fails, when the
+    /// views cannot answer alone, and then `answer` does, on the node.
+    fn read_views<Q, R>(
+        self,
+        path: &'static str,
+        op: Op,
+        views: ViewsFn<Q, R>,
+        answer: fn(&Node, &Claims, Q) -> Result<R, NodeError>,
+    ) -> Api
+    where
+        Q: DeserializeOwned + JsonSchema + Send + 'static,
+        R: Serialize + JsonSchema + Send + 'static,
+    {
+        self.read_route(path, op, Some(views), answer)
+    }
+
+    fn read_route<Q, R>(
         mut self,
         path: &'static str,
         op: Op,
+        views: Option<ViewsFn<Q, R>>,
         answer: fn(&Node, &Claims, Q) -> Result<R, NodeError>,
     ) -> Api
     where
@@ -349,6 +382,18 @@ impl Api {
                   RawQuery(query): RawQuery| async move {
                 let claims = caller(&state, &headers, op.access.scope())?;
                 let parameters: Q = parameters(path_pairs(path)?, query)?;
+                if let Some(views) = views {
+                    match state
+                        .readers
+                        .read(|reader| views(reader, &claims, &parameters))
+                    {
+                        Ok(Some(answer)) => return Ok(Json(answer)),
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::debug!(%error, "A read from the views failed; the node answers.")
+                        }
+                    }
+                }
                 with_node(&state, move |node| answer(node, &claims, parameters))
                     .await
                     .map(Json)
@@ -453,6 +498,9 @@ impl Api {
         (self.router, document)
     }
 }
+
+/// An answer from the views alone ([`Api::read_views`]), or `None`.
+type ViewsFn<Q, R> = fn(&icn_runtime::Reader, &Claims, &Q) -> Result<Option<R>, NodeError>;
 
 /// Signs as this node's member, for a caller who is that member.
 async fn sign_as_member<T: DeserializeOwned + Send + 'static>(
@@ -1209,9 +1257,10 @@ fn api() -> Api {
         op("setProfile", "members", Write, "Set your name and skills"),
         Node::set_profile,
     )
-    .read(
+    .read_views(
         "/api/v1/ledger/balance/{did}",
         op("balance", "ledger", Read, "A member's accounts"),
+        |views, _, path: &MemberPath| icn_coop::ledger::balance_from_views(views, &path.did, now()),
         |node, _, path: MemberPath| node.balance(&node.resolve_member(&path.did)?),
     )
     .read(

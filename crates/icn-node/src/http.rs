@@ -26,6 +26,9 @@ pub const REQUEST_BODY_MAX_BYTES: usize = 64 * 1024;
 
 pub struct AppState {
     pub node: Arc<Mutex<Node>>,
+    /// Read-only connections to the node's store: reads the views answer
+    /// alone skip the node's lock ([`icn_runtime::Readers`]).
+    pub readers: Arc<icn_runtime::Readers>,
     pub started: Instant,
     /// Replication, once started (it needs the keystore unlocked).
     /// Replaced when the device key rotates (the network identity is the
@@ -73,10 +76,12 @@ impl AppState {
         if let Ok(Some(before)) = node.web_sessions_revoked_before() {
             auth.revoke_before(before);
         }
+        let readers = node.readers();
         let node = Arc::new(Mutex::new(node));
         let committer = crate::committer::Committer::start(node.clone());
         Arc::new(AppState {
             node,
+            readers,
             started: Instant::now(),
             net: std::sync::RwLock::new(None),
             committer,

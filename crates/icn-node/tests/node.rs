@@ -224,7 +224,9 @@ fn a_request_is_paid_by_the_payers_node_once_its_auto_accept_time_comes() {
 fn a_group_commit_that_fails_records_none_of_its_events() {
     let dir = tempfile::tempdir().unwrap();
     let ben = Did::from_inception_key(member(2).public());
-    let mut node = node_with_founders(dir.path(), &[ben]);
+    // Nothing moves on Cy's account: a founder's row is there from the start.
+    let cy = Did::from_inception_key(member(3).public());
+    let mut node = node_with_founders(dir.path(), &[ben, cy]);
     let pay = |node: &mut Node, minute: u64| {
         let request = icn_api::Pay {
             to: ben.to_string(),
@@ -261,4 +263,36 @@ fn a_group_commit_that_fails_records_none_of_its_events() {
         assert!(reopened.log().unwrap().is_counted(id));
     }
     assert_eq!(reopened.balance(&ben).unwrap().accounts[0].balance, 3);
+}
+
+/// A balance read from the views on a reader's connection answers what the
+/// node answers, for a member named by DID; for what the views cannot answer
+/// alone (a name), it says so, and the node answers.
+#[test]
+fn the_views_answer_a_balance_as_the_node_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let ben = Did::from_inception_key(member(2).public());
+    // Nothing moves on Cy's account: a founder's row is there from the start.
+    let cy = Did::from_inception_key(member(3).public());
+    let mut node = node_with_founders(dir.path(), &[ben, cy]);
+    let me = node.identity().unwrap().did;
+    let pay = icn_api::Pay {
+        to: ben.to_string(),
+        amount: "90m".into(),
+        currency: None,
+        memo: "bread".into(),
+    };
+    node.pay(&pay, at(1)).unwrap();
+    let readers = node.readers();
+    for did in [me, ben, cy] {
+        let now = icn_node::node::now();
+        let from_views = readers
+            .read(|views| icn_coop::ledger::balance_from_views(views, &did.to_string(), now))
+            .unwrap();
+        assert_eq!(from_views, Some(node.balance(&did).unwrap()), "{did}");
+    }
+    let by_name = readers
+        .read(|views| icn_coop::ledger::balance_from_views(views, "Ben", icn_node::node::now()))
+        .unwrap();
+    assert_eq!(by_name, None);
 }

@@ -12,7 +12,10 @@ pub mod layout;
 pub mod module;
 pub mod node;
 pub mod pipeline;
+pub mod readers;
 
+pub use icn_store::Reader;
 pub use layout::{DataDir, PublicIdentity};
 pub use module::{Cadence, Caller, Duty, Extensions, Module, Modules, OpenTo, Protocol, Scheduler};
 pub use node::{Node, NodeError};
+pub use readers::Readers;

@@ -2,6 +2,7 @@
 
 use std::{
     collections::BTreeMap,
+    sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -17,6 +18,7 @@ use icn_store::{Store, StoreError};
 use crate::{
     layout::{DataDir, PublicIdentity},
     module::{Extensions, Modules},
+    readers::Readers,
 };
 
 const META_GENESIS: &str = "genesis";
@@ -85,6 +87,8 @@ pub fn now() -> Timestamp {
 pub struct Node {
     dir: DataDir,
     store: Store,
+    /// Read-only connections beside `store`, for reads the views answer.
+    readers: Arc<Readers>,
     log: Option<Log>,
     identity: Option<PublicIdentity>,
     signer: Option<KeyPair>,
@@ -197,6 +201,7 @@ impl Node {
         let identity = dir.public_identity().map_err(NodeError::Identity)?;
         let mut node = Node {
             dir,
+            readers: Readers::new(store.path().to_owned()),
             store,
             log: None,
             identity,
@@ -538,6 +543,12 @@ impl Node {
     }
 
     /// The subsystems plugged into this node.
+    /// Read-only connections to this node's store, to answer from the
+    /// views without the node's lock ([`Readers`]).
+    pub fn readers(&self) -> Arc<Readers> {
+        self.readers.clone()
+    }
+
     pub fn modules(&self) -> &Modules {
         &self.modules
     }
@@ -828,7 +839,7 @@ impl Node {
             }
         }
         deps.sort();
-        let event = Event::sign(
+        let verified = VerifiedEvent::sign(
             EventContent {
                 format: FORMAT_VERSION,
                 scope: log.coop(),
@@ -845,10 +856,7 @@ impl Node {
             &signer,
         )
         .map_err(|error| NodeError::BadInput(error.to_string()))?;
-        let id = event.id();
-        let verified = event
-            .verify()
-            .expect("an event this node just signed verifies");
+        let id = verified.id();
         let log = self.log.as_mut().ok_or(NodeError::NoCoop)?;
         let batched = self.batch.is_some();
         let mut own = Changes::default();

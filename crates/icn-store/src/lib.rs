@@ -119,6 +119,66 @@ pub struct Store {
     _lock: fs::File,
 }
 
+fn view_row(connection: &Connection, view: &str, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(connection
+        .prepare_cached("SELECT value FROM view_rows WHERE view = ?1 AND key = ?2")?
+        .query_row([view, key], |row| row.get(0))
+        .optional()?)
+}
+
+/// A read-only connection to a store's database ([`Store::reader`]).
+/// Each read is its own snapshot of the last commit.
+pub struct Reader {
+    connection: Connection,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader").finish_non_exhaustive()
+    }
+}
+
+impl Reader {
+    /// Opens a reader on the database at `path` ([`Store::path`]).
+    pub fn open(path: &Path) -> Result<Reader, StoreError> {
+        let connection = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")?;
+        Ok(Reader { connection })
+    }
+
+    /// The value of one view row.
+    pub fn view_row(&self, view: &str, key: &str) -> Result<Option<String>, StoreError> {
+        view_row(&self.connection, view, key)
+    }
+
+    /// Runs `read` in one read transaction: every lookup in it sees the
+    /// same commit (a balance and a freeze from the same moment), and the
+    /// WAL's read lock is taken once, not once per lookup.
+    pub fn snapshot<T, E: From<StoreError>>(
+        &self,
+        read: impl FnOnce(&Reader) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if !self.connection.is_autocommit() {
+            // A transaction an earlier read could not end.
+            let _ = self.connection.execute_batch("ROLLBACK");
+        }
+        self.connection
+            .prepare_cached("BEGIN")
+            .and_then(|mut begin| begin.execute([]))
+            .map_err(StoreError::from)?;
+        let result = read(self);
+        // A read-only transaction: ending it cannot lose anything.
+        let _ = self
+            .connection
+            .prepare_cached("COMMIT")
+            .and_then(|mut commit| commit.execute([]));
+        result
+    }
+}
+
 /// SQLite's `quick_check` of the database behind `connection` (at `path`).
 fn quick_check(connection: &Connection, path: &Path) -> Result<(), StoreError> {
     let check: String = connection
@@ -488,11 +548,14 @@ impl Store {
 
     /// One view row's value.
     pub fn view_row(&self, view: &str, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .connection
-            .prepare_cached("SELECT value FROM view_rows WHERE view = ?1 AND key = ?2")?
-            .query_row([view, key], |row| row.get(0))
-            .optional()?)
+        view_row(&self.connection, view, key)
+    }
+
+    /// A read-only connection of its own to this store's database: a
+    /// reader beside the node's one writer. In WAL mode it reads the last
+    /// commit and never waits for the writer's transaction or its fsync.
+    pub fn reader(&self) -> Result<Reader, StoreError> {
+        Reader::open(&self.path)
     }
 
     /// Rows of `view` whose key starts with `prefix`, in key order, newest
