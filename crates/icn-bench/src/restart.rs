@@ -29,9 +29,10 @@ pub fn child(what: &str, dir: &Path) {
             // The kernel's share: the log rebuilt with no domain folded.
             let store = icn_store::Store::open(dir).expect("the store opens");
             let modules = icn_node::Modules::of_domains(Vec::new);
-            let replayed = icn_node::node::replay_store(&store, &modules)
-                .expect("the log replays")
-                .expect("a co-op is stored");
+            let replayed =
+                icn_node::node::replay_store(&store, &modules, icn_node::node::Signatures::Changed)
+                    .expect("the log replays")
+                    .expect("a co-op is stored");
             let events = replayed.log.counted_len();
             let elapsed = start.elapsed();
             report(elapsed, events);

@@ -296,3 +296,72 @@ fn the_views_answer_a_balance_as_the_node_does() {
         .unwrap();
     assert_eq!(by_name, None);
 }
+
+/// Every event is verified before it is stored, and stored with a checksum of
+/// its whole bytes: a start verifies only events whose bytes changed since
+/// (or that were stored before checksums were), so it does not verify every
+/// signature again, and still refuses a damaged one.
+#[test]
+fn a_start_verifies_only_the_events_whose_bytes_changed_since_they_were_stored() {
+    use icn_node::node::{Signatures, replay_store};
+    let dir = tempfile::tempdir().unwrap();
+    let ben = Did::from_inception_key(member(2).public());
+    let mut node = node_with_founders(dir.path(), &[ben]);
+    for minutes in 1..=3 {
+        let pay = icn_api::Pay {
+            to: ben.to_string(),
+            amount: format!("{minutes}m"),
+            currency: None,
+            memo: String::new(),
+        };
+        node.pay(&pay, at(minutes)).unwrap();
+    }
+    drop(node);
+    let replay = |signatures| {
+        let store = icn_store::Store::open(dir.path()).unwrap();
+        replay_store(&store, &icn_node::modules(), signatures)
+            .unwrap()
+            .unwrap()
+            .verified
+    };
+    assert_eq!(replay(Signatures::Changed), 0);
+    // The genesis and three payments: `icnctl verify` checks them all.
+    assert_eq!(replay(Signatures::All), 4);
+
+    let database =
+        || rusqlite::Connection::open(dir.path().join(icn_store::DATABASE_FILE)).unwrap();
+    // Rows from before checksums: verified at the next start, which writes
+    // theirs; trusted from then on.
+    database()
+        .execute("UPDATE events SET sum = NULL", [])
+        .unwrap();
+    assert_eq!(replay(Signatures::Changed), 4);
+    drop(Node::open(DataDir::new(dir.path()), Vec::new(), &icn_node::modules()).unwrap());
+    assert_eq!(replay(Signatures::Changed), 0);
+
+    // A signature damaged on disk (the id, which covers only the content,
+    // still matches): the checksum shows it, and the start refuses.
+    let connection = database();
+    let bytes: Vec<u8> = connection
+        .query_row(
+            "SELECT bytes FROM events ORDER BY seqno DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let mut damaged = bytes.clone();
+    *damaged.last_mut().unwrap() ^= 0x01;
+    connection
+        .execute(
+            "UPDATE events SET bytes = ?1 WHERE bytes = ?2",
+            rusqlite::params![damaged, bytes],
+        )
+        .unwrap();
+    drop(connection);
+    let refused = Node::open(DataDir::new(dir.path()), Vec::new(), &icn_node::modules());
+    assert!(
+        matches!(&refused, Err(NodeError::Damaged { reason, .. }) if reason.contains("signature")),
+        "{:?}",
+        refused.err()
+    );
+}

@@ -426,12 +426,21 @@ impl Node {
     }
 
     fn load_log(&mut self) -> Result<(), NodeError> {
-        let Some(replayed) = replay_store(&self.store, &self.modules)? else {
+        let Some(replayed) = replay_store(&self.store, &self.modules, Signatures::Changed)? else {
             return Ok(());
         };
         if !replayed.views_agree {
             tracing::warn!("Stored views disagreed with the event log; rewrote them from the log.");
             self.store.commit(&replayed.changes, &[])?;
+        }
+        if !replayed.checksums_missing.is_empty() {
+            // Events stored before checksums were (or whose checksum was
+            // damaged): verified now, trusted from the next start on.
+            let written = self.store.write_checksums(&replayed.checksums_missing)?;
+            tracing::info!(
+                events = written,
+                "Verified stored events and wrote their checksums."
+            );
         }
         self.log = Some(replayed.log);
         Ok(())
@@ -1154,11 +1163,31 @@ pub struct Replayed {
     /// A full rewrite of the views, to apply when they disagree.
     pub changes: Changes,
     pub views_agree: bool,
+    /// Events whose signature was verified: all of them with
+    /// [`Signatures::All`], else those without an intact checksum.
+    pub verified: usize,
+    /// Events verified whose stored checksum was missing or damaged: write
+    /// theirs ([`Store::write_checksums`]) so the next start trusts them.
+    pub checksums_missing: Vec<Event>,
+}
+
+/// Which stored events' signatures a replay verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signatures {
+    /// Only those whose bytes a checksum does not show unchanged since
+    /// they were verified and stored: what a start does.
+    Changed,
+    /// Every one (`icnctl verify`).
+    All,
 }
 
 /// The log rebuilt from a store's events, and whether the stored views and
 /// counted flags agree with it. `None` when the store holds no co-op yet.
-pub fn replay_store(store: &Store, modules: &Modules) -> Result<Option<Replayed>, NodeError> {
+pub fn replay_store(
+    store: &Store,
+    modules: &Modules,
+    signatures: Signatures,
+) -> Result<Option<Replayed>, NodeError> {
     let Some(genesis_id) = store.meta(META_GENESIS)? else {
         return Ok(None);
     };
@@ -1167,7 +1196,9 @@ pub fn replay_store(store: &Store, modules: &Modules) -> Result<Option<Replayed>
         reason: "the recorded genesis id is not an event id".to_owned(),
     })?;
     let stored = store.events()?;
-    let mut events = Vec::with_capacity(stored.len());
+    // In the store's order; the events to verify leave a gap, filled below.
+    let mut slots: Vec<Option<VerifiedEvent>> = Vec::with_capacity(stored.len());
+    let mut to_verify: Vec<(usize, Event)> = Vec::new();
     let mut flags: Vec<(EventId, bool)> = Vec::with_capacity(stored.len());
     // Consumed as decoded: the raw rows are not kept beside the events.
     for (position, row) in stored.into_iter().enumerate() {
@@ -1176,16 +1207,33 @@ pub fn replay_store(store: &Store, modules: &Modules) -> Result<Option<Replayed>
             reason: error.to_string(),
         })?;
         flags.push((event.id(), row.counted));
-        events.push(event);
+        if signatures == Signatures::Changed && row.unchanged() {
+            slots.push(Some(VerifiedEvent::verified_before_it_was_stored(event)));
+        } else {
+            slots.push(None);
+            to_verify.push((position, event));
+        }
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut genesis = None;
-    let mut verified = Vec::with_capacity(events.len());
-    for (position, result) in Event::verify_all(events, threads).into_iter().enumerate() {
+    let (positions, events): (Vec<usize>, Vec<Event>) = to_verify.into_iter().unzip();
+    let verified_count = events.len();
+    let mut checksums_missing = Vec::new();
+    for (position, result) in positions
+        .into_iter()
+        .zip(Event::verify_all(events, threads))
+    {
         let event = result.map_err(|_| NodeError::Damaged {
             position: position + 1,
             reason: "its signature does not verify".to_owned(),
         })?;
+        if signatures == Signatures::Changed {
+            checksums_missing.push(event.event().clone());
+        }
+        slots[position] = Some(event);
+    }
+    let mut genesis = None;
+    let mut verified = Vec::with_capacity(slots.len());
+    for event in slots.into_iter().flatten() {
         if event.id() == genesis_id {
             genesis = Some(event);
         } else {
@@ -1231,5 +1279,7 @@ pub fn replay_store(store: &Store, modules: &Modules) -> Result<Option<Replayed>
         views_agree: views_match && flags_agree,
         log,
         changes: replayed,
+        verified: verified_count,
+        checksums_missing,
     }))
 }

@@ -67,6 +67,12 @@ const MIGRATIONS: &[&str] = &[
          SELECT seqno, id, kind, timestamp_ms, counted, bytes FROM events ORDER BY seqno;
      DROP TABLE events;
      ALTER TABLE events_v2 RENAME TO events;",
+    // 3: a checksum of each event's whole bytes, written with it. An
+    // event's id covers what it says but not its signature, so only this
+    // shows that bytes verified once are unchanged, and start-up need not
+    // verify every signature again. Rows from before have none (NULL) and
+    // are verified at the next start, which fills it in.
+    "ALTER TABLE events ADD COLUMN sum BLOB;",
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -105,11 +111,35 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// A stored event as read back: its bytes still need decoding and verifying,
-/// because the disk is an input like any other.
+/// A stored event as read back: its bytes still need decoding, and
+/// verifying unless [`StoredEvent::unchanged`], because the disk is an
+/// input like any other.
 pub struct StoredEvent {
     pub bytes: Vec<u8>,
     pub counted: bool,
+    /// The checksum written with the bytes (none for rows stored before
+    /// checksums were).
+    sum: Option<Vec<u8>>,
+}
+
+impl StoredEvent {
+    /// Whether the bytes are those that were stored: every event is
+    /// verified before it is stored, so these need not be verified again.
+    pub fn unchanged(&self) -> bool {
+        self.sum.as_deref() == Some(&checksum(&self.bytes)[..])
+    }
+}
+
+/// What [`StoredEvent::unchanged`] compares: the first 16 bytes of the
+/// SHA-256 of an event's whole bytes, signature included. It catches a
+/// damaged disk, not a forger (who could write the data directory could
+/// write the checksum too).
+fn checksum(bytes: &[u8]) -> [u8; 16] {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut sum = [0u8; 16];
+    sum.copy_from_slice(&digest[..16]);
+    sum
 }
 
 pub struct Store {
@@ -369,8 +399,8 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut insert = transaction.prepare_cached(
-                "INSERT INTO events (id, kind, timestamp_ms, counted, bytes)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO events (id, kind, timestamp_ms, counted, bytes, sum)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (id) DO UPDATE SET counted = excluded.counted",
             )?;
             for (event, counted) in &changes.stored {
@@ -380,6 +410,7 @@ impl Store {
                     event.timestamp().as_millis() as i64,
                     *counted,
                     event.bytes(),
+                    &checksum(event.bytes())[..],
                 ])?;
             }
             let mut recount =
@@ -439,11 +470,12 @@ impl Store {
     pub fn events(&self) -> Result<Vec<StoredEvent>, StoreError> {
         let mut statement = self
             .connection
-            .prepare("SELECT bytes, counted FROM events ORDER BY seqno")?;
+            .prepare("SELECT bytes, counted, sum FROM events ORDER BY seqno")?;
         let rows = statement.query_map([], |row| {
             Ok(StoredEvent {
                 bytes: row.get(0)?,
                 counted: row.get(1)?,
+                sum: row.get(2)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -599,6 +631,28 @@ impl Store {
             rows.reverse();
         }
         Ok(rows)
+    }
+
+    /// Writes the checksum of events whose bytes were verified again (rows
+    /// from before checksums, or whose checksum was damaged), so the next
+    /// start need not verify them.
+    pub fn write_checksums<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> Result<usize, StoreError> {
+        let transaction = self.connection.transaction()?;
+        let mut written = 0;
+        {
+            let mut update = transaction.prepare("UPDATE events SET sum = ?2 WHERE id = ?1")?;
+            for event in events {
+                written += update.execute(params![
+                    event.id().0.as_slice(),
+                    &checksum(event.bytes())[..]
+                ])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(written)
     }
 
     /// Decodes one stored event; a damaged row is an error, not a panic.
