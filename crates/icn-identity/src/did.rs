@@ -70,7 +70,8 @@ impl Did {
 
 impl fmt::Display for Did {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{PREFIX}{}", bs58::encode(self.0).into_string())
+        f.write_str(PREFIX)?;
+        crate::write_base58(&self.0, f)
     }
 }
 

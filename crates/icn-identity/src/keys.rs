@@ -93,17 +93,15 @@ impl PublicKey {
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "PublicKey({})",
-            bs58::encode(self.as_bytes()).into_string()
-        )
+        f.write_str("PublicKey(")?;
+        crate::write_base58(self.as_bytes(), f)?;
+        f.write_str(")")
     }
 }
 
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&bs58::encode(self.as_bytes()).into_string())
+        crate::write_base58(self.as_bytes(), f)
     }
 }
 
