@@ -11,8 +11,6 @@ use icn_kernel::{CoopId, Event, Verdict};
 use icn_runtime::{Caller, Node, OpenTo, Protocol};
 use serde::{Deserialize, Serialize};
 
-use crate::prelude::*;
-
 pub const ALPN: &[u8] = b"icn/join/1";
 
 /// A request is at most an application event and its envelope.
@@ -112,14 +110,21 @@ fn take_application(node: &mut Node, caller: &Caller, bytes: &[u8]) -> Result<()
         .verify()
         .map_err(|_| "the application's signature does not verify".to_owned())?;
     let now = icn_runtime::node::now();
-    let open = node
-        .members()
-        .map_err(|error| error.to_string())?
-        .members
-        .iter()
-        .filter(|member| member.status == "applicant")
-        .filter(|member| member.applied_ms.unwrap_or(0) + APPLICATIONS_WINDOW_MS > now.as_millis())
-        .count();
+    // The membership's own rows, not the API's answer.
+    let rows = node
+        .store()
+        .view(icn_governance::VIEW_MEMBER)
+        .map_err(|error| error.to_string())?;
+    let mut open = 0;
+    for (key, value) in &rows {
+        let member: icn_governance::MemberRow =
+            crate::ledger::parse_row(key, value).map_err(|error| error.to_string())?;
+        if member.status == "applicant"
+            && member.applied_ms.unwrap_or(0) + APPLICATIONS_WINDOW_MS > now.as_millis()
+        {
+            open += 1;
+        }
+    }
     if open >= APPLICATIONS_OPEN_MAX {
         return Err("this node holds too many open applications; ask a member".to_owned());
     }
