@@ -82,11 +82,10 @@ pub(crate) fn protocol() -> Protocol {
 fn serve(node: &mut Node, caller: &Caller, request: &[u8]) -> Result<Vec<u8>, String> {
     let request: JoinRequest =
         postcard::from_bytes(request).map_err(|_| "an unreadable join request".to_owned())?;
-    if node.log().map(|log| log.coop()) != Some(request.coop) {
+    let Some(log) = node.log().filter(|log| log.coop() == request.coop) else {
         return Err("not this co-op".to_owned());
-    }
+    };
     let Some(application) = request.application else {
-        let log = node.log().expect("checked above");
         return Ok(log.genesis().bytes().to_vec());
     };
     let outcome = take_application(node, caller, &application);

@@ -80,8 +80,8 @@ fn account(
 /// A member's balance from the views alone, on a reader's connection (no
 /// node, no lock): what [`LedgerOps::balance`] answers, for a member named
 /// by DID whose accounts all have rows. `None` when the views cannot answer
-/// alone (a name, an unknown DID, an account nothing has moved yet): ask
-/// the node, which answers or explains.
+/// alone (a name, an unknown DID, an account without a row): ask the node,
+/// which answers or explains.
 pub fn balance_from_views(
     views: &Reader,
     member: &str,

@@ -49,7 +49,13 @@ fn member_node_with(n: u8, modules: &Modules) -> (tempfile::TempDir, Node) {
 }
 
 async fn target() -> Target {
-    let (dir, mut node) = member_node(1);
+    target_with(&coop_modules()).await
+}
+
+/// Member 1's node founding a co-op with member 2, on the network, with
+/// `modules` plugged in.
+async fn target_with(modules: &Modules) -> Target {
+    let (dir, mut node) = member_node_with(1, modules);
     node.create_coop("Target", &[did_of(&member(2))], &Default::default(), at(0))
         .unwrap();
     let state: SharedState = Arc::new(Mutex::new(node));
@@ -243,15 +249,12 @@ impl icn_runtime::Module for Echo {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn modules_protocols_are_served_within_their_limits_to_whom_they_are_open() {
     let modules = Modules::new(vec![icn_coop::CoopModule::module(), Arc::new(Echo)]);
-    let (_dir, mut node) = member_node_with(1, &modules);
-    node.create_coop("Target", &[did_of(&member(2))], &Default::default(), at(0))
-        .unwrap();
-    let state: SharedState = Arc::new(Mutex::new(node));
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let net = Net::start(state.clone(), NetOptions::direct(loopback, vec![]))
-        .await
-        .unwrap();
-    let ticket = net.ticket().unwrap();
+    let Target {
+        _dir,
+        state,
+        net,
+        ticket,
+    } = target_with(&modules).await;
     let founder = *member(2).seed();
     let stranger = *member(3).seed();
     let ask = |seed: [u8; 32], alpn: &'static [u8], request: &'static [u8]| {

@@ -551,13 +551,13 @@ impl Node {
         &self.store
     }
 
-    /// The subsystems plugged into this node.
     /// Read-only connections to this node's store, to answer from the
     /// views without the node's lock ([`Readers`]).
     pub fn readers(&self) -> Arc<Readers> {
         self.readers.clone()
     }
 
+    /// The subsystems plugged into this node.
     pub fn modules(&self) -> &Modules {
         &self.modules
     }

@@ -156,8 +156,10 @@ fn view_row(connection: &Connection, view: &str, key: &str) -> Result<Option<Str
         .optional()?)
 }
 
-/// A read-only connection to a store's database ([`Store::reader`]).
-/// Each read is its own snapshot of the last commit.
+/// A read-only connection to a store's database, beside the node's one
+/// writer: in WAL mode it reads the last commit and never waits for the
+/// writer's transaction or its fsync. Each read is its own snapshot of the
+/// last commit, or one [`Reader::snapshot`] holds them together.
 pub struct Reader {
     connection: Connection,
 }
@@ -581,13 +583,6 @@ impl Store {
     /// One view row's value.
     pub fn view_row(&self, view: &str, key: &str) -> Result<Option<String>, StoreError> {
         view_row(&self.connection, view, key)
-    }
-
-    /// A read-only connection of its own to this store's database: a
-    /// reader beside the node's one writer. In WAL mode it reads the last
-    /// commit and never waits for the writer's transaction or its fsync.
-    pub fn reader(&self) -> Result<Reader, StoreError> {
-        Reader::open(&self.path)
     }
 
     /// Rows of `view` whose key starts with `prefix`, in key order, newest
