@@ -5,19 +5,20 @@
 //! Each service is a trait of operations over the runtime's [`Node`]
 //! (`LedgerOps`, `GovernanceOps`, `RecoveryOps`; `use icn_coop::prelude::*`),
 //! so that no service needs a field in `Node` or an `impl Node` block in a
-//! shared file. Operations take and return the API's types (`icn-api`):
-//! they are what the gateway and the admin socket serve. Duties and domains
-//! read domain state only.
+//! shared file. Operations take and return the API's types (`icn-api`);
+//! `operations` declares which of them the gateway and the admin socket
+//! serve, and how. Duties and domains read domain state only.
 
 use std::{sync::Arc, time::Duration};
 
 use icn_identity::Did;
 use icn_kernel::Domain;
-use icn_runtime::{Cadence, Duty, Module, Node, Protocol};
+use icn_runtime::{Cadence, Duty, Module, Node, Operation, Protocol};
 
 pub mod governance;
 pub mod join;
 pub mod ledger;
+pub mod operations;
 pub mod recovery;
 
 pub use governance::GovernanceOps;
@@ -86,6 +87,10 @@ impl Module for CoopModule {
 
     fn protocols(&self) -> Vec<Protocol> {
         vec![join::protocol()]
+    }
+
+    fn operations(&self) -> Vec<Operation> {
+        operations::operations()
     }
 
     fn trusts_peer(&self, node: &Node, member: &Did) -> bool {

@@ -29,7 +29,10 @@ use axum::{
     routing::{MethodRouter, get, post, put},
 };
 use icn_api as api;
-use icn_kernel::{EventId, Timestamp};
+use icn_runtime::{
+    Operation, Requester,
+    operation::{self, Params, ReadFn, ViewsFn},
+};
 use schemars::{JsonSchema, generate::SchemaSettings};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
@@ -37,8 +40,8 @@ use serde_json::{Value, json};
 use crate::{
     auth::{AuthError, Claims, Session, TOKEN_TTL_SECONDS},
     config::GatewayConfig,
-    http::{ApiError, REQUEST_BODY_MAX_BYTES, SharedState, parse_json, sign, with_node},
-    node::{Node, NodeError, now},
+    http::{ApiError, REQUEST_BODY_MAX_BYTES, SharedState, parse_json, with_node},
+    node::{Node, NodeError},
 };
 
 impl From<AuthError> for ApiError {
@@ -210,8 +213,14 @@ impl Api {
         let root = SchemaSettings::draft2020_12()
             .with(|settings| settings.inline_subschemas = true)
             .into_generator()
-            .into_root_schema_for::<T>()
-            .to_value();
+            .into_root_schema_for::<T>();
+        Api::parameters_from(root, path)
+    }
+
+    /// A root schema's properties (subschemas inlined) as OpenAPI
+    /// parameters: in the path where `path` names them, else in the query.
+    fn parameters_from(root: schemars::Schema, path: &str) -> Vec<Value> {
+        let root = root.to_value();
         let required: Vec<&str> = root["required"]
             .as_array()
             .map(|names| names.iter().filter_map(Value::as_str).collect())
@@ -324,42 +333,9 @@ impl Api {
 
     /// A `GET` answering `R` from parameters `Q`, for any member.
     fn read<Q, R>(
-        self,
-        path: &'static str,
-        op: Op,
-        answer: fn(&Node, &Claims, Q) -> Result<R, NodeError>,
-    ) -> Api
-    where
-        Q: DeserializeOwned + JsonSchema + Send + 'static,
-        R: Serialize + JsonSchema + Send + 'static,
-    {
-        self.read_route(path, op, None, answer)
-    }
-
-    /// A `GET` as [`Api::read`], answered first from the views on a
-    /// reader's connection, on the request's own thread: no node lock, no
-    /// wait behind the writer. `views` must be a few indexed lookups (it
-    /// runs on an async worker); it returns `None`, or fails, when the
-    /// views cannot answer alone, and then `answer` does, on the node.
-    fn read_views<Q, R>(
-        self,
-        path: &'static str,
-        op: Op,
-        views: ViewsFn<Q, R>,
-        answer: fn(&Node, &Claims, Q) -> Result<R, NodeError>,
-    ) -> Api
-    where
-        Q: DeserializeOwned + JsonSchema + Send + 'static,
-        R: Serialize + JsonSchema + Send + 'static,
-    {
-        self.read_route(path, op, Some(views), answer)
-    }
-
-    fn read_route<Q, R>(
         mut self,
         path: &'static str,
         op: Op,
-        views: Option<ViewsFn<Q, R>>,
         answer: fn(&Node, &Claims, Q) -> Result<R, NodeError>,
     ) -> Api
     where
@@ -382,18 +358,6 @@ impl Api {
                   RawQuery(query): RawQuery| async move {
                 let claims = caller(&state, &headers, op.access.scope())?;
                 let parameters: Q = parameters(path_pairs(path)?, query)?;
-                if let Some(views) = views {
-                    match state
-                        .readers
-                        .read(|reader| views(reader, &claims, &parameters))
-                    {
-                        Ok(Some(answer)) => return Ok(Json(answer)),
-                        Ok(None) => {}
-                        Err(error) => {
-                            tracing::debug!(%error, "A read from the views failed; the node answers.")
-                        }
-                    }
-                }
                 with_node(&state, move |node| answer(node, &claims, parameters))
                     .await
                     .map(Json)
@@ -403,34 +367,79 @@ impl Api {
         self
     }
 
-    /// A `POST` that signs one event from a `B` as this node's member.
-    fn write<B>(
-        mut self,
-        path: &'static str,
-        op: Op,
-        action: fn(&mut Node, &B, Timestamp) -> Result<EventId, NodeError>,
-    ) -> Api
-    where
-        B: DeserializeOwned + JsonSchema + Send + 'static,
-    {
-        let body = self.schema::<B>();
-        let ok = json_content(self.schema::<api::EventAck>());
-        self.describe(
-            "post",
-            path,
-            op,
-            Vec::new(),
-            Some(body),
-            (StatusCode::CREATED, "Signed and saved", ok),
-        );
-        let route = post(
-            move |State(state): State<SharedState>,
-                  headers: HeaderMap,
-                  body: Result<Bytes, BytesRejection>| async move {
-                sign_as_member(state, headers, body?, action).await
-            },
-        );
-        self.router = self.router.route(path, route);
+    /// Modules' operations ([`Operation`]) that the public gateway serves.
+    fn operations(mut self, operations: &[Operation]) -> Api {
+        for operation in operations {
+            let Some(path) = operation.api else {
+                continue;
+            };
+            assert!(path.starts_with("/api/v1/"), "{path} is not an API path");
+            let op = Op {
+                id: operation.id,
+                tag: operation.tag,
+                summary: operation.summary,
+                access: match operation.access {
+                    operation::Access::Member => Access::Read,
+                    operation::Access::OwnMember => Access::Write,
+                },
+            };
+            let parameters = Api::parameters_from((operation.schemas.params)(), path);
+            let route = match &operation.body {
+                operation::Body::Read { views, node } => {
+                    let answer = operation
+                        .schemas
+                        .answer
+                        .map_or(Value::Null, |schema| schema(&mut self.schemas).to_value());
+                    let ok = json_content(answer);
+                    self.describe(
+                        "get",
+                        path,
+                        op,
+                        parameters,
+                        None,
+                        (StatusCode::OK, "OK", ok),
+                    );
+                    let (views, node) = (views.clone(), node.clone());
+                    get(
+                        move |State(state): State<SharedState>,
+                              headers: HeaderMap,
+                              path: Result<RawPathParams, RawPathParamsRejection>,
+                              RawQuery(query): RawQuery| async move {
+                            let claims = caller(&state, &headers, op.access.scope())?;
+                            let requester = Requester::Member(claims.did()?);
+                            let params = crate::http::query_params(path_pairs(path)?, query)?;
+                            read_operation(state, requester, params, views, node).await
+                        },
+                    )
+                }
+                operation::Body::Write(prepare) => {
+                    let body = operation
+                        .schemas
+                        .body
+                        .map(|schema| schema(&mut self.schemas).to_value());
+                    let ok = json_content(self.schema::<api::EventAck>());
+                    self.describe(
+                        "post",
+                        path,
+                        op,
+                        parameters,
+                        body,
+                        (StatusCode::CREATED, "Signed and saved", ok),
+                    );
+                    let prepare = prepare.clone();
+                    post(
+                        move |State(state): State<SharedState>,
+                              headers: HeaderMap,
+                              body: Result<Bytes, BytesRejection>| async move {
+                            own_member(&state, &headers).await?;
+                            let work = prepare(&body?)?;
+                            crate::http::commit(state, work).await
+                        },
+                    )
+                }
+            };
+            self.router = self.router.route(path, route);
+        }
         self
     }
 
@@ -499,18 +508,31 @@ impl Api {
     }
 }
 
-/// An answer from the views alone ([`Api::read_views`]), or `None`.
-type ViewsFn<Q, R> = fn(&icn_runtime::Reader, &Claims, &Q) -> Result<Option<R>, NodeError>;
-
-/// Signs as this node's member, for a caller who is that member.
-async fn sign_as_member<T: DeserializeOwned + Send + 'static>(
+/// Answers a read: from the views on a reader's connection, on the
+/// request's own thread (no node lock, no wait behind the writer), when the
+/// operation has such a read and it can answer alone; else on the node.
+async fn read_operation(
     state: SharedState,
-    headers: HeaderMap,
-    body: Bytes,
-    action: fn(&mut Node, &T, Timestamp) -> Result<EventId, NodeError>,
-) -> Result<(StatusCode, Json<api::EventAck>), ApiError> {
-    own_member(&state, &headers).await?;
-    sign(state, body, action).await
+    requester: Requester,
+    params: Params,
+    views: Option<ViewsFn>,
+    node: ReadFn,
+) -> Result<Response, ApiError> {
+    if let Some(views) = views {
+        match state
+            .readers
+            .read(|reader| views(reader, &requester, &params))
+        {
+            Ok(Some(answer)) => return Ok(crate::http::json_answer(answer)),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::debug!(%error, "A read from the views failed; the node answers.")
+            }
+        }
+    }
+    with_node(&state, move |held| node(held, &requester, &params))
+        .await
+        .map(crate::http::json_answer)
 }
 
 /// Refuses a caller who is not this node's own member (with write scope).
@@ -753,13 +775,6 @@ fn me(node: &Node, claims: &Claims, _: NoParams) -> Result<api::Me, NodeError> {
 }
 
 #[derive(serde::Deserialize, JsonSchema)]
-struct MemberPath {
-    /// A member's DID or display name.
-    #[schemars(length(min = 1))]
-    did: String,
-}
-
-#[derive(serde::Deserialize, JsonSchema)]
 struct MemberQuery {
     /// A member's DID or display name; default: the caller.
     #[schemars(length(min = 1))]
@@ -773,16 +788,6 @@ impl MemberQuery {
 }
 
 #[derive(serde::Deserialize, JsonSchema)]
-struct StatementQuery {
-    /// A member's DID or display name; default: the caller.
-    #[schemars(length(min = 1))]
-    did: Option<String>,
-    /// `YYYY-MM`.
-    #[schemars(pattern(icn_api::pattern::MONTH))]
-    month: String,
-}
-
-#[derive(serde::Deserialize, JsonSchema)]
 struct ExportQuery {
     /// A member's DID or display name; default: the caller.
     #[schemars(length(min = 1))]
@@ -790,36 +795,6 @@ struct ExportQuery {
     /// `csv` or `json` (the default).
     #[schemars(extend("enum" = ["csv", "json", null]))]
     format: Option<String>,
-}
-
-#[derive(serde::Deserialize, JsonSchema)]
-struct ProposalPath {
-    /// The proposal's id (or a unique prefix of it).
-    #[schemars(pattern(icn_api::pattern::ID))]
-    id: String,
-}
-
-#[derive(serde::Deserialize, JsonSchema)]
-struct TrustPath {
-    /// A member's DID or name.
-    #[schemars(length(min = 1))]
-    from: String,
-    /// A member's DID or name.
-    #[schemars(length(min = 1))]
-    to: String,
-    /// `general` (default), `ledger`, `compute` or `governance`.
-    #[schemars(extend("enum" = ["general", "ledger", "compute", "governance", null]))]
-    context: Option<String>,
-}
-
-#[derive(serde::Deserialize, JsonSchema)]
-struct TrustWhyPath {
-    /// A member's DID or name.
-    #[schemars(length(min = 1))]
-    to: String,
-    /// `general` (default), `ledger`, `compute` or `governance`.
-    #[schemars(extend("enum" = ["general", "ledger", "compute", "governance", null]))]
-    context: Option<String>,
 }
 
 #[derive(serde::Deserialize, JsonSchema)]
@@ -993,7 +968,7 @@ async fn openapi(State(document): State<Arc<Value>>) -> Json<Value> {
 }
 
 /// The gateway's operations.
-fn api() -> Api {
+fn api(operations: &[Operation]) -> Api {
     use Access::{Anyone, Read, Write};
     let mut api = Api::new();
     let token_schema = json_content(api.schema::<api::Token>());
@@ -1242,282 +1217,6 @@ fn api() -> Api {
         (StatusCode::OK, "The invitation", invitation_content),
         get(invitation),
     )
-    .read(
-        "/api/v1/members",
-        op("members", "members", Read, "Members and applicants"),
-        |node, _, _: NoParams| node.members(),
-    )
-    .write(
-        "/api/v1/members/vouch",
-        op("vouch", "members", Write, "Vouch for an applicant"),
-        Node::vouch,
-    )
-    .write(
-        "/api/v1/members/profile",
-        op("setProfile", "members", Write, "Set your name and skills"),
-        Node::set_profile,
-    )
-    .read_views(
-        "/api/v1/ledger/balance/{did}",
-        op("balance", "ledger", Read, "A member's accounts"),
-        |views, _, path: &MemberPath| icn_coop::ledger::balance_from_views(views, &path.did, now()),
-        |node, _, path: MemberPath| node.balance(&node.resolve_member(&path.did)?),
-    )
-    .read(
-        "/api/v1/ledger/history",
-        op(
-            "history",
-            "ledger",
-            Read,
-            "A member's entries, newest page first; follow next_cursor for older ones",
-        ),
-        |node, claims, mut filter: api::HistoryFilter| {
-            let did = node.resolve_member(filter.did.as_deref().unwrap_or(&claims.sub))?;
-            if let Some(counterparty) = &filter.counterparty {
-                filter.counterparty = Some(node.resolve_member(counterparty)?.to_string());
-            }
-            filter.did = Some(did.to_string());
-            node.history(&filter)
-        },
-    )
-    .read(
-        "/api/v1/ledger/statement",
-        op(
-            "statement",
-            "ledger",
-            Read,
-            "One month of a member's accounts",
-        ),
-        |node, claims, query: StatementQuery| {
-            let member = MemberQuery { did: query.did }.member(node, claims)?;
-            node.statement(&member, &query.month)
-        },
-    )
-    .custom(
-        "get",
-        "/api/v1/ledger/export",
-        op(
-            "export",
-            "ledger",
-            Read,
-            "A member's whole history as CSV or JSON",
-        ),
-        Api::parameters_of::<ExportQuery>(""),
-        None,
-        (StatusCode::OK, "The entries", export_content),
-        get(export),
-    )
-    .read(
-        "/api/v1/ledger/totals",
-        op("totals", "ledger", Read, "The co-op's totals per currency"),
-        |node, _, _: NoParams| node.totals(),
-    )
-    .read(
-        "/api/v1/ledger/inbox",
-        op(
-            "inbox",
-            "ledger",
-            Read,
-            "Requests, disputes and notices for the caller",
-        ),
-        |node, claims, query: MemberQuery| node.inbox(&query.member(node, claims)?),
-    )
-    .write(
-        "/api/v1/ledger/transfer",
-        op(
-            "transfer",
-            "ledger",
-            Write,
-            "Pay a member (log hours for them)",
-        ),
-        Node::pay,
-    )
-    .write(
-        "/api/v1/ledger/requests",
-        op("requestPayment", "ledger", Write, "Ask a member to pay you"),
-        Node::request_payment,
-    )
-    .write(
-        "/api/v1/ledger/requests/answer",
-        op("answerRequest", "ledger", Write, "Pay or decline a request"),
-        Node::answer_request,
-    )
-    .write(
-        "/api/v1/ledger/disputes",
-        op("openDispute", "ledger", Write, "Dispute a payment"),
-        Node::open_dispute,
-    )
-    .write(
-        "/api/v1/ledger/disputes/evidence",
-        op("addEvidence", "ledger", Write, "Add evidence to a dispute"),
-        Node::add_evidence,
-    )
-    .write(
-        "/api/v1/ledger/disputes/resolve",
-        op(
-            "resolveDispute",
-            "ledger",
-            Write,
-            "Resolve a dispute you mediate",
-        ),
-        Node::resolve_dispute,
-    )
-    .read(
-        "/api/v1/trust/score/{from}/{to}",
-        op(
-            "trustScore",
-            "trust",
-            Read,
-            "How much one member trusts another, through the graph",
-        ),
-        |node, _, path: TrustPath| {
-            node.trust_score(Some(&path.from), &path.to, path.context.as_deref(), now())
-        },
-    )
-    .read(
-        "/api/v1/trust/why/{to}",
-        op(
-            "trustWhy",
-            "trust",
-            Read,
-            "Why the caller trusts a member as much as they do",
-        ),
-        |node, claims, path: TrustWhyPath| {
-            node.trust_why(Some(&claims.sub), &path.to, path.context.as_deref(), now())
-        },
-    )
-    .read(
-        "/api/v1/trust/edges",
-        op(
-            "trustEdges",
-            "trust",
-            Read,
-            "The trust links to and from a member",
-        ),
-        |node, claims, query: MemberQuery| {
-            node.trust_edges(Some(query.did.as_deref().unwrap_or(&claims.sub)), now())
-        },
-    )
-    .write(
-        "/api/v1/trust",
-        op("trustAdd", "trust", Write, "State your trust in a member"),
-        Node::trust_add,
-    )
-    .read(
-        "/api/v1/governance/proposals",
-        op(
-            "proposals",
-            "governance",
-            Read,
-            "Every proposal, newest first",
-        ),
-        |node, _, _: NoParams| node.proposals(),
-    )
-    .write(
-        "/api/v1/governance/proposals",
-        op("propose", "governance", Write, "Make a proposal"),
-        Node::propose,
-    )
-    .read(
-        "/api/v1/governance/proposals/{id}",
-        op(
-            "proposal",
-            "governance",
-            Read,
-            "One proposal with its votes and tally",
-        ),
-        |node, _, path: ProposalPath| node.proposal(&path.id),
-    )
-    .write(
-        "/api/v1/governance/vote",
-        op(
-            "vote",
-            "governance",
-            Write,
-            "Vote on a proposal (again, to change your vote)",
-        ),
-        Node::vote,
-    )
-    .write(
-        "/api/v1/governance/cancel",
-        op(
-            "cancelProposal",
-            "governance",
-            Write,
-            "Withdraw your proposal",
-        ),
-        Node::cancel_proposal,
-    )
-    .read(
-        "/api/v1/recovery",
-        op(
-            "recovery",
-            "recovery",
-            Read,
-            "Your guardians, recoveries of you, and those you may approve",
-        ),
-        |node, _, _: NoParams| node.recovery_status(),
-    )
-    .write(
-        "/api/v1/recovery/guardians",
-        op(
-            "setGuardians",
-            "recovery",
-            Write,
-            "Name who may approve a recovery of your identity",
-        ),
-        Node::set_guardians,
-    )
-    .write(
-        "/api/v1/recovery/approve",
-        op(
-            "approveRecovery",
-            "recovery",
-            Write,
-            "As a guardian, approve a member's new device",
-        ),
-        Node::approve_recovery,
-    )
-    .write(
-        "/api/v1/recovery/cancel",
-        op(
-            "cancelRecovery",
-            "recovery",
-            Write,
-            "Refuse a recovery of your identity you did not ask for",
-        ),
-        Node::cancel_recovery,
-    )
-    .write(
-        "/api/v1/recovery/freeze",
-        op(
-            "freezeMember",
-            "recovery",
-            Write,
-            "As a guardian, freeze a member's identity",
-        ),
-        Node::freeze_member,
-    )
-    .write(
-        "/api/v1/recovery/unfreeze",
-        op(
-            "unfreezeMember",
-            "recovery",
-            Write,
-            "As a guardian, lift your freeze",
-        ),
-        Node::unfreeze_member,
-    )
-    .read(
-        "/api/v1/governance/templates",
-        op(
-            "templates",
-            "governance",
-            Read,
-            "The co-op's proposal templates",
-        ),
-        |node, _, _: NoParams| node.templates(),
-    )
     .custom(
         "get",
         "/api/v1/events",
@@ -1554,6 +1253,21 @@ fn api() -> Api {
         ),
         get(events_ws),
     )
+    .custom(
+        "get",
+        "/api/v1/ledger/export",
+        op(
+            "export",
+            "ledger",
+            Read,
+            "A member's whole history as CSV or JSON",
+        ),
+        Api::parameters_of::<ExportQuery>(""),
+        None,
+        (StatusCode::OK, "The entries", export_content),
+        get(export),
+    )
+    .operations(operations)
 }
 
 /// The address a request comes from, as every limit and guard reads it: the
@@ -1787,7 +1501,13 @@ async fn method_not_allowed() -> ApiError {
 
 /// The public gateway: the API, its document, and the web app.
 pub fn router(state: SharedState, config: &GatewayConfig) -> Router {
-    let (routes, document) = api().document();
+    let operations = state
+        .node
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .modules()
+        .operations();
+    let (routes, document) = api(&operations).document();
     let mut router = Router::new()
         .route(
             "/api/v1/health",

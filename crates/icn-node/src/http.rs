@@ -19,6 +19,11 @@ use axum::{
 use icn_api::ErrorBody;
 use icn_identity::Did;
 
+use icn_runtime::{
+    Operation, Requester,
+    operation::{Body, Params},
+};
+
 use crate::node::{Node, NodeError, now};
 
 /// Request bodies larger than this are refused with 413.
@@ -365,14 +370,6 @@ async fn rotate_key(
     }))
 }
 
-/// A `POST` route that signs `action` as this node's member from a JSON
-/// body, through the group committer.
-fn signing<T: serde::de::DeserializeOwned + Send + 'static>(
-    action: fn(&mut Node, &T, icn_kernel::Timestamp) -> Result<icn_kernel::EventId, NodeError>,
-) -> axum::routing::MethodRouter<SharedState> {
-    post(move |State(state): State<SharedState>, body: Bytes| sign(state, body, action))
-}
-
 /// Query parameters, with errors in the API's own shape (axum's `Query`
 /// answers a bad query in plain text).
 pub(crate) fn parse_query<T: serde::de::DeserializeOwned>(
@@ -382,17 +379,15 @@ pub(crate) fn parse_query<T: serde::de::DeserializeOwned>(
         .map_err(|error| ApiError::bad_request(format!("invalid query: {error}")))
 }
 
-/// Signs one ledger event for this node's member from a JSON request body,
-/// through the group committer: it answers once the event is durable.
-pub(crate) async fn sign<T: serde::de::DeserializeOwned + Send + 'static>(
+/// Runs `work` (which signs one event) in the group committer's next batch,
+/// and answers once the event is durable.
+pub(crate) async fn commit(
     state: SharedState,
-    body: Bytes,
-    action: fn(&mut Node, &T, icn_kernel::Timestamp) -> Result<icn_kernel::EventId, NodeError>,
+    work: icn_runtime::operation::SignFn,
 ) -> Result<(StatusCode, Json<icn_api::EventAck>), ApiError> {
-    let request: T = parse_json(&body)?;
     let signed = state
         .committer
-        .sign(move |node| action(node, &request, now()))
+        .sign(move |node| work(node, now()))
         .await
         .map_err(|refused| match refused {
             crate::committer::Refused::Busy => ApiError::new(
@@ -422,8 +417,6 @@ pub(crate) async fn sign<T: serde::de::DeserializeOwned + Send + 'static>(
 struct MemberQuery {
     /// Default: this node's identity.
     did: Option<String>,
-    /// `YYYY-MM`, for statements.
-    month: Option<String>,
     /// For exports: `csv` or `json` (the default).
     format: Option<String>,
     /// For exports: every account, not one member's.
@@ -443,42 +436,6 @@ impl MemberQuery {
                 .ok_or(NodeError::NoIdentity),
         }
     }
-}
-
-async fn balance(
-    State(state): State<SharedState>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<icn_api::Balance>, ApiError> {
-    let query: MemberQuery = parse_query(query)?;
-    with_node(&state, move |node| node.balance(&query.member(node)?))
-        .await
-        .map(Json)
-}
-
-async fn history(
-    State(state): State<SharedState>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<icn_api::History>, ApiError> {
-    let filter: icn_api::HistoryFilter = parse_query(query)?;
-    with_node(&state, move |node| node.history(&filter))
-        .await
-        .map(Json)
-}
-
-async fn statement(
-    State(state): State<SharedState>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<icn_api::Statement>, ApiError> {
-    let query: MemberQuery = parse_query(query)?;
-    let month = query
-        .month
-        .clone()
-        .ok_or_else(|| ApiError::bad_request("statement needs month=YYYY-MM"))?;
-    with_node(&state, move |node| {
-        node.statement(&query.member(node)?, &month)
-    })
-    .await
-    .map(Json)
 }
 
 async fn export(
@@ -527,20 +484,6 @@ pub(crate) fn entries_response(entries: &[icn_api::HistoryEntry], csv: bool) -> 
     } else {
         Json(entries).into_response()
     }
-}
-
-async fn totals(State(state): State<SharedState>) -> Result<Json<icn_api::Totals>, ApiError> {
-    with_node(&state, |node| node.totals()).await.map(Json)
-}
-
-async fn inbox(
-    State(state): State<SharedState>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<icn_api::Inbox>, ApiError> {
-    let query: MemberQuery = parse_query(query)?;
-    with_node(&state, move |node| node.inbox(&query.member(node)?))
-        .await
-        .map(Json)
 }
 
 impl AppState {
@@ -681,125 +624,6 @@ pub(crate) async fn coop_join(
     .map(Json)
 }
 
-#[derive(serde::Deserialize)]
-struct IdQuery {
-    id: String,
-}
-
-#[derive(serde::Deserialize)]
-struct TrustQuery {
-    /// Default: this node's member.
-    from: Option<String>,
-    to: String,
-    context: Option<String>,
-}
-
-/// Membership and governance on the admin API.
-fn governance_routes() -> Router<SharedState> {
-    Router::new()
-        .route(
-            "/admin/v1/members",
-            get(|State(state): State<SharedState>| async move {
-                with_node(&state, |node| node.members()).await.map(Json)
-            }),
-        )
-        .route(
-            "/admin/v1/members/resolve",
-            get(
-                |State(state): State<SharedState>, RawQuery(query): RawQuery| async move {
-                    let query: IdQuery = parse_query(query)?;
-                    with_node(&state, move |node| {
-                        let did = node.resolve_member(&query.id)?;
-                        Ok(serde_json::json!({ "did": did.to_string() }))
-                    })
-                    .await
-                    .map(Json)
-                },
-            ),
-        )
-        .route("/admin/v1/members/vouch", signing(Node::vouch))
-        .route("/admin/v1/members/admit", signing(Node::admit))
-        .route("/admin/v1/members/profile", signing(Node::set_profile))
-        .route("/admin/v1/members/leave", signing(Node::leave))
-        .route(
-            "/admin/v1/governance/proposals",
-            get(|State(state): State<SharedState>| async move {
-                with_node(&state, |node| node.proposals()).await.map(Json)
-            })
-            .merge(signing(Node::propose)),
-        )
-        .route(
-            "/admin/v1/governance/proposal",
-            get(
-                |State(state): State<SharedState>, RawQuery(query): RawQuery| async move {
-                    let query: IdQuery = parse_query(query)?;
-                    with_node(&state, move |node| node.proposal(&query.id))
-                        .await
-                        .map(Json)
-                },
-            ),
-        )
-        .route("/admin/v1/governance/vote", signing(Node::vote))
-        .route("/admin/v1/governance/open", signing(Node::open_draft))
-        .route(
-            "/admin/v1/governance/cancel",
-            signing(Node::cancel_proposal),
-        )
-        .route("/admin/v1/governance/veto", signing(Node::veto_proposal))
-        .route(
-            "/admin/v1/governance/appeal",
-            signing(Node::appeal_proposal),
-        )
-        .route("/admin/v1/trust", signing(Node::trust_add))
-        .route("/admin/v1/trust/score", get(trust_score))
-        .route("/admin/v1/trust/why", get(trust_why))
-        .route(
-            "/admin/v1/governance/templates",
-            get(|State(state): State<SharedState>| async move {
-                with_node(&state, |node| node.templates()).await.map(Json)
-            })
-            .merge(signing(Node::deploy_template)),
-        )
-}
-
-/// A node's answer to a trust query: (from, to, context, now).
-type TrustAnswer<T> =
-    fn(&Node, Option<&str>, &str, Option<&str>, icn_kernel::Timestamp) -> Result<T, NodeError>;
-
-/// Answers a trust query (`from`, `to`, `context`) with `answer`.
-async fn trust_query<T: Send + 'static>(
-    state: SharedState,
-    query: Option<String>,
-    answer: TrustAnswer<T>,
-) -> Result<Json<T>, ApiError> {
-    let query: TrustQuery = parse_query(query)?;
-    with_node(&state, move |node| {
-        answer(
-            node,
-            query.from.as_deref(),
-            &query.to,
-            query.context.as_deref(),
-            now(),
-        )
-    })
-    .await
-    .map(Json)
-}
-
-async fn trust_score(
-    State(state): State<SharedState>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<icn_api::TrustScore>, ApiError> {
-    trust_query(state, query, Node::trust_score).await
-}
-
-async fn trust_why(
-    State(state): State<SharedState>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<icn_api::TrustWhy>, ApiError> {
-    trust_query(state, query, Node::trust_why).await
-}
-
 /// A one-time sign-in link to the web app for this node's own member.
 async fn gateway_link(
     State(state): State<SharedState>,
@@ -849,8 +673,85 @@ async fn not_found() -> ApiError {
     )
 }
 
+/// Every module's operations the admin socket serves ([`Operation::admin`]),
+/// for this node's member.
+fn module_routes(operations: &[Operation]) -> Router<SharedState> {
+    let mut router = Router::new();
+    for operation in operations {
+        let Some(path) = operation.admin else {
+            continue;
+        };
+        assert!(
+            path.starts_with("/admin/v1/"),
+            "{path} is not an admin path"
+        );
+        let route = match &operation.body {
+            Body::Read { node: read, .. } => {
+                let read = read.clone();
+                get(
+                    move |State(state): State<SharedState>, RawQuery(query): RawQuery| async move {
+                        let params = query_params(Vec::new(), query)?;
+                        let answer = with_node(&state, move |node| {
+                            read(node, &Requester::ThisNode, &params)
+                        })
+                        .await?;
+                        Ok::<_, ApiError>(json_answer(answer))
+                    },
+                )
+            }
+            Body::Write(prepare) => {
+                let prepare = prepare.clone();
+                post(
+                    move |State(state): State<SharedState>, body: Bytes| async move {
+                        let work = prepare(&body)?;
+                        commit(state, work).await
+                    },
+                )
+            }
+        };
+        router = router.route(path, route);
+    }
+    router
+}
+
+/// Path parameters and a query string as an operation's parameters.
+pub(crate) fn query_params(
+    mut pairs: Vec<(String, String)>,
+    query: Option<String>,
+) -> Result<Params, ApiError> {
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+            .map_err(|error| ApiError::bad_request(format!("invalid query: {error}")))?;
+    pairs.extend(query);
+    Ok(Params(pairs))
+}
+
+/// An operation's answer: JSON already encoded.
+pub(crate) fn json_answer(json: Vec<u8>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        json,
+    )
+        .into_response()
+}
+
+/// Runs `work` on the node now, on this thread (for setting up routes,
+/// before any request).
+fn on_node_now<T>(state: &SharedState, work: impl FnOnce(&Node) -> T) -> T {
+    work(
+        &state
+            .node
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    )
+}
+
 /// The admin API, served only on the data directory's Unix socket.
 pub fn admin_router(state: SharedState) -> Router {
+    let operations = on_node_now(&state, |node| node.modules().operations());
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/admin/v1/status", get(status))
@@ -863,56 +764,8 @@ pub fn admin_router(state: SharedState) -> Router {
         .route("/admin/v1/identity/take-over", post(take_over))
         .route("/admin/v1/identity/revoke", post(revoke_key))
         .route("/admin/v1/identity/rotate", post(rotate_key))
-        .route(
-            "/admin/v1/identity/recovery",
-            get(|State(state): State<SharedState>| async move {
-                with_node(&state, |node| node.recovery_status())
-                    .await
-                    .map(Json)
-            }),
-        )
-        .route(
-            "/admin/v1/identity/recovery/guardians",
-            signing(Node::set_guardians),
-        )
-        .route(
-            "/admin/v1/identity/recovery/approve",
-            signing(Node::approve_recovery),
-        )
-        .route(
-            "/admin/v1/identity/recovery/cancel",
-            signing(Node::cancel_recovery),
-        )
-        .route(
-            "/admin/v1/identity/recovery/freeze",
-            signing(Node::freeze_member),
-        )
-        .route(
-            "/admin/v1/identity/recovery/unfreeze",
-            signing(Node::unfreeze_member),
-        )
-        .route("/admin/v1/ledger/pay", signing(Node::pay))
-        .route("/admin/v1/ledger/requests", signing(Node::request_payment))
-        .route(
-            "/admin/v1/ledger/requests/answer",
-            signing(Node::answer_request),
-        )
-        .route("/admin/v1/ledger/disputes", signing(Node::open_dispute))
-        .route(
-            "/admin/v1/ledger/disputes/evidence",
-            signing(Node::add_evidence),
-        )
-        .route(
-            "/admin/v1/ledger/disputes/resolve",
-            signing(Node::resolve_dispute),
-        )
-        .route("/admin/v1/ledger/balance", get(balance))
-        .route("/admin/v1/ledger/history", get(history))
-        .route("/admin/v1/ledger/statement", get(statement))
         .route("/admin/v1/ledger/export", get(export))
-        .route("/admin/v1/ledger/totals", get(totals))
-        .route("/admin/v1/ledger/inbox", get(inbox))
-        .merge(governance_routes())
+        .merge(module_routes(&operations))
         .route(
             "/admin/v1/backup",
             post(|State(state): State<SharedState>, body: Bytes| async move {

@@ -5,8 +5,9 @@
 //! [`Module`]. Through it the node learns the subsystem's domains (what
 //! its events fold into), its duties (what it does on its own, on a
 //! schedule) and its network protocols (one ALPN each, a request and an
-//! answer, served by the network layer, which alone knows iroh). Its
-//! operations are functions over [`Node`] in its own crate.
+//! answer, served by the network layer, which alone knows iroh) and its
+//! API operations ([`Operation`]: served by the gateway, which alone knows
+//! axum).
 //!
 //! State a module keeps beside the log (a cache, say) lives in the node's
 //! [`Extensions`], keyed by type, so that no module needs a field in
@@ -22,7 +23,10 @@ use std::{
 use icn_identity::Did;
 use icn_kernel::{Domain, Timestamp};
 
-use crate::node::{Node, NodeError};
+use crate::{
+    node::{Node, NodeError},
+    operation::Operation,
+};
 
 /// A subsystem of the node.
 pub trait Module: Send + Sync + 'static {
@@ -50,6 +54,12 @@ pub trait Module: Send + Sync + 'static {
 
     /// The network protocols it serves to other nodes.
     fn protocols(&self) -> Vec<Protocol> {
+        Vec::new()
+    }
+
+    /// What it offers members (the public gateway) and the admin (the
+    /// admin socket).
+    fn operations(&self) -> Vec<Operation> {
         Vec::new()
     }
 
@@ -168,6 +178,14 @@ impl Modules {
         self.list
             .iter()
             .flat_map(|module| module.protocols())
+            .collect()
+    }
+
+    /// Every module's API operations.
+    pub fn operations(&self) -> Vec<Operation> {
+        self.list
+            .iter()
+            .flat_map(|module| module.operations())
             .collect()
     }
 
