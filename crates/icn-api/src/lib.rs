@@ -1204,3 +1204,121 @@ pub struct RecoveryStatus {
     #[serde(default)]
     pub this_device_cancelled: bool,
 }
+
+/// Members' files (`icnctl files`, `/admin/v1/files/…`).
+pub mod files {
+    use serde::{Deserialize, Serialize};
+
+    /// Which namespace: the member's personal space (the default), or the
+    /// co-op's shared space.
+    #[derive(
+        Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+    )]
+    pub struct Space {
+        /// The co-op's shared space instead of your personal one.
+        #[serde(default)]
+        pub shared: bool,
+    }
+
+    /// `POST /admin/v1/files/put`: keep a local file as a new version.
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+    pub struct Put {
+        /// The local file to read (an absolute path, readable by icnd's user).
+        pub source: String,
+        /// Its path in the space, e.g. `reports/2026.pdf`.
+        pub path: String,
+        #[serde(default)]
+        pub shared: bool,
+    }
+
+    /// What a put stored.
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+    pub struct Stored {
+        pub path: String,
+        pub version: String,
+        pub size: u64,
+        pub chunks: u64,
+        /// Chunks this node did not hold yet (the rest were deduplicated).
+        pub new_chunks: u64,
+        /// Sealed bytes newly written to the blob store.
+        pub new_bytes: u64,
+    }
+
+    /// `POST /admin/v1/files/get`: write a version to a local file.
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+    pub struct Get {
+        pub path: String,
+        /// The local file to write (it must not exist yet).
+        pub to: String,
+        /// A version id (or its first 8+ hex digits); default: the newest head.
+        pub version: Option<String>,
+        #[serde(default)]
+        pub shared: bool,
+    }
+
+    /// What a get wrote.
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+    pub struct Written {
+        pub path: String,
+        pub to: String,
+        pub version: String,
+        pub size: u64,
+    }
+
+    /// `POST /admin/v1/files/rm`: a version that deletes the file (its
+    /// history stays).
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+    pub struct Remove {
+        pub path: String,
+        #[serde(default)]
+        pub shared: bool,
+    }
+
+    /// `GET /admin/v1/files`: the files of a space.
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+    pub struct Listing {
+        pub namespace: String,
+        pub files: Vec<Entry>,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+    pub struct Entry {
+        pub path: String,
+        /// The newest head's size.
+        pub size: u64,
+        pub modified_ms: u64,
+        /// More than one head: versions made apart (during a split, on two
+        /// devices) that nobody has merged; every one is kept.
+        pub heads: Vec<String>,
+        pub versions: u64,
+    }
+
+    /// `GET /admin/v1/files/history`.
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+    pub struct HistoryQuery {
+        pub path: String,
+        #[serde(default)]
+        pub shared: bool,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+    pub struct History {
+        pub path: String,
+        /// Oldest first.
+        pub versions: Vec<Version>,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+    pub struct Version {
+        pub id: String,
+        pub author: String,
+        pub time_ms: u64,
+        /// `put` or `delete`.
+        pub change: String,
+        pub size: u64,
+        /// The versions it superseded.
+        pub parents: Vec<String>,
+        /// Whether nothing supersedes it.
+        pub head: bool,
+    }
+}

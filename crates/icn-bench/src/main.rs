@@ -14,8 +14,11 @@
 //! - `mvc [NODES]`: the pilot's performance floor as one burst, see `mvc.rs`;
 //! - `serve [COUNT]`: a sync round for a peer one event behind, see `serve.rs`;
 //! - `restart [COUNT]`: start-up time and resident memory of a node
-//!   holding COUNT transfers, beside opening its store alone, see `restart.rs`.
+//!   holding COUNT transfers, beside opening its store alone, see `restart.rs`;
+//! - `files [MB]`: keeping a folder in a member's files space beside a
+//!   read + hash + encrypt loop, then again after 1% changed, see `files.rs`.
 
+mod files;
 mod gateway;
 mod governance;
 mod ledger;
@@ -205,6 +208,8 @@ fn main() {
         }
         "restart" => restart::run(count, threads),
         "serve" => serve::run(count),
+        // `files [MB]`, default 256.
+        "files" => files::run(args.iter().find_map(|arg| arg.parse().ok()).unwrap_or(256)),
         "restart-child" => {
             // Internal: one side of `restart`, in a process of its own.
             let what = args.get(1).map_or("", String::as_str);

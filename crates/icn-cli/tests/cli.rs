@@ -3997,3 +3997,194 @@ fn the_previous_release_and_this_one_interoperate_during_a_rolling_upgrade() {
     });
     drop(nodes);
 }
+
+/// Members' files on one node: a file kept in the member's personal space
+/// comes back byte-identical (through icnd and without it), a second copy
+/// of the same bytes stores nothing new, the blob store and the log hold
+/// neither the file's bytes nor its path, versions and deletions stay in
+/// its history, and bad input changes nothing.
+#[test]
+fn a_member_keeps_files_encrypted_and_gets_them_back() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let h = harness();
+    let dir = h.data_dir("ana");
+    assert_eq!(h.icnctl(&dir, &["id", "init"]).code, 0);
+    assert_eq!(h.icnctl(&dir, &["coop", "init", "Drive", "--yes"]).code, 0);
+    let work = dir.with_extension("work");
+    std::fs::create_dir_all(&work).unwrap();
+    // 3 MB that do not compress or repeat, and a marker to look for.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut bytes: Vec<u8> = (0..3_000_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    bytes.extend_from_slice(b"MINUTES-OF-THE-ASSEMBLY");
+    let source = work.join("minutes.bin");
+    std::fs::write(&source, &bytes).unwrap();
+    let source_text = source.to_str().unwrap();
+
+    // Without icnd: the command opens the data directory itself.
+    let put = h.icnctl(
+        &dir,
+        &[
+            "files",
+            "put",
+            source_text,
+            "--as",
+            "assembly/minutes-2026.bin",
+            "--json",
+        ],
+    );
+    assert_eq!(put.code, 0, "{put:?}");
+    let put = put.json();
+    assert_eq!(put["size"], bytes.len());
+    assert!(put["chunks"].as_u64().unwrap() >= 1);
+    assert_eq!(put["new_chunks"], put["chunks"]);
+
+    let daemon = h.spawn_icnd(&dir, &[]);
+    // The same bytes again, under another name: nothing new but a manifest.
+    let again = h.icnctl(
+        &dir,
+        &["files", "put", source_text, "--as", "copy.bin", "--json"],
+    );
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(again.json()["new_chunks"], 0);
+    let listing = h.icnctl(&dir, &["files", "ls", "--json"]).json();
+    let paths: Vec<&str> = listing["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["assembly/minutes-2026.bin", "copy.bin"]);
+
+    let back = work.join("back.bin");
+    let get = h.icnctl(
+        &dir,
+        &[
+            "files",
+            "get",
+            "assembly/minutes-2026.bin",
+            "--to",
+            back.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(get.code, 0, "{get:?}");
+    assert_eq!(std::fs::read(&back).unwrap(), bytes, "byte-identical");
+    // It does not overwrite what exists.
+    let over = h.icnctl(
+        &dir,
+        &["files", "get", "copy.bin", "--to", back.to_str().unwrap()],
+    );
+    assert_eq!(over.code, 2);
+    assert!(over.stderr.contains("exists"), "{over:?}");
+
+    // A new version, then a deletion: both in the history, the file gone
+    // from the listing.
+    std::fs::write(&source, b"a shorter second version").unwrap();
+    assert_eq!(
+        h.icnctl(&dir, &["files", "put", source_text, "--as", "copy.bin"])
+            .code,
+        0
+    );
+    let removed = h.icnctl(&dir, &["files", "rm", "copy.bin"]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    let history = h
+        .icnctl(&dir, &["files", "history", "copy.bin", "--json"])
+        .json();
+    let changes: Vec<&str> = history["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|version| version["change"].as_str().unwrap())
+        .collect();
+    assert_eq!(changes, ["put", "put", "delete"]);
+    let listing = h.icnctl(&dir, &["files", "ls", "--json"]).json();
+    assert_eq!(listing["files"].as_array().unwrap().len(), 1);
+    // An earlier version is still there to get.
+    let first = history["versions"][0]["id"].as_str().unwrap();
+    let old = work.join("old.bin");
+    let get_old = h.icnctl(
+        &dir,
+        &[
+            "files",
+            "get",
+            "copy.bin",
+            "--version",
+            &first[..12],
+            "--to",
+            old.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(get_old.code, 0, "{get_old:?}");
+    assert_eq!(std::fs::read(&old).unwrap(), bytes);
+
+    // Bad input: refused with a reason, nothing stored.
+    let events = h.icnctl(&dir, &["status", "--json"]).json()["events"].clone();
+    for (args, why) in [
+        (
+            vec!["files", "put", source_text, "--as", "../escape"],
+            "`..`",
+        ),
+        (vec!["files", "put", "/nonexistent/file"], "cannot read"),
+        (
+            vec!["files", "put", work.to_str().unwrap(), "--as", "d"],
+            "not a regular file",
+        ),
+        (vec!["files", "get", "never-stored.txt"], "never-stored"),
+        (vec!["files", "history", "a//b"], "cannot be empty"),
+    ] {
+        let run = h.icnctl(&dir, &args);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains(why),
+            "{args:?} should say {why:?}: {run:?}"
+        );
+    }
+    assert_eq!(
+        h.icnctl(&dir, &["status", "--json"]).json()["events"],
+        events
+    );
+    drop(daemon);
+
+    // What is on disk reveals neither the bytes nor the names.
+    let blobs = dir.join("files").join("blobs");
+    let mut found = 0;
+    let mut stack = vec![blobs.clone()];
+    while let Some(at) = stack.pop() {
+        let mode = std::fs::metadata(&at).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", at.display());
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            found += 1;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", path.display());
+            let blob = std::fs::read(&path).unwrap();
+            assert!(!contains(&blob, b"MINUTES-OF-THE-ASSEMBLY"));
+            assert!(!contains(&blob, b"minutes-2026"));
+        }
+    }
+    assert!(found >= 3, "{found} blobs");
+    let mut database = std::fs::read(dir.join("icn.db")).unwrap();
+    database.extend(std::fs::read(dir.join("icn.db-wal")).unwrap_or_default());
+    assert!(!database.is_empty());
+    assert!(
+        !contains(&database, b"minutes-2026"),
+        "paths are sealed in the log"
+    );
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}

@@ -455,7 +455,7 @@ mod tests {
                 "{} is served nowhere",
                 operation.id
             );
-            let method = if operation.writes() { "POST" } else { "GET" };
+            let method = operation.method();
             for path in [operation.api, operation.admin].into_iter().flatten() {
                 assert!(
                     routes.insert((method, path)),

@@ -384,12 +384,16 @@ impl Api {
                 },
             };
             let parameters = Api::parameters_from((operation.schemas.params)(), path);
+            let body = operation
+                .schemas
+                .body
+                .map(|schema| schema(&mut self.schemas).to_value());
+            let answer = operation
+                .schemas
+                .answer
+                .map_or(Value::Null, |schema| schema(&mut self.schemas).to_value());
             let route = match &operation.body {
                 operation::Body::Read { views, node } => {
-                    let answer = operation
-                        .schemas
-                        .answer
-                        .map_or(Value::Null, |schema| schema(&mut self.schemas).to_value());
                     let ok = json_content(answer);
                     self.describe(
                         "get",
@@ -412,11 +416,28 @@ impl Api {
                         },
                     )
                 }
+                operation::Body::Task(run) => {
+                    self.describe(
+                        "post",
+                        path,
+                        op,
+                        parameters,
+                        body,
+                        (StatusCode::OK, "Done", json_content(answer)),
+                    );
+                    let run = run.clone();
+                    post(
+                        move |State(state): State<SharedState>,
+                              headers: HeaderMap,
+                              body: Result<Bytes, BytesRejection>| async move {
+                            own_member(&state, &headers).await?;
+                            let claims = caller(&state, &headers, "write")?;
+                            let requester = Requester::Member(claims.did()?);
+                            crate::http::run_task(&state, run, requester, body?).await
+                        },
+                    )
+                }
                 operation::Body::Write(prepare) => {
-                    let body = operation
-                        .schemas
-                        .body
-                        .map(|schema| schema(&mut self.schemas).to_value());
                     let ok = json_content(self.schema::<api::EventAck>());
                     self.describe(
                         "post",

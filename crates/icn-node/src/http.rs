@@ -708,10 +708,35 @@ fn module_routes(operations: &[Operation]) -> Router<SharedState> {
                     },
                 )
             }
+            Body::Task(run) => {
+                let run = run.clone();
+                post(
+                    move |State(state): State<SharedState>, body: Bytes| async move {
+                        run_task(&state, run, Requester::ThisNode, body).await
+                    },
+                )
+            }
         };
         router = router.route(path, route);
     }
     router
+}
+
+/// Runs a module's task on a blocking thread, with the node's handles.
+pub(crate) async fn run_task(
+    state: &SharedState,
+    run: icn_runtime::operation::TaskFn,
+    requester: Requester,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let services = icn_runtime::operation::Services {
+        node: state.node.clone(),
+        readers: state.readers.clone(),
+    };
+    blocking(move || run(&services, &requester, &body))
+        .await?
+        .map(json_answer)
+        .map_err(ApiError::from)
 }
 
 /// Path parameters and a query string as an operation's parameters.

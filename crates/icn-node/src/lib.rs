@@ -30,8 +30,11 @@ pub mod prelude {
     pub use icn_coop::prelude::*;
 }
 
-/// The subsystems this build plugs into the node: the co-op's services.
-/// Later: members' files, contracts, compute, federation.
+/// The subsystems this build plugs into the node: the co-op's services and
+/// members' files. Later: contracts, compute, federation.
 pub fn modules() -> Modules {
-    Modules::new(vec![icn_coop::CoopModule::module()])
+    Modules::new(vec![
+        icn_coop::CoopModule::module(),
+        icn_files::FilesModule::module(),
+    ])
 }

@@ -14,14 +14,14 @@
 //! `icn-api`, for the co-op), and neither the runtime nor the gateway reads
 //! them.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use icn_identity::Did;
 use icn_kernel::{EventId, Timestamp};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{Node, NodeError, Reader};
+use crate::{Node, NodeError, Reader, Readers};
 
 /// Who may call an operation on the public gateway. On the admin socket,
 /// whoever reaches it acts as this node's member.
@@ -80,6 +80,30 @@ pub type ReadFn =
 /// member (run by the group committer, which answers once it is durable).
 pub type PrepareFn = Arc<dyn Fn(&[u8]) -> Result<SignFn, NodeError> + Send + Sync>;
 pub type SignFn = Box<dyn FnOnce(&mut Node, Timestamp) -> Result<EventId, NodeError> + Send>;
+/// Long work on a blocking thread, from a JSON body to a JSON answer.
+pub type TaskFn =
+    Arc<dyn Fn(&Services, &Requester, &[u8]) -> Result<Vec<u8>, NodeError> + Send + Sync>;
+
+/// The node's handles, for work that must not hold the node's lock while
+/// it runs (reading and sealing a file): it takes the lock only for what
+/// needs the node.
+#[derive(Clone)]
+pub struct Services {
+    pub node: Arc<Mutex<Node>>,
+    pub readers: Arc<Readers>,
+}
+
+impl Services {
+    /// Runs `work` with the node locked.
+    pub fn with_node<T>(&self, work: impl FnOnce(&mut Node) -> T) -> T {
+        work(
+            &mut self
+                .node
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+}
 
 /// What an operation does.
 #[derive(Clone)]
@@ -93,6 +117,9 @@ pub enum Body {
     },
     /// A `POST` whose JSON body becomes one signed event.
     Write(PrepareFn),
+    /// A `POST` that runs long (a file read and sealed, then one event
+    /// signed): on a blocking thread, with [`Services`].
+    Task(TaskFn),
 }
 
 /// How an operation's types are described.
@@ -101,9 +128,10 @@ pub struct Schemas {
     /// The parameters' type, as a root schema with subschemas inlined
     /// (each property becomes one path or query parameter).
     pub params: fn() -> Schema,
-    /// The request body's type, for writes.
+    /// The request body's type, for writes and tasks.
     pub body: Option<fn(&mut SchemaGenerator) -> Schema>,
-    /// The answer's type, for reads (a write answers the event's id).
+    /// The answer's type, for reads and tasks (a write answers the
+    /// event's id).
     pub answer: Option<fn(&mut SchemaGenerator) -> Schema>,
 }
 
@@ -233,6 +261,38 @@ impl Operation {
         }
     }
 
+    /// A task: a JSON `B` handed to `run` on a blocking thread, answering
+    /// `R`. For this node's own member.
+    pub fn task<B, R>(
+        id: &'static str,
+        tag: &'static str,
+        summary: &'static str,
+        run: fn(&Services, &Requester, B) -> Result<R, NodeError>,
+    ) -> Operation
+    where
+        B: DeserializeOwned + JsonSchema + 'static,
+        R: Serialize + JsonSchema + 'static,
+    {
+        Operation {
+            id,
+            tag,
+            summary,
+            access: Access::OwnMember,
+            api: None,
+            admin: None,
+            body: Body::Task(Arc::new(move |services, requester, bytes| {
+                let request: B = serde_json::from_slice(bytes)
+                    .map_err(|error| NodeError::BadInput(format!("invalid JSON body: {error}")))?;
+                to_json(&run(services, requester, request)?)
+            })),
+            schemas: Schemas {
+                params: params_schema::<NoParams>,
+                body: Some(schema_of::<B>),
+                answer: Some(schema_of::<R>),
+            },
+        }
+    }
+
     /// Served on the public gateway at `path` (`/api/v1/…`).
     pub fn api(mut self, path: &'static str) -> Operation {
         self.api = Some(path);
@@ -245,9 +305,17 @@ impl Operation {
         self
     }
 
-    /// Whether it signs.
+    /// Whether it signs (a write or a task).
     pub fn writes(&self) -> bool {
-        matches!(self.body, Body::Write(_))
+        !matches!(self.body, Body::Read { .. })
+    }
+
+    /// Its HTTP method: `GET` for reads, `POST` for the rest.
+    pub fn method(&self) -> &'static str {
+        match self.body {
+            Body::Read { .. } => "GET",
+            Body::Write(_) | Body::Task(_) => "POST",
+        }
     }
 }
 

@@ -142,6 +142,8 @@ struct Sim {
     /// Proposals made, with when they were signed and whether node 0 (the
     /// closer) has closed them.
     proposals: Vec<(EventId, u64, bool)>,
+    /// Versions of shared files signed so far (members' files).
+    file_versions: Vec<EventId>,
 }
 
 fn session_config() -> SessionConfig {
@@ -158,6 +160,7 @@ fn domains() -> Vec<Box<dyn icn_kernel::Domain>> {
         Box::new(MemberDomain::default()),
         Box::new(GovDomain::default()),
         Box::new(TrustDomain::default()),
+        Box::new(icn_files::FilesDomain::default()),
     ]
 }
 
@@ -232,6 +235,7 @@ impl Sim {
             sent: 0,
             lost: 0,
             proposals: Vec::new(),
+            file_versions: Vec::new(),
         }
     }
 
@@ -438,6 +442,38 @@ impl Sim {
                     KIND_UNFREEZE
                 };
                 self.sign(node, kind, encode_body(&Freeze { member }));
+            }
+        } else if roll < 42 {
+            // A version of a shared file, superseding the versions this
+            // node has seen of up to two (siblings when nodes are apart).
+            let known: Vec<EventId> = self
+                .file_versions
+                .iter()
+                .copied()
+                .filter(|id| self.nodes[node].log.is_counted(id))
+                .collect();
+            let mut parents = Vec::new();
+            for _ in 0..self.rng.below(3) {
+                if !known.is_empty() {
+                    let pick = known[self.rng.below(known.len() as u64) as usize];
+                    if !parents.contains(&pick) {
+                        parents.push(pick);
+                    }
+                }
+            }
+            let body = icn_files::domain::VersionBody {
+                namespace: icn_files::domain::COOP_NAMESPACE.to_owned(),
+                file: [self.rng.below(3) as u8; 32],
+                key: EventId([0; 32]),
+                parents,
+                change: icn_files::domain::Change::Put {
+                    manifest: icn_files::crypto::BlobId([1; 32]),
+                    path: vec![7; 40],
+                    size: self.rng.below(1_000_000),
+                },
+            };
+            if let Some(id) = self.sign(node, icn_files::domain::KIND_VERSION, encode_body(&body)) {
+                self.file_versions.push(id);
             }
         } else if roll < 45 {
             let body = Edge {

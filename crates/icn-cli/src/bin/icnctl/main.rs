@@ -3,6 +3,7 @@
 //! daemon is running.
 
 mod devices;
+mod files;
 mod governance;
 mod ledger;
 mod net;
@@ -67,6 +68,12 @@ enum Command {
     Governance {
         #[command(subcommand)]
         command: governance::GovernanceCommand,
+    },
+    /// Your files, encrypted, kept by your node: put, get, ls, history, rm
+    /// (--shared: the co-op's shared space).
+    Files {
+        #[command(subcommand)]
+        command: files::FilesCommand,
     },
     /// Trust between members: state it, read scores, ask why.
     Trust {
@@ -302,6 +309,66 @@ impl Context {
             Vec::new()
         };
         Ok(Node::open(self.dir.clone(), keys, &icn_node::modules())?)
+    }
+
+    /// Calls a module's operation (`POST` with a JSON body) on the running
+    /// daemon, or, when none runs, on the data directory itself.
+    fn module_call<B: Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Failure> {
+        let body = serde_json::to_vec(body).expect("API types serialise");
+        self.daemon_or_local(method, path, Some(body.clone()), || {
+            self.module_locally(method, path, &body)
+        })
+    }
+
+    /// [`Context::module_call`] for a `GET` (its parameters in `path`'s query).
+    fn module_get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+        self.daemon_or_local("GET", path, None, || self.module_locally("GET", path, &[]))
+    }
+
+    /// Runs the module operation the admin socket serves at `path` on this
+    /// data directory (icnd is stopped), with the keystore unlocked.
+    fn module_locally<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<T, Failure> {
+        use icn_runtime::operation::{Body, Params, Services};
+        let (route, query) = path.split_once('?').unwrap_or((path, ""));
+        let operation = icn_node::modules()
+            .operations()
+            .into_iter()
+            .find(|operation| operation.admin == Some(route) && operation.method() == method)
+            .ok_or_else(|| Failure::new(format!("no operation {method} {route}"), None))?;
+        let node = self.open_node(true)?;
+        let services = Services {
+            readers: node.readers(),
+            node: std::sync::Arc::new(std::sync::Mutex::new(node)),
+        };
+        let requester = icn_runtime::Requester::ThisNode;
+        let answer = match &operation.body {
+            Body::Read { node: read, .. } => {
+                let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+                    .map_err(|error| Failure::new(format!("invalid query: {error}"), None))?;
+                services.with_node(|node| read(node, &requester, &Params(pairs)))?
+            }
+            Body::Task(run) => run(&services, &requester, body)?,
+            Body::Write(prepare) => {
+                let work = prepare(body)?;
+                let id = services.with_node(|node| work(node, now()))?;
+                serde_json::to_vec(&icn_api::EventAck {
+                    event_id: id.to_string(),
+                })
+                .expect("API types serialise")
+            }
+        };
+        serde_json::from_slice(&answer)
+            .map_err(|error| Failure::new(format!("an unreadable answer: {error}"), None))
     }
 
     /// Asks the running daemon; when none runs, does the work with `local`
@@ -853,6 +920,7 @@ fn run(cli: Cli) -> Outcome {
         Command::Member { command } => governance::run_member(&context, command),
         Command::Governance { command } => governance::run_governance(&context, command),
         Command::Trust { command } => trust::run(&context, command),
+        Command::Files { command } => files::run(&context, command),
         Command::Ledger { command } => ledger::run(&context, command),
         Command::Status => status(&context),
         Command::Backup { to } => backup(&context, &to),
