@@ -171,6 +171,7 @@ pub fn run(megabytes: u64) {
 
     let key = member(1);
     let data = work.path().join("node");
+    std::fs::create_dir(&data).expect("creates");
     let mut node = crate::member_node(&data, key);
     node.create_coop(
         "Bench",

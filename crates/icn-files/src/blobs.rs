@@ -105,6 +105,15 @@ impl BlobStore {
         Ok(true)
     }
 
+    /// A batch of new blobs made durable together ([`Staged::commit`]):
+    /// one filesystem sync for the batch rather than one per blob.
+    pub fn stage(&self) -> Staged<'_> {
+        Staged {
+            store: self,
+            pending: Vec::new(),
+        }
+    }
+
     /// Blob `id`, checked against its name.
     pub fn get(&self, id: &BlobId) -> Result<Vec<u8>, BlobError> {
         let path = self.path(id);
@@ -119,6 +128,88 @@ impl BlobStore {
             return Err(BlobError::Damaged(id.hex()));
         }
         Ok(bytes)
+    }
+}
+
+/// New blobs written to temporary files, not yet under their names.
+pub struct Staged<'a> {
+    store: &'a BlobStore,
+    /// (temporary file, its final name, its id).
+    pending: Vec<(PathBuf, PathBuf, BlobId)>,
+}
+
+impl Staged<'_> {
+    /// Stages `bytes` as blob `id` (their BLAKE3) unless the store or this
+    /// batch has it already; returns whether it was new.
+    pub fn add(&mut self, id: &BlobId, bytes: &[u8]) -> Result<bool, BlobError> {
+        if bytes.len() > BLOB_MAX_BYTES {
+            return Err(BlobError::TooLarge(bytes.len()));
+        }
+        if BlobId::of(bytes) != *id {
+            return Err(BlobError::Damaged(id.hex()));
+        }
+        let path = self.store.path(id);
+        if path.exists() || self.pending.iter().any(|(_, _, staged)| staged == id) {
+            return Ok(false);
+        }
+        let temporary = self.store.root.join("tmp").join(format!(
+            "{}.{}.{}",
+            id.hex(),
+            std::process::id(),
+            self.pending.len()
+        ));
+        let written = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)
+            .and_then(|mut file| file.write_all(bytes));
+        if let Err(source) = written {
+            let _ = fs::remove_file(&temporary);
+            return Err(BlobError::Io {
+                path: temporary,
+                source,
+            });
+        }
+        self.pending.push((temporary, path, *id));
+        Ok(true)
+    }
+
+    /// Makes the batch durable, then puts each blob under its name, then
+    /// makes the names durable: a crash at any point leaves either no blob
+    /// or a whole one under a name (what is left in `tmp/` is garbage).
+    pub fn commit(mut self) -> Result<(), BlobError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let root = self.store.root.clone();
+        let sync = || -> Result<(), BlobError> {
+            let dir = fs::File::open(&root).map_err(io_at(&root))?;
+            rustix::fs::syncfs(&dir).map_err(|error| BlobError::Io {
+                path: root.clone(),
+                source: error.into(),
+            })
+        };
+        sync()?;
+        for (temporary, path, _) in std::mem::take(&mut self.pending) {
+            let dir = path.parent().expect("a blob's path has a parent");
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io_at(dir))?;
+            fs::rename(&temporary, &path).map_err(io_at(&path))?;
+        }
+        sync()
+    }
+}
+
+impl Drop for Staged<'_> {
+    /// A batch dropped without its commit leaves nothing behind.
+    fn drop(&mut self) {
+        for (temporary, ..) in &self.pending {
+            let _ = fs::remove_file(temporary);
+        }
     }
 }
 
@@ -156,5 +247,36 @@ mod tests {
                 .next()
                 .is_none()
         );
+    }
+
+    fn tmp_is_empty(dir: &Path) -> bool {
+        fs::read_dir(dir.join("blobs/tmp"))
+            .unwrap()
+            .next()
+            .is_none()
+    }
+
+    #[test]
+    fn a_staged_batch_appears_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("blobs")).unwrap();
+        let (first, second) = (b"one".to_vec(), b"two".to_vec());
+        let (one, two) = (BlobId::of(&first), BlobId::of(&second));
+        let mut batch = store.stage();
+        assert!(batch.add(&one, &first).unwrap());
+        assert!(!batch.add(&one, &first).unwrap(), "once per batch");
+        assert!(batch.add(&two, &second).unwrap());
+        assert!(!store.has(&one), "not under its name before the commit");
+        drop(batch);
+        assert!(tmp_is_empty(dir.path()), "a dropped batch leaves nothing");
+        let mut batch = store.stage();
+        batch.add(&one, &first).unwrap();
+        batch.add(&two, &second).unwrap();
+        batch.commit().unwrap();
+        assert_eq!(store.get(&one).unwrap(), first);
+        assert_eq!(store.get(&two).unwrap(), second);
+        assert!(tmp_is_empty(dir.path()));
+        let mut again = store.stage();
+        assert!(!again.add(&one, &first).unwrap(), "already stored");
     }
 }

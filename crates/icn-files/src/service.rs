@@ -294,9 +294,11 @@ fn seal_file(
     };
     let (mut new_chunks, mut new_bytes) = (0u64, 0u64);
     let mut failure = None;
+    // The chunks become durable together, before the version is signed.
+    let mut batch = blobs.stage();
     for_each_chunk(io::BufReader::new(file), |chunk| {
         let (reference, blob) = key.seal_chunk(chunk);
-        match blobs.put(&reference.blob, &blob) {
+        match batch.add(&reference.blob, &blob) {
             Ok(true) => {
                 new_chunks += 1;
                 new_bytes += blob.len() as u64;
@@ -320,9 +322,10 @@ fn seal_file(
         return Err(bad("the file has too many chunks for one manifest"));
     }
     let id = BlobId::of(&sealed);
-    if blobs.put(&id, &sealed).map_err(blob_error)? {
+    if batch.add(&id, &sealed).map_err(blob_error)? {
         new_bytes += sealed.len() as u64;
     }
+    batch.commit().map_err(blob_error)?;
     Ok((id, manifest, new_chunks, new_bytes))
 }
 
