@@ -24,7 +24,7 @@ pub struct Manifest {
 /// Calls `each` with every chunk of `source`, in order.
 pub fn for_each_chunk(
     source: impl Read,
-    mut each: impl FnMut(&[u8]) -> std::io::Result<()>,
+    mut each: impl FnMut(Vec<u8>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let chunker = fastcdc::v2020::StreamCDC::new(source, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX);
     for chunk in chunker {
@@ -32,18 +32,18 @@ pub fn for_each_chunk(
             fastcdc::v2020::Error::IoError(error) => error,
             other => std::io::Error::other(other.to_string()),
         })?;
-        each(&chunk.data)?;
+        each(chunk.data)?;
     }
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Pseudo-random bytes (a fixed xorshift), so chunk boundaries fall by
     /// content.
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
+    pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
         let mut state = seed | 1;
         (0..len)
             .map(|_| {
@@ -58,7 +58,7 @@ mod tests {
     fn chunks(bytes: &[u8]) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for_each_chunk(bytes, |chunk| {
-            out.push(chunk.to_vec());
+            out.push(chunk);
             Ok(())
         })
         .unwrap();

@@ -50,6 +50,10 @@ pub fn personal(did: &Did) -> String {
 pub struct KeyBody {
     pub namespace: String,
     pub wraps: Vec<Wrap>,
+    /// `None`: a new key. `Some(id)`: the key of `files.key` event `id`,
+    /// wrapped to more keys (a device linked later, a new member); its
+    /// wraps join that key's row.
+    pub of: Option<EventId>,
 }
 
 /// One version of a file.
@@ -80,11 +84,13 @@ pub enum Change {
     },
 }
 
-/// A key's row.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// A key's row: its wraps, from the event that made it and from every
+/// event that wrapped it again (in any order).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KeyRow {
+    /// Who made the key (empty until that event is here).
     pub author: String,
-    /// Hex of each wrap's postcard encoding.
+    /// Hex of each wrap's postcard encoding, sorted.
     pub wraps: Vec<String>,
 }
 
@@ -250,20 +256,23 @@ impl Domain for FilesDomain {
                 let Ok(body) = event.body::<KeyBody>() else {
                     return Vec::new();
                 };
-                let row = KeyRow {
-                    author: event.author().to_string(),
-                    wraps: body
-                        .wraps
+                let id = body.of.unwrap_or_else(|| event.id());
+                let row = self.keys.entry((body.namespace.clone(), id)).or_default();
+                if body.of.is_none() {
+                    row.author = event.author().to_string();
+                }
+                row.wraps.extend(
+                    body.wraps
                         .iter()
-                        .map(|wrap| hex(&postcard::to_stdvec(wrap).expect("a wrap encodes")))
-                        .collect(),
-                };
+                        .map(|wrap| hex(&postcard::to_stdvec(wrap).expect("a wrap encodes"))),
+                );
+                row.wraps.sort();
+                row.wraps.dedup();
                 rows.push(ViewRow {
                     view: VIEW_KEY,
-                    key: format!("{}/{}", body.namespace, event.id()),
-                    value: Some(serde_json::to_string(&row).expect("a row encodes")),
+                    key: format!("{}/{id}", body.namespace),
+                    value: Some(serde_json::to_string(row).expect("a row encodes")),
                 });
-                self.keys.insert((body.namespace, event.id()), row);
             }
             KIND_VERSION => {
                 let Ok(body) = event.body::<VersionBody>() else {

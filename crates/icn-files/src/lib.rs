@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use icn_kernel::Domain;
-use icn_runtime::{Module, Operation};
+use icn_runtime::{Cadence, Duty, Module, Node, Operation};
 
 pub mod blobs;
 pub mod chunk;
@@ -45,6 +45,14 @@ impl Module for FilesModule {
 
     fn domains(&self) -> Vec<Box<dyn Domain>> {
         vec![Box::new(FilesDomain::default())]
+    }
+
+    fn duties(&self) -> Vec<Duty> {
+        vec![Duty {
+            name: "files.keys",
+            cadence: Cadence::Every(std::time::Duration::from_secs(60)),
+            run: Box::new(|node: &mut Node, now| service::share_keys(node, now)),
+        }]
     }
 
     fn operations(&self) -> Vec<Operation> {

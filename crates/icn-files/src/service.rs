@@ -21,9 +21,9 @@ use icn_kernel::{EventId, Timestamp};
 use icn_runtime::{Node, NodeError, Operation, Requester, node::now, operation::Services};
 
 use crate::{
-    blobs::{BlobError, BlobStore},
+    blobs::{BlobError, BlobStore, Staged},
     chunk::{Manifest, for_each_chunk},
-    crypto::{BlobId, CryptoError, NamespaceKey, Wrap, hex},
+    crypto::{BlobId, ChunkRef, CryptoError, NamespaceKey, Wrap, hex},
     domain::{
         COOP_NAMESPACE, Change, FileRow, KIND_KEY, KIND_VERSION, KeyBody, KeyRow, VIEW_FILE,
         VIEW_KEY, VIEW_VERSION, VersionBody, VersionRow, personal,
@@ -185,18 +185,8 @@ fn writing_key(
             return Ok((*id, key));
         }
     }
-    let log = node.log().ok_or(NodeError::NoCoop)?;
-    let me = me(node)?;
-    // Who may read it: the member's own keys, or every active member's.
-    let readers: Vec<icn_identity::PublicKey> = if namespace == COOP_NAMESPACE {
-        log.coop_state()
-            .members()
-            .filter(|(_, membership)| membership.is_active())
-            .flat_map(|(did, _)| log.key_state(did).authorised.into_keys())
-            .collect()
-    } else {
-        log.key_state(&me).authorised.into_keys().collect()
-    };
+    node.log().ok_or(NodeError::NoCoop)?;
+    let readers = intended_readers(node, namespace, &me(node)?);
     let key = NamespaceKey::generate();
     let wraps: Vec<Wrap> = readers
         .iter()
@@ -206,6 +196,7 @@ fn writing_key(
     let body = KeyBody {
         namespace: namespace.to_owned(),
         wraps,
+        of: None,
     };
     let id = node.append(
         KIND_KEY,
@@ -219,6 +210,91 @@ fn writing_key(
         .unwrap_or_else(|e| e.into_inner())
         .insert(id, key.clone());
     Ok((id, key))
+}
+
+/// The keys that should read `namespace`: its member's authorised keys, or
+/// every active member's for the co-op's space.
+fn intended_readers(node: &Node, namespace: &str, me: &Did) -> Vec<icn_identity::PublicKey> {
+    let Some(log) = node.log() else {
+        return Vec::new();
+    };
+    if namespace == COOP_NAMESPACE {
+        log.coop_state()
+            .members()
+            .filter(|(_, membership)| membership.is_active())
+            .flat_map(|(did, _)| log.key_state(did).authorised.into_keys())
+            .collect()
+    } else {
+        log.key_state(me).authorised.into_keys().collect()
+    }
+}
+
+/// The files module's duty: the keys this node's member made (of their
+/// personal space, and of the co-op's) are wrapped again to the keys that
+/// should read them and cannot yet: a device linked later, a paper key
+/// made later, a member admitted later. Each such wrap is a `files.key`
+/// event naming the key it wraps again.
+pub fn share_keys(node: &mut Node, now: Timestamp) -> Result<(), NodeError> {
+    let (Some(_), Ok(me)) = (node.log(), me(node)) else {
+        return Ok(());
+    };
+    let mine = personal(&me);
+    let mut due = Vec::new();
+    for (row_key, value) in node.store().view(VIEW_KEY)? {
+        let Some((namespace, id)) = row_key.split_once('/') else {
+            continue;
+        };
+        if namespace != mine && namespace != COOP_NAMESPACE {
+            continue;
+        }
+        let row: KeyRow = parse_row(&row_key, &value)?;
+        if row.author != me.to_string() {
+            continue;
+        }
+        let Ok(id) = id.parse::<EventId>() else {
+            continue;
+        };
+        let wrapped: BTreeSet<[u8; 32]> = row
+            .wraps
+            .iter()
+            .filter_map(|wrap| postcard::from_bytes::<Wrap>(&unhex(wrap)?).ok())
+            .map(|wrap| wrap.recipient)
+            .collect();
+        let missing: Vec<icn_identity::PublicKey> = intended_readers(node, namespace, &me)
+            .into_iter()
+            .filter(|key| !wrapped.contains(key.as_bytes()))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let Ok(key) = open_key(node, namespace, &id) else {
+            continue;
+        };
+        due.push((namespace.to_owned(), id, key, missing));
+    }
+    for (namespace, id, key, missing) in due {
+        for readers in missing.chunks(crate::domain::WRAPS_MAX) {
+            let body = KeyBody {
+                wraps: readers
+                    .iter()
+                    .map(|reader| Wrap::seal(&key, reader, &namespace))
+                    .collect(),
+                namespace: namespace.clone(),
+                of: Some(id),
+            };
+            node.append(
+                KIND_KEY,
+                postcard::to_stdvec(&body).expect("a key encodes"),
+                now,
+            )?;
+            tracing::info!(
+                namespace,
+                readers = readers.len(),
+                "Shared a files key with keys that could not read it yet."
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A file's versions and heads, as the views hold them.
@@ -274,6 +350,88 @@ fn path_versions(node: &Node, namespace: &str, path: &str) -> Result<FileVersion
 
 /// Reads `source` into sealed blobs; returns its manifest's blob and
 /// what it stored.
+enum SealError {
+    Read(io::Error),
+    Store(BlobError),
+}
+
+/// Threads sealing chunks while the file is read and cut: the machine's
+/// cores, at most 4.
+fn sealers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// Cuts `file` into chunks on this thread while others seal them (two
+/// BLAKE3 passes and the encryption: most of a put's work) and one stages
+/// the blobs; returns each chunk's reference, in order, and whether its
+/// blob was new. Every channel is bounded (a few chunks in flight), and a
+/// failing stage keeps draining so that nothing waits forever.
+fn seal_chunks(
+    file: fs::File,
+    key: &NamespaceKey,
+    batch: &mut Staged<'_>,
+) -> Result<Vec<(ChunkRef, bool)>, SealError> {
+    use std::sync::mpsc;
+    let (chunks, to_seal) = mpsc::sync_channel::<(usize, Vec<u8>)>(4);
+    let (sealed, to_stage) = mpsc::sync_channel::<(usize, ChunkRef, Vec<u8>)>(4);
+    let to_seal = Mutex::new(to_seal);
+    std::thread::scope(|scope| {
+        for _ in 0..sealers() {
+            let (to_seal, sealed) = (&to_seal, sealed.clone());
+            scope.spawn(move || {
+                loop {
+                    let next = to_seal.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((index, chunk)) = next else { break };
+                    let (reference, blob) = key.seal_chunk(&chunk);
+                    if sealed.send((index, reference, blob)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(sealed);
+        let stager = scope.spawn(move || {
+            let mut references: Vec<Option<(ChunkRef, bool)>> = Vec::new();
+            let mut failure = None;
+            for (index, reference, blob) in to_stage {
+                if failure.is_some() {
+                    continue;
+                }
+                match batch.add(&reference.blob, &blob) {
+                    Ok(new) => {
+                        if references.len() <= index {
+                            references.resize(index + 1, None);
+                        }
+                        references[index] = Some((reference, new));
+                    }
+                    Err(error) => failure = Some(error),
+                }
+            }
+            match failure {
+                Some(error) => Err(SealError::Store(error)),
+                None => Ok(references),
+            }
+        });
+        let mut index = 0;
+        let read = for_each_chunk(io::BufReader::new(file), |chunk| {
+            chunks
+                .send((index, chunk))
+                .map_err(|_| io::Error::other("the sealers stopped"))?;
+            index += 1;
+            Ok(())
+        });
+        drop(chunks);
+        let references = stager.join().expect("the stager does not panic")?;
+        read.map_err(SealError::Read)?;
+        references
+            .into_iter()
+            .map(|reference| {
+                reference.ok_or_else(|| SealError::Read(io::Error::other("a chunk went missing")))
+            })
+            .collect()
+    })
+}
+
 fn seal_file(
     source: &Path,
     path: &str,
@@ -292,31 +450,21 @@ fn seal_file(
         size: 0,
         chunks: Vec::new(),
     };
-    let (mut new_chunks, mut new_bytes) = (0u64, 0u64);
-    let mut failure = None;
     // The chunks become durable together, before the version is signed.
     let mut batch = blobs.stage();
-    for_each_chunk(io::BufReader::new(file), |chunk| {
-        let (reference, blob) = key.seal_chunk(chunk);
-        match batch.add(&reference.blob, &blob) {
-            Ok(true) => {
-                new_chunks += 1;
-                new_bytes += blob.len() as u64;
-            }
-            Ok(false) => {}
-            Err(error) => {
-                failure = Some(error);
-                return Err(io::Error::other("the blob store refused a chunk"));
-            }
-        }
-        manifest.size += chunk.len() as u64;
-        manifest.chunks.push(reference);
-        Ok(())
-    })
-    .map_err(|error| match failure.take() {
-        Some(failure) => blob_error(failure),
-        None => bad(format!("reading {} failed: {error}", source.display())),
+    let sealed = seal_chunks(file, key, &mut batch).map_err(|error| match error {
+        SealError::Read(error) => bad(format!("reading {} failed: {error}", source.display())),
+        SealError::Store(error) => blob_error(error),
     })?;
+    let (mut new_chunks, mut new_bytes) = (0u64, 0u64);
+    for (reference, new) in sealed {
+        if new {
+            new_chunks += 1;
+            new_bytes += u64::from(reference.len) + 16;
+        }
+        manifest.size += u64::from(reference.len);
+        manifest.chunks.push(reference);
+    }
     let sealed = key.seal(&postcard::to_stdvec(&manifest).expect("a manifest encodes"));
     if sealed.len() > MANIFEST_MAX {
         return Err(bad("the file has too many chunks for one manifest"));
@@ -685,4 +833,44 @@ pub fn operations() -> Vec<Operation> {
         )
         .admin("/admin/v1/files/rm"),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::tests::noise;
+
+    #[test]
+    fn chunks_sealed_on_several_threads_come_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(dir.path().join("blobs")).unwrap();
+        let key = NamespaceKey::generate();
+        // A part repeated inside the file: its chunks are stored once.
+        let part = noise(6 << 20, 11);
+        let mut bytes = part.clone();
+        bytes.extend(noise(5 << 20, 12));
+        bytes.extend(&part);
+        let source = dir.path().join("source.bin");
+        fs::write(&source, &bytes).unwrap();
+        let mut batch = blobs.stage();
+        let sealed = match seal_chunks(fs::File::open(&source).unwrap(), &key, &mut batch) {
+            Ok(sealed) => sealed,
+            Err(_) => panic!("seals"),
+        };
+        batch.commit().unwrap();
+        let new = sealed.iter().filter(|(_, new)| *new).count();
+        assert!(new < sealed.len(), "the repeated part is stored once");
+        let mut back = Vec::new();
+        for (reference, _) in &sealed {
+            back.extend(
+                reference
+                    .open(&blobs.get(&reference.blob).unwrap())
+                    .unwrap(),
+            );
+        }
+        assert_eq!(back, bytes);
+        assert!(check_path("a/../b").is_err());
+        assert_eq!(check_path("/a/b/").unwrap(), "a/b");
+        assert_eq!(check_path("résumé/日本.txt").unwrap(), "résumé/日本.txt");
+    }
 }

@@ -42,6 +42,7 @@ fn key_event(
             .iter()
             .map(|reader| Wrap::seal(&key, &reader.public(), namespace))
             .collect(),
+        of: None,
     };
     coop.event(
         author,
@@ -234,6 +235,27 @@ fn history(seed: u64, count: usize) -> (Coop, Vec<Event>) {
             }
         }
         let file = (next() % 3) as u8;
+        if i % 7 == 3 {
+            // The key's maker wraps it again to more keys: its wraps join
+            // the key's row in whatever order the events arrive.
+            let body = KeyBody {
+                namespace: COOP_NAMESPACE.to_owned(),
+                wraps: vec![Wrap::seal(
+                    &NamespaceKey::generate(),
+                    &member(9).public(),
+                    COOP_NAMESPACE,
+                )],
+                of: Some(key),
+            };
+            let time = at(10 + i as u64);
+            let rewrap = coop.event(
+                &keys[0],
+                KIND_KEY,
+                postcard::to_stdvec(&body).unwrap(),
+                time,
+            );
+            events.push(rewrap);
+        }
         let event = if next() % 5 == 0 {
             let space = personal(&did_of(author));
             version(&mut coop, author, &space, file, key, vec![], 10 + i as u64)
@@ -280,4 +302,83 @@ proptest! {
         }
         prop_assert_eq!(rows, run(&coop, &events, &order), "order {:?}", order);
     }
+}
+
+/// A node with the files module alone, for its member `key`'s seed.
+fn files_node(dir: &std::path::Path, seed: u8) -> icn_runtime::Node {
+    let key = member(seed);
+    let data = icn_runtime::DataDir::new(dir);
+    data.write_public_identity(&icn_runtime::PublicIdentity {
+        did: did_of(&key),
+        device_key: key.public(),
+        device_label: "laptop".into(),
+    })
+    .unwrap();
+    let modules = icn_runtime::Modules::new(vec![icn_files::FilesModule::module()]);
+    let mut node = icn_runtime::Node::open(data, vec![key], &modules).unwrap();
+    node.create_coop("Drive", &[], &Default::default(), at(0))
+        .unwrap();
+    node
+}
+
+#[test]
+fn a_device_linked_later_can_read_the_members_files() {
+    use icn_runtime::operation::{Body, Services};
+    let dir = tempfile::tempdir().unwrap();
+    let node = files_node(dir.path(), 1);
+    let source = dir.path().join("plan.txt");
+    std::fs::write(&source, b"the plan").unwrap();
+    let services = Services {
+        readers: node.readers(),
+        node: std::sync::Arc::new(std::sync::Mutex::new(node)),
+    };
+    let put = icn_files::service::operations()
+        .into_iter()
+        .find_map(|operation| match operation.body {
+            Body::Task(run) if operation.id == "filesPut" => Some(run),
+            _ => None,
+        })
+        .unwrap();
+    let request = serde_json::json!({ "source": source, "path": "plan.txt" });
+    put(
+        &services,
+        &icn_runtime::Requester::ThisNode,
+        request.to_string().as_bytes(),
+    )
+    .unwrap();
+    let now = icn_runtime::node::now();
+    let mut node = services.node.lock().unwrap();
+    let space = personal(&did_of(&member(1)));
+    let phone = node.add_device("phone", now).unwrap();
+    let phone = icn_identity::paper_key_decode(&phone.paper_key).unwrap();
+    let opens = |node: &icn_runtime::Node| {
+        node.store()
+            .view(icn_files::domain::VIEW_KEY)
+            .unwrap()
+            .iter()
+            .filter(|(key, _)| key.starts_with(&space))
+            .flat_map(|(_, value)| {
+                serde_json::from_str::<icn_files::domain::KeyRow>(value)
+                    .unwrap()
+                    .wraps
+            })
+            .filter_map(|wrap| {
+                let bytes: Vec<u8> = (0..wrap.len())
+                    .step_by(2)
+                    .map(|at| u8::from_str_radix(&wrap[at..at + 2], 16).unwrap())
+                    .collect();
+                postcard::from_bytes::<Wrap>(&bytes).ok()
+            })
+            .any(|wrap| wrap.open(&phone, &space).is_ok())
+    };
+    assert!(!opens(&node), "the phone was not among the key's readers");
+    icn_files::service::share_keys(&mut node, now).unwrap();
+    assert!(opens(&node), "the duty shared the key with the phone");
+    let events = node.log().unwrap().counted_len();
+    icn_files::service::share_keys(&mut node, now).unwrap();
+    assert_eq!(
+        node.log().unwrap().counted_len(),
+        events,
+        "nothing left to share"
+    );
 }
