@@ -1279,6 +1279,10 @@ pub mod files {
     pub struct Listing {
         pub namespace: String,
         pub files: Vec<Entry>,
+        /// Versions sealed under a key this device cannot open (yet): the
+        /// node of the key's maker shares it within a minute of seeing this
+        /// device's key.
+        pub unreadable: u64,
     }
 
     #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]

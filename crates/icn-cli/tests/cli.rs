@@ -4062,6 +4062,7 @@ fn a_member_keeps_files_encrypted_and_gets_them_back() {
         .map(|entry| entry["path"].as_str().unwrap())
         .collect();
     assert_eq!(paths, ["assembly/minutes-2026.bin", "copy.bin"]);
+    assert_eq!(listing["unreadable"], 0);
 
     let back = work.join("back.bin");
     let get = h.icnctl(

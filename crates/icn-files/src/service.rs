@@ -664,12 +664,18 @@ fn list(node: &Node, _: &Requester, space: api::Space) -> Result<api::Listing, N
         }
     }
     let mut by_path: BTreeMap<String, Vec<VersionRow>> = BTreeMap::new();
+    let mut unreadable = 0;
     for (row_key, value) in node.store().view(VIEW_VERSION)? {
         if !row_key.starts_with(&prefix) {
             continue;
         }
         let row: VersionRow = parse_row(&row_key, &value)?;
-        let path = version_path(node, &namespace, &row)?;
+        // Sealed under a key not shared with this device (yet): counted,
+        // not listed.
+        let Ok(path) = version_path(node, &namespace, &row) else {
+            unreadable += 1;
+            continue;
+        };
         by_path.entry(path).or_default().push(row);
     }
     let mut files = Vec::new();
@@ -696,7 +702,11 @@ fn list(node: &Node, _: &Requester, space: api::Space) -> Result<api::Listing, N
             versions: versions.len() as u64,
         });
     }
-    Ok(api::Listing { namespace, files })
+    Ok(api::Listing {
+        namespace,
+        files,
+        unreadable,
+    })
 }
 
 /// A version's path, opened with its key.

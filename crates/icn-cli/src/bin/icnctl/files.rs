@@ -125,9 +125,16 @@ pub fn run(context: &Context, command: FilesCommand) -> Outcome {
                 serde_urlencoded::to_string([("shared", shared)]).expect("encodes")
             ))?;
             context.print(&listing, |listing| {
+                let unreadable = match listing.unreadable {
+                    0 => String::new(),
+                    count => format!(
+                        "\n{count} versions are sealed with a key this device cannot open yet; \
+                         the node that made it shares it once it sees this device's key."
+                    ),
+                };
                 if listing.files.is_empty() {
                     return format!(
-                        "No files in {} yet: `icnctl files put FILE` keeps one.",
+                        "No files in {} yet: `icnctl files put FILE` keeps one.{unreadable}",
                         listing.namespace
                     );
                 }
@@ -149,7 +156,7 @@ pub fn run(context: &Context, command: FilesCommand) -> Outcome {
                         entry.path
                     ));
                 }
-                lines.join("\n")
+                lines.join("\n") + &unreadable
             });
         }
         FilesCommand::History { path, shared } => {
