@@ -64,45 +64,13 @@ impl BlobStore {
         self.path(id).exists()
     }
 
-    /// Keeps `bytes` as blob `id` (their BLAKE3). Returns whether it was
-    /// new (false: the store already had it).
+    /// Keeps `bytes` as blob `id` (their BLAKE3), durably. Returns whether
+    /// it was new (false: the store already had it).
     pub fn put(&self, id: &BlobId, bytes: &[u8]) -> Result<bool, BlobError> {
-        if bytes.len() > BLOB_MAX_BYTES {
-            return Err(BlobError::TooLarge(bytes.len()));
-        }
-        if BlobId::of(bytes) != *id {
-            return Err(BlobError::Damaged(id.hex()));
-        }
-        let path = self.path(id);
-        if path.exists() {
-            return Ok(false);
-        }
-        let dir = path.parent().expect("a blob's path has a parent");
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_at(dir))?;
-        let temporary = self
-            .root
-            .join("tmp")
-            .join(format!("{}.{}", id.hex(), std::process::id()));
-        let written = (|| {
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&temporary)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            fs::rename(&temporary, &path)
-        })();
-        if let Err(source) = written {
-            let _ = fs::remove_file(&temporary);
-            return Err(BlobError::Io { path, source });
-        }
-        Ok(true)
+        let mut batch = self.stage();
+        let new = batch.add(id, bytes)?;
+        batch.commit()?;
+        Ok(new)
     }
 
     /// A batch of new blobs made durable together ([`Staged::commit`]):

@@ -147,12 +147,15 @@ fn open_key(node: &Node, namespace: &str, id: &EventId) -> Result<NamespaceKey, 
     Ok(key)
 }
 
+/// A key row's wraps (those that decode).
+fn wraps(row: &KeyRow) -> impl Iterator<Item = Wrap> + '_ {
+    row.wraps
+        .iter()
+        .filter_map(|wrap| postcard::from_bytes::<Wrap>(&unhex(wrap)?).ok())
+}
+
 fn open_wraps(row: &KeyRow, holder: &KeyPair, namespace: &str) -> Result<NamespaceKey, NodeError> {
-    for wrap in &row.wraps {
-        let Some(bytes) = unhex(wrap) else { continue };
-        let Ok(wrap) = postcard::from_bytes::<Wrap>(&bytes) else {
-            continue;
-        };
+    for wrap in wraps(row) {
         match wrap.open(holder, namespace) {
             Ok(key) => return Ok(key),
             Err(CryptoError::NoKey) => {}
@@ -173,17 +176,8 @@ fn writing_key(
     namespace: &str,
     now: Timestamp,
 ) -> Result<(EventId, NamespaceKey), NodeError> {
-    let prefix = format!("{namespace}/");
-    let known: Vec<EventId> = node
-        .store()
-        .view(VIEW_KEY)?
-        .into_iter()
-        .filter_map(|(key, _)| key.strip_prefix(&prefix)?.parse().ok())
-        .collect();
-    for id in &known {
-        if let Ok(key) = open_key(node, namespace, id) {
-            return Ok((*id, key));
-        }
+    if let Some(readable) = readable_keys(node, namespace)?.into_iter().next() {
+        return Ok(readable);
     }
     node.log().ok_or(NodeError::NoCoop)?;
     let readers = intended_readers(node, namespace, &me(node)?);
@@ -254,12 +248,7 @@ pub fn share_keys(node: &mut Node, now: Timestamp) -> Result<(), NodeError> {
         let Ok(id) = id.parse::<EventId>() else {
             continue;
         };
-        let wrapped: BTreeSet<[u8; 32]> = row
-            .wraps
-            .iter()
-            .filter_map(|wrap| postcard::from_bytes::<Wrap>(&unhex(wrap)?).ok())
-            .map(|wrap| wrap.recipient)
-            .collect();
+        let wrapped: BTreeSet<[u8; 32]> = wraps(&row).map(|wrap| wrap.recipient).collect();
         let missing: Vec<icn_identity::PublicKey> = intended_readers(node, namespace, &me)
             .into_iter()
             .filter(|key| !wrapped.contains(key.as_bytes()))
@@ -301,6 +290,24 @@ pub fn share_keys(node: &mut Node, now: Timestamp) -> Result<(), NodeError> {
 struct FileVersions {
     versions: Vec<VersionRow>,
     heads: Vec<String>,
+}
+
+impl FileVersions {
+    /// What a new version supersedes: the heads.
+    fn parents(&self) -> Vec<EventId> {
+        self.heads
+            .iter()
+            .filter_map(|head| head.parse().ok())
+            .collect()
+    }
+}
+
+fn sign_version(node: &mut Node, body: &VersionBody, now: Timestamp) -> Result<EventId, NodeError> {
+    node.append(
+        KIND_VERSION,
+        postcard::to_stdvec(body).expect("a version encodes"),
+        now,
+    )
 }
 
 /// The keys of `namespace` this node can open, by id.
@@ -495,11 +502,7 @@ fn put(services: &Services, _: &Requester, request: api::Put) -> Result<api::Sto
     let (manifest_id, manifest, new_chunks, new_bytes) = seal_file(&source, &path, &key, &blobs)?;
     let file = key.file_id(&path);
     let version = services.with_node(|node| {
-        let parents = path_versions(node, &namespace, &path)?
-            .heads
-            .iter()
-            .filter_map(|head| head.parse().ok())
-            .collect();
+        let parents = path_versions(node, &namespace, &path)?.parents();
         let body = VersionBody {
             namespace: namespace.clone(),
             file,
@@ -511,11 +514,7 @@ fn put(services: &Services, _: &Requester, request: api::Put) -> Result<api::Sto
                 size: manifest.size,
             },
         };
-        node.append(
-            KIND_VERSION,
-            postcard::to_stdvec(&body).expect("a version encodes"),
-            now(),
-        )
+        sign_version(node, &body, now())
     })?;
     Ok(api::Stored {
         path,
@@ -588,11 +587,11 @@ fn get(services: &Services, _: &Requester, request: api::Get) -> Result<api::Wri
         if row.change != "put" {
             return Err(bad(format!("version {} deleted {path}", row.id)));
         }
-        let key_id: EventId = row
-            .key
-            .parse()
-            .map_err(|_| crypto_error(CryptoError::Undecryptable, "a version's key id"))?;
-        Ok((row, open_key(node, &namespace, &key_id)?, blob_store(node)?))
+        Ok((
+            row.clone(),
+            version_key(node, &namespace, &row)?,
+            blob_store(node)?,
+        ))
     })?;
     let manifest_id = row
         .manifest
@@ -709,13 +708,18 @@ fn list(node: &Node, _: &Requester, space: api::Space) -> Result<api::Listing, N
     })
 }
 
-/// A version's path, opened with its key.
-fn version_path(node: &Node, namespace: &str, row: &VersionRow) -> Result<String, NodeError> {
-    let key_id: EventId = row
+/// The key that sealed a version.
+fn version_key(node: &Node, namespace: &str, row: &VersionRow) -> Result<NamespaceKey, NodeError> {
+    let id: EventId = row
         .key
         .parse()
         .map_err(|_| crypto_error(CryptoError::Undecryptable, "a version's key id"))?;
-    let key = open_key(node, namespace, &key_id)?;
+    open_key(node, namespace, &id)
+}
+
+/// A version's path, opened with its key.
+fn version_path(node: &Node, namespace: &str, row: &VersionRow) -> Result<String, NodeError> {
+    let key = version_key(node, namespace, row)?;
     let sealed = unhex(&row.path)
         .ok_or_else(|| crypto_error(CryptoError::Undecryptable, "a version's path"))?;
     let path = key
@@ -772,11 +776,7 @@ fn remove(
             return Err(missing(format!("{path} is not in {namespace}")));
         }
         let (key_id, key) = writing_key(node, &namespace, now())?;
-        let parents: Vec<EventId> = versions
-            .heads
-            .iter()
-            .filter_map(|head| head.parse().ok())
-            .collect();
+        let parents = versions.parents();
         let body = VersionBody {
             namespace: namespace.clone(),
             file: key.file_id(&path),
@@ -787,11 +787,7 @@ fn remove(
             },
         };
         let at = now();
-        let id = node.append(
-            KIND_VERSION,
-            postcard::to_stdvec(&body).expect("a version encodes"),
-            at,
-        )?;
+        let id = sign_version(node, &body, at)?;
         Ok(api::Version {
             id: id.to_string(),
             author: me(node)?.to_string(),

@@ -392,17 +392,19 @@ impl Api {
                 .schemas
                 .answer
                 .map_or(Value::Null, |schema| schema(&mut self.schemas).to_value());
+            let ok = match &operation.body {
+                operation::Body::Read { .. } => (StatusCode::OK, "OK", json_content(answer)),
+                operation::Body::Task(_) => (StatusCode::OK, "Done", json_content(answer)),
+                operation::Body::Write(_) => (
+                    StatusCode::CREATED,
+                    "Signed and saved",
+                    json_content(self.schema::<api::EventAck>()),
+                ),
+            };
+            let method = operation.method().to_ascii_lowercase();
+            self.describe(&method, path, op, parameters, body, ok);
             let route = match &operation.body {
                 operation::Body::Read { views, node } => {
-                    let ok = json_content(answer);
-                    self.describe(
-                        "get",
-                        path,
-                        op,
-                        parameters,
-                        None,
-                        (StatusCode::OK, "OK", ok),
-                    );
                     let (views, node) = (views.clone(), node.clone());
                     get(
                         move |State(state): State<SharedState>,
@@ -417,14 +419,6 @@ impl Api {
                     )
                 }
                 operation::Body::Task(run) => {
-                    self.describe(
-                        "post",
-                        path,
-                        op,
-                        parameters,
-                        body,
-                        (StatusCode::OK, "Done", json_content(answer)),
-                    );
                     let run = run.clone();
                     post(
                         move |State(state): State<SharedState>,
@@ -438,15 +432,6 @@ impl Api {
                     )
                 }
                 operation::Body::Write(prepare) => {
-                    let ok = json_content(self.schema::<api::EventAck>());
-                    self.describe(
-                        "post",
-                        path,
-                        op,
-                        parameters,
-                        body,
-                        (StatusCode::CREATED, "Signed and saved", ok),
-                    );
                     let prepare = prepare.clone();
                     post(
                         move |State(state): State<SharedState>,
@@ -1522,13 +1507,7 @@ async fn method_not_allowed() -> ApiError {
 
 /// The public gateway: the API, its document, and the web app.
 pub fn router(state: SharedState, config: &GatewayConfig) -> Router {
-    let operations = state
-        .node
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .modules()
-        .operations();
-    let (routes, document) = api(&operations).document();
+    let (routes, document) = api(&crate::http::module_operations(&state)).document();
     let mut router = Router::new()
         .route(
             "/api/v1/health",

@@ -763,20 +763,19 @@ pub(crate) fn json_answer(json: Vec<u8>) -> Response {
         .into_response()
 }
 
-/// Runs `work` on the node now, on this thread (for setting up routes,
-/// before any request).
-fn on_node_now<T>(state: &SharedState, work: impl FnOnce(&Node) -> T) -> T {
-    work(
-        &state
-            .node
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()),
-    )
+/// Every module's operations (read once, when the routers are built).
+pub(crate) fn module_operations(state: &SharedState) -> Vec<Operation> {
+    state
+        .node
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .modules()
+        .operations()
 }
 
 /// The admin API, served only on the data directory's Unix socket.
 pub fn admin_router(state: SharedState) -> Router {
-    let operations = on_node_now(&state, |node| node.modules().operations());
+    let operations = module_operations(&state);
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/admin/v1/status", get(status))

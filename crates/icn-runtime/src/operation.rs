@@ -166,6 +166,11 @@ fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<T>()
 }
 
+fn from_json<B: DeserializeOwned>(bytes: &[u8]) -> Result<B, NodeError> {
+    serde_json::from_slice(bytes)
+        .map_err(|error| NodeError::BadInput(format!("invalid JSON body: {error}")))
+}
+
 fn to_json<R: Serialize>(answer: &R) -> Result<Vec<u8>, NodeError> {
     serde_json::to_vec(answer)
         .map_err(|error| NodeError::BadInput(format!("cannot encode the answer: {error}")))
@@ -247,8 +252,7 @@ impl Operation {
             api: None,
             admin: None,
             body: Body::Write(Arc::new(move |bytes| {
-                let request: B = serde_json::from_slice(bytes)
-                    .map_err(|error| NodeError::BadInput(format!("invalid JSON body: {error}")))?;
+                let request: B = from_json(bytes)?;
                 Ok(Box::new(move |node: &mut Node, now| {
                     action(node, &request, now)
                 }))
@@ -281,8 +285,7 @@ impl Operation {
             api: None,
             admin: None,
             body: Body::Task(Arc::new(move |services, requester, bytes| {
-                let request: B = serde_json::from_slice(bytes)
-                    .map_err(|error| NodeError::BadInput(format!("invalid JSON body: {error}")))?;
+                let request: B = from_json(bytes)?;
                 to_json(&run(services, requester, request)?)
             })),
             schemas: Schemas {
